@@ -1,0 +1,103 @@
+using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace StepAudio2.Lab.Tensors;
+
+/// <summary>
+/// The bytes behind one or more tensors: either managed memory or a read-only region of a memory-mapped file.
+/// Tensors hold a storage plus an element offset and strides, so views never copy.
+/// </summary>
+public abstract unsafe class TensorStorage : IDisposable
+{
+    /// <summary>Address of byte 0. Valid while the storage is alive (not disposed).</summary>
+    public abstract byte* Pointer { get; }
+
+    public abstract long ByteLength { get; }
+
+    /// <summary>True when the bytes come from a mapped file; writes through such a view are refused.</summary>
+    public abstract bool IsMapped { get; }
+
+    /// <summary>Where the bytes come from, for error messages ("model-00001-of-00004.safetensors", "managed").</summary>
+    public abstract string Origin { get; }
+
+    public ReadOnlySpan<byte> Span(long byteOffset, int byteLength)
+    {
+        if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > ByteLength)
+            throw new ArgumentOutOfRangeException(nameof(byteOffset), $"byte range [{byteOffset}, {byteOffset + byteLength}) outside storage of {ByteLength} bytes ({Origin})");
+        return new ReadOnlySpan<byte>(Pointer + byteOffset, byteLength);
+    }
+
+    public abstract void Dispose();
+}
+
+/// <summary>Managed, pinned, writable storage (activations, tensors read from compressed or non-native files).</summary>
+public sealed unsafe class ManagedStorage : TensorStorage
+{
+    private readonly byte[] _bytes;
+    private readonly byte* _pointer;
+
+    public ManagedStorage(long byteLength)
+    {
+        if (byteLength < 0 || byteLength > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(byteLength), $"managed storage of {byteLength} bytes is not supported");
+        _bytes = GC.AllocateArray<byte>((int)byteLength, pinned: true);
+        _pointer = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_bytes));
+    }
+
+    /// <summary>Wraps existing bytes (copied into pinned memory once).</summary>
+    public static ManagedStorage FromBytes(ReadOnlySpan<byte> bytes)
+    {
+        var s = new ManagedStorage(bytes.Length);
+        bytes.CopyTo(s.WritableSpan);
+        return s;
+    }
+
+    public override byte* Pointer => _pointer;
+    public override long ByteLength => _bytes.LongLength;
+    public override bool IsMapped => false;
+    public override string Origin => "managed";
+    public Span<byte> WritableSpan => _bytes;
+    public override void Dispose() { }
+}
+
+/// <summary>A read-only memory map of a whole file; tensors are zero-copy views into it.</summary>
+public sealed unsafe class MappedFileStorage : TensorStorage
+{
+    private readonly MemoryMappedFile? _file;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly long _length;
+    private byte* _pointer;
+    private int _disposed;
+
+    public MappedFileStorage(string path)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        using var stream = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        _length = stream.Length;
+        if (_length == 0) return; // mapping an empty file is not allowed; there is nothing to view anyway
+        _file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        _view = _file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        byte* p = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+        _pointer = p + _view.PointerOffset;
+    }
+
+    public string Path { get; }
+    public override byte* Pointer => _disposed != 0 ? throw new ObjectDisposedException(Path) : _pointer;
+    public override long ByteLength => _length;
+    public override bool IsMapped => true;
+    public override string Origin => Path;
+
+    public override void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (_view is not null)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+        }
+        _file?.Dispose();
+        _pointer = null;
+    }
+}
