@@ -107,6 +107,7 @@ def run_audio_path(model, wav, with_qk, dtype=torch.float32):
     handles = register_capture(model, cap)
     with torch.no_grad():
         m = model.to(dtype)
+        cap("input.wav", wav)  # the 16 kHz waveform the mels are computed from (after torchaudio resampling)
         for i, mel in enumerate(mels):
             cap(f"input.mel.{i}", mel)
         cap("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))

@@ -1,1 +1,3 @@
-return 0;
+using StepAudio2.Lab.Cli;
+
+return StepLabCli.Run(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected);

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using StepAudio2.Lab.Cli.Commands;
+using StepAudio2.Lab.IO;
+
+namespace StepAudio2.Lab.Cli;
+
+/// <summary>
+/// The <c>steplab</c> command line. Exit codes are a public contract: 0 = everything checked passes,
+/// 1 = something was checked and failed (a parity failure, an incomplete checkpoint), 2 = bad input or usage.
+/// </summary>
+public static class StepLabCli
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int BadInput = 2;
+
+    /// <summary>Runs one command line; <paramref name="interactive"/> enables progress bars and colour.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false)
+    {
+        var ui = new CliOutput(stdout, stderr, interactive);
+        var root = new RootCommand("StepAudio2.Lab: inspect Step-Audio 2 checkpoints and prove a port equal to PyTorch, module by module.")
+        {
+            InspectCommand.Create(ui),
+            CompareCommand.Create(ui),
+        };
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) stderr.WriteLine($"steplab: {e.Message}");
+            stderr.WriteLine("Run 'steplab --help' for usage.");
+            return BadInput;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (LabDataException e)
+        {
+            stderr.WriteLine($"steplab: {e.Message}");
+            return BadInput;
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"steplab: {e.Message}");
+            return BadInput;
+        }
+    }
+}
