@@ -1,0 +1,633 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using StepAudio2.Lab.Tensors;
+using Tensor = StepAudio2.Lab.Tensors.Tensor;
+
+namespace StepAudio2.Lab.Engine.Cpu;
+
+/// <summary>
+/// The default backend: float32 activations in managed memory, <see cref="TensorPrimitives"/> for element-wise work and
+/// reductions, <see cref="Gemm"/> (packed Vector256/FMA kernels, both cores) for every matrix product. bf16 weights are
+/// read in place from their (mapped) storage.
+/// </summary>
+public sealed unsafe class CpuBackend : IBackend
+{
+    public string Name => "cpu";
+
+    public string Describe()
+    {
+        string simd = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported && Fma.IsSupported ? "AVX2+FMA" : Avx.IsSupported ? "AVX" : "scalar";
+        return $"cpu backend, {simd}, {Gemm.MaxThreads} threads";
+    }
+
+    // ------------------------------------------------------------------------------------------------ helpers
+
+    private static Tensor F32(Tensor x) => x.DType == DType.F32 && x.IsContiguous ? x : x.To(DType.F32);
+    private static Tensor New(params int[] shape) => Tensor.Zeros(DType.F32, shape);
+    private static float* Ptr(Tensor t) => (float*)(t.Storage.Pointer + t.Offset * sizeof(float));
+    private static Span<float> Out(Tensor t) => t.AsWritableSpan<float>();
+
+    private static float[]? BiasArray(Tensor? bias, int n, string op)
+    {
+        if (bias is null) return null;
+        if (bias.ElementCount != n) throw new ArgumentException($"{op}: bias has {bias.ElementCount} elements, expected {n}");
+        return bias.ToFloatArray();
+    }
+
+    private static void CheckWeight(Tensor w, string op)
+    {
+        if (w.DType is not (DType.F32 or DType.BF16)) throw new ArgumentException($"{op}: weight dtype {w.DType.ShortName()} not supported (f32 or bf16)");
+        if (!w.IsContiguous) throw new ArgumentException($"{op}: weight must be contiguous");
+    }
+
+    /// <summary>C[m,n] = A[m,k]·Wᵀ (+bias) with W [n,k] f32 or bf16, used in place.</summary>
+    private static void LinearInto(float* a, int m, int k, int lda, Tensor w, float* bias, float* c, int ldc, bool accumulate = false)
+    {
+        int n = w.Shape[0];
+        if (w.DType == DType.BF16)
+            Gemm.GemmBf16NT(m, n, k, a, lda, (ushort*)(w.Storage.Pointer + w.Offset * 2), k, c, ldc, bias, accumulate);
+        else
+            Gemm.SgemmNT(m, n, k, a, lda, (float*)(w.Storage.Pointer + w.Offset * 4), k, c, ldc, bias, accumulate);
+    }
+
+    // ------------------------------------------------------------------------------------------------ linear algebra
+
+    public Tensor Matmul(Tensor a, Tensor b)
+    {
+        a = F32(a); b = F32(b);
+        if (a.Rank < 2 || b.Rank < 2) throw new ArgumentException($"matmul needs rank ≥ 2, got {Tensor.ShapeString(a.Shape)} and {Tensor.ShapeString(b.Shape)}");
+        int m = a.Shape[^2], k = a.Shape[^1], n = b.Shape[^1];
+        if (b.Shape[^2] != k) throw new ArgumentException($"matmul: inner dims differ: {Tensor.ShapeString(a.Shape)} @ {Tensor.ShapeString(b.Shape)}");
+        int batchA = (int)(a.ElementCount / ((long)m * k)), batchB = (int)(b.ElementCount / ((long)k * n));
+        if (batchB != 1 && batchB != batchA) throw new ArgumentException($"matmul: batch dims differ: {Tensor.ShapeString(a.Shape)} @ {Tensor.ShapeString(b.Shape)}");
+        var shape = a.Shape.ToArray();
+        shape[^1] = n;
+        var c = New(shape);
+        float* pa = Ptr(a), pb = Ptr(b), pc = Ptr(c);
+        for (int i = 0; i < batchA; i++)
+            Gemm.SgemmNN(m, n, k, pa + (long)i * m * k, k, pb + (batchB == 1 ? 0 : (long)i * k * n), n, pc + (long)i * m * n, n);
+        return c;
+    }
+
+    public Tensor Linear(Tensor x, Tensor weight, Tensor? bias)
+    {
+        CheckWeight(weight, "linear");
+        x = F32(x);
+        if (weight.Rank != 2) throw new ArgumentException($"linear: weight must be [out, in], got {Tensor.ShapeString(weight.Shape)}");
+        int n = weight.Shape[0], k = weight.Shape[1];
+        if (x.Shape[^1] != k) throw new ArgumentException($"linear: input {Tensor.ShapeString(x.Shape)} does not end in {k} (weight {Tensor.ShapeString(weight.Shape)})");
+        int m = (int)(x.ElementCount / Math.Max(k, 1));
+        var shape = x.Shape.ToArray();
+        shape[^1] = n;
+        var y = New(shape);
+        var b = BiasArray(bias, n, "linear");
+        fixed (float* pb = b)
+            LinearInto(Ptr(x), m, k, k, weight, pb, Ptr(y), n);
+        return y;
+    }
+
+    public Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int dilation, int groups)
+    {
+        CheckWeight(weight, "conv1d");
+        x = F32(x);
+        bool batched = x.Rank == 3;
+        if (!batched) x = x.Reshape([1, .. x.Shape]);
+        if (x.Rank != 3 || weight.Rank != 3) throw new ArgumentException($"conv1d: input {Tensor.ShapeString(x.Shape)} must be [B, C, T], weight [Cout, Cin/groups, K]");
+        int bsz = x.Shape[0], cin = x.Shape[1], t = x.Shape[2];
+        int cout = weight.Shape[0], cinG = weight.Shape[1], kw = weight.Shape[2];
+        if (cin != cinG * groups || cout % groups != 0)
+            throw new ArgumentException($"conv1d: input channels {cin} / weight {Tensor.ShapeString(weight.Shape)} / groups {groups} disagree");
+        int tout = (t + 2 * padding - dilation * (kw - 1) - 1) / stride + 1;
+        if (tout <= 0) throw new ArgumentException($"conv1d: output length {tout} ≤ 0 for input length {t}");
+        int coutG = cout / groups, kk = cinG * kw;
+        var y = New(bsz, cout, tout);
+        var b = BiasArray(bias, cout, "conv1d");
+        var cols = new float[(long)tout * kk];
+        var tmp = new float[(long)tout * coutG];
+        float* px = Ptr(x), py = Ptr(y);
+        fixed (float* pcols = cols, ptmp = tmp, pbias = b)
+        {
+            for (int bi = 0; bi < bsz; bi++)
+            for (int g = 0; g < groups; g++)
+            {
+                // im2col: cols[t, ci·K + k] = x[ci, t·stride + k·dilation − padding] (zero outside)
+                float* xs = px + ((long)bi * cin + g * cinG) * t;
+                float* colsP = pcols;
+                Parallel.For(0, tout, to =>
+                {
+                    float* row = colsP + (long)to * kk;
+                    int start = to * stride - padding;
+                    for (int ci = 0; ci < cinG; ci++)
+                    {
+                        float* src = xs + (long)ci * t;
+                        for (int k = 0; k < kw; k++)
+                        {
+                            int ti = start + k * dilation;
+                            row[ci * kw + k] = (uint)ti < (uint)t ? src[ti] : 0f;
+                        }
+                    }
+                });
+                var wg = weight.Slice(0, g * coutG, coutG);
+                LinearInto(pcols, tout, kk, kk, wg, pbias == null ? null : pbias + g * coutG, ptmp, coutG);
+                // [tout, coutG] → y[b, g·coutG + o, t]
+                float* dst = py + ((long)bi * cout + g * coutG) * tout;
+                for (int to = 0; to < tout; to++)
+                    for (int o = 0; o < coutG; o++)
+                        dst[(long)o * tout + to] = ptmp[(long)to * coutG + o];
+            }
+        }
+        return batched ? y : y.Reshape(cout, tout);
+    }
+
+    public Tensor ConvTranspose1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int outputPadding, int dilation)
+    {
+        x = F32(x);
+        var w = F32(weight);
+        bool batched = x.Rank == 3;
+        if (!batched) x = x.Reshape([1, .. x.Shape]);
+        int bsz = x.Shape[0], cin = x.Shape[1], t = x.Shape[2];
+        if (w.Rank != 3 || w.Shape[0] != cin) throw new ArgumentException($"conv_transpose1d: weight {Tensor.ShapeString(w.Shape)} must be [Cin={cin}, Cout, K]");
+        int cout = w.Shape[1], kw = w.Shape[2];
+        int tout = (t - 1) * stride - 2 * padding + dilation * (kw - 1) + outputPadding + 1;
+        var y = New(bsz, cout, tout);
+        var b = BiasArray(bias, cout, "conv_transpose1d");
+        var xt = new float[(long)t * cin];
+        var cols = new float[(long)t * cout * kw];
+        float* px = Ptr(x), py = Ptr(y), pw = Ptr(w);
+        fixed (float* pxt = xt, pcols = cols)
+        {
+            for (int bi = 0; bi < bsz; bi++)
+            {
+                float* xb = px + (long)bi * cin * t;
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ti = 0; ti < t; ti++) pxt[(long)ti * cin + ci] = xb[(long)ci * t + ti];
+                // cols[t, co·K + k] = Σ_ci x[ci, t]·W[ci, co, k]
+                Gemm.SgemmNN(t, cout * kw, cin, pxt, cin, pw, cout * kw, pcols, cout * kw);
+                float* yb = py + (long)bi * cout * tout;
+                for (int co = 0; co < cout; co++)
+                {
+                    float* yrow = yb + (long)co * tout;
+                    if (b is not null) new Span<float>(yrow, tout).Fill(b[co]);
+                    for (int ti = 0; ti < t; ti++)
+                    for (int k = 0; k < kw; k++)
+                    {
+                        int to = ti * stride + k * dilation - padding;
+                        if ((uint)to < (uint)tout) yrow[to] += pcols[(long)ti * cout * kw + co * kw + k];
+                    }
+                }
+            }
+        }
+        return batched ? y : y.Reshape(cout, tout);
+    }
+
+    public Tensor AvgPool1d(Tensor x, int kernel, int stride)
+    {
+        x = F32(x);
+        int t = x.Shape[^1];
+        int tout = (t - kernel) / stride + 1;
+        int rows = (int)(x.ElementCount / Math.Max(t, 1));
+        var shape = x.Shape.ToArray();
+        shape[^1] = Math.Max(tout, 0);
+        var y = New(shape);
+        var src = x.AsSpan<float>();
+        var dst = Out(y);
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < tout; o++)
+            {
+                float s = 0;
+                for (int k = 0; k < kernel; k++) s += src[r * t + o * stride + k];
+                dst[r * tout + o] = s / kernel;
+            }
+        return y;
+    }
+
+    // ------------------------------------------------------------------------------------------------ normalisation
+
+    public Tensor LayerNorm(Tensor x, Tensor? weight, Tensor? bias, float eps)
+    {
+        x = F32(x);
+        int d = x.Shape[^1];
+        int rows = (int)(x.ElementCount / Math.Max(d, 1));
+        var w = weight?.ToFloatArray();
+        var b = bias?.ToFloatArray();
+        if ((w is not null && w.Length != d) || (b is not null && b.Length != d))
+            throw new ArgumentException($"layer_norm: affine parameters do not match the last dim {d}");
+        var y = New(x.Shape);
+        float* px = Ptr(x), py = Ptr(y);
+        Parallel.For(0, rows, r =>
+        {
+            var row = new ReadOnlySpan<float>(px + (long)r * d, d);
+            var dst = new Span<float>(py + (long)r * d, d);
+            double mean = 0;
+            for (int i = 0; i < d; i++) mean += row[i];
+            mean /= d;
+            double var = 0;
+            for (int i = 0; i < d; i++) { double c = row[i] - mean; var += c * c; }
+            var /= d;
+            float rstd = (float)(1.0 / Math.Sqrt(var + eps));
+            float m = (float)mean;
+            for (int i = 0; i < d; i++)
+            {
+                float v = (row[i] - m) * rstd;
+                if (w is not null) v *= w[i];
+                if (b is not null) v += b[i];
+                dst[i] = v;
+            }
+        });
+        return y;
+    }
+
+    public Tensor RmsNorm(Tensor x, Tensor weight, float eps)
+    {
+        x = F32(x);
+        int d = x.Shape[^1];
+        int rows = (int)(x.ElementCount / Math.Max(d, 1));
+        var w = weight.ToFloatArray();
+        if (w.Length != d) throw new ArgumentException($"rms_norm: weight has {w.Length} elements, last dim is {d}");
+        var y = New(x.Shape);
+        float* px = Ptr(x), py = Ptr(y);
+        Parallel.For(0, rows, r =>
+        {
+            var row = new ReadOnlySpan<float>(px + (long)r * d, d);
+            var dst = new Span<float>(py + (long)r * d, d);
+            float ms = TensorPrimitives.SumOfSquares(row) / d;
+            float scale = 1f / MathF.Sqrt(ms + eps);
+            TensorPrimitives.Multiply(row, scale, dst);
+            TensorPrimitives.Multiply(dst, w, dst);
+        });
+        return y;
+    }
+
+    // ------------------------------------------------------------------------------------------------ element-wise
+
+    public Tensor Unary(UnaryOp op, Tensor x, float alpha)
+    {
+        x = F32(x);
+        var y = New(x.Shape);
+        var s = x.AsSpan<float>();
+        var d = Out(y);
+        switch (op)
+        {
+            case UnaryOp.Gelu: ParallelChunks(s, d, VectorMath.Gelu); break;
+            case UnaryOp.GeluTanh: ParallelChunks(s, d, VectorMath.GeluTanh); break;
+            case UnaryOp.Silu: ParallelChunks(s, d, VectorMath.Silu); break;
+            case UnaryOp.Mish: VectorMath.Mish(s, d); break;
+            case UnaryOp.Relu: TensorPrimitives.Max(s, 0f, d); break;
+            case UnaryOp.LeakyRelu: for (int i = 0; i < s.Length; i++) d[i] = s[i] >= 0 ? s[i] : alpha * s[i]; break;
+            case UnaryOp.Elu: for (int i = 0; i < s.Length; i++) d[i] = s[i] > 0 ? s[i] : alpha * (MathF.Exp(s[i]) - 1f); break;
+            case UnaryOp.Tanh: TensorPrimitives.Tanh(s, d); break;
+            case UnaryOp.Exp: TensorPrimitives.Exp(s, d); break;
+            case UnaryOp.Log: TensorPrimitives.Log(s, d); break;
+            case UnaryOp.Sin: TensorPrimitives.Sin(s, d); break;
+            case UnaryOp.Cos: TensorPrimitives.Cos(s, d); break;
+            case UnaryOp.Abs: TensorPrimitives.Abs(s, d); break;
+            case UnaryOp.Neg: TensorPrimitives.Negate(s, d); break;
+            case UnaryOp.Sigmoid: TensorPrimitives.Sigmoid(s, d); break;
+            case UnaryOp.Sqrt: TensorPrimitives.Sqrt(s, d); break;
+            case UnaryOp.Square: TensorPrimitives.Multiply(s, s, d); break;
+            default: throw new ArgumentOutOfRangeException(nameof(op), op, null);
+        }
+        return y;
+    }
+
+    private delegate void SpanFn(ReadOnlySpan<float> x, Span<float> y);
+
+    private static void ParallelChunks(ReadOnlySpan<float> x, Span<float> y, SpanFn fn)
+    {
+        const int chunk = 1 << 15;
+        if (x.Length <= chunk) { fn(x, y); return; }
+        fixed (float* px = x, py = y)
+        {
+            float* a = px, b = py;
+            int n = x.Length;
+            Parallel.For(0, (n + chunk - 1) / chunk, c =>
+            {
+                int start = c * chunk, len = Math.Min(chunk, n - start);
+                fn(new ReadOnlySpan<float>(a + start, len), new Span<float>(b + start, len));
+            });
+        }
+    }
+
+    public Tensor Binary(BinaryOp op, Tensor a, Tensor b)
+    {
+        a = F32(a); b = F32(b);
+        var shape = BroadcastShape(a.Shape, b.Shape, op);
+        var y = New(shape);
+        var d = Out(y);
+        if (a.Shape.SequenceEqual(shape) && b.Shape.SequenceEqual(shape))
+        {
+            Apply(op, a.AsSpan<float>(), b.AsSpan<float>(), d);
+            return y;
+        }
+        // b (or a) broadcast over leading dims: apply row by row
+        if (a.Shape.SequenceEqual(shape) && IsSuffix(b.Shape, shape, out int inner))
+        {
+            var sa = a.AsSpan<float>(); var sb = b.AsSpan<float>();
+            for (int o = 0; o < d.Length; o += inner) Apply(op, sa.Slice(o, inner), sb, d.Slice(o, inner));
+            return y;
+        }
+        // general broadcasting through strides (0 on broadcast axes)
+        var sa2 = BroadcastStrides(a.Shape, shape);
+        var sb2 = BroadcastStrides(b.Shape, shape);
+        var pa = a.AsSpan<float>(); var pb = b.AsSpan<float>();
+        int rank = shape.Length;
+        var idx = new int[rank];
+        long ia = 0, ib = 0;
+        for (int n = 0; n < d.Length; n++)
+        {
+            d[n] = Apply(op, pa[(int)ia], pb[(int)ib]);
+            for (int k = rank - 1; k >= 0; k--)
+            {
+                idx[k]++; ia += sa2[k]; ib += sb2[k];
+                if (idx[k] < shape[k]) break;
+                ia -= sa2[k] * shape[k]; ib -= sb2[k] * shape[k]; idx[k] = 0;
+            }
+        }
+        return y;
+    }
+
+    private static bool IsSuffix(int[] small, int[] shape, out int inner)
+    {
+        inner = 1;
+        int s = small.Length;
+        while (s > 0 && small[0] == 1 && s > 1) { small = small[1..]; s--; }
+        if (s > shape.Length) return false;
+        for (int i = 0; i < s; i++)
+        {
+            if (small[s - 1 - i] != shape[shape.Length - 1 - i]) return false;
+            inner *= small[s - 1 - i];
+        }
+        return inner > 0;
+    }
+
+    private static void Apply(BinaryOp op, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> d)
+    {
+        switch (op)
+        {
+            case BinaryOp.Add: TensorPrimitives.Add(a, b, d); break;
+            case BinaryOp.Subtract: TensorPrimitives.Subtract(a, b, d); break;
+            case BinaryOp.Multiply: TensorPrimitives.Multiply(a, b, d); break;
+            case BinaryOp.Divide: TensorPrimitives.Divide(a, b, d); break;
+            case BinaryOp.Maximum: TensorPrimitives.Max(a, b, d); break;
+            case BinaryOp.Minimum: TensorPrimitives.Min(a, b, d); break;
+        }
+    }
+
+    private static float Apply(BinaryOp op, float a, float b) => op switch
+    {
+        BinaryOp.Add => a + b,
+        BinaryOp.Subtract => a - b,
+        BinaryOp.Multiply => a * b,
+        BinaryOp.Divide => a / b,
+        BinaryOp.Maximum => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : Math.Max(a, b),
+        BinaryOp.Minimum => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : Math.Min(a, b),
+        _ => throw new ArgumentOutOfRangeException(nameof(op)),
+    };
+
+    private static int[] BroadcastShape(int[] a, int[] b, BinaryOp op)
+    {
+        int rank = Math.Max(a.Length, b.Length);
+        var shape = new int[rank];
+        for (int i = 0; i < rank; i++)
+        {
+            int da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
+            int db = i < rank - b.Length ? 1 : b[i - (rank - b.Length)];
+            if (da != db && da != 1 && db != 1)
+                throw new ArgumentException($"{op}: shapes {Tensor.ShapeString(a)} and {Tensor.ShapeString(b)} do not broadcast");
+            shape[i] = da == 1 ? db : da;
+        }
+        return shape;
+    }
+
+    private static long[] BroadcastStrides(int[] shape, int[] target)
+    {
+        var strides = new long[target.Length];
+        var own = Tensor.ContiguousStrides(shape);
+        int off = target.Length - shape.Length;
+        for (int i = 0; i < shape.Length; i++) strides[i + off] = shape[i] == 1 ? 0 : own[i];
+        return strides;
+    }
+
+    public Tensor Scale(Tensor x, float scale, float shift)
+    {
+        x = F32(x);
+        var y = New(x.Shape);
+        TensorPrimitives.Multiply(x.AsSpan<float>(), scale, Out(y));
+        if (shift != 0f) TensorPrimitives.Add(Out(y), shift, Out(y));
+        return y;
+    }
+
+    public Tensor Softmax(Tensor x)
+    {
+        x = F32(x);
+        int d = x.Shape[^1];
+        int rows = (int)(x.ElementCount / Math.Max(d, 1));
+        var y = New(x.Shape);
+        float* px = Ptr(x), py = Ptr(y);
+        Parallel.For(0, rows, r => VectorMath.Softmax(new ReadOnlySpan<float>(px + (long)r * d, d), new Span<float>(py + (long)r * d, d)));
+        return y;
+    }
+
+    // ------------------------------------------------------------------------------------------------ attention
+
+    public Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? maskBias, bool causal, Tensor? scoresOut)
+    {
+        q = F32(q); k = F32(k); v = F32(v);
+        if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
+            throw new ArgumentException("scaled_dot_product_attention: q, k, v must be [B, heads, T, D]");
+        int b = q.Shape[0], hq = q.Shape[1], tq = q.Shape[2], d = q.Shape[3];
+        int hkv = k.Shape[1], tk = k.Shape[2], dv = v.Shape[3];
+        if (k.Shape[0] != b || v.Shape[0] != b || k.Shape[3] != d || v.Shape[1] != hkv || v.Shape[2] != tk || hq % hkv != 0)
+            throw new ArgumentException($"scaled_dot_product_attention: q {Tensor.ShapeString(q.Shape)}, k {Tensor.ShapeString(k.Shape)}, v {Tensor.ShapeString(v.Shape)} disagree");
+        int group = hq / hkv;
+        Tensor? mask = maskBias is null ? null : F32(maskBias);
+        long[]? mStrides = mask is null ? null : BroadcastStrides(mask.Shape, [b, hq, tq, tk]);
+        if (scoresOut is not null && (scoresOut.DType != DType.F32 || !scoresOut.IsContiguous || !scoresOut.Shape.SequenceEqual(new[] { b, hq, tq, tk })))
+            throw new ArgumentException($"scaled_dot_product_attention: scoresOut must be f32 [{b}, {hq}, {tq}, {tk}]");
+        var o = New(b, hq, tq, dv);
+        float* pq = Ptr(q), pk = Ptr(k), pv = Ptr(v), po = Ptr(o);
+        float* pm = mask is null ? null : Ptr(mask);
+        float* ps = scoresOut is null ? null : (float*)(scoresOut.Storage.Pointer + scoresOut.Offset * 4);
+        int causalOffset = tk - tq; // query i sees keys ≤ i + offset (KV cache: queries are the last tq positions)
+        var scratch = new float[(long)tq * tk];
+        fixed (float* pscr = scratch)
+        {
+            for (int bi = 0; bi < b; bi++)
+            for (int h = 0; h < hq; h++)
+            {
+                int hk = h / group;
+                float* qh = pq + ((long)bi * hq + h) * tq * d;
+                float* kh = pk + ((long)bi * hkv + hk) * tk * d;
+                float* vh = pv + ((long)bi * hkv + hk) * tk * dv;
+                float* s = ps != null ? ps + ((long)bi * hq + h) * tq * tk : pscr;
+                Gemm.SgemmNT(tq, tk, d, qh, d, kh, d, s, tk);
+                float* sLocal = s;
+                Parallel.For(0, tq, i =>
+                {
+                    var row = new Span<float>(sLocal + (long)i * tk, tk);
+                    if (scale != 1f) TensorPrimitives.Multiply(row, scale, row);
+                    if (pm != null)
+                    {
+                        long mo = bi * mStrides![0] + h * mStrides[1] + i * mStrides[2];
+                        for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
+                    }
+                    if (causal)
+                        for (int j = Math.Max(0, i + causalOffset + 1); j < tk; j++) row[j] = float.NegativeInfinity;
+                });
+                float* probs = pscr;
+                if (s != pscr) Buffer.MemoryCopy(s, pscr, (long)tq * tk * 4, (long)tq * tk * 4);
+                Parallel.For(0, tq, i => VectorMath.Softmax(new ReadOnlySpan<float>(probs + (long)i * tk, tk), new Span<float>(probs + (long)i * tk, tk)));
+                Gemm.SgemmNN(tq, dv, tk, pscr, tk, vh, dv, po + ((long)bi * hq + h) * tq * dv, dv);
+            }
+        }
+        return o;
+    }
+
+    // ------------------------------------------------------------------------------------------------ indexing, shape
+
+    public Tensor Take(Tensor table, ReadOnlySpan<int> ids)
+    {
+        if (table.Rank != 2 || !table.IsContiguous) throw new ArgumentException($"take: table must be a contiguous [rows, dim] tensor, got {table}");
+        int rows = table.Shape[0], d = table.Shape[1];
+        var y = New(ids.Length, d);
+        var dst = Out(y);
+        for (int i = 0; i < ids.Length; i++)
+        {
+            int id = ids[i];
+            if ((uint)id >= (uint)rows) throw new ArgumentOutOfRangeException(nameof(ids), $"take: id {id} at position {i} outside table of {rows} rows");
+            var row = table.Slice(0, id, 1);
+            var target = dst.Slice(i * d, d);
+            if (table.DType == DType.BF16) BFloat16.ToSingle(row.AsSpan<ushort>(), target);
+            else if (table.DType == DType.F32) row.AsSpan<float>().CopyTo(target);
+            else row.ToFloatArray().CopyTo(target);
+        }
+        return y;
+    }
+
+    public Tensor Pad(Tensor x, ReadOnlySpan<(int Before, int After)> pads, PadMode mode, float value)
+    {
+        x = F32(x);
+        int rank = x.Rank;
+        if (pads.Length != rank) throw new ArgumentException($"pad: {pads.Length} pad pairs for rank {rank}");
+        var shape = new int[rank];
+        for (int i = 0; i < rank; i++)
+        {
+            shape[i] = x.Shape[i] + pads[i].Before + pads[i].After;
+            if (mode == PadMode.Reflect && (pads[i].Before >= x.Shape[i] || pads[i].After >= x.Shape[i]) && (pads[i].Before > 0 || pads[i].After > 0))
+                throw new ArgumentException($"pad: reflect padding {pads[i]} must be smaller than dim {i} of size {x.Shape[i]}");
+        }
+        var y = New(shape);
+        var src = x.AsSpan<float>();
+        var dst = Out(y);
+        var srcStrides = Tensor.ContiguousStrides(x.Shape);
+        var idx = new int[rank];
+        for (long n = 0; n < dst.Length; n++)
+        {
+            long si = 0;
+            bool inside = true;
+            for (int dim = 0; dim < rank; dim++)
+            {
+                int i = idx[dim] - pads[dim].Before, size = x.Shape[dim];
+                if ((uint)i >= (uint)size)
+                {
+                    switch (mode)
+                    {
+                        case PadMode.Constant: inside = false; break;
+                        case PadMode.Reflect: i = i < 0 ? -i : 2 * (size - 1) - i; break;
+                        case PadMode.Replicate: i = i < 0 ? 0 : size - 1; break;
+                    }
+                }
+                si += i * srcStrides[dim];
+            }
+            dst[(int)n] = inside ? src[(int)si] : value;
+            for (int k = rank - 1; k >= 0; k--)
+            {
+                if (++idx[k] < shape[k]) break;
+                idx[k] = 0;
+            }
+        }
+        return y;
+    }
+
+    public Tensor Concatenate(IReadOnlyList<Tensor> xs, int axis)
+    {
+        if (xs.Count == 0) throw new ArgumentException("concatenate: no inputs");
+        var parts = xs.Select(F32).ToArray();
+        int rank = parts[0].Rank;
+        if (axis < 0) axis += rank;
+        var shape = parts[0].Shape.ToArray();
+        shape[axis] = 0;
+        foreach (var p in parts)
+        {
+            if (p.Rank != rank || Enumerable.Range(0, rank).Any(i => i != axis && p.Shape[i] != parts[0].Shape[i]))
+                throw new ArgumentException($"concatenate: shapes {string.Join(", ", parts.Select(q => Tensor.ShapeString(q.Shape)))} differ off axis {axis}");
+            shape[axis] += p.Shape[axis];
+        }
+        var y = New(shape);
+        var dst = Out(y);
+        long outer = 1;
+        for (int i = 0; i < axis; i++) outer *= shape[i];
+        long innerOut = y.ElementCount / Math.Max(outer, 1);
+        long offset = 0;
+        foreach (var p in parts)
+        {
+            long inner = p.ElementCount / Math.Max(outer, 1);
+            var src = p.AsSpan<float>();
+            for (long o = 0; o < outer; o++)
+                src.Slice((int)(o * inner), (int)inner).CopyTo(dst.Slice((int)(o * innerOut + offset), (int)inner));
+            offset += inner;
+        }
+        return y;
+    }
+
+    public Tensor Reduce(ReduceOp op, Tensor x, int axis, bool keepDims)
+    {
+        x = F32(x);
+        if (axis < 0) axis += x.Rank;
+        int n = x.Shape[axis];
+        long outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= x.Shape[i];
+        for (int i = axis + 1; i < x.Rank; i++) inner *= x.Shape[i];
+        var shape = keepDims ? x.Shape.Select((d, i) => i == axis ? 1 : d).ToArray() : x.Shape.Where((_, i) => i != axis).ToArray();
+        var y = New(shape);
+        var src = x.AsSpan<float>();
+        var dst = Out(y);
+        for (long o = 0; o < outer; o++)
+            for (long i = 0; i < inner; i++)
+            {
+                double acc = op switch { ReduceOp.Max => double.NegativeInfinity, ReduceOp.Min => double.PositiveInfinity, _ => 0 };
+                for (int j = 0; j < n; j++)
+                {
+                    float v = src[(int)((o * n + j) * inner + i)];
+                    acc = op switch { ReduceOp.Max => Math.Max(acc, v), ReduceOp.Min => Math.Min(acc, v), _ => acc + v };
+                }
+                if (op == ReduceOp.Mean) acc /= n;
+                dst[(int)(o * inner + i)] = (float)acc;
+            }
+        return y;
+    }
+
+    public int[] Argmax(Tensor x)
+    {
+        x = F32(x);
+        int d = x.Shape[^1];
+        int rows = (int)(x.ElementCount / Math.Max(d, 1));
+        var src = x.AsSpan<float>();
+        var result = new int[rows];
+        for (int r = 0; r < rows; r++) result[r] = TensorPrimitives.IndexOfMax(src.Slice(r * d, d)); // first maximum, as torch.argmax
+        return result;
+    }
+
+    public (float[] Values, int[] Indices) TopK(ReadOnlySpan<float> x, int k)
+    {
+        k = Math.Clamp(k, 0, x.Length);
+        var idx = new int[x.Length];
+        for (int i = 0; i < idx.Length; i++) idx[i] = i;
+        var vals = x.ToArray();
+        // stable descending order: ties keep the lower index first
+        Array.Sort(idx, (a, b) => vals[b].CompareTo(vals[a]) is var c && c != 0 ? c : a.CompareTo(b));
+        var top = idx[..k];
+        return (top.Select(i => vals[i]).ToArray(), top);
+    }
+}

@@ -1,0 +1,95 @@
+using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Tensors;
+
+namespace StepAudio2.Lab.Engine;
+
+/// <summary>
+/// The op set the model code is written in, named after MLX's (<c>mx.matmul</c>, <c>mx.conv1d</c>,
+/// <c>mx.fast.layer_norm</c>, <c>mx.fast.scaled_dot_product_attention</c> …). Eager; dispatches to
+/// <see cref="Backend"/>. Results are new float32 tensors.
+/// </summary>
+public static class Ops
+{
+    /// <summary>The backend every op runs on (CPU by default).</summary>
+    public static IBackend Backend { get; set; } = new CpuBackend();
+
+    public static Tensor Matmul(Tensor a, Tensor b) => Backend.Matmul(a, b);
+
+    /// <summary>x·Wᵀ + b with a PyTorch Linear weight W [out, in] (f32 or bf16, used in place).</summary>
+    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => Backend.Linear(x, weight, bias);
+
+    /// <summary>PyTorch Conv1d (cross-correlation) on [B, Cin, T] or [Cin, T]; weight [Cout, Cin/groups, K].</summary>
+    public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int dilation = 1, int groups = 1) =>
+        Backend.Conv1d(x, weight, bias, stride, padding, dilation, groups);
+
+    /// <summary>PyTorch ConvTranspose1d; weight [Cin, Cout, K].</summary>
+    public static Tensor ConvTranspose1d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int outputPadding = 0, int dilation = 1) =>
+        Backend.ConvTranspose1d(x, weight, bias, stride, padding, outputPadding, dilation);
+
+    /// <summary>Average pool over the last axis, no padding (trailing remainder dropped).</summary>
+    public static Tensor AvgPool1d(Tensor x, int kernel, int stride) => Backend.AvgPool1d(x, kernel, stride);
+
+    public static Tensor LayerNorm(Tensor x, Tensor? weight, Tensor? bias, float eps) => Backend.LayerNorm(x, weight, bias, eps);
+    public static Tensor RmsNorm(Tensor x, Tensor weight, float eps) => Backend.RmsNorm(x, weight, eps);
+
+    /// <summary>GELU, exact erf form (PyTorch default).</summary>
+    public static Tensor Gelu(Tensor x) => Backend.Unary(UnaryOp.Gelu, x, 0);
+    /// <summary>GELU, tanh approximation (MLX <c>gelu_approx</c>, PyTorch <c>approximate="tanh"</c>).</summary>
+    public static Tensor GeluApprox(Tensor x) => Backend.Unary(UnaryOp.GeluTanh, x, 0);
+    public static Tensor Silu(Tensor x) => Backend.Unary(UnaryOp.Silu, x, 0);
+    public static Tensor Relu(Tensor x) => Backend.Unary(UnaryOp.Relu, x, 0);
+    public static Tensor LeakyRelu(Tensor x, float slope) => Backend.Unary(UnaryOp.LeakyRelu, x, slope);
+    public static Tensor Elu(Tensor x, float alpha = 1f) => Backend.Unary(UnaryOp.Elu, x, alpha);
+    public static Tensor Mish(Tensor x) => Backend.Unary(UnaryOp.Mish, x, 0);
+    public static Tensor Tanh(Tensor x) => Backend.Unary(UnaryOp.Tanh, x, 0);
+    public static Tensor Exp(Tensor x) => Backend.Unary(UnaryOp.Exp, x, 0);
+    public static Tensor Log(Tensor x) => Backend.Unary(UnaryOp.Log, x, 0);
+    public static Tensor Sin(Tensor x) => Backend.Unary(UnaryOp.Sin, x, 0);
+    public static Tensor Cos(Tensor x) => Backend.Unary(UnaryOp.Cos, x, 0);
+    public static Tensor Abs(Tensor x) => Backend.Unary(UnaryOp.Abs, x, 0);
+    public static Tensor Sigmoid(Tensor x) => Backend.Unary(UnaryOp.Sigmoid, x, 0);
+    public static Tensor Sqrt(Tensor x) => Backend.Unary(UnaryOp.Sqrt, x, 0);
+    public static Tensor Square(Tensor x) => Backend.Unary(UnaryOp.Square, x, 0);
+    public static Tensor Negative(Tensor x) => Backend.Unary(UnaryOp.Neg, x, 0);
+
+    public static Tensor Add(Tensor a, Tensor b) => Backend.Binary(BinaryOp.Add, a, b);
+    public static Tensor Subtract(Tensor a, Tensor b) => Backend.Binary(BinaryOp.Subtract, a, b);
+    public static Tensor Multiply(Tensor a, Tensor b) => Backend.Binary(BinaryOp.Multiply, a, b);
+    public static Tensor Divide(Tensor a, Tensor b) => Backend.Binary(BinaryOp.Divide, a, b);
+    public static Tensor Maximum(Tensor a, Tensor b) => Backend.Binary(BinaryOp.Maximum, a, b);
+    public static Tensor Minimum(Tensor a, Tensor b) => Backend.Binary(BinaryOp.Minimum, a, b);
+
+    /// <summary>x·scale + shift.</summary>
+    public static Tensor Multiply(Tensor x, float scale, float shift = 0f) => Backend.Scale(x, scale, shift);
+
+    /// <summary>Softmax over the last axis (float32, max-subtracted).</summary>
+    public static Tensor Softmax(Tensor x) => Backend.Softmax(x);
+
+    /// <summary>
+    /// softmax(q·kᵀ·scale + mask)·v with q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D]; query head h uses KV head h / (Hq/Hkv).
+    /// <paramref name="maskBias"/> is additive and broadcast to [B, Hq, Tq, Tk]; <paramref name="causal"/> masks keys after
+    /// each query (aligned to the end, for KV caches). When <paramref name="scoresOut"/> is given ([B, Hq, Tq, Tk] f32),
+    /// the pre-softmax scores (scaled, mask added) are written there — the <c>.qk</c> activation.
+    /// </summary>
+    public static Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? maskBias = null, bool causal = false, Tensor? scoresOut = null) =>
+        Backend.ScaledDotProductAttention(q, k, v, scale, maskBias, causal, scoresOut);
+
+    /// <summary>Rows of <paramref name="table"/> (an embedding lookup); bf16 tables are read in place.</summary>
+    public static Tensor Take(Tensor table, ReadOnlySpan<int> ids) => Backend.Take(table, ids);
+
+    /// <summary>Pads every axis by (before, after), like <c>mx.pad</c>; reflect excludes the edge sample as PyTorch does.</summary>
+    public static Tensor Pad(Tensor x, ReadOnlySpan<(int Before, int After)> pads, PadMode mode = PadMode.Constant, float value = 0f) =>
+        Backend.Pad(x, pads, mode, value);
+
+    public static Tensor Concatenate(IReadOnlyList<Tensor> xs, int axis = 0) => Backend.Concatenate(xs, axis);
+    public static Tensor Sum(Tensor x, int axis, bool keepDims = false) => Backend.Reduce(ReduceOp.Sum, x, axis, keepDims);
+    public static Tensor Mean(Tensor x, int axis, bool keepDims = false) => Backend.Reduce(ReduceOp.Mean, x, axis, keepDims);
+    public static Tensor Max(Tensor x, int axis, bool keepDims = false) => Backend.Reduce(ReduceOp.Max, x, axis, keepDims);
+    public static Tensor Min(Tensor x, int axis, bool keepDims = false) => Backend.Reduce(ReduceOp.Min, x, axis, keepDims);
+
+    /// <summary>Index of the (first) maximum along the last axis, per leading row.</summary>
+    public static int[] Argmax(Tensor x) => Backend.Argmax(x);
+
+    /// <summary>The k largest values in descending order with their indices (ties: lower index first).</summary>
+    public static (float[] Values, int[] Indices) TopK(ReadOnlySpan<float> x, int k) => Backend.TopK(x, k);
+}

@@ -1,0 +1,48 @@
+using System.Text.RegularExpressions;
+using StepAudio2.Lab.Tensors;
+
+namespace StepAudio2.Lab.Tracing;
+
+/// <summary>
+/// Activations recorded during a run, named by the official PyTorch module path (design.md §3): what a forward hook on
+/// the official model would see (<c>encoder.blocks.3.attn</c>), attention scores as <c>&lt;path&gt;.qk</c>, inputs as
+/// <c>input.*</c>. Modules call <see cref="Record"/> with the trace they were given; with no trace (null) nothing is
+/// copied or kept, so tracing off costs one null check per module.
+/// </summary>
+public sealed class Trace
+{
+    private readonly Regex[]? _patterns;
+    private readonly Dictionary<string, Tensor> _tensors = new(StringComparer.Ordinal);
+    private readonly List<string> _order = [];
+
+    /// <param name="capture">Glob patterns (<c>*</c> any run, <c>?</c> one character) of paths to keep; null keeps all.</param>
+    public Trace(IEnumerable<string>? capture = null)
+    {
+        var globs = capture?.ToArray();
+        _patterns = globs is null || globs.Length == 0 ? null : globs.Select(GlobToRegex).ToArray();
+    }
+
+    /// <summary>Paths recorded so far, in execution order (the order a dump is compared in).</summary>
+    public IReadOnlyList<string> Order => _order;
+
+    public int Count => _order.Count;
+    public bool Contains(string path) => _tensors.ContainsKey(path);
+    public Tensor this[string path] => _tensors.TryGetValue(path, out var t) ? t : throw new KeyNotFoundException($"trace has no activation '{path}'");
+
+    /// <summary>True when <paramref name="path"/> matches the capture patterns (cheap; call before expensive extras like .qk).</summary>
+    public bool Wants(string path) => _patterns is null || _patterns.Any(p => p.IsMatch(path));
+
+    /// <summary>Keeps a copy of <paramref name="value"/> under <paramref name="path"/> when wanted (a contiguous snapshot).</summary>
+    public void Record(string path, Tensor value)
+    {
+        if (!Wants(path)) return;
+        var snapshot = value.Storage.IsMapped || !value.IsContiguous ? value.Contiguous() : Tensor.FromBytes(value.ContiguousBytes(), value.DType, value.Shape);
+        if (!_tensors.ContainsKey(path)) _order.Add(path);
+        _tensors[path] = snapshot;
+    }
+
+    public IEnumerable<(string Path, Tensor Value)> Entries => _order.Select(p => (p, _tensors[p]));
+
+    public static Regex GlobToRegex(string glob) =>
+        new("^" + Regex.Escape(glob).Replace(@"\*", ".*").Replace(@"\?", ".") + "$", RegexOptions.CultureInvariant);
+}
