@@ -126,6 +126,48 @@ def run_audio_path(model, wav, with_qk, dtype=torch.float32):
     return tensors, order
 
 
+# Prompt ids of the official chat format (spec §6.2), tokenised by hand from vocab.json (the tokenizer issue checks
+# these against an independent tokenizer): <|BOT|>system\nYou are a helpful assistant.<|EOT|><|BOT|>human\n …
+BOT, EOT, AUDIO_START, AUDIO_END, AUDIO_PATCH = 151666, 151665, 151688, 151689, 151690
+SYSTEM = [BOT, 8948, 198, 2610, 525, 264, 10950, 17847, 13, EOT]
+INSTRUCTION = [5501, 13153, 1128, 498, 6723, 304, 6364, 25]  # "Please repeat what you hear in English:"
+GREEDY_STEPS = 8
+
+
+def build_prompt(mel_lens, instruction):
+    ids = SYSTEM + [BOT, 25312, 198] + (INSTRUCTION if instruction else [])
+    for n in mel_lens:
+        ids += [AUDIO_START] + [AUDIO_PATCH] * audio.n_audio_tokens(n) + [AUDIO_END]
+    return ids + [EOT, BOT, 77091, 198]
+
+
+def run_llm(model, wav, instruction):
+    """Full forward of the official prompt; captures model.* and lm_head.last, then a greedy continuation."""
+    mels = [audio.log_mel_spectrogram(c) for c in audio.chunk_audio(wav)]
+    batch, lens = audio.batch_mels(mels)
+    ids = torch.tensor(build_prompt([m.shape[1] for m in mels], instruction), dtype=torch.int64)
+    cap = Capture()
+    cap("input.ids", ids)
+    for i, mel in enumerate(mels):
+        cap(f"input.mel.{i}", mel)
+    cap("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
+    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: cap(name, out[0] if isinstance(out, tuple) else out))
+               for name, m in model.named_modules() if name.startswith("model.")]
+    with torch.no_grad():
+        logits = model(ids, batch, lens)
+        for h in handles:
+            h.remove()
+        cap("lm_head.last", logits[-1])
+        seq = ids.tolist()
+        greedy = []
+        for _ in range(GREEDY_STEPS):  # the official runner recomputes the whole sequence every step (no KV cache)
+            nxt = int(model(torch.tensor(seq), batch, lens)[-1].argmax())
+            greedy.append(nxt)
+            seq.append(nxt)
+    cap("output.greedy_ids", torch.tensor(greedy, dtype=torch.int64))
+    return cap.tensors, cap.order
+
+
 def save_dump(tensors, order, path, note):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     safetensors_io.save_file(tensors, path, metadata={"steplab.order": json.dumps(order), "steplab.note": note})
@@ -147,6 +189,11 @@ def main():
             model.adapter.relu = torch.nn.ReLU()
             save_dump(bad, order, os.path.join(OUT, "demo", "candidate-gelu-adaptor.safetensors"),
                       "planted bug: adapter.relu replaced by GELU")
+    short, long = clips()[0][1], clips()[1][1]
+    for name, wav, instruction in (("short", short, False), ("instruction", short, True), ("two_chunks", long, False)):
+        tensors, order = run_llm(model, wav, instruction)
+        save_dump(tensors, order, os.path.join(OUT, "dumps", f"llm-{name}.safetensors"),
+                  f"reference full forward (float32), case '{name}'")
     print("wrote", OUT)
 
 

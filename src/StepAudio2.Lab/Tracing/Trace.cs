@@ -32,6 +32,9 @@ public sealed class Trace
     /// <summary>True when <paramref name="path"/> matches the capture patterns (cheap; call before expensive extras like .qk).</summary>
     public bool Wants(string path) => _patterns is null || _patterns.Any(p => p.IsMatch(path));
 
+    /// <summary>True only when a capture pattern was given and matches (for activations too large to keep by default).</summary>
+    public bool WantsExplicitly(string path) => _patterns is not null && _patterns.Any(p => p.IsMatch(path));
+
     /// <summary>Keeps a copy of <paramref name="value"/> under <paramref name="path"/> when wanted (a contiguous snapshot).</summary>
     public void Record(string path, Tensor value)
     {

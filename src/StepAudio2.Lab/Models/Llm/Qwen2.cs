@@ -1,0 +1,238 @@
+using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Models.Nn;
+using StepAudio2.Lab.Tensors;
+using StepAudio2.Lab.Tracing;
+
+namespace StepAudio2.Lab.Models.Llm;
+
+/// <summary>Qwen2RMSNorm: w ⊙ x / √(mean(x²) + eps), in float32 (HF convention), <c>{Path}.weight</c> [D].</summary>
+public sealed class RmsNorm(string path, Tensor weight, float eps)
+{
+    public string Path { get; } = path;
+    public static RmsNorm Load(Weights w, string path, int dim, float eps) => new(path, w.Get(path + ".weight", dim), eps);
+
+    public Tensor Forward(Tensor x, Trace? trace = null)
+    {
+        var y = Ops.RmsNorm(x, weight, eps);
+        trace?.Record(Path, y);
+        return y;
+    }
+}
+
+/// <summary>Keys and values of one layer for the positions seen so far: [Hkv, capacity, head_dim] each, grown on demand.</summary>
+public sealed class LayerKvCache(int kvHeads, int headDim)
+{
+    private float[] _k = [], _v = [];
+    private int _capacity;
+
+    public int Length { get; private set; }
+
+    /// <summary>Appends new keys/values [Hkv, n, hd] and returns views of all of them [1, Hkv, Length, hd].</summary>
+    public (Tensor K, Tensor V) Append(Tensor k, Tensor v)
+    {
+        int n = k.Shape[1];
+        if (Length + n > _capacity)
+        {
+            int cap = Math.Max(Length + n, Math.Max(64, _capacity * 2));
+            _k = Grow(_k, cap); _v = Grow(_v, cap);
+            _capacity = cap;
+        }
+        var ks = k.AsSpan<float>(); var vs = v.AsSpan<float>();
+        for (int h = 0; h < kvHeads; h++)
+        {
+            ks.Slice(h * n * headDim, n * headDim).CopyTo(_k.AsSpan((h * _capacity + Length) * headDim));
+            vs.Slice(h * n * headDim, n * headDim).CopyTo(_v.AsSpan((h * _capacity + Length) * headDim));
+        }
+        Length += n;
+        var kt = Tensor.FromArray(_k, kvHeads, _capacity, headDim).Slice(1, 0, Length).Contiguous();
+        var vt = Tensor.FromArray(_v, kvHeads, _capacity, headDim).Slice(1, 0, Length).Contiguous();
+        return (kt.Reshape(1, kvHeads, Length, headDim), vt.Reshape(1, kvHeads, Length, headDim));
+    }
+
+    /// <summary>Forgets positions from <paramref name="length"/> on (to reuse a shared prefix).</summary>
+    public void Truncate(int length) => Length = Math.Min(Length, length);
+
+    private float[] Grow(float[] old, int cap)
+    {
+        var fresh = new float[kvHeads * cap * headDim];
+        for (int h = 0; h < kvHeads; h++)
+            old.AsSpan(h * _capacity * headDim, Length * headDim).CopyTo(fresh.AsSpan(h * cap * headDim));
+        return fresh;
+    }
+}
+
+/// <summary>The KV cache of the whole decoder.</summary>
+public sealed class KvCache(TextConfig c)
+{
+    public LayerKvCache[] Layers { get; } = Enumerable.Range(0, c.NumHiddenLayers).Select(_ => new LayerKvCache(c.NumKeyValueHeads, c.HeadDim)).ToArray();
+    public int Length => Layers[0].Length;
+    public void Truncate(int length) { foreach (var l in Layers) l.Truncate(length); }
+}
+
+/// <summary>
+/// Qwen2Attention (spec §5.2): q_proj [H·hd, D] + bias, k_proj/v_proj [Hkv·hd, D] + bias, o_proj [D, H·hd] no bias;
+/// rotate-half RoPE (θ from config) on q and k; causal softmax(q·kᵀ/√hd); query head h reads KV head h / (H/Hkv).
+/// </summary>
+public sealed class Qwen2Attention
+{
+    private readonly TextConfig _c;
+
+    public Qwen2Attention(Weights w, string path, TextConfig c)
+    {
+        _c = c;
+        Path = path;
+        int d = c.HiddenSize, hd = c.HeadDim;
+        QProj = Linear.Load(w, path + ".q_proj", c.NumAttentionHeads * hd, d);
+        KProj = Linear.Load(w, path + ".k_proj", c.NumKeyValueHeads * hd, d);
+        VProj = Linear.Load(w, path + ".v_proj", c.NumKeyValueHeads * hd, d);
+        OProj = Linear.Load(w, path + ".o_proj", d, c.NumAttentionHeads * hd, bias: false);
+    }
+
+    public string Path { get; }
+    public Linear QProj { get; }
+    public Linear KProj { get; }
+    public Linear VProj { get; }
+    public Linear OProj { get; }
+
+    /// <param name="x">[n, D] hidden states of positions start..start+n−1.</param>
+    public Tensor Forward(Tensor x, int start, LayerKvCache? cache, Trace? trace)
+    {
+        int n = x.Shape[0], h = _c.NumAttentionHeads, hkv = _c.NumKeyValueHeads, hd = _c.HeadDim;
+        var q = QProj.Forward(x, trace);
+        var k = KProj.Forward(x, trace);
+        var v = VProj.Forward(x, trace);
+        q = Rope.Apply(q.Reshape(n, h, hd).Permute(1, 0, 2).Contiguous(), start, (float)_c.RopeTheta);
+        k = Rope.Apply(k.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous(), start, (float)_c.RopeTheta);
+        v = v.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous();
+        Tensor kAll, vAll;
+        if (cache is not null)
+        {
+            if (cache.Length != start) throw new InvalidOperationException($"KV cache holds {cache.Length} positions, decoding from {start}");
+            (kAll, vAll) = cache.Append(k, v);
+        }
+        else
+        {
+            if (start != 0) throw new InvalidOperationException("decoding from a non-zero position needs a KV cache");
+            (kAll, vAll) = (k.Reshape(1, hkv, n, hd), v.Reshape(1, hkv, n, hd));
+        }
+        var o = Ops.ScaledDotProductAttention(q.Reshape(1, h, n, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true);
+        o = o.Reshape(h, n, hd).Permute(1, 0, 2).Reshape(n, h * hd);
+        var y = OProj.Forward(o, trace);
+        trace?.Record(Path, y);
+        return y;
+    }
+}
+
+/// <summary>Rotate-half (GPT-NeoX) rotary embedding as HF Qwen2: inv_freq_i = θ^(−2i/hd) in float32, x·cos + rot(x)·sin.</summary>
+public static class Rope
+{
+    /// <param name="x">[heads, n, hd] for positions start..start+n−1.</param>
+    public static Tensor Apply(Tensor x, int start, float theta)
+    {
+        int heads = x.Shape[0], n = x.Shape[1], hd = x.Shape[2], half = hd / 2;
+        var invFreq = new float[half];
+        for (int i = 0; i < half; i++) invFreq[i] = 1f / MathF.Pow(theta, (2 * i) / (float)hd);
+        var cos = new float[n * half];
+        var sin = new float[n * half];
+        for (int p = 0; p < n; p++)
+            for (int i = 0; i < half; i++)
+            {
+                float angle = (float)(start + p) * invFreq[i];
+                cos[p * half + i] = MathF.Cos(angle);
+                sin[p * half + i] = MathF.Sin(angle);
+            }
+        var src = x.AsSpan<float>();
+        var y = Tensor.Zeros(DType.F32, heads, n, hd);
+        var dst = y.AsWritableSpan<float>();
+        for (int hh = 0; hh < heads; hh++)
+            for (int p = 0; p < n; p++)
+            {
+                int o = (hh * n + p) * hd;
+                for (int i = 0; i < half; i++)
+                {
+                    float c = cos[p * half + i], s = sin[p * half + i];
+                    float a = src[o + i], b = src[o + half + i];
+                    dst[o + i] = a * c - b * s;
+                    dst[o + half + i] = b * c + a * s;
+                }
+            }
+        return y;
+    }
+}
+
+/// <summary>Qwen2MLP: down_proj(act_fn(gate_proj(x)) ⊙ up_proj(x)), SiLU, no biases; gate/up [I, D], down [D, I].</summary>
+public sealed class Qwen2Mlp(Weights w, string path, TextConfig c)
+{
+    public string Path { get; } = path;
+    public Linear GateProj { get; } = Linear.Load(w, path + ".gate_proj", c.IntermediateSize, c.HiddenSize, bias: false);
+    public Linear UpProj { get; } = Linear.Load(w, path + ".up_proj", c.IntermediateSize, c.HiddenSize, bias: false);
+    public Linear DownProj { get; } = Linear.Load(w, path + ".down_proj", c.HiddenSize, c.IntermediateSize, bias: false);
+
+    public Tensor Forward(Tensor x, Trace? trace)
+    {
+        var gate = Ops.Silu(GateProj.Forward(x, trace));
+        trace?.Record(Path + ".act_fn", gate);
+        var up = UpProj.Forward(x, trace);
+        var y = DownProj.Forward(Ops.Multiply(gate, up), trace);
+        trace?.Record(Path, y);
+        return y;
+    }
+}
+
+/// <summary>Qwen2DecoderLayer: x + self_attn(input_layernorm(x)); x + mlp(post_attention_layernorm(x)).</summary>
+public sealed class Qwen2DecoderLayer(Weights w, string path, TextConfig c)
+{
+    public string Path { get; } = path;
+    public RmsNorm InputLayernorm { get; } = RmsNorm.Load(w, path + ".input_layernorm", c.HiddenSize, (float)c.RmsNormEps);
+    public Qwen2Attention SelfAttn { get; } = new(w, path + ".self_attn", c);
+    public RmsNorm PostAttentionLayernorm { get; } = RmsNorm.Load(w, path + ".post_attention_layernorm", c.HiddenSize, (float)c.RmsNormEps);
+    public Qwen2Mlp Mlp { get; } = new(w, path + ".mlp", c);
+
+    public Tensor Forward(Tensor x, int start, LayerKvCache? cache, Trace? trace)
+    {
+        x = Ops.Add(x, SelfAttn.Forward(InputLayernorm.Forward(x, trace), start, cache, trace));
+        x = Ops.Add(x, Mlp.Forward(PostAttentionLayernorm.Forward(x, trace), trace));
+        trace?.Record(Path, x);
+        return x;
+    }
+}
+
+/// <summary>
+/// Qwen2Model (module path <c>model</c>): embed_tokens [vocab, D], num_hidden_layers decoder layers, norm [D].
+/// Positions are 0..L−1 with no offset (spec §5.2).
+/// </summary>
+public sealed class Qwen2Model
+{
+    public Qwen2Model(Weights w, TextConfig c, string path = "model")
+    {
+        Config = c;
+        Path = path;
+        EmbedTokens = w.Get(path + ".embed_tokens.weight", c.VocabSize, c.HiddenSize);
+        Layers = Enumerable.Range(0, c.NumHiddenLayers).Select(i => new Qwen2DecoderLayer(w, $"{path}.layers.{i}", c)).ToArray();
+        Norm = RmsNorm.Load(w, path + ".norm", c.HiddenSize, (float)c.RmsNormEps);
+    }
+
+    public TextConfig Config { get; }
+    public string Path { get; }
+    /// <summary>[vocab_size, hidden] (bf16 in the published checkpoint, read in place).</summary>
+    public Tensor EmbedTokens { get; }
+    public Qwen2DecoderLayer[] Layers { get; }
+    public RmsNorm Norm { get; }
+
+    /// <summary>Token embeddings [n, D] (<c>model.embed_tokens</c>, before audio features are written in).</summary>
+    public Tensor Embed(ReadOnlySpan<int> ids, Trace? trace = null)
+    {
+        var e = Ops.Take(EmbedTokens, ids);
+        trace?.Record(Path + ".embed_tokens", e);
+        return e;
+    }
+
+    /// <summary>Runs the decoder over hidden states [n, D] at positions start.. and returns the normed output [n, D].</summary>
+    public Tensor Forward(Tensor hidden, int start = 0, KvCache? cache = null, Trace? trace = null)
+    {
+        var x = hidden;
+        for (int i = 0; i < Layers.Length; i++) x = Layers[i].Forward(x, start, cache?.Layers[i], trace);
+        return Norm.Forward(x, trace);
+    }
+}

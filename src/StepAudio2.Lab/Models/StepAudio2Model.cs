@@ -1,0 +1,84 @@
+using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.IO;
+using StepAudio2.Lab.Models.AudioEncoder;
+using StepAudio2.Lab.Models.Llm;
+using StepAudio2.Lab.Models.Nn;
+using StepAudio2.Lab.Tensors;
+using StepAudio2.Lab.Tracing;
+
+namespace StepAudio2.Lab.Models;
+
+/// <summary>
+/// Step-Audio 2 mini (official <c>StepAudio2ForCausalLM</c>): <c>encoder</c> → <c>adapter</c> → audio features written
+/// over the <c>&lt;audio_patch&gt;</c> slots after each <c>&lt;audio_start&gt;</c> → <c>model</c> (Qwen2) → <c>lm_head</c>.
+/// Every weight of the checkpoint is taken by exact key with its shape asserted; none may be left over.
+/// </summary>
+public sealed class StepAudio2Model
+{
+    public const int AudioStartId = 151688;
+
+    public StepAudio2Model(ITensorSource checkpoint, StepAudio2Config config)
+    {
+        Config = config;
+        var w = new Weights(checkpoint);
+        Encoder = new AudioEncoder.AudioEncoder(w, config.Audio);
+        Adapter = new Adaptor(w, config.Audio);
+        Model = new Qwen2Model(w, config.Text);
+        LmHead = Linear.Load(w, "lm_head", config.Text.VocabSize, config.Text.HiddenSize, bias: false);
+        w.AssertAllUsed("");
+    }
+
+    public StepAudio2Config Config { get; }
+    public AudioEncoder.AudioEncoder Encoder { get; }
+    public Adaptor Adapter { get; }
+    public Qwen2Model Model { get; }
+    /// <summary><c>lm_head.weight</c> [vocab, D], untied from the embeddings.</summary>
+    public Linear LmHead { get; }
+
+    /// <summary>Encoder + adaptor over a batch of chunk mels; returns features [B, T₄, D] and the valid rows per chunk.</summary>
+    public (Tensor Features, int[] Lengths) EncodeAudio(Tensor mels, ReadOnlySpan<int> melLengths, Trace? trace = null)
+    {
+        var (encoded, encLengths) = Encoder.Forward(mels, melLengths, trace);
+        var features = Adapter.Forward(encoded, trace);
+        return (features, encLengths.Select(Adaptor.OutputLength).ToArray());
+    }
+
+    /// <summary>
+    /// Prompt embeddings [L, D]: token embeddings with the k-th chunk's first feat_len rows written over the rows after
+    /// the k-th <c>&lt;audio_start&gt;</c> (spec §5.3).
+    /// </summary>
+    public Tensor EmbedPrompt(ReadOnlySpan<int> ids, Tensor? audioFeatures, ReadOnlySpan<int> featureLengths, Trace? trace = null)
+    {
+        var h = Model.Embed(ids, trace);
+        if (audioFeatures is null) return h;
+        int d = h.Shape[1], tFeat = audioFeatures.Shape[1];
+        var dst = h.AsWritableSpan<float>();
+        var feats = audioFeatures.AsSpan<float>();
+        int chunk = 0;
+        for (int s = 0; s < ids.Length; s++)
+        {
+            if (ids[s] != AudioStartId) continue;
+            if (chunk >= featureLengths.Length)
+                throw new ArgumentException($"prompt has more <audio_start> tokens than the {featureLengths.Length} audio chunks given");
+            int n = featureLengths[chunk];
+            if (s + n >= ids.Length) throw new ArgumentException($"audio chunk {chunk} needs {n} rows after position {s}, the prompt has {ids.Length}");
+            feats.Slice(chunk * tFeat * d, n * d).CopyTo(dst.Slice((s + 1) * d, n * d));
+            chunk++;
+        }
+        if (chunk != featureLengths.Length)
+            throw new ArgumentException($"prompt has {chunk} <audio_start> tokens for {featureLengths.Length} audio chunks");
+        return h;
+    }
+
+    /// <summary>Runs hidden states through the decoder and returns the float32 logits of the last position [vocab].</summary>
+    public Tensor LastLogits(Tensor hidden, int start, KvCache? cache, Trace? trace = null)
+    {
+        var h = Model.Forward(hidden, start, cache, trace);
+        if (trace is not null && trace.WantsExplicitly("lm_head")) trace.Record("lm_head", Ops.Linear(h, LmHead.Weight)); // [L, vocab]: large
+        var last = h.Slice(0, h.Shape[0] - 1, 1).Contiguous();
+        var logits = Ops.Linear(last, LmHead.Weight).Reshape(Config.Text.VocabSize);
+        trace?.Record("lm_head.last", logits);
+        return logits;
+    }
+}

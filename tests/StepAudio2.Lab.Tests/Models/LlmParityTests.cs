@@ -1,0 +1,110 @@
+using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Models;
+using StepAudio2.Lab.Models.Llm;
+using StepAudio2.Lab.Tensors;
+using StepAudio2.Lab.Tracing;
+
+namespace StepAudio2.Lab.Tests.Models;
+
+/// <summary>The whole tiny model (audio path + Qwen2 decoder) against the Python reference's full-forward dumps.</summary>
+public sealed class LlmParityTests
+{
+    private static string Tiny => Path.Combine(TestPaths.ReferenceData, "tiny");
+
+    private static StepAudio2Model LoadTiny(out IDisposable handle)
+    {
+        var checkpoint = Fixtures.OpenCheckpoint(Tiny);
+        handle = checkpoint;
+        return new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
+    }
+
+    internal static (Tensor Batch, int[] Lengths) MelBatch(IO.ITensorSource dump)
+    {
+        var mels = dump.Tensors.Select(t => t.Name).Where(n => n.StartsWith("input.mel.")).OrderBy(n => int.Parse(n[10..])).Select(dump.Get).ToList();
+        int nMels = mels[0].Shape[0], tPad = mels.Max(m => m.Shape[1]);
+        var data = new float[mels.Count * nMels * tPad];
+        for (int b = 0; b < mels.Count; b++)
+        {
+            var m = mels[b].ToFloatArray();
+            int t = mels[b].Shape[1];
+            for (int c = 0; c < nMels; c++) Array.Copy(m, c * t, data, (b * nMels + c) * tPad, t);
+        }
+        return (Tensor.FromArray(data, mels.Count, nMels, tPad), mels.Select(m => m.Shape[1] - 2).ToArray());
+    }
+
+    [Theory]
+    [InlineData("llm-short")]
+    [InlineData("llm-instruction")]
+    [InlineData("llm-two_chunks")]
+    public void FullForwardMatchesAtEveryPathAndGreedyIdsAreIdentical(string dumpName)
+    {
+        var model = LoadTiny(out var handle);
+        using var owner = handle;
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
+        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var (mels, lengths) = MelBatch(dump);
+
+        var trace = new Trace();
+        var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
+        var cache = new KvCache(model.Config.Text);
+        var hidden = model.EmbedPrompt(ids, features, featLens, trace);
+        var logits = model.LastLogits(hidden, 0, cache, trace);
+
+        int compared = 0;
+        foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
+        {
+            Assert.True(trace.Contains(info.Name), $"the C# trace lacks '{info.Name}'");
+            double rel = RelL2(trace[info.Name], dump.Get(info.Name));
+            Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5");
+            compared++;
+        }
+        Assert.True(compared >= 2 + 13 * model.Config.Text.NumHiddenLayers, $"only {compared} activations compared");
+
+        // greedy continuation with the KV cache: identical ids to the reference's full recomputation
+        var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var greedy = new List<int>();
+        int pos = ids.Length;
+        for (int step = 0; step < expected.Length; step++)
+        {
+            int next = Ops.Argmax(logits)[0];
+            greedy.Add(next);
+            logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
+        }
+        Assert.Equal(expected, greedy);
+    }
+
+    [Fact]
+    public void KvCachedDecodingEqualsFullRecomputationOver50Steps()
+    {
+        var model = LoadTiny(out var handle);
+        using var owner = handle;
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", "llm-short.safetensors"), out _);
+        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToList();
+        var (mels, lengths) = MelBatch(dump);
+        var (features, featLens) = model.EncodeAudio(mels, lengths);
+
+        var cache = new KvCache(model.Config.Text);
+        var cached = model.LastLogits(model.EmbedPrompt(ids.ToArray(), features, featLens), 0, cache);
+        for (int step = 0; step < 50; step++)
+        {
+            var full = model.LastLogits(model.EmbedPrompt(ids.ToArray(), features, featLens), 0, null);
+            double maxAbs = cached.ToFloatArray().Zip(full.ToFloatArray(), (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(maxAbs <= 1e-5, $"step {step}: cached vs full logits differ by {maxAbs:E3}");
+            int next = Ops.Argmax(full)[0];
+            Assert.Equal(next, Ops.Argmax(cached)[0]);
+            ids.Add(next);
+            cached = model.LastLogits(model.EmbedPrompt([next], null, []), ids.Count - 1, cache);
+        }
+    }
+
+    private static double RelL2(Tensor actual, Tensor expected)
+    {
+        Assert.Equal(expected.Shape, actual.Shape);
+        var a = actual.ToDoubleArray();
+        var e = expected.ToDoubleArray();
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++) { num += (a[i] - e[i]) * (a[i] - e[i]); den += e[i] * e[i]; }
+        return Math.Sqrt(num / Math.Max(den, 1e-300));
+    }
+}
