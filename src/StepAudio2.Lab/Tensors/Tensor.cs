@@ -57,6 +57,7 @@ public sealed unsafe class Tensor
     {
         get
         {
+            if (ElementCount == 0) return true; // no element to address, so any strides describe the (empty) row-major layout
             long expected = 1;
             for (int i = Shape.Length - 1; i >= 0; i--)
             {
