@@ -60,10 +60,11 @@ public sealed record SafetensorsHeader(long HeaderLength, IReadOnlyDictionary<st
             int bad = FirstInvalidUtf8(json);
             if (bad >= 0) throw Fail("header is not valid UTF-8", null, JsonStart + bad);
 
+            if (json.Trim(" \t\r\n"u8).IsEmpty) throw Fail("header is empty (no JSON object)", null, JsonStart);
             var reader = new Utf8JsonReader(json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, AllowTrailingCommas = false });
             try
             {
-                if (!reader.Read()) throw Fail("header is empty (no JSON object)", null, JsonStart);
+                reader.Read();
                 if (reader.TokenType != JsonTokenType.StartObject)
                     throw Fail($"header is a JSON {Describe(reader.TokenType)}, expected an object", null, At(ref reader));
                 var keys = new HashSet<string>(StringComparer.Ordinal);
