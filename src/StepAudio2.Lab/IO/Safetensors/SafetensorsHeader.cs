@@ -224,9 +224,9 @@ public sealed record SafetensorsHeader(long HeaderLength, IReadOnlyDictionary<st
 
         private static JsonTokenType Next(ref Utf8JsonReader reader)
         {
-            // The whole header is one final block, so Read() only returns false at the end of input, which
-            // cannot happen inside an open object or array (the reader throws first).
-            reader.Read();
+            // The whole header is one final block: inside an open object or array the reader throws on
+            // truncation before Read() could return false; the check guards against looping on a stale token.
+            if (!reader.Read()) throw new JsonException("unexpected end of header");
             return reader.TokenType;
         }
 

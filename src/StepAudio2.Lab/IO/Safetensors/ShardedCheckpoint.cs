@@ -194,7 +194,7 @@ public sealed class ShardedCheckpoint : ITensorSource
 
     public override string ToString() => $"ShardedCheckpoint({Path}, {Entries.Count} tensors in {ShardNames.Count} shard(s), {MissingShards.Count} missing)";
 
-    private string ShardPath(string shard) => System.IO.Path.Combine(Path, shard);
+    private string ShardPath(string shard) => System.IO.Path.GetFullPath(System.IO.Path.Combine(Path, shard));
 
     /// <summary>The file that errors about the checkpoint as a whole name: the index, or the single file.</summary>
     private string Source => IndexPath ?? (ShardNames.Count == 1 ? ShardPath(ShardNames[0]) : Path);
