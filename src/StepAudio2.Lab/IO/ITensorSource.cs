@@ -8,6 +8,12 @@ namespace StepAudio2.Lab.IO;
 public sealed record TensorInfo(string Name, DType DType, int[] Shape, long ByteLength, string File)
 {
     public long ElementCount => Tensor.CountElements(Shape);
+
+    /// <summary>
+    /// False when only the name and file are known (an index entry whose shard is absent or lacks the tensor):
+    /// <see cref="DType"/>, <see cref="Shape"/> and <see cref="ByteLength"/> are then placeholders (F32, [], 0).
+    /// </summary>
+    public bool IsResolved { get; init; } = true;
 }
 
 /// <summary>

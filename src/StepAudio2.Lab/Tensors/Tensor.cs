@@ -57,6 +57,7 @@ public sealed unsafe class Tensor
     {
         get
         {
+            if (ElementCount == 0) return true; // no element to address, so any strides describe the (empty) row-major layout
             long expected = 1;
             for (int i = Shape.Length - 1; i >= 0; i--)
             {
@@ -220,6 +221,12 @@ public sealed unsafe class Tensor
         if (DType.IsFloating()) throw new InvalidOperationException($"ToInt64Array on {DType.ShortName()} tensor");
         var result = new long[ElementCount];
         long i = 0;
+        if (DType == DType.I64)
+        {
+            // Not through ReadAt: a double holds only 53 bits, and int64 ids/extremes must survive exactly.
+            foreach (long pos in ElementIndices()) result[i++] = ((long*)Storage.Pointer)[pos];
+            return result;
+        }
         foreach (long pos in ElementIndices()) result[i++] = (long)ReadAt(pos);
         return result;
     }
