@@ -10,6 +10,7 @@ Good checkpoints (written by torch.save, zip format):
   nested.pt       {'generator': {...}, 'config': {...}, ints/floats/strings} with plain (not ordered) dicts.
   Each comes with <name>.expected.json (order, dtype, shape, stride, storage offset, storage group, where its
   expected bytes are) and <name>.expected.bin (raw little-endian bytes of t.contiguous(); bf16 as its bit pattern).
+  state_dict_proto4.pt  the same state dict saved with pickle_protocol=4 (STACK_GLOBAL, MEMOIZE, FRAME)
 Rewritten copies of state_dict.pt (same pickle and storages, different zip layout):
   state_dict_deflated.pt  members deflated (reader must decompress, cannot map)
   state_dict_unaligned.pt members stored, but without torch's 64-byte alignment padding
@@ -184,6 +185,8 @@ def main():
     sd = make_state_dict()
     torch.save(sd, p("state_dict.pt"))
     write_expected("state_dict", sd)
+    # Same content through pickle protocol 4: globals become STACK_GLOBAL with memoized module strings, plus FRAMEs.
+    torch.save(sd, p("state_dict_proto4.pt"), pickle_protocol=4)
 
     nested = make_nested()
     torch.save(nested, p("nested.pt"))

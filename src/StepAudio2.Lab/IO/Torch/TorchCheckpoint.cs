@@ -64,7 +64,7 @@ public sealed class TorchCheckpoint : ITensorSource
         {
             var e = Resolve(name, rebuild, unpickler, members);
             _entries.Add(name, e);
-            infos.Add(new TensorInfo(name, e.Storage.DType, e.Shape, Tensor.CountElements(e.Shape) * e.Storage.DType.SizeOf(), path));
+            infos.Add(new TensorInfo(name, e.Storage.DType, (int[])e.Shape.Clone(), Tensor.CountElements(e.Shape) * e.Storage.DType.SizeOf(), path));
         }
         Tensors = infos;
         Metadata = flat.Metadata;
