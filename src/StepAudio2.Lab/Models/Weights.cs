@@ -11,6 +11,14 @@ namespace StepAudio2.Lab.Models;
 public sealed class Weights(ITensorSource source)
 {
     private readonly HashSet<string> _used = new(StringComparer.Ordinal);
+    private Dictionary<string, string>? _files;
+
+    /// <summary>The file that holds <paramref name="key"/> (its shard), else the checkpoint path.</summary>
+    private string FileOf(string key)
+    {
+        _files ??= Source.Tensors.GroupBy(t => t.Name).ToDictionary(g => g.Key, g => g.First().File, StringComparer.Ordinal);
+        return _files.TryGetValue(key, out var f) ? f : Source.Path;
+    }
 
     public ITensorSource Source { get; } = source;
 
@@ -21,7 +29,7 @@ public sealed class Weights(ITensorSource source)
     {
         var t = GetAnyShape(key, shape.Length);
         if (!t.Shape.SequenceEqual(shape))
-            throw new WeightException(Source.Path, $"shape {Tensor.ShapeString(t.Shape)} does not match the expected {Tensor.ShapeString(shape)}", key);
+            throw new WeightException(FileOf(key), $"shape {Tensor.ShapeString(t.Shape)} does not match the expected {Tensor.ShapeString(shape)}", key);
         return t;
     }
 
@@ -31,9 +39,9 @@ public sealed class Weights(ITensorSource source)
         if (!Source.Contains(key)) throw new WeightException(Source.Path, "required weight is missing from the checkpoint", key);
         var t = Source.Get(key);
         if (t.Rank != rank)
-            throw new WeightException(Source.Path, $"rank {t.Rank} (shape {Tensor.ShapeString(t.Shape)}) where rank {rank} is expected", key);
+            throw new WeightException(FileOf(key), $"rank {t.Rank} (shape {Tensor.ShapeString(t.Shape)}) where rank {rank} is expected", key);
         if (!t.DType.IsFloating())
-            throw new WeightException(Source.Path, $"dtype {t.DType.ShortName()} is not a floating-point weight", key);
+            throw new WeightException(FileOf(key), $"dtype {t.DType.ShortName()} is not a floating-point weight", key);
         _used.Add(key);
         return t;
     }
@@ -43,7 +51,7 @@ public sealed class Weights(ITensorSource source)
     {
         var extra = Source.Tensors.Select(t => t.Name).Where(n => n.StartsWith(prefix, StringComparison.Ordinal) && !_used.Contains(n)).ToList();
         if (extra.Count > 0)
-            throw new WeightException(Source.Path,
+            throw new WeightException(FileOf(extra[0]),
                 $"{extra.Count} unexpected weight(s) under '{prefix}' not used by the model: {string.Join(", ", extra.Take(8))}{(extra.Count > 8 ? ", …" : "")}",
                 extra[0]);
     }
