@@ -13,6 +13,7 @@ Writes into reference-data/fixtures/audio/ (re-running reproduces every file bit
   `struct`. Expected samples, planar float32 little-endian, go to `<name>.expected.f32`; metadata to
   `formats.json`. Expected floats follow torchaudio's scaling (int/2^(bits-1), WAV uint8 (x-128)/128);
   where torchaudio (sox backend) can read a fixture the script also checks that it decodes the same values.
+* `pcm16_quantise_*`: float32 inputs and the int16 values the WAV writer must produce for them.
 * `real_speech.json` + `real_speech.ch0_first2000.f32`: the shared clip ../shared/audio/real_speech.aiff
   (AIFF-C 'twos', not copied here) decoded by torchaudio.load and, independently, by a numpy parse.
 * resampler parity: `resample.json` and `resample_*.f32`: torchaudio's default windowed-sinc resampler
@@ -386,6 +387,22 @@ def make_resample(real_ch0):
         f.write("\n")
 
 
+def make_pcm16_quantisation():
+    """float32 -> int16 as the WavWriter documents it (clip to [-1, 1], x 32767 in float32, round half to even,
+    i.e. libsndfile's lrintf), computed here with numpy for the C# writer to match."""
+    rng = np.random.default_rng(99)
+    x = np.concatenate([
+        np.array([0.0, -0.0, 1.0, -1.0, 1.5, -7.0, 0.5, -0.5, 1.5 / 32767, 2.5 / 32767, -2.5 / 32767,
+                  1e-30, -1e-30, 0.99999994, -0.99999994], dtype=np.float32),
+        rng.uniform(-1.2, 1.2, 400).astype(np.float32),
+        (rng.integers(-32767, 32768, 100) + 0.5).astype(np.float32) / np.float32(32767),  # near ties
+    ]).astype(np.float32)
+    q = np.rint(np.clip(x, np.float32(-1), np.float32(1)) * np.float32(32767)).astype(np.int16)
+    f32_file("pcm16_quantise_input.f32", x)
+    with open(os.path.join(OUT, "pcm16_quantise_expected.i16"), "wb") as f:
+        f.write(q.astype("<i2").tobytes())
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     entries = make_formats()
@@ -393,6 +410,7 @@ def main():
         json.dump(dict(note="expected files: planar float32 little-endian [channels][frames]", fixtures=entries),
                   f, indent=1, sort_keys=True)
         f.write("\n")
+    make_pcm16_quantisation()
     real_ch0 = make_real_speech()
     make_resample(real_ch0)
     print(f"wrote {len(os.listdir(OUT))} files to {OUT}", file=sys.stderr)
