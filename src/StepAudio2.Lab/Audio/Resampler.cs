@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 
 namespace StepAudio2.Lab.Audio;
 
@@ -48,7 +49,24 @@ public sealed class ResampleKernel
                 row[n] = (float)(k * (w * scale));
             }
         }
+
+        // Each phase is nonzero on only ~2W of its 2W + A taps: beyond |t| = 6 the clamped window is cos²(π/2)
+        // ≈ 4e−33, whose product with sin(6π)/(6π) underflows to exactly 0 in float32. torchaudio multiplies those
+        // zeros anyway (its comment calls the filters "unbalanced"); skipping them changes no sum for finite input
+        // and makes 44.1→16 kHz ~14× cheaper.
+        _support = new (int, int)[B];
+        for (int j = 0; j < B; j++)
+        {
+            var row = _weights.AsSpan(j * Taps, Taps);
+            int lo = row.IndexOfAnyExcept(0f), hi = row.LastIndexOfAnyExcept(0f);
+            _support[j] = lo < 0 ? (0, 0) : (lo, hi - lo + 1);
+        }
     }
+
+    private readonly (int Start, int Length)[] _support;
+
+    /// <summary>First nonzero tap and count of taps from there to the last nonzero one, for phase <paramref name="j"/>.</summary>
+    public (int Start, int Length) Support(int j) => _support[j];
 
     /// <summary>Input rate after dividing by gcd(from, to).</summary>
     public int A { get; }
@@ -87,9 +105,6 @@ public sealed class ResampleKernel
 /// </summary>
 public static class Resampler
 {
-    // Below this many output samples threading costs more than it saves.
-    private const int ParallelThreshold = 1 << 15;
-
     /// <summary>
     /// Resamples <paramref name="x"/> from <paramref name="fromRate"/> to <paramref name="toRate"/> Hz; equal rates return a copy.
     /// Matches <c>torchaudio.transforms.Resample(fromRate, toRate)</c> to float32 rounding.
@@ -108,15 +123,7 @@ public static class Resampler
         var padded = new float[(long)x.Length + 2 * k.Width + k.A];
         x.CopyTo(padded.AsSpan(k.Width));
 
-        int steps = (outLen + k.B - 1) / k.B; // input strides needed
-        if (outLen < ParallelThreshold || Environment.ProcessorCount == 1)
-            Run(k, padded, y, 0, steps);
-        else
-        {
-            int chunk = Math.Max(1, ParallelThreshold / k.B);
-            Parallel.For(0, (steps + chunk - 1) / chunk, c =>
-                Run(k, padded, y, c * chunk, Math.Min(steps, (c + 1) * chunk)));
-        }
+        Run(k, padded, y);
         return y;
     }
 
@@ -130,16 +137,22 @@ public static class Resampler
         return checked((int)n);
     }
 
-    private static void Run(ResampleKernel k, float[] padded, float[] y, int stepStart, int stepEnd)
+    // One long loop per call: skip tier-0 JIT so the first call is already fast.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Run(ResampleKernel k, float[] padded, float[] y)
     {
-        int a = k.A, b = k.B, taps = k.Taps;
-        for (int i = stepStart; i < stepEnd; i++)
+        int a = k.A, b = k.B;
+        // Output o = i·B + j is phase j of input step i: y[o] = Σ_n h_j[n] · padded[i·A + n], over h_j's nonzero span.
+        // Step-major order keeps the input window (~A + 2W floats) and the trimmed kernel rows in L1.
+        var src = padded.AsSpan();
+        for (int i = 0, o = 0; o < y.Length; i++)
         {
-            var window = new ReadOnlySpan<float>(padded, i * a, taps);
-            int o = i * b;
-            int phases = Math.Min(b, y.Length - o);
-            for (int j = 0; j < phases; j++)
-                y[o + j] = TensorPrimitives.Dot(k.Phase(j), window);
+            int baseIdx = i * a;
+            for (int j = 0; j < b && o < y.Length; j++, o++)
+            {
+                var (start, len) = k.Support(j);
+                y[o] = TensorPrimitives.Dot(k.Phase(j).Slice(start, len), src.Slice(baseIdx + start, len));
+            }
         }
     }
 }
