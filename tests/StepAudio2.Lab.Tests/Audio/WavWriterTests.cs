@@ -61,8 +61,9 @@ public sealed class WavWriterTests
         using var r = new WaveFileReader(path);
         Assert.Equal(WaveFormatEncoding.IeeeFloat, r.WaveFormat.Encoding);
         Assert.Equal((3, 24000), (r.WaveFormat.Channels, r.WaveFormat.SampleRate));
-        var frame = r.ReadNextSampleFrame();
-        Assert.Equal([chans[0][0], chans[1][0], chans[2][0]], frame);
+        var frames = new float[6];
+        Assert.Equal(6, r.ToSampleProvider().Read(frames.AsSpan()));
+        Assert.Equal([chans[0][0], chans[1][0], chans[2][0], chans[0][1], chans[1][1], chans[2][1]], frames);
     }
 
     [Fact]
