@@ -24,7 +24,7 @@ public sealed class ResampleKernel
         double baseFreq = Math.Min(A, B) * Rolloff;
         Width = (int)Math.Ceiling(LowpassFilterWidth * A / baseFreq);
         Taps = 2 * Width + A;
-        if ((long)B * Taps > 1 << 26)
+        if ((long)B * Taps > 1 << 24) // 64 MiB of weights: beyond that the ratio is pathological (e.g. 44100→44099)
             throw new ArgumentException(
                 $"{fromRate}→{toRate} Hz reduces to {A}→{B}: a {B}×{Taps} kernel is too large; resample through an intermediate rate");
         _weights = new float[B * Taps];
