@@ -15,7 +15,9 @@ def load_audio_16k(path: str) -> torch.Tensor:
     wav, sr = torchaudio.load(path)  # sox backend: reads WAV, AIFF and AIFF-C 'twos'
     wav = wav[0]
     if sr != SAMPLE_RATE:
-        wav = torchaudio.functional.resample(wav, sr, SAMPLE_RATE)
+        # transforms.Resample builds its kernel in float64 (stored float32) like the official load_audio;
+        # functional.resample would build it in float32 and differ by up to 1e-5.
+        wav = torchaudio.transforms.Resample(sr, SAMPLE_RATE)(wav)
     return wav.to(torch.float32)
 
 
