@@ -197,4 +197,30 @@ public sealed class NumpyRoundTripTests
         Assert.Contains("non-empty", Assert.Throws<ArgumentException>(() => NpzWriter.Write(ms, [("", t)])).Message);
         Assert.Equal(0, ms.Length);
     }
+
+    [Fact]
+    public void Crc32MatchesTheStandardCheckValue()
+    {
+        // The CRC-32/IEEE check value of "123456789", and incremental feeding gives the same result.
+        Assert.Equal(0xCBF43926u, Crc32.Append(0, "123456789"u8));
+        Assert.Equal(0xCBF43926u, Crc32.Append(Crc32.Append(0, "1234"u8), "56789"u8));
+    }
+
+    [Fact]
+    public void NpyFileServesMappedViewsUntilDisposed()
+    {
+        using var tmp = TestPaths.Temp();
+        string path = tmp.File("weights.npy");
+        NpyWriter.Write(path, Tensor.FromArray(new[] { 1f, 2f, 3f }, 3));
+        var source = NpyFile.Open(path);
+        var t = source.Get("weights");
+        Assert.True(t.Storage.IsMapped);
+        Assert.Equal(new[] { 1f, 2f, 3f }, t.ToFloatArray());
+        Assert.Same(t.Storage, source.Get("weights").Storage); // one mapping per file
+        source.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => source.Get("weights"));
+        Assert.Throws<ObjectDisposedException>(() => t.ToFloatArray());
+        using var unmapped = NpyFile.Open(path, map: false);
+        Assert.False(unmapped.Get("weights").Storage.IsMapped);
+    }
 }

@@ -48,8 +48,9 @@ public sealed class NpyFile : ITensorSource
             {
                 // Re-read the header: the file might have been replaced since Open, and the view must match the mapped bytes.
                 var header = NpyReader.ReadHeader(Path);
-                if (header != Header && !(header.DType == Header.DType && header.Shape.SequenceEqual(Header.Shape) && header.DataOffset == Header.DataOffset && header.FortranOrder == Header.FortranOrder))
-                    throw new NpyFormatException(Path, "file changed since it was opened (header differs)");
+                bool same = header.DType == Header.DType && header.BigEndian == Header.BigEndian && header.FortranOrder == Header.FortranOrder
+                    && header.DataOffset == Header.DataOffset && header.Shape.AsSpan().SequenceEqual(Header.Shape);
+                if (!same) throw new NpyFormatException(Path, "file changed since it was opened (header differs)");
                 var view = NpyReader.ReadMapped(Path, Header);
                 _mapped = (MappedFileStorage)view.Storage;
                 return view;

@@ -40,6 +40,7 @@ internal sealed class NpyHeaderParser
         SkipWhitespace();
         if (!TryConsume('{')) throw Fail(_pos, $"header is not a Python dict literal: expected '{{', found {Describe(_pos)}");
         var entries = new Dictionary<string, Literal>(StringComparer.Ordinal);
+        var keyPositions = new Dictionary<string, int>(StringComparer.Ordinal);
         while (true)
         {
             SkipWhitespace();
@@ -52,19 +53,21 @@ internal sealed class NpyHeaderParser
             SkipWhitespace();
             var value = ParseValue();
             if (!entries.TryAdd(key, value)) throw Fail(keyPos, $"duplicate key '{key}' in header");
+            keyPositions[key] = keyPos;
             SkipWhitespace();
             if (TryConsume(',')) continue;
             if (TryConsume('}')) break;
             throw Fail(_pos, $"expected ',' or '}}' after the value of '{key}', found {Describe(_pos)}");
         }
+        int closePos = _pos - 1;
         SkipWhitespace();
         if (_pos < _text.Length) throw Fail(_pos, $"unexpected {Describe(_pos)} after the header dict");
 
         foreach (var key in entries.Keys)
             if (key is not ("descr" or "fortran_order" or "shape"))
-                throw Fail(entries[key].Position, $"unexpected key '{key}' in header (a .npy header has exactly 'descr', 'fortran_order' and 'shape')");
+                throw Fail(keyPositions[key], $"unexpected key '{key}' in header (a .npy header has exactly 'descr', 'fortran_order' and 'shape')");
         foreach (var required in new[] { "descr", "fortran_order", "shape" })
-            if (!entries.ContainsKey(required)) throw Fail(_text.Length, $"header lacks the '{required}' key");
+            if (!entries.ContainsKey(required)) throw Fail(closePos, $"header lacks the '{required}' key");
 
         var descr = entries["descr"] as StrLit
             ?? throw Fail(entries["descr"].Position, "'descr' must be a string; structured and sub-array dtypes are not supported");

@@ -92,7 +92,7 @@ public static class NpyReader
             : BinaryPrimitives.ReadUInt32LittleEndian(prefix[8..]);
         int headerStart = 8 + lengthFieldSize;
         if (length is long total && headerStart + headerLength > total)
-            throw new NpyFormatException(file, $"header length {headerLength} runs past the end of the file ({total} bytes, header would end at {headerStart + headerLength})", member, 8);
+            throw new NpyFormatException(file, $"header length {headerLength} runs past the end of the {(member is null ? "file" : "member")} ({total} bytes, header would end at {headerStart + headerLength})", member, 8);
         if (headerLength > MaxHeaderBytes)
             throw new NpyFormatException(file, $"header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit (a plain array header is under 1 KB)", member, 8);
 

@@ -10,7 +10,8 @@ namespace StepAudio2.Lab.IO.Numpy;
 /// </summary>
 /// <remarks>
 /// Zip sizes are untrusted: a member's declared uncompressed size must fit its compressed size (deflate cannot expand
-/// more than ~1032:1) and must equal header plus data exactly, and reads stop at that size whatever the stream holds.
+/// more than ~1032:1) and must equal header plus data exactly; reads stop at that size whatever the stream holds, and
+/// the member's CRC-32 is verified (ZipArchive checks neither).
 /// </remarks>
 public sealed class NpzFile : ITensorSource
 {
@@ -40,15 +41,22 @@ public sealed class NpzFile : ITensorSource
         try
         {
             var tensors = new List<TensorInfo>();
-            foreach (var entry in _zip.Entries)
+            IReadOnlyCollection<ZipArchiveEntry> entries;
+            // ZipArchive reads the central directory lazily, on first access to Entries: its faults surface here.
+            try { entries = _zip.Entries; }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or ArgumentException)
+            {
+                throw new NpyFormatException(path, $"not a valid .npz (zip) archive: {e.Message}", null, null, e);
+            }
+            foreach (var entry in entries)
             {
                 if (!entry.FullName.EndsWith(".npy", StringComparison.Ordinal)) continue;
                 string key = entry.FullName[..^4];
                 if (_members.ContainsKey(key)) throw new NpyFormatException(path, $"duplicate archive member '{entry.FullName}'", key);
                 if (entry.IsEncrypted) throw new NpyFormatException(path, "encrypted archive members are not supported", key);
-                if (entry.CompressedLength > archiveLength)
-                    throw new NpyFormatException(path, $"member claims {entry.CompressedLength} compressed bytes, more than the whole archive ({archiveLength})", key);
-                if (entry.Length > entry.CompressedLength * MaxDeflateRatio + 1024)
+                if (entry.CompressedLength < 0 || entry.CompressedLength > archiveLength || entry.Length < 0)
+                    throw new NpyFormatException(path, $"member claims {entry.CompressedLength} compressed bytes (uncompressed {entry.Length}), impossible in an archive of {archiveLength} bytes", key);
+                if (entry.Length > (Int128)entry.CompressedLength * MaxDeflateRatio + 1024)
                     throw new NpyFormatException(path, $"member declares {entry.Length} uncompressed bytes from {entry.CompressedLength} compressed bytes, more than deflate can produce", key);
                 var header = Guard(key, () =>
                 {
@@ -98,10 +106,13 @@ public sealed class NpzFile : ITensorSource
             ObjectDisposedException.ThrowIf(_disposed, this);
             return Guard(name, () =>
             {
-                using var s = member.Entry.Open();
+                using var s = new Crc32ReadStream(member.Entry.Open());
                 long length = member.Entry.Length;
                 var header = NpyReader.ReadHeader(s, Path, name, length);
-                return NpyReader.ReadData(s, header, Path, name, length);
+                var tensor = NpyReader.ReadData(s, header, Path, name, length);
+                if (s.Crc != member.Entry.Crc32)
+                    throw new NpyFormatException(Path, $"CRC-32 mismatch: the archive records {member.Entry.Crc32:X8}, the member's {length} bytes give {s.Crc:X8} (corrupt, or holding more than its declared size)", name);
+                return tensor;
             });
         }
     }
