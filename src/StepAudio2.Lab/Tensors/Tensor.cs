@@ -115,6 +115,7 @@ public sealed unsafe class Tensor
     public ReadOnlySpan<byte> ContiguousBytes()
     {
         if (!IsContiguous) throw new InvalidOperationException($"tensor {ShapeString(Shape)} is not contiguous; call Contiguous() first");
+        if (ElementCount == 0) return default; // an empty view's offset may point past its storage
         return Storage.Span(Offset * DType.SizeOf(), checked((int)ByteCount));
     }
 
