@@ -33,7 +33,7 @@ public sealed class CliOutput(TextWriter stdout, TextWriter stderr, bool interac
     private static string Shorten(string s, int n) => s.Length <= n ? s : "…" + s[^(n - 1)..];
 
     /// <summary>Reports synchronously on the calling thread (System.Progress posts to the thread pool).</summary>
-    private sealed class SyncProgress(Action<(int, int, string)> report) : IProgress<(int Done, int Total, string Item)>
+    private sealed class SyncProgress(Action<(int Done, int Total, string Item)> report) : IProgress<(int Done, int Total, string Item)>
     {
         public void Report((int Done, int Total, string Item) value) => report(value);
     }
