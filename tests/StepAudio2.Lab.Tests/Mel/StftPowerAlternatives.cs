@@ -70,6 +70,7 @@ internal sealed class DftMatrixStftPower : IStftPower
 
     private sealed class Worker(DftMatrixStftPower owner) : IStftPowerWorker
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Compute(ReadOnlySpan<float> signal, int start, int hop, int count, Span<double> power)
         {
             int n = owner.NFft, bins = owner.BinCount;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using V = System.Runtime.Intrinsics.Vector256<double>;
 
@@ -12,10 +14,12 @@ namespace StepAudio2.Lab.Audio.Mel;
 /// ones on <c>Vector256&lt;double&gt;</c>, so each lane's result is bit-identical to a scalar run (no FMA contraction)
 /// and the STFT gets SIMD speed without a vectorised butterfly design.
 /// One instance is immutable and shared across threads; each thread brings its own <see cref="Workspace"/>.
+/// Hot methods skip tiered JIT (AggressiveOptimization): a CLI or notebook computes one mel once, and tier-0 code
+/// would make that single call ~10× slower.
 /// </summary>
 internal sealed class RealFft
 {
-    /// <summary>Frames transformed per call (lanes of <c>Vector256&lt;double&gt;</c>).</summary>
+    /// <summary>Frames transformed per call (lanes of <c>Vector256&lt;double&gt;</c>: 4 on every platform).</summary>
     public static int Lanes => V.Count;
 
     private readonly int _n, _m;
@@ -45,9 +49,8 @@ internal sealed class RealFft
     public sealed class Workspace(int n)
     {
         internal readonly V[] Ar = new V[n / 2], Ai = new V[n / 2], Br = new V[n / 2], Bi = new V[n / 2];
-        /// <summary>Input of <see cref="PowerSpectrum(Span{double}, Workspace)"/>: sample t of lane j at [t][j].</summary>
+        /// <summary>Input of the lane-batched <c>PowerSpectrum</c>: sample t of frame j at <c>Input[t][j]</c>.</summary>
         public readonly V[] Input = new V[n];
-        internal readonly V[] Re = new V[n / 2 + 1], Im = new V[n / 2 + 1];
     }
 
     public Workspace CreateWorkspace() => new(_n);
@@ -56,6 +59,7 @@ internal sealed class RealFft
     /// |X[k]|² of the <see cref="Lanes"/> frames held in <c>ws.Input</c> (lane j = frame j), written to
     /// <c>power[j·BinCount + k]</c> for lanes j &lt; <paramref name="lanesUsed"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void PowerSpectrum(Span<double> power, Workspace ws, int lanesUsed)
     {
         Transform(ws, out var zr, out var zi);
@@ -97,6 +101,7 @@ internal sealed class RealFft
         for (int t = 0; t < _n; t++) ws.Input[t] = Vector256.Create(input[t]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Split(V[] zr, V[] zi, int k, out V xr, out V xi)
     {
         int m = _m;
@@ -114,6 +119,7 @@ internal sealed class RealFft
         xi = ei + (or * s + oi * c);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Transform(Workspace ws, out V[] resultRe, out V[] resultIm)
     {
         V[] xr = ws.Ar, xi = ws.Ai, yr = ws.Br, yi = ws.Bi;
@@ -187,8 +193,12 @@ internal sealed class RealFft
             }
         }
 
+        // The radix kernels index without bounds checks (Unsafe.Add): every index is q + s·(…) < s·len = M by
+        // construction of the plan, and the buffers are the workspace's M-point arrays (checked here once).
         public void Run(V[] xr, V[] xi, V[] yr, V[] yi)
         {
+            int m = _s * _len;
+            if (xr.Length < m || xi.Length < m || yr.Length < m || yi.Length < m) throw new ArgumentException("FFT buffers shorter than the plan");
             switch (_p)
             {
                 case 2: Radix2(xr, xi, yr, yi); break;
@@ -199,8 +209,11 @@ internal sealed class RealFft
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Radix2(V[] xr, V[] xi, V[] yr, V[] yi)
         {
+            ref V Rxr = ref MemoryMarshal.GetArrayDataReference(xr), Rxi = ref MemoryMarshal.GetArrayDataReference(xi);
+            ref V Ryr = ref MemoryMarshal.GetArrayDataReference(yr), Ryi = ref MemoryMarshal.GetArrayDataReference(yi);
             int s = _s, sub = _sub;
             for (int j = 0; j < sub; j++)
             {
@@ -208,16 +221,19 @@ internal sealed class RealFft
                 int i0 = s * j, i1 = s * (j + sub), o0 = s * 2 * j, o1 = o0 + s;
                 for (int q = 0; q < s; q++)
                 {
-                    V ar = xr[i0 + q], ai = xi[i0 + q], br = xr[i1 + q], bi = xi[i1 + q];
-                    yr[o0 + q] = ar + br; yi[o0 + q] = ai + bi;
+                    V ar = Unsafe.Add(ref Rxr, i0 + q), ai = Unsafe.Add(ref Rxi, i0 + q), br = Unsafe.Add(ref Rxr, i1 + q), bi = Unsafe.Add(ref Rxi, i1 + q);
+                    Unsafe.Add(ref Ryr, o0 + q) = ar + br; Unsafe.Add(ref Ryi, o0 + q) = ai + bi;
                     V dr = ar - br, di = ai - bi;
-                    yr[o1 + q] = dr * w1r - di * w1i; yi[o1 + q] = dr * w1i + di * w1r;
+                    Unsafe.Add(ref Ryr, o1 + q) = dr * w1r - di * w1i; Unsafe.Add(ref Ryi, o1 + q) = dr * w1i + di * w1r;
                 }
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Radix3(V[] xr, V[] xi, V[] yr, V[] yi)
         {
+            ref V Rxr = ref MemoryMarshal.GetArrayDataReference(xr), Rxi = ref MemoryMarshal.GetArrayDataReference(xi);
+            ref V Ryr = ref MemoryMarshal.GetArrayDataReference(yr), Ryi = ref MemoryMarshal.GetArrayDataReference(yi);
             const double S = 0.86602540378443864676; // sin(2π/3)
             int s = _s, sub = _sub;
             for (int j = 0; j < sub; j++)
@@ -227,21 +243,24 @@ internal sealed class RealFft
                 int i0 = s * j, i1 = s * (j + sub), i2 = s * (j + 2 * sub), o0 = s * 3 * j;
                 for (int q = 0; q < s; q++)
                 {
-                    V a0r = xr[i0 + q], a0i = xi[i0 + q], a1r = xr[i1 + q], a1i = xi[i1 + q], a2r = xr[i2 + q], a2i = xi[i2 + q];
+                    V a0r = Unsafe.Add(ref Rxr, i0 + q), a0i = Unsafe.Add(ref Rxi, i0 + q), a1r = Unsafe.Add(ref Rxr, i1 + q), a1i = Unsafe.Add(ref Rxi, i1 + q), a2r = Unsafe.Add(ref Rxr, i2 + q), a2i = Unsafe.Add(ref Rxi, i2 + q);
                     V tr = a1r + a2r, ti = a1i + a2i;
                     V mr = a0r - 0.5 * tr, mi = a0i - 0.5 * ti;
                     // −i·S·(a1 − a2)
                     V nr = S * (a1i - a2i), ni = -S * (a1r - a2r);
-                    yr[o0 + q] = a0r + tr; yi[o0 + q] = a0i + ti;
+                    Unsafe.Add(ref Ryr, o0 + q) = a0r + tr; Unsafe.Add(ref Ryi, o0 + q) = a0i + ti;
                     V b1r = mr + nr, b1i = mi + ni, b2r = mr - nr, b2i = mi - ni;
-                    yr[o0 + s + q] = b1r * w1r - b1i * w1i; yi[o0 + s + q] = b1r * w1i + b1i * w1r;
-                    yr[o0 + 2 * s + q] = b2r * w2r - b2i * w2i; yi[o0 + 2 * s + q] = b2r * w2i + b2i * w2r;
+                    Unsafe.Add(ref Ryr, o0 + s + q) = b1r * w1r - b1i * w1i; Unsafe.Add(ref Ryi, o0 + s + q) = b1r * w1i + b1i * w1r;
+                    Unsafe.Add(ref Ryr, o0 + 2 * s + q) = b2r * w2r - b2i * w2i; Unsafe.Add(ref Ryi, o0 + 2 * s + q) = b2r * w2i + b2i * w2r;
                 }
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Radix4(V[] xr, V[] xi, V[] yr, V[] yi)
         {
+            ref V Rxr = ref MemoryMarshal.GetArrayDataReference(xr), Rxi = ref MemoryMarshal.GetArrayDataReference(xi);
+            ref V Ryr = ref MemoryMarshal.GetArrayDataReference(yr), Ryi = ref MemoryMarshal.GetArrayDataReference(yi);
             int s = _s, sub = _sub;
             for (int j = 0; j < sub; j++)
             {
@@ -250,23 +269,26 @@ internal sealed class RealFft
                 int i0 = s * j, i1 = s * (j + sub), i2 = s * (j + 2 * sub), i3 = s * (j + 3 * sub), o0 = s * 4 * j;
                 for (int q = 0; q < s; q++)
                 {
-                    V a0r = xr[i0 + q], a0i = xi[i0 + q], a1r = xr[i1 + q], a1i = xi[i1 + q];
-                    V a2r = xr[i2 + q], a2i = xi[i2 + q], a3r = xr[i3 + q], a3i = xi[i3 + q];
+                    V a0r = Unsafe.Add(ref Rxr, i0 + q), a0i = Unsafe.Add(ref Rxi, i0 + q), a1r = Unsafe.Add(ref Rxr, i1 + q), a1i = Unsafe.Add(ref Rxi, i1 + q);
+                    V a2r = Unsafe.Add(ref Rxr, i2 + q), a2i = Unsafe.Add(ref Rxi, i2 + q), a3r = Unsafe.Add(ref Rxr, i3 + q), a3i = Unsafe.Add(ref Rxi, i3 + q);
                     V t0r = a0r + a2r, t0i = a0i + a2i, t1r = a0r - a2r, t1i = a0i - a2i;
                     V t2r = a1r + a3r, t2i = a1i + a3i, t3r = a1r - a3r, t3i = a1i - a3i;
-                    yr[o0 + q] = t0r + t2r; yi[o0 + q] = t0i + t2i;
+                    Unsafe.Add(ref Ryr, o0 + q) = t0r + t2r; Unsafe.Add(ref Ryi, o0 + q) = t0i + t2i;
                     V b1r = t1r + t3i, b1i = t1i - t3r; // t1 − i·t3
                     V b2r = t0r - t2r, b2i = t0i - t2i;
                     V b3r = t1r - t3i, b3i = t1i + t3r; // t1 + i·t3
-                    yr[o0 + s + q] = b1r * w1r - b1i * w1i; yi[o0 + s + q] = b1r * w1i + b1i * w1r;
-                    yr[o0 + 2 * s + q] = b2r * w2r - b2i * w2i; yi[o0 + 2 * s + q] = b2r * w2i + b2i * w2r;
-                    yr[o0 + 3 * s + q] = b3r * w3r - b3i * w3i; yi[o0 + 3 * s + q] = b3r * w3i + b3i * w3r;
+                    Unsafe.Add(ref Ryr, o0 + s + q) = b1r * w1r - b1i * w1i; Unsafe.Add(ref Ryi, o0 + s + q) = b1r * w1i + b1i * w1r;
+                    Unsafe.Add(ref Ryr, o0 + 2 * s + q) = b2r * w2r - b2i * w2i; Unsafe.Add(ref Ryi, o0 + 2 * s + q) = b2r * w2i + b2i * w2r;
+                    Unsafe.Add(ref Ryr, o0 + 3 * s + q) = b3r * w3r - b3i * w3i; Unsafe.Add(ref Ryi, o0 + 3 * s + q) = b3r * w3i + b3i * w3r;
                 }
             }
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Radix5(V[] xr, V[] xi, V[] yr, V[] yi)
         {
+            ref V Rxr = ref MemoryMarshal.GetArrayDataReference(xr), Rxi = ref MemoryMarshal.GetArrayDataReference(xi);
+            ref V Ryr = ref MemoryMarshal.GetArrayDataReference(yr), Ryi = ref MemoryMarshal.GetArrayDataReference(yi);
             const double C1 = 0.30901699437494742410, C2 = -0.80901699437494742410; // cos(2π/5), cos(4π/5)
             const double S1 = 0.95105651629515357212, S2 = 0.58778525229247312917; // sin(2π/5), sin(4π/5)
             int s = _s, sub = _sub;
@@ -279,11 +301,11 @@ internal sealed class RealFft
                 for (int q = 0; q < s; q++)
                 {
                     int i = i0 + q;
-                    V a0r = xr[i], a0i = xi[i];
-                    V a1r = xr[i + s * sub], a1i = xi[i + s * sub];
-                    V a2r = xr[i + 2 * s * sub], a2i = xi[i + 2 * s * sub];
-                    V a3r = xr[i + 3 * s * sub], a3i = xi[i + 3 * s * sub];
-                    V a4r = xr[i + 4 * s * sub], a4i = xi[i + 4 * s * sub];
+                    V a0r = Unsafe.Add(ref Rxr, i), a0i = Unsafe.Add(ref Rxi, i);
+                    V a1r = Unsafe.Add(ref Rxr, i + s * sub), a1i = Unsafe.Add(ref Rxi, i + s * sub);
+                    V a2r = Unsafe.Add(ref Rxr, i + 2 * s * sub), a2i = Unsafe.Add(ref Rxi, i + 2 * s * sub);
+                    V a3r = Unsafe.Add(ref Rxr, i + 3 * s * sub), a3i = Unsafe.Add(ref Rxi, i + 3 * s * sub);
+                    V a4r = Unsafe.Add(ref Rxr, i + 4 * s * sub), a4i = Unsafe.Add(ref Rxi, i + 4 * s * sub);
                     V p1r = a1r + a4r, p1i = a1i + a4i, m1r = a1r - a4r, m1i = a1i - a4i;
                     V p2r = a2r + a3r, p2i = a2i + a3i, m2r = a2r - a3r, m2i = a2i - a3i;
                     V c1r = a0r + C1 * p1r + C2 * p2r, c1i = a0i + C1 * p1i + C2 * p2i;
@@ -294,11 +316,11 @@ internal sealed class RealFft
                     V b1r = c1r + ui, b1i = c1i - ur, b4r = c1r - ui, b4i = c1i + ur;
                     V b2r = c2r + vi, b2i = c2i - vr, b3r = c2r - vi, b3i = c2i + vr;
                     int o = o0 + q;
-                    yr[o] = a0r + p1r + p2r; yi[o] = a0i + p1i + p2i;
-                    yr[o + s] = b1r * w1r - b1i * w1i; yi[o + s] = b1r * w1i + b1i * w1r;
-                    yr[o + 2 * s] = b2r * w2r - b2i * w2i; yi[o + 2 * s] = b2r * w2i + b2i * w2r;
-                    yr[o + 3 * s] = b3r * w3r - b3i * w3i; yi[o + 3 * s] = b3r * w3i + b3i * w3r;
-                    yr[o + 4 * s] = b4r * w4r - b4i * w4i; yi[o + 4 * s] = b4r * w4i + b4i * w4r;
+                    Unsafe.Add(ref Ryr, o) = a0r + p1r + p2r; Unsafe.Add(ref Ryi, o) = a0i + p1i + p2i;
+                    Unsafe.Add(ref Ryr, o + s) = b1r * w1r - b1i * w1i; Unsafe.Add(ref Ryi, o + s) = b1r * w1i + b1i * w1r;
+                    Unsafe.Add(ref Ryr, o + 2 * s) = b2r * w2r - b2i * w2i; Unsafe.Add(ref Ryi, o + 2 * s) = b2r * w2i + b2i * w2r;
+                    Unsafe.Add(ref Ryr, o + 3 * s) = b3r * w3r - b3i * w3i; Unsafe.Add(ref Ryi, o + 3 * s) = b3r * w3i + b3i * w3r;
+                    Unsafe.Add(ref Ryr, o + 4 * s) = b4r * w4r - b4i * w4i; Unsafe.Add(ref Ryi, o + 4 * s) = b4r * w4i + b4i * w4r;
                 }
             }
         }

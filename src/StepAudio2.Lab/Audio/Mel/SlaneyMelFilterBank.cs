@@ -4,8 +4,8 @@ namespace StepAudio2.Lab.Audio.Mel;
 
 /// <summary>
 /// Triangular mel filter bank on the Slaney scale with Slaney area normalisation: mirrors <c>librosa.filters.mel</c> with its
-/// defaults (<c>htk=False</c>, <c>norm="slaney"</c>), which the official code loads as whisper's <c>mel_filters</c>
-/// (LLM path, s3tokenizer) and CosyVoice's <c>mel_spectrogram</c> (flow prompt). Built in float64 from the formula
+/// defaults (<c>htk=False</c>, <c>norm="slaney"</c>), which the official code calls in <c>utils._mel_filters</c> (LLM path),
+/// s3tokenizer's <c>_mel_filters</c> and the flow-prompt <c>mel_spectrogram</c> (sr 24 000, n_fft 1920, 80 bands, f_max 8000). Built in float64 from the formula
 /// (spec §2.4), stored as float32 <c>[nMels, nFft/2 + 1]</c>, row-major.
 /// </summary>
 public sealed class SlaneyMelFilterBank
@@ -100,6 +100,7 @@ public sealed class SlaneyMelFilterBank
     public static double MelToHz(double mel) => mel < MinLogMel ? FSp * mel : MinLogHz * Math.Exp(LogStep * (mel - MinLogMel));
 
     /// <summary>mel[b] = Σ_k W[b, k]·power[k] over each band's non-zero bins, accumulated in float64.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal void Apply(ReadOnlySpan<double> power, Span<double> mel)
     {
         for (int b = 0; b < MelCount; b++)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace StepAudio2.Lab.Audio.Mel;
@@ -54,6 +55,7 @@ internal sealed class MixedRadixStftPower : IStftPower
     {
         private readonly RealFft.Workspace _ws = owner._fft.CreateWorkspace();
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Compute(ReadOnlySpan<float> signal, int start, int hop, int count, Span<double> power)
         {
             int n = owner.NFft, bins = owner.BinCount, lanes = RealFft.Lanes;
