@@ -1,3 +1,4 @@
+using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.Tensors;
 
@@ -8,8 +9,8 @@ public sealed class LogMelFrontendTests
     /// <summary>Issue acceptance: two float32 FFT paths differ by ~2e-5 near the clamp.</summary>
     private const double MelTolerance = 1e-4;
 
-    private static readonly Lazy<StandInSafetensors> s_fixture =
-        new(() => new StandInSafetensors(TestPaths.Fixture("mel", "mel_reference.safetensors")));
+    private static readonly Lazy<SafetensorsFile> s_fixture =
+        new(() => SafetensorsFile.Open(TestPaths.Fixture("mel", "mel_reference.safetensors")));
 
     internal static string DumpPath(string clip) => Path.Combine(TestPaths.ReferenceData, "tiny", "dumps", $"audio-{clip}.safetensors");
 
@@ -30,7 +31,7 @@ public sealed class LogMelFrontendTests
     [InlineData("two_chunks", new long[] { 400_000, 32_000 }, new[] { 2502, 202 }, new[] { 313, 25 })]
     public void Dump_ChunksAndMelsMatchReference(string clip, long[] chunkLengths, int[] melLengths, int[] tokens)
     {
-        var dump = new StandInSafetensors(DumpPath(clip));
+        var dump = SafetensorsFile.Open(DumpPath(clip));
         var wav = dump.Get("input.wav").ToFloatArray();
 
         var chunks = LogMelFrontend.Chunk(wav);
@@ -181,7 +182,7 @@ public sealed class LogMelFrontendTests
     [Fact]
     public void ParallelAndSerial_GiveIdenticalBits()
     {
-        var wav = new StandInSafetensors(DumpPath("short")).Get("input.wav").ToFloatArray();
+        var wav = SafetensorsFile.Open(DumpPath("short")).Get("input.wav").ToFloatArray();
         var stft = new MixedRadixStftPower(LogMelFrontend.NFft);
         var serial = LogMelFrontend.Compute(wav, true, stft, maxThreads: 1).ToFloatArray();
         var parallel = LogMelFrontend.Compute(wav, true, stft, maxThreads: 4).ToFloatArray();
@@ -191,7 +192,7 @@ public sealed class LogMelFrontendTests
     [Fact]
     public void Batch_PadsWithZerosAndPassesLMinus2()
     {
-        var dump = new StandInSafetensors(DumpPath("two_chunks"));
+        var dump = SafetensorsFile.Open(DumpPath("two_chunks"));
         var mels = new[] { dump.Get("input.mel.1"), dump.Get("input.mel.0"), dump.Get("input.mel.1") };
         var batch = LogMelFrontend.Batch(mels);
 

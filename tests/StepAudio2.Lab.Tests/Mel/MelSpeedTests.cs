@@ -1,3 +1,4 @@
+using StepAudio2.Lab.IO.Safetensors;
 using System.Diagnostics;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.Tensors;
@@ -28,8 +29,8 @@ public sealed class MelSpeedTests(ITestOutputHelper output)
     public void Kernel_MeetsAccuracyTarget_AndIsTimedOn30Seconds(string name)
     {
         var kernel = Create(name);
-        var two = new StandInSafetensors(LogMelFrontendTests.DumpPath("two_chunks"));
-        var shortClip = new StandInSafetensors(LogMelFrontendTests.DumpPath("short"));
+        var two = SafetensorsFile.Open(LogMelFrontendTests.DumpPath("two_chunks"));
+        var shortClip = SafetensorsFile.Open(LogMelFrontendTests.DumpPath("short"));
         var twoWav = two.Get("input.wav").ToFloatArray();
 
         // Accuracy on both reference chunks.

@@ -1,3 +1,4 @@
+using StepAudio2.Lab.IO.Safetensors;
 using CsCheck;
 using StepAudio2.Lab.Audio.Mel;
 
@@ -5,8 +6,8 @@ namespace StepAudio2.Lab.Tests.Mel;
 
 public sealed class SlaneyMelFilterBankTests
 {
-    private static readonly Lazy<StandInSafetensors> s_fixture =
-        new(() => new StandInSafetensors(TestPaths.Fixture("mel", "mel_reference.safetensors")));
+    private static readonly Lazy<SafetensorsFile> s_fixture =
+        new(() => SafetensorsFile.Open(TestPaths.Fixture("mel", "mel_reference.safetensors")));
 
     [Fact]
     public void LlmBank_MatchesSpecSelfCheckValues()

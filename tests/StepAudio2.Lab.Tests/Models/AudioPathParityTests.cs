@@ -57,6 +57,32 @@ public sealed class AudioPathParityTests
             Assert.Equal((((mels[i].Shape[1] - 1) / 4) - 1) / 2 + 1, Adaptor.OutputLength(encLengths[i]));
     }
 
+    [Fact]
+    public void FromTheRealAiffFileToTheAdaptorOutput()
+    {
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", "audio-short.safetensors"), out _);
+        var wav = StepAudio2.Lab.Audio.AudioInput.Load16k(Path.Combine(TestPaths.SharedAudio, "real_speech.aiff"));
+        var refWav = dump.Get("input.wav").ToFloatArray();
+        Assert.Equal(refWav.Length, wav.Length);
+        Assert.True(wav.Zip(refWav, (a, b) => Math.Abs(a - b)).Max() <= 1e-5, "16 kHz waveform departs from torchaudio's by more than 1e-5");
+
+        var prepared = StepAudio2.Lab.Audio.AudioInput.Prepare([wav]);
+        var refMel = dump.Get("input.mel.0").ToFloatArray();
+        Assert.Equal(dump.Get("input.mel.0").Shape, prepared.Mels[0].Shape);
+        Assert.True(prepared.Mels[0].ToFloatArray().Zip(refMel, (a, b) => Math.Abs(a - b)).Max() <= 1e-4);
+
+        using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
+        var trace = new Trace(["adapter"]);
+        var (_, lengths) = model.EncodeAudio(prepared.Batch.Mels, prepared.MelLengths, trace);
+        Assert.Equal(prepared.TokenCounts, lengths);
+        var expected = dump.Get("adapter").ToDoubleArray();
+        var actual = trace["adapter"].ToDoubleArray();
+        double num = 0, den = 0;
+        for (int i = 0; i < actual.Length; i++) { num += (actual[i] - expected[i]) * (actual[i] - expected[i]); den += expected[i] * expected[i]; }
+        Assert.True(Math.Sqrt(num / den) <= 1e-4, $"adapter rel-L2 {Math.Sqrt(num / den):E3}"); // mel differs ≤ 1e-4 from the reference's
+    }
+
     /// <summary>Zero right-padding to the longest chunk, lengths L − 2 (spec §2.7).</summary>
     private static (Tensor Batch, int[] Lengths) BatchMels(IReadOnlyList<Tensor> mels)
     {
