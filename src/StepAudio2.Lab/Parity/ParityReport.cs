@@ -28,7 +28,7 @@ public static class ParityReport
 
         var sb = new StringBuilder();
         AppendLine(sb, Headers, widths);
-        sb.AppendLine(string.Join("  ", widths.Take(widths.Length - 1).Select(w => new string('-', w))) + "  " + new string('-', Math.Max(4, widths[^1])));
+        sb.AppendLine(string.Join("  ", widths.Take(widths.Length - 1).Select(w => new string('-', w))) + "  " + new string('-', Math.Clamp(widths[^1], 4, 40)));
         foreach (var row in cells) AppendLine(sb, row, widths);
         sb.AppendLine();
         foreach (var line in SummaryLines(comparison)) sb.AppendLine(line);
