@@ -457,7 +457,7 @@ internal sealed class HintDetector
         string first = FirstText(firstIndex);
         string what = _integer
             ? $"{bad} of {n} values differ ({Pct(bad, n)}), {first}"
-            : $"{bad} of {n} elements out of tolerance ({Pct(bad, n)}), rel-L2 {G(_origRel)}, cosine {G(_s.Cosine)}, {first}; no structural pattern";
+            : $"{bad} of {n} elements out of tolerance ({Pct(bad, n)}), rel-L2 {G(_origRel)}, cosine {ParityFormat.Cosine(_s.Cosine)}, {first}; no structural pattern";
         return new FailureHint(HintKind.None, what, Count: bad, Index: firstIndex);
     }
 

@@ -17,4 +17,7 @@ public static class ParityFormat
             ? v.ToString("G4", CultureInfo.InvariantCulture)
             : v.ToString("0.##e+00", CultureInfo.InvariantCulture);
     }
+
+    /// <summary>Cosine similarity with six decimals ("0.999998"): G4 would round near-misses to "1".</summary>
+    public static string Cosine(double v) => double.IsFinite(v) ? v.ToString("0.000000", CultureInfo.InvariantCulture) : Number(v);
 }

@@ -234,7 +234,7 @@ public static class ParityReport
     private static string CompactIndex(int[]? index) => index is null ? "-" : Compact(index);
     private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
     private static string N(double v) => ParityFormat.Number(v);
-    private static string Cos(double v) => double.IsFinite(v) ? v.ToString("0.000000", CultureInfo.InvariantCulture) : N(v);
+    private static string Cos(double v) => ParityFormat.Cosine(v);
 
     // ------------------------------------------------------------------ JSON
 

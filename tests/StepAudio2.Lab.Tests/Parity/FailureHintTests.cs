@@ -68,7 +68,7 @@ public class FailureHintTests
         var c = Cmp(a, b);
         Assert.False(c.ShapeMatch);
         Assert.Equal(HintKind.Transposed, c.Hint.Kind);
-        Assert.Equal([1, 0], c.Hint.Axes);
+        Assert.Equal([1, 0], c.Hint.Axes!);
         Assert.Contains("[5, 7]", c.Hint.Text);
     }
 
@@ -79,7 +79,7 @@ public class FailureHintTests
         var c = Cmp(b.Transpose().Contiguous(), b);
         Assert.True(c.ShapeMatch);
         Assert.Equal(HintKind.Transposed, c.Hint.Kind);
-        Assert.Equal([1, 0], c.Hint.Axes);
+        Assert.Equal([1, 0], c.Hint.Axes!);
     }
 
     [Fact]
@@ -88,7 +88,7 @@ public class FailureHintTests
         var b = TestData.RandnTensor(8, 2, 3, 4);
         var c = Cmp(b.Permute(2, 1, 0).Contiguous(), b);
         Assert.Equal(HintKind.Transposed, c.Hint.Kind);
-        Assert.Equal([2, 1, 0], c.Hint.Axes);
+        Assert.Equal([2, 1, 0], c.Hint.Axes!);
     }
 
     [Fact]
@@ -98,7 +98,7 @@ public class FailureHintTests
         var a = b.Permute(0, 2, 1).Contiguous(); // [2, 4, 3]
         var c = Cmp(a, b);
         Assert.Equal(HintKind.PermutedAxes, c.Hint.Kind);
-        Assert.Equal([0, 2, 1], c.Hint.Axes);
+        Assert.Equal([0, 2, 1], c.Hint.Axes!);
         Assert.Contains("permute(0, 2, 1)", c.Hint.Text);
     }
 
@@ -110,7 +110,7 @@ public class FailureHintTests
         var c = Cmp(b.Permute(0, 2, 1).Contiguous(), b);
         Assert.True(c.ShapeMatch);
         Assert.Equal(HintKind.PermutedAxes, c.Hint.Kind);
-        Assert.Equal([0, 2, 1], c.Hint.Axes);
+        Assert.Equal([0, 2, 1], c.Hint.Axes!);
     }
 
     [Theory]
@@ -163,7 +163,7 @@ public class FailureHintTests
         var c = Cmp(a, b);
         Assert.Equal(HintKind.Outliers, c.Hint.Kind);
         Assert.Equal(3, c.Hint.Count);
-        Assert.Equal(TensorComparer.Unravel(100, [4, 32, 32]), c.Hint.Index);
+        Assert.Equal(TensorComparer.Unravel(100, [4, 32, 32]), c.Hint.Index!);
         Assert.Contains("3 of 4096 elements off", c.Hint.Text);
         Assert.Contains("first at [0, 3, 4]", c.Hint.Text);
     }
@@ -199,7 +199,7 @@ public class FailureHintTests
         Assert.Equal(HintKind.ZeroSlices, c.Hint.Kind);
         Assert.Equal(1, c.Hint.Axis);
         Assert.Equal(24, c.Hint.Count);
-        Assert.Equal([0, 40, 0], c.Hint.Index);
+        Assert.Equal([0, 40, 0], c.Hint.Index!);
         Assert.Contains("40..63", c.Hint.Text);
     }
 
