@@ -88,6 +88,43 @@ internal sealed class HintDetector
 
     private bool Fits(double residualSq) => Fits(residualSq, _s.SumB2);
 
+    /// <summary>
+    /// The residual formulas from sums (‖a‖² − (a·b)²/‖b‖² and the like) cancel catastrophically when ‖b‖ is dominated by
+    /// huge values (a −1e10 attention mask): a formula fit is only believed after this direct pass agrees.
+    /// Hypothesis: a ≈ g·b + c, with g and c per index along <paramref name="axis"/> (arrays) or scalars (axis −1).
+    /// </summary>
+    private bool ConfirmAffine(int axis, double gain, double offset, double[]? gains = null, double[]? offsets = null)
+    {
+        double r = 0;
+        if (axis < 0)
+        {
+            for (long i = 0; i < N; i++)
+            {
+                double d = (_a[i] - gain * _b[i]) - offset;
+                r += d * d;
+            }
+            return Fits(r);
+        }
+        int len = _shape[axis];
+        long inner = 1;
+        for (int d = axis + 1; d < _shape.Length; d++) inner *= _shape[d];
+        long outer = N / ((long)len * inner);
+        for (long o = 0; o < outer; o++)
+        {
+            for (int j = 0; j < len; j++)
+            {
+                double g = gains?[j] ?? gain, c = offsets?[j] ?? offset;
+                long baseIndex = (o * len + j) * inner;
+                for (long i = 0; i < inner; i++)
+                {
+                    double d = (_a[baseIndex + i] - g * _b[baseIndex + i]) - c;
+                    r += d * d;
+                }
+            }
+        }
+        return Fits(r);
+    }
+
     /// <summary>Loose pre-filter on a sample: a real fit passes it with room to spare, most non-fits fail it.</summary>
     private bool SampleMayFit(Func<long, long> map)
     {
@@ -184,6 +221,10 @@ internal sealed class HintDetector
             }
             if (zero.Count == 0 || zero.Count == ax.Length) continue;
             if (!Fits(_s.SumD2 - explained)) continue;
+            var gains = new double[ax.Length];
+            Array.Fill(gains, 1.0);
+            foreach (int j in zero) gains[j] = 0;
+            if (!ConfirmAffine(k, 1, 0, gains)) continue;
             var first = new int[_shape.Length];
             first[k] = zero[0];
             return new FailureHint(HintKind.ZeroSlices,
@@ -196,7 +237,7 @@ internal sealed class HintDetector
     private FailureHint? SignFlip()
     {
         double residual = _s.SumA2 + 2 * _s.SumAB + _s.SumB2; // ‖a + b‖²
-        if (!Fits(residual)) return null;
+        if (!Fits(residual) || !ConfirmAffine(-1, -1, 0)) return null;
         return new FailureHint(HintKind.SignFlip, "candidate ≈ −reference: sign flipped (subtraction order, rotate-half sign, negated weight)", Value: -1);
     }
 
@@ -204,7 +245,7 @@ internal sealed class HintDetector
     {
         double k = _s.SumAB / _s.SumB2;                        // least-squares k in a ≈ k·b
         double residual = _s.SumA2 - _s.SumAB * k;             // ‖a − k b‖²
-        if (!Fits(residual) || Math.Abs(k - 1) < 1e-9) return null;
+        if (!Fits(residual) || Math.Abs(k - 1) < 1e-9 || !ConfirmAffine(-1, k, 0)) return null;
         return new FailureHint(HintKind.Scaled,
             $"candidate ≈ {G(k)} × reference: scale {G(k)} off — check the attention scaling (1/√d), a norm weight, or a gain{ScaleNote(k)}",
             Value: k);
@@ -214,7 +255,7 @@ internal sealed class HintDetector
     {
         double c = _s.SumD / _s.Finite;
         double residual = _s.SumD2 - c * _s.SumD;            // ‖(a − b) − c‖²
-        if (!Fits(residual)) return null;
+        if (!Fits(residual) || !ConfirmAffine(-1, 1, c)) return null;
         string what = _integer ? "ids/values offset by a constant (vocabulary offset, special-token base)" : "bias missing or doubled, or a mean not subtracted";
         return new FailureHint(HintKind.ConstantOffset, $"candidate ≈ reference {(c >= 0 ? "+" : "−")} {G(Math.Abs(c))} everywhere: {what}", Value: c);
     }
@@ -230,7 +271,10 @@ internal sealed class HintDetector
             double explained = 0;
             for (int j = 0; j < ax.Length; j++) explained += ax.SumD[j] * ax.SumD[j] / ax.Rest;
             double residual = _s.SumD2 - explained;
-            if (Fits(residual) && residual < bestResidual) { bestResidual = residual; bestAxis = k; }
+            if (!Fits(residual) || residual >= bestResidual) continue;
+            if (!ConfirmAffine(k, 1, 0, offsets: ax.SumD.Select(sd => sd / ax.Rest).ToArray())) continue;
+            bestResidual = residual;
+            bestAxis = k;
         }
         if (bestAxis < 0) return null;
         var best = Axis(bestAxis)!;
@@ -251,9 +295,15 @@ internal sealed class HintDetector
             var ax = Axis(k);
             if (ax is null || ax.Rest < 2) continue;
             double residual = 0;
+            var gains = new double[ax.Length];
             for (int j = 0; j < ax.Length; j++)
-                residual += ax.SumB2[j] > 0 ? ax.SumA2[j] - ax.SumAB[j] * ax.SumAB[j] / ax.SumB2[j] : ax.SumA2[j];
-            if (Fits(residual) && residual < bestResidual) { bestResidual = residual; bestAxis = k; }
+            {
+                gains[j] = ax.SumB2[j] > 0 ? ax.SumAB[j] / ax.SumB2[j] : 0;
+                residual += ax.SumA2[j] - ax.SumAB[j] * gains[j];
+            }
+            if (!Fits(residual) || residual >= bestResidual || !ConfirmAffine(k, 0, 0, gains)) continue;
+            bestResidual = residual;
+            bestAxis = k;
         }
         if (bestAxis < 0) return null;
         var best = Axis(bestAxis)!;

@@ -243,6 +243,21 @@ public class FailureHintTests
     }
 
     [Fact]
+    public void HugeMaskValuesDoNotFakeAPattern()
+    {
+        // Attention scores with a −1e10 additive mask on both sides dominate ‖b‖; the sums-based residual formulas cancel
+        // to nothing there, and must not report a "fit" for what is ordinary float noise on the unmasked scores.
+        var b = TestData.RandnTensor(27, 1, 2, 24, 24);
+        var noise = TestData.Randn(28, 1152, 3e-6);
+        var a = TestData.Map(b, (x, i) => i % 24 > i / 24 % 24 ? -1e10f : x + noise[i]);
+        b = TestData.Map(b, (x, i) => i % 24 > i / 24 % 24 ? -1e10f : x);
+        var c = Cmp(a, b);
+        Assert.False(c.Passed);
+        Assert.True(c.RelL2 < 1e-15);
+        Assert.Contains(c.Hint.Kind, new[] { HintKind.None, HintKind.Outliers });
+    }
+
+    [Fact]
     public void PlainNoiseOnALargeTensorHasNoPattern()
     {
         var b = TestData.RandnTensor(23, 2, 512, 512);
