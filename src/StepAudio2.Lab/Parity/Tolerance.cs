@@ -19,9 +19,12 @@ public sealed record Tolerance(double Rtol, double Atol, double? MaxRelL2 = null
 
     /// <summary>
     /// Two float32 implementations of the same math: summation order and fused multiply-adds move results by a few ulps
-    /// (f32 ulp ≈ 1.2e-7 relative), so 1e-5 relative leaves room for the accumulation over a deep stack of layers.
+    /// (f32 ulp ≈ 1.2e-7 relative), so 1e-5 relative leaves room for accumulation over a deep stack of layers. atol is 1e-5
+    /// (torch.testing's float32 default), not 1e-6: an element near zero inherits the absolute error of the O(1) values it
+    /// was computed from, and with 1e-6 an independent float64 run of the tiny reference (reference-data/tiny/demo) fails
+    /// at a few such elements (|Δ| ≈ 1.3e-6 on a 1.7e-3 key). The rel-L2 bound 1e-5 keeps the tier strict overall.
     /// </summary>
-    public static Tolerance F32 { get; } = new(1e-5, 1e-6, 1e-5, "f32");
+    public static Tolerance F32 { get; } = new(1e-5, 1e-5, 1e-5, "f32");
 
     /// <summary>
     /// bfloat16 compute or storage on one side: 8 significant bits, unit roundoff 2⁻⁸ ≈ 3.9e-3, so one rounding moves a value by

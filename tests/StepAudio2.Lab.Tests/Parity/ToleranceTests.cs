@@ -7,8 +7,8 @@ public class ToleranceTests
 {
     [Theory]
     [InlineData("exact", 0, 0, null)]
-    [InlineData("f32", 1e-5, 1e-6, 1e-5)]
-    [InlineData("F32", 1e-5, 1e-6, 1e-5)]
+    [InlineData("f32", 1e-5, 1e-5, 1e-5)]
+    [InlineData("F32", 1e-5, 1e-5, 1e-5)]
     [InlineData("bf16", 1.6e-2, 1e-3, 1e-2)]
     [InlineData("f16", 1e-3, 1e-4, 1e-3)]
     [InlineData("loose", 1e-3, 1e-3, null)]
@@ -79,7 +79,7 @@ public class ToleranceTests
     [Fact]
     public void ToStringNamesTierAndBounds()
     {
-        Assert.Equal("f32 (rtol 1e-05, atol 1e-06, rel-L2 ≤ 1e-05)", Tolerance.F32.ToString());
+        Assert.Equal("f32 (rtol 1e-05, atol 1e-05, rel-L2 ≤ 1e-05)", Tolerance.F32.ToString());
         Assert.Equal("rtol 0.001, atol 0", new Tolerance(1e-3, 0).ToString());
     }
 }
