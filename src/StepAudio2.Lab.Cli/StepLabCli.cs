@@ -39,6 +39,11 @@ public static class StepLabCli
             stderr.WriteLine($"steplab: {e.Message}");
             return BadInput;
         }
+        catch (ArgumentException e)
+        {
+            stderr.WriteLine($"steplab: {e.Message}");
+            return BadInput;
+        }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"steplab: {e.Message}");

@@ -1,8 +1,73 @@
 using System.CommandLine;
+using StepAudio2.Lab.IO;
+using StepAudio2.Lab.IO.Safetensors;
+using StepAudio2.Lab.Parity;
+using StepAudio2.Lab.Tracing;
 
 namespace StepAudio2.Lab.Cli.Commands;
 
+/// <summary>
+/// <c>steplab compare &lt;candidate&gt; &lt;reference&gt; [--rtol R] [--atol A] [--tier NAME] [--json] [--require-all]</c>:
+/// tensor-by-tensor parity of two dumps in the reference's execution order. Exit 0 when everything compared passes,
+/// 1 when something fails (or, with --require-all, is missing), 2 on bad input.
+/// </summary>
 public static class CompareCommand
 {
-    public static Command Create(CliOutput ui) => new("compare", "placeholder until the parity toolkit lands");
+    public static Command Create(CliOutput ui)
+    {
+        var candidate = new Argument<string>("candidate") { Description = "the dump under test (safetensors, .npz, .npy, torch .pt)" };
+        var reference = new Argument<string>("reference") { Description = "the reference dump, e.g. from the official PyTorch model" };
+        var rtol = new Option<double?>("--rtol") { Description = "relative tolerance (|a−b| ≤ atol + rtol·|b|)" };
+        var atol = new Option<double?>("--atol") { Description = "absolute tolerance" };
+        var tier = new Option<string?>("--tier") { Description = "named tolerance: exact, f32 (default), bf16, f16, loose" };
+        var json = new Option<bool>("--json") { Description = "machine-readable output" };
+        var requireAll = new Option<bool>("--require-all") { Description = "tensors missing on either side count as failures" };
+        var include = new Option<string[]>("--include") { Description = "only names matching these globs", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude") { Description = "skip names matching these globs", AllowMultipleArgumentsPerToken = true };
+        var cmd = new Command("compare", "Compare two dumps tensor by tensor in execution order; report the first module that departs.")
+        {
+            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude,
+        };
+        cmd.SetAction(p => Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
+            p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [], ui));
+        return cmd;
+    }
+
+    /// <summary>--tier picks a tier (default f32); --rtol/--atol replace its bounds.</summary>
+    public static Tolerance ResolveTolerance(string? tier, double? rtol, double? atol)
+    {
+        Tolerance t;
+        try
+        {
+            t = tier is null ? Tolerance.F32 : Tolerance.Parse(tier);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--tier: {e.Message}", e);
+        }
+        if (rtol is < 0 || atol is < 0) throw new ArgumentException("--rtol and --atol must not be negative");
+        if (rtol is null && atol is null) return t;
+        return Tolerance.Of(rtol ?? t.Rtol, atol ?? t.Atol, tier is null ? null : t.MaxRelL2);
+    }
+
+    public static int Run(string candidatePath, string referencePath, Tolerance tolerance, bool json, bool requireAll,
+        IReadOnlyList<string> include, IReadOnlyList<string> exclude, CliOutput ui)
+    {
+        using var candidate = TensorFiles.Open(candidatePath);
+        using var reference = TensorFiles.Open(referencePath);
+        var order = reference is SafetensorsFile sf && sf.Metadata.TryGetValue(DumpFile.OrderKey, out var orderJson)
+            ? DumpComparer.ParseOrder(orderJson, referencePath)
+            : null;
+        var result = ui.WithProgress("comparing", progress => DumpComparer.Compare(candidate, reference, new CompareOptions
+        {
+            Tolerance = tolerance,
+            RequireAll = requireAll,
+            ExecutionOrder = order,
+            Include = include,
+            Exclude = exclude,
+            Progress = progress,
+        }));
+        ui.Out.Write(json ? ParityReport.ToJson(result) + Environment.NewLine : ParityReport.ToTable(result));
+        return result.AllPassed ? StepLabCli.Ok : StepLabCli.Failed;
+    }
 }
