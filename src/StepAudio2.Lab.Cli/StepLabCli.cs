@@ -22,6 +22,8 @@ public static class StepLabCli
         {
             InspectCommand.Create(ui),
             CompareCommand.Create(ui),
+            MelCommand.Create(ui),
+            TraceCommand.Create(ui),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -24,12 +24,18 @@ public static class CompareCommand
         var requireAll = new Option<bool>("--require-all") { Description = "tensors missing on either side count as failures" };
         var include = new Option<string[]>("--include") { Description = "only names matching these globs", AllowMultipleArgumentsPerToken = true };
         var exclude = new Option<string[]>("--exclude") { Description = "skip names matching these globs", AllowMultipleArgumentsPerToken = true };
+        var overrides = new Option<string[]>("--override")
+        {
+            Description = "per-name tolerance GLOB=TOLERANCE (a tier or rtol=…,atol=…), e.g. 'input.mel.*=1e-4' '*.qk=loose'; the last match wins",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var cmd = new Command("compare", "Compare two dumps tensor by tensor in execution order; report the first module that departs.")
         {
-            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude,
+            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides,
         };
         cmd.SetAction(p => Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
-            p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [], ui));
+            p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [],
+            (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui));
         return cmd;
     }
 
@@ -50,8 +56,22 @@ public static class CompareCommand
         return Tolerance.Of(rtol ?? t.Rtol, atol ?? t.Atol, tier is null ? null : t.MaxRelL2);
     }
 
+    public static ToleranceOverride ParseOverride(string text)
+    {
+        int eq = text.IndexOf('=');
+        if (eq <= 0) throw new ArgumentException($"--override '{text}': expected GLOB=TOLERANCE");
+        try
+        {
+            return new ToleranceOverride(text[..eq], Tolerance.Parse(text[(eq + 1)..]));
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--override '{text}': {e.Message}", e);
+        }
+    }
+
     public static int Run(string candidatePath, string referencePath, Tolerance tolerance, bool json, bool requireAll,
-        IReadOnlyList<string> include, IReadOnlyList<string> exclude, CliOutput ui)
+        IReadOnlyList<string> include, IReadOnlyList<string> exclude, IReadOnlyList<ToleranceOverride> overrides, CliOutput ui)
     {
         using var candidate = TensorFiles.Open(candidatePath);
         using var reference = TensorFiles.Open(referencePath);
@@ -65,6 +85,7 @@ public static class CompareCommand
             ExecutionOrder = order,
             Include = include,
             Exclude = exclude,
+            Overrides = overrides,
             Progress = progress,
         }));
         ui.Out.Write(json ? ParityReport.ToJson(result) + Environment.NewLine : ParityReport.ToTable(result));
