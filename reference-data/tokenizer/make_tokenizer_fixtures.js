@@ -120,6 +120,8 @@ function testStrings(searchText) {
     "\u2019s", "it\u2019s", "'\u017F", "'\u212A", "'\u0130", "'LL'D'VE",
     '123', '1234567890', '3.14159', '-42', '1,000,000', '12ab34', 'ab12cd', '٣٤٥', '一二三', '①②③', 'Ⅻ', '½', '²³',
     '𝟏𝟐𝟑', '𝐀𝐁𝐂', '𝒜𝓑', 'a𝐀b', '𠀀𠀁𠀂', '中𠀀文', '\u{1D7CE}\u{1D7CF}',
+    // Supplementary letters/digits next to other classes: a UTF-16 regex (.NET) splits these differently from HF.
+    " 𝟏", ' 𝟏𝟐', "𝐀's", "x 𝟎!", "𠮷's", "𝑥'll", "a𝐀'd b", ' 𝟗 apples', '𝐀!', '𠮷。',
     'hello world', 'Hello World!', ' hello', 'hello ', '  hello  world  ', 'hello\tworld', 'hello\nworld',
     'hello\r\nworld', 'hello\n\nworld', 'hello \n world', 'a  b   c    d', '\t\t\tindent', '   \n   \n', ' \r\n \r\n ',
     '\u00a0nbsp\u00a0', '\u3000全角空格\u3000', 'zero\u200bwidth', '\ufeffbom', 'line\u2028sep\u2029para', 'nel\u0085x',

@@ -109,6 +109,7 @@ public sealed class StepAudioTokenizer
             _tokenToId[a.Content] = a.Id;
         }
         VocabSize = size;
+        AddedTokens = [.. added];
 
         var blob = new List<byte>(size * 6);
         _byteStart = new int[size + 1];
@@ -128,7 +129,7 @@ public sealed class StepAudioTokenizer
     public int VocabSize { get; }
 
     /// <summary>The added tokens, in id order.</summary>
-    public IReadOnlyList<AddedToken> AddedTokens => [.. _added.Where(a => a is not null).Select(a => a!)];
+    public IReadOnlyList<AddedToken> AddedTokens { get; }
 
     /// <summary>Loads vocab.json, merges.txt and tokenizer_config.json from a checkpoint folder (read-only).</summary>
     /// <exception cref="ConfigException">A file is missing, malformed or inconsistent (the message names the file and place).</exception>
