@@ -36,7 +36,7 @@ public sealed class TraceCliTests
     {
         using var tmp = TestPaths.Temp();
         var out1 = tmp.File("trace.safetensors");
-        var (code, _, err) = InspectCliTests.Run("trace", "--model", Tiny, "--audio", Clip, "--out", out1);
+        var (code, _, err) = InspectCliTests.Run("trace", "--model", Tiny, "--stage", "audio", "--audio", Clip, "--out", out1);
         Assert.True(code == StepLabCli.Ok, err);
         using (var trace = SafetensorsFile.Open(out1))
         {
@@ -50,8 +50,29 @@ public sealed class TraceCliTests
         Assert.True(cmp == StepLabCli.Ok, table);
 
         var out2 = tmp.File("some.safetensors");
-        Assert.Equal(StepLabCli.Ok, InspectCliTests.Run("trace", "--model", Tiny, "--audio", Clip, "--capture", "encoder.blocks.*.attn", "--out", out2).Code);
+        Assert.Equal(StepLabCli.Ok, InspectCliTests.Run("trace", "--model", Tiny, "--stage", "audio", "--audio", Clip, "--capture", "encoder.blocks.*.attn", "--out", out2).Code);
         using var some = SafetensorsFile.Open(out2);
         Assert.Equal(["input.wav", "input.mel.0", "input.wav_lens", "encoder.blocks.0.attn", "encoder.blocks.1.attn"], DumpFile.ReadOrder(some.Metadata));
+    }
+
+    [Fact]
+    public void FullTraceFromTheRealClipMatchesTheReferenceForwardAndGreedyIds()
+    {
+        using var tmp = TestPaths.Temp();
+        var output = tmp.File("llm.safetensors");
+        var (code, stdout, err) = InspectCliTests.Run("trace", "--model", Tiny, "--tokenizer", TestPaths.SharedModel, "--audio", Clip,
+            "--instruction", "Please repeat what you hear in English:", "--greedy", "8", "--out", output);
+        Assert.True(code == StepLabCli.Ok, err);
+        Assert.Contains("prompt 66 ids", stdout);
+        var llmReference = Path.Combine(Tiny, "dumps", "llm-instruction.safetensors");
+        var (cmp, table, _) = InspectCliTests.Run("compare", output, llmReference, "--override", "input.mel.*=rtol=0,atol=1e-4");
+        Assert.True(cmp == StepLabCli.Ok, table);
+        Assert.Contains("output.greedy_ids", table);
+        Assert.Contains("lm_head.last", table);
+        Assert.Contains("33 compared, 0 failing", table);
+        // without a tokenizer the full stage is refused with a clear error naming the folder
+        var (bad, _, message) = InspectCliTests.Run("trace", "--model", Tiny, "--audio", Clip, "--out", tmp.File("x.safetensors"));
+        Assert.Equal(StepLabCli.BadInput, bad);
+        Assert.Contains("vocab.json", message);
     }
 }
