@@ -24,6 +24,7 @@ public static class StepLabCli
             CompareCommand.Create(ui),
             MelCommand.Create(ui),
             TraceCommand.Create(ui),
+            TokenizeCommand.Create(ui),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -81,3 +81,21 @@ public sealed class InspectCliTests
         Assert.Equal(StepLabCli.BadInput, Run("inspect", bad, "--no-such-option").Code);
     }
 }
+
+/// <summary><c>steplab tokenize</c> on the real tokenizer files.</summary>
+public sealed class TokenizeCliTests
+{
+    [Fact]
+    public void PrintsTheIdsOfTheSpecExample()
+    {
+        var (code, stdout, _) = InspectCliTests.Run("tokenize", "--model", TestPaths.SharedModel, "<|BOT|>system\nYou are a helpful assistant.<|EOT|>");
+        Assert.Equal(StepLabCli.Ok, code);
+        Assert.StartsWith("151666 8948 198 2610 525 264 10950 17847 13 151665", stdout);
+        var (jcode, json, _) = InspectCliTests.Run("tokenize", "--model", TestPaths.SharedModel, "</think>", "--json");
+        Assert.Equal(StepLabCli.Ok, jcode);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal([522, 26865, 29], doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
+        Assert.Equal("</think>", doc.RootElement.GetProperty("decoded").GetString());
+        Assert.Equal(StepLabCli.BadInput, InspectCliTests.Run("tokenize", "--model", TestPaths.Temp().Path, "x").Code);
+    }
+}
