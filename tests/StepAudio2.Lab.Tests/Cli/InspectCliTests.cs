@@ -96,6 +96,7 @@ public sealed class TokenizeCliTests
         using var doc = JsonDocument.Parse(json);
         Assert.Equal([522, 26865, 29], doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()).ToArray());
         Assert.Equal("</think>", doc.RootElement.GetProperty("decoded").GetString());
-        Assert.Equal(StepLabCli.BadInput, InspectCliTests.Run("tokenize", "--model", TestPaths.Temp().Path, "x").Code);
+        using var empty = TestPaths.Temp();
+        Assert.Equal(StepLabCli.BadInput, InspectCliTests.Run("tokenize", "--model", empty.Path, "x").Code);
     }
 }
