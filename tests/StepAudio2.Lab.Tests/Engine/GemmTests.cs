@@ -181,7 +181,7 @@ public sealed unsafe class GemmTests
     }
 
     public static IEnumerable<object[]> FixtureNames()
-        => ["nt_gemv_m1", "nt_gemm_tails", "nn_gemm_tails", "nn_gemv_m3", "bf16_gemv_m2", "bf16_gemm"].Select(s => new object[] { s });
+        => new[] { "nt_gemv_m1", "nt_gemm_tails", "nn_gemm_tails", "nn_gemv_m3", "bf16_gemv_m2", "bf16_gemm" }.Select(s => new object[] { s });
 
     [Theory]
     [MemberData(nameof(FixtureNames))]

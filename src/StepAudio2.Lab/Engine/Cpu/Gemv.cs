@@ -6,7 +6,9 @@ namespace StepAudio2.Lab.Engine.Cpu;
 
 /// <summary>
 /// Matrix-vector products for m ≤ 4 rows of A (LLM decoding). Each B element is used m times at most, so these are
-/// memory-bound: B is streamed once, several rows in flight, threads splitting the output columns.
+/// memory-bound: each thread streams its contiguous share of B's rows once, front to back (one sequential stream keeps
+/// the hardware prefetcher running ahead, so many cache lines are in flight), widening bf16 in registers and keeping
+/// eight independent FMA chains so arithmetic never waits on its own latency.
 /// </summary>
 internal static unsafe class Gemv
 {
@@ -33,9 +35,9 @@ internal static unsafe class Gemv
         nint rowBytes = ldb * TRow.ElementSize;
         if (m == 1)
         {
-            int j = j0;
-            for (; j + 4 <= j1; j += 4) Dot1x4<TRow>(k, a, b + j * rowBytes, rowBytes, c + j, bias == null ? null : bias + j, accumulate);
-            for (; j < j1; j++) c[j] = Finish(Dot<TRow>(k, a, b + j * rowBytes), c[j], bias, j, accumulate);
+            // One row at a time: B is then read as one sequential stream per thread, which the hardware prefetcher
+            // follows best. Interleaving 4 rows (4 streams 7 KB apart) measured ~40% slower at k = 3584 on this EPYC.
+            for (int j = j0; j < j1; j++) c[j] = Finish(Dot<TRow>(k, a, b + j * rowBytes), c[j], bias, j, accumulate);
             return;
         }
         // m = 2..4: four A rows, the missing ones aliased to row 0 (wasted FMAs are free next to the memory traffic).
@@ -57,61 +59,26 @@ internal static unsafe class Gemv
         return accumulate ? old + s : s;
     }
 
-    /// <summary>One A row against four consecutive B rows: four streams in flight, two accumulators each.</summary>
+    /// <summary>One A row against one B row: eight accumulators, enough independent FMA chains to cover the FMA latency
+    /// at the rate memory delivers bf16 elements.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot1x4<TRow>(int k, float* a, byte* b0, nint rowBytes, float* c, float* bias, bool accumulate)
-        where TRow : struct, IRowFormat
-    {
-        byte* b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
-        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default;
-        Vector256<float> t0 = default, t1 = default, t2 = default, t3 = default;
-        nint p = 0;
-        for (; p + 16 <= k; p += 16)
-        {
-            var x = Avx.LoadVector256(a + p);
-            var y = Avx.LoadVector256(a + p + 8);
-            s0 = Fma.MultiplyAdd(x, TRow.Load8(b0, p), s0); t0 = Fma.MultiplyAdd(y, TRow.Load8(b0, p + 8), t0);
-            s1 = Fma.MultiplyAdd(x, TRow.Load8(b1, p), s1); t1 = Fma.MultiplyAdd(y, TRow.Load8(b1, p + 8), t1);
-            s2 = Fma.MultiplyAdd(x, TRow.Load8(b2, p), s2); t2 = Fma.MultiplyAdd(y, TRow.Load8(b2, p + 8), t2);
-            s3 = Fma.MultiplyAdd(x, TRow.Load8(b3, p), s3); t3 = Fma.MultiplyAdd(y, TRow.Load8(b3, p + 8), t3);
-        }
-        if (p + 8 <= k)
-        {
-            var x = Avx.LoadVector256(a + p);
-            s0 = Fma.MultiplyAdd(x, TRow.Load8(b0, p), s0);
-            s1 = Fma.MultiplyAdd(x, TRow.Load8(b1, p), s1);
-            s2 = Fma.MultiplyAdd(x, TRow.Load8(b2, p), s2);
-            s3 = Fma.MultiplyAdd(x, TRow.Load8(b3, p), s3);
-            p += 8;
-        }
-        float r0 = Vector256.Sum(Avx.Add(s0, t0)), r1 = Vector256.Sum(Avx.Add(s1, t1));
-        float r2 = Vector256.Sum(Avx.Add(s2, t2)), r3 = Vector256.Sum(Avx.Add(s3, t3));
-        for (; p < k; p++)
-        {
-            float ap = a[p];
-            r0 = MathF.FusedMultiplyAdd(ap, TRow.Load1(b0, p), r0);
-            r1 = MathF.FusedMultiplyAdd(ap, TRow.Load1(b1, p), r1);
-            r2 = MathF.FusedMultiplyAdd(ap, TRow.Load1(b2, p), r2);
-            r3 = MathF.FusedMultiplyAdd(ap, TRow.Load1(b3, p), r3);
-        }
-        c[0] = Finish(r0, c[0], bias, 0, accumulate);
-        c[1] = Finish(r1, c[1], bias, 1, accumulate);
-        c[2] = Finish(r2, c[2], bias, 2, accumulate);
-        c[3] = Finish(r3, c[3], bias, 3, accumulate);
-    }
-
-    /// <summary>One A row against one B row (column tail of the m = 1 path).</summary>
     private static float Dot<TRow>(int k, float* a, byte* b) where TRow : struct, IRowFormat
     {
-        Vector256<float> s = default, t = default;
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
         nint p = 0;
-        for (; p + 16 <= k; p += 16)
+        for (; p + 64 <= k; p += 64)
         {
-            s = Fma.MultiplyAdd(Avx.LoadVector256(a + p), TRow.Load8(b, p), s);
-            t = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 8), TRow.Load8(b, p + 8), t);
+            s0 = Fma.MultiplyAdd(Avx.LoadVector256(a + p), TRow.Load8(b, p), s0);
+            s1 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 8), TRow.Load8(b, p + 8), s1);
+            s2 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 16), TRow.Load8(b, p + 16), s2);
+            s3 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 24), TRow.Load8(b, p + 24), s3);
+            s4 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 32), TRow.Load8(b, p + 32), s4);
+            s5 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 40), TRow.Load8(b, p + 40), s5);
+            s6 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 48), TRow.Load8(b, p + 48), s6);
+            s7 = Fma.MultiplyAdd(Avx.LoadVector256(a + p + 56), TRow.Load8(b, p + 56), s7);
         }
-        if (p + 8 <= k) { s = Fma.MultiplyAdd(Avx.LoadVector256(a + p), TRow.Load8(b, p), s); p += 8; }
-        float r = Vector256.Sum(Avx.Add(s, t));
+        for (; p + 8 <= k; p += 8) s0 = Fma.MultiplyAdd(Avx.LoadVector256(a + p), TRow.Load8(b, p), s0);
+        float r = Vector256.Sum(Avx.Add(Avx.Add(Avx.Add(s0, s1), Avx.Add(s2, s3)), Avx.Add(Avx.Add(s4, s5), Avx.Add(s6, s7))));
         for (; p < k; p++) r = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b, p), r);
         return r;
     }
