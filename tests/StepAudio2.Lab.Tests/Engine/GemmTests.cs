@@ -19,6 +19,7 @@ public sealed unsafe class GemmTests
         (1, 1, 1), (1, 7, 3), (1, 4, 16), (1, 9, 100), (2, 9, 17), (3, 16, 8), (4, 33, 65), (2, 5, 1),
         (5, 1, 1), (5, 16, 256), (6, 16, 257), (7, 17, 255), (6, 32, 8), (12, 48, 24), (13, 35, 300),
         (64, 100, 513), (100, 37, 31), (31, 129, 7), (8, 15, 600),
+        (1, 11, 6150), (3, 6, 6200), // GEMV with rows too long for A to stay in L1: four-row kernel plus tail rows
     ];
 
     public static IEnumerable<object[]> Cases()
@@ -88,6 +89,7 @@ public sealed unsafe class GemmTests
     [InlineData(Op.NN, 150, 200, 64)]
     [InlineData(Op.Bf16NT, 20, 600, 100)]
     [InlineData(Op.Bf16NT, 1, 301, 300)] // GEMV, columns split
+    [InlineData(Op.NT, 1, 67, 6200)]     // long-row GEMV (four-row kernel), columns split
     [InlineData(Op.NN, 2, 3000, 40)]     // NN GEMV, columns split
     public void ResultDoesNotDependOnThreadCount(Op op, int m, int n, int k)
     {
@@ -108,6 +110,7 @@ public sealed unsafe class GemmTests
 
     [Theory]
     [InlineData(1, 37, 70)]
+    [InlineData(1, 9, 6200)]
     [InlineData(3, 20, 33)]
     [InlineData(40, 50, 300)]
     public void Bf16WeightsGiveTheSameBitsAsTheirF32Widening(int m, int n, int k)

@@ -14,6 +14,12 @@ internal static unsafe class Gemv
 {
     public const int MaxRows = 4;
 
+    /// <summary>Up to this k the A row (≤ 24 KB of f32) stays in L1 while one B row streams past it.</summary>
+    private const int SingleRowMaxK = 6144;
+
+    /// <summary>Software prefetch distance of the four-row kernel: 2048 elements (4 KB of bf16) ahead of each stream.</summary>
+    private const int PrefetchElements = 2048;
+
     /// <summary>Below this many B elements one thread streams faster than two can be woken.</summary>
     private const long ParallelThreshold = 1L << 16;
 
@@ -35,9 +41,23 @@ internal static unsafe class Gemv
         nint rowBytes = ldb * TRow.ElementSize;
         if (m == 1)
         {
-            // One row at a time: B is then read as one sequential stream per thread, which the hardware prefetcher
-            // follows best. Interleaving 4 rows (4 streams 7 KB apart) measured ~40% slower at k = 3584 on this EPYC.
-            for (int j = j0; j < j1; j++) c[j] = Finish(Dot<TRow>(k, a, b + j * rowBytes), c[j], bias, j, accumulate);
+            int jj = j0;
+            if (k > SingleRowMaxK)
+            {
+                // A no longer fits in L1 beside the streams: four rows share each A load (a quarter of the L2 traffic),
+                // and software prefetch keeps the four streams ahead. Measured ~1.8x faster than one row at k = 18944.
+                for (; jj + 4 <= j1; jj += 4)
+                {
+                    Dot4Rows<TRow>(k, a, b + jj * rowBytes, rowBytes, out float r0, out float r1, out float r2, out float r3);
+                    c[jj] = Finish(r0, c[jj], bias, jj, accumulate);
+                    c[jj + 1] = Finish(r1, c[jj + 1], bias, jj + 1, accumulate);
+                    c[jj + 2] = Finish(r2, c[jj + 2], bias, jj + 2, accumulate);
+                    c[jj + 3] = Finish(r3, c[jj + 3], bias, jj + 3, accumulate);
+                }
+            }
+            // Short rows: one row at a time, so B is one sequential stream per thread, which the hardware prefetcher
+            // follows best; interleaving 4 rows (4 streams 7 KB apart) measured ~40% slower at k = 3584.
+            for (; jj < j1; jj++) c[jj] = Finish(Dot<TRow>(k, a, b + jj * rowBytes), c[jj], bias, jj, accumulate);
             return;
         }
         // m = 2..4: four A rows, the missing ones aliased to row 0 (wasted FMAs are free next to the memory traffic).
@@ -81,6 +101,29 @@ internal static unsafe class Gemv
         float r = Vector256.Sum(Avx.Add(Avx.Add(Avx.Add(s0, s1), Avx.Add(s2, s3)), Avx.Add(Avx.Add(s4, s5), Avx.Add(s6, s7))));
         for (; p < k; p++) r = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b, p), r);
         return r;
+    }
+
+    /// <summary>One A row against four consecutive B rows, prefetching each stream <see cref="PrefetchElements"/> ahead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Rows<TRow>(int k, float* a, byte* b0, nint rowBytes, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat
+    {
+        byte* b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
+        Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        nint p = 0;
+        for (; p + 16 <= k; p += 16)
+        {
+            // One prefetch per stream per 16 elements covers every line for bf16 (32 B) and every other for f32,
+            // whose neighbouring line the adjacent-line prefetcher brings; prefetching past the row end is harmless.
+            nint ahead = (p + PrefetchElements) * TRow.ElementSize;
+            Sse.Prefetch0(b0 + ahead); Sse.Prefetch0(b1 + ahead); Sse.Prefetch0(b2 + ahead); Sse.Prefetch0(b3 + ahead);
+            var x0 = Avx.LoadVector256(a + p); var x1 = Avx.LoadVector256(a + p + 8);
+            s0 = Fma.MultiplyAdd(x0, TRow.Load8(b0, p), s0); t0 = Fma.MultiplyAdd(x1, TRow.Load8(b0, p + 8), t0);
+            s1 = Fma.MultiplyAdd(x0, TRow.Load8(b1, p), s1); t1 = Fma.MultiplyAdd(x1, TRow.Load8(b1, p + 8), t1);
+            s2 = Fma.MultiplyAdd(x0, TRow.Load8(b2, p), s2); t2 = Fma.MultiplyAdd(x1, TRow.Load8(b2, p + 8), t2);
+            s3 = Fma.MultiplyAdd(x0, TRow.Load8(b3, p), s3); t3 = Fma.MultiplyAdd(x1, TRow.Load8(b3, p + 8), t3);
+        }
+        r0 = Vector256.Sum(Avx.Add(s0, t0)); r1 = Vector256.Sum(Avx.Add(s1, t1)); r2 = Vector256.Sum(Avx.Add(s2, t2)); r3 = Vector256.Sum(Avx.Add(s3, t3));
+        for (; p < k; p++) { r0 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b0, p), r0); r1 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b1, p), r1); r2 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b2, p), r2); r3 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b3, p), r3); }
     }
 
     /// <summary>Four A rows against one B row: each widened B vector feeds four FMAs.</summary>
