@@ -112,8 +112,8 @@ internal static unsafe class Gemv
         nint p = 0;
         for (; p + 16 <= k; p += 16)
         {
-            // One prefetch per stream per 16 elements covers every line for bf16 (32 B) and every other for f32,
-            // whose neighbouring line the adjacent-line prefetcher brings; prefetching past the row end is harmless.
+            // One prefetch per stream per 16 elements: every 64-byte line for f32, each line twice for bf16 (cheap).
+            // Prefetching past the end of B never faults, so the last rows need no special case.
             nint ahead = (p + PrefetchElements) * TRow.ElementSize;
             Sse.Prefetch0(b0 + ahead); Sse.Prefetch0(b1 + ahead); Sse.Prefetch0(b2 + ahead); Sse.Prefetch0(b3 + ahead);
             var x0 = Avx.LoadVector256(a + p); var x1 = Avx.LoadVector256(a + p + 8);
