@@ -202,6 +202,7 @@ public sealed unsafe class Tensor
     /// <summary>All elements in logical order, converted to float32.</summary>
     public float[] ToFloatArray()
     {
+        if (!IsContiguous && DType is DType.F32 or DType.BF16) return Contiguous().ToFloatArray();
         var result = new float[ElementCount];
         if (IsContiguous)
         {
@@ -236,23 +237,67 @@ public sealed unsafe class Tensor
     public Tensor Contiguous()
     {
         if (IsContiguous) return this;
-        int size = DType.SizeOf();
         var storage = new ManagedStorage(ByteCount);
-        byte* dst = storage.Pointer;
-        byte* src = Storage.Pointer;
-        long o = 0;
-        foreach (long pos in ElementIndices())
-        {
-            Buffer.MemoryCopy(src + pos * size, dst + o, size, size);
-            o += size;
-        }
+        CopyStridedTo(storage.Pointer);
         return new Tensor(storage, DType, (int[])Shape.Clone());
+    }
+
+    /// <summary>
+    /// Copies the elements in logical order to <paramref name="dst"/>: an odometer over the outer axes, and per innermost
+    /// row a block copy (unit stride) or a tight strided loop — this is on the hot path of every permute.
+    /// </summary>
+    private void CopyStridedTo(byte* dst)
+    {
+        if (ElementCount == 0) return;
+        int size = DType.SizeOf();
+        byte* src = Storage.Pointer;
+        if (Rank == 0) { Buffer.MemoryCopy(src + Offset * size, dst, size, size); return; }
+        int inner = Shape[^1];
+        long innerStride = Strides[^1];
+        long rows = ElementCount / inner;
+        int outerRank = Rank - 1;
+        var idx = new int[Math.Max(outerRank, 1)];
+        long pos = Offset;
+        long rowBytes = (long)inner * size;
+        for (long r = 0; r < rows; r++)
+        {
+            byte* s = src + pos * size;
+            if (innerStride == 1) Buffer.MemoryCopy(s, dst, rowBytes, rowBytes);
+            else if (size == 4)
+            {
+                int* si = (int*)s, di = (int*)dst;
+                for (int i = 0; i < inner; i++) di[i] = si[i * innerStride];
+            }
+            else if (size == 2)
+            {
+                short* si = (short*)s, di = (short*)dst;
+                for (int i = 0; i < inner; i++) di[i] = si[i * innerStride];
+            }
+            else
+                for (int i = 0; i < inner; i++) Buffer.MemoryCopy(s + i * innerStride * size, dst + (long)i * size, size, size);
+            dst += rowBytes;
+            for (int d = outerRank - 1; d >= 0; d--)
+            {
+                idx[d]++;
+                pos += Strides[d];
+                if (idx[d] < Shape[d]) break;
+                pos -= Strides[d] * Shape[d];
+                idx[d] = 0;
+            }
+        }
     }
 
     /// <summary>Converts to another dtype (floats narrow with round-to-nearest-even), as a new contiguous tensor.</summary>
     public Tensor To(DType dtype)
     {
         if (dtype == DType) return Contiguous();
+        if (!IsContiguous) return Contiguous().To(dtype);
+        if (DType == DType.BF16 && dtype == DType.F32)
+        {
+            var widened = Zeros(DType.F32, Shape);
+            BFloat16.ToSingle(AsSpan<ushort>(), widened.AsWritableSpan<float>());
+            return widened;
+        }
         var result = Zeros(dtype, Shape);
         byte* dst = result.Storage.Pointer;
         int dsize = dtype.SizeOf();

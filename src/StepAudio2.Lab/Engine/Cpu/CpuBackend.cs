@@ -470,7 +470,8 @@ public sealed unsafe class CpuBackend : IBackend
                     if (pm != null)
                     {
                         long mo = bi * mStrides![0] + h * mStrides[1] + i * mStrides[2];
-                        for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
+                        if (mStrides[3] == 1) TensorPrimitives.Add(row, new ReadOnlySpan<float>(pm + mo, tk), row);
+                        else for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
                     }
                     if (causal)
                         for (int j = Math.Max(0, i + causalOffset + 1); j < tk; j++) row[j] = float.NegativeInfinity;
