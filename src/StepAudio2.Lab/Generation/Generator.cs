@@ -95,7 +95,7 @@ public sealed class Generator
             }
             if (logits.Length != scratch.Length)
                 throw new InvalidOperationException($"the logits source returned {logits.Length} logits, its vocabulary has {scratch.Length}");
-            int id = processor.Next(logits, CollectionsMarshal.AsSpan(sequence), rng!, scratch);
+            int id = processor.Next(logits, CollectionsMarshal.AsSpan(sequence), rng, scratch);
             var alt = alternatives is null ? null : Alternatives(scratch, id, options);
             if (step == 0) prefill = clock.Elapsed; else decode += clock.Elapsed;
 

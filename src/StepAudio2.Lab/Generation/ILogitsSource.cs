@@ -20,7 +20,11 @@ public interface ILogitsSource
     float[] Step(int id);
 }
 
-/// <summary>Adaptor output for the audio chunks of a prompt: features [chunks, T, D] and the valid rows per chunk.</summary>
+/// <summary>
+/// Adaptor output for the audio chunks of a prompt: features [chunks, T, D] and the valid rows per chunk, written over
+/// the <c>&lt;audio_patch&gt;</c> rows after each <c>&lt;audio_start&gt;</c>. Encoding happens before generation, so
+/// <see cref="GenerationResult.Prefill"/> times the LLM only.
+/// </summary>
 public sealed record PromptAudio(Tensor Features, int[] Lengths)
 {
     /// <summary>Encoder + adaptor over a batch of chunk mels [chunks, 128, T] with their valid frame counts.</summary>

@@ -59,15 +59,17 @@ public sealed class LogitsProcessor
     /// <summary>
     /// The next id. Greedy: first maximum of the (penalised) scores. Sampling: a draw from the processed softmax.
     /// <paramref name="scratch"/> (length = vocab) receives the processed scores (greedy) or the probabilities (sampling).
+    /// <paramref name="rng"/> is needed only when sampling.
     /// </summary>
-    public int Next(ReadOnlySpan<float> logits, ReadOnlySpan<int> sequence, Random rng, Span<float> scratch)
+    public int Next(ReadOnlySpan<float> logits, ReadOnlySpan<int> sequence, Random? rng, Span<float> scratch)
     {
+        if (Options.DoSample && rng is null) throw new ArgumentNullException(nameof(rng), "sampling needs a random number generator");
         if (scratch.Length != logits.Length) throw new ArgumentException($"scratch has {scratch.Length} entries for {logits.Length} logits");
         logits.CopyTo(scratch);
         Process(scratch, sequence);
         if (!Options.DoSample) return ArgMax(scratch);
         Softmax(scratch);
-        return Draw(scratch, rng);
+        return Draw(scratch, rng!);
     }
 
     /// <summary>Index of the first maximum (as <c>torch.argmax</c>).</summary>

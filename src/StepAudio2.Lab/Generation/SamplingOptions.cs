@@ -39,7 +39,11 @@ public sealed record SamplingOptions
     /// <summary>Ids that end generation when produced (kept as the last generated id); default <c>&lt;|EOT|&gt;</c>.</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = [EndOfTurnId];
 
-    /// <summary>Strings that end generation once the decoded text contains them (needs a decoder), e.g. <c>"&lt;/think&gt;"</c>.</summary>
+    /// <summary>
+    /// Strings that end generation once the decoded text contains them, e.g. <c>"&lt;/think&gt;"</c> (needs a decoder).
+    /// Matched across token boundaries on the decoded generated text ids (the prompt, markers and speech codes are not
+    /// part of that text); see <see cref="IncrementalText.Append"/>. The tokens that spell the string are kept.
+    /// </summary>
     public IReadOnlyList<string> StopStrings { get; init; } = [];
 
     /// <summary>Record, for every step, the most probable alternatives of the distribution the token came from.</summary>

@@ -122,7 +122,7 @@ public sealed class LogitsProcessorFixtureTests
         Assert.False(c.Options.DoSample);
         int expected = Array.IndexOf(c.ProbsExact, c.ProbsExact.Max());
         var scratch = new float[c.Logits.Length];
-        Assert.Equal(expected, new LogitsProcessor(c.Options).Next(c.Logits, c.Ids, null!, scratch));
+        Assert.Equal(expected, new LogitsProcessor(c.Options).Next(c.Logits, c.Ids, null, scratch));
         // the case is built so that the penalty changes the winner: the raw argmax was already generated
         int raw = Array.IndexOf(c.Logits, c.Logits.Max());
         Assert.Contains(raw, c.Ids);
