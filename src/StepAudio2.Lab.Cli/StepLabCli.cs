@@ -25,6 +25,8 @@ public static class StepLabCli
             MelCommand.Create(ui),
             TraceCommand.Create(ui),
             TokenizeCommand.Create(ui),
+            TranscribeCommand.Create(ui),
+            ChatCommand.Create(ui),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using StepAudio2.Lab.Audio;
+using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Generation;
+using StepAudio2.Lab.IO.Safetensors;
+using StepAudio2.Lab.Models;
+using StepAudio2.Lab.Prompting;
+using StepAudio2.Lab.Text;
+using StepAudio2.Lab.Tracing;
+using Trace = StepAudio2.Lab.Tracing.Trace;
+
+namespace StepAudio2.Lab.Pipeline;
+
+/// <summary>Wall-clock time of each stage of one request.</summary>
+public sealed record StageTimings(TimeSpan Audio, TimeSpan Encoder, TimeSpan Prefill, TimeSpan Decode)
+{
+    public TimeSpan Total => Audio + Encoder + Prefill + Decode;
+}
+
+/// <summary>What a request returns: the reply text, its ids, the speech codes (for token2wav), timings and the trace.</summary>
+public sealed record ChatResult(string Text, int[] TextIds, int[] AudioCodes, GenerationResult Generation, Prompt Prompt, StageTimings Timings, Trace? Trace);
+
+/// <summary>
+/// The speech-in, text-out path of Step-Audio 2 mini for people: load a checkpoint folder once, then
+/// <see cref="Transcribe(string, SamplingOptions?, Trace?)"/>, <see cref="Translate"/> and <see cref="Chat"/> with the
+/// official prompts (spec §6.2–6.4). bf16 weights stay memory-mapped.
+/// </summary>
+public sealed class StepAudio2Pipeline : IDisposable
+{
+    /// <summary>The ASR system prompt of the official examples ("record what you hear").</summary>
+    public const string AsrSystemPrompt = "请记录下你所听到的语音内容。";
+    public const string DefaultSystemPrompt = "You are a helpful assistant.";
+
+    private readonly ShardedCheckpoint _checkpoint;
+
+    private StepAudio2Pipeline(ShardedCheckpoint checkpoint, StepAudio2Model model, StepAudioTokenizer tokenizer, TimeSpan loadTime)
+    {
+        _checkpoint = checkpoint;
+        Model = model;
+        Tokenizer = tokenizer;
+        LoadTime = loadTime;
+        Generator = new Generator(model);
+    }
+
+    public StepAudio2Model Model { get; }
+    public StepAudioTokenizer Tokenizer { get; }
+    public Generator Generator { get; }
+    public StepAudio2Config Config => Model.Config;
+    public TimeSpan LoadTime { get; }
+
+    /// <summary>Loads config, weights (mapped) and tokenizer; the tokenizer files default to the checkpoint folder.</summary>
+    public static StepAudio2Pipeline Load(string modelDir, string? tokenizerDir = null)
+    {
+        var sw = Stopwatch.StartNew();
+        var config = StepAudio2Config.Load(modelDir);
+        var checkpoint = ShardedCheckpoint.Open(modelDir);
+        try
+        {
+            var model = new StepAudio2Model(checkpoint, config);
+            var tokenizer = StepAudioTokenizer.Load(tokenizerDir ?? modelDir);
+            return new StepAudio2Pipeline(checkpoint, model, tokenizer, sw.Elapsed);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Speech recognition with the official ASR prompt, greedy by default.</summary>
+    public ChatResult Transcribe(string audioPath, SamplingOptions? options = null, Trace? trace = null) =>
+        Chat([ChatMessage.System(AsrSystemPrompt), ChatMessage.User(new AudioItem(AudioInput.Load16k(audioPath), audioPath)), ChatMessage.AssistantPrompt()],
+            options ?? SamplingOptions.Greedy, trace);
+
+    /// <summary>
+    /// Speech translation: the audio with an instruction to translate into <paramref name="targetLanguage"/>
+    /// (the official examples word this per task; the instruction here is ours), temperature 0.1 by default.
+    /// </summary>
+    public ChatResult Translate(string audioPath, string targetLanguage, SamplingOptions? options = null, Trace? trace = null) =>
+        Chat([
+            ChatMessage.System(DefaultSystemPrompt),
+            ChatMessage.User(new TextItem($"Translate the speech into {targetLanguage}."), new AudioItem(AudioInput.Load16k(audioPath), audioPath)),
+            ChatMessage.AssistantPrompt()], options ?? SamplingOptions.Translate, trace);
+
+    /// <summary>Runs any conversation ending in a generation prompt; <paramref name="onToken"/> streams tokens as they come.</summary>
+    public ChatResult Chat(IReadOnlyList<ChatMessage> messages, SamplingOptions? options = null, Trace? trace = null,
+        Action<TokenGenerated>? onToken = null, CancellationToken cancellationToken = default)
+    {
+        var sw = Stopwatch.StartNew();
+        var prompt = PromptBuilder.Chat(Tokenizer, messages);
+        var audioTime = sw.Elapsed;
+        sw.Restart();
+        PromptAudio? audio = null;
+        if (prompt.Audio is not null)
+        {
+            var (features, lengths) = Model.EncodeAudio(prompt.Audio.Batch.Mels, prompt.Audio.MelLengths, trace);
+            audio = new PromptAudio(features, lengths);
+        }
+        var encoderTime = sw.Elapsed;
+        var result = Generator.Generate(prompt.Ids, options ?? SamplingOptions.Chat, audio, Decoder, onToken, cancellationToken);
+        return new ChatResult(result.Text ?? Tokenizer.Decode(result.TextIds), result.TextIds, result.AudioCodes, result, prompt,
+            new StageTimings(audioTime, encoderTime, result.Prefill, result.Decode), trace);
+    }
+
+    /// <summary>The tokenizer as the generator's streaming decoder.</summary>
+    public ITokenDecoder Decoder => new DelegateTokenDecoder(ids => Tokenizer.Decode(ids.ToArray()));
+
+    public void Dispose() => _checkpoint.Dispose();
+}

@@ -1,0 +1,67 @@
+using System.Text.Json;
+using StepAudio2.Lab.Cli;
+using StepAudio2.Lab.Cli.Commands;
+using StepAudio2.Lab.Generation;
+using StepAudio2.Lab.IO.Safetensors;
+using StepAudio2.Lab.Pipeline;
+using StepAudio2.Lab.Prompting;
+using StepAudio2.Lab.Tests.Cli;
+using StepAudio2.Lab.Text;
+using StepAudio2.Lab.Tracing;
+
+namespace StepAudio2.Lab.Tests.Pipeline;
+
+/// <summary>The user-facing pipeline and its CLIs on the tiny checkpoint with the real tokenizer.</summary>
+public sealed class PipelineTests
+{
+    private static string Tiny => Path.Combine(TestPaths.ReferenceData, "tiny");
+    private static string Clip => Path.Combine(TestPaths.SharedAudio, "real_speech.aiff");
+
+    [Fact]
+    public void ChatWithTheReferencePromptReproducesTheReferenceGreedyIdsAndTraces()
+    {
+        using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel);
+        using var dump = SafetensorsFile.Open(Path.Combine(Tiny, "dumps", "llm-instruction.safetensors"));
+        var trace = new Trace(["adapter", "model.norm", "lm_head.last"]);
+        var r = pipeline.Chat([
+            ChatMessage.System("You are a helpful assistant."),
+            ChatMessage.User(new TextItem("Please repeat what you hear in English:"), new AudioItem(StepAudio2.Lab.Audio.AudioInput.Load16k(Clip))),
+            ChatMessage.AssistantPrompt()], SamplingOptions.Greedy with { MaxNewTokens = 8 }, trace);
+        Assert.Equal(dump.Get("input.ids").ToInt64Array().Select(i => (int)i), r.Prompt.Ids);
+        Assert.Equal(dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i), r.Generation.GeneratedIds);
+        Assert.Equal(StopReason.MaxNewTokens, r.Generation.StopReason);
+        Assert.Equal(r.Generation.GeneratedIds.Where(i => i < StepAudioTokenizer.AudioStart), r.TextIds);
+        Assert.Equal(pipeline.Tokenizer.Decode(r.TextIds), r.Text);
+        Assert.True(trace.Contains("adapter"));
+        Assert.True(r.Timings.Encoder > TimeSpan.Zero && r.Timings.Prefill > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void TranscribeUsesTheOfficialAsrPrompt()
+    {
+        var (code, stdout, err) = InspectCliTests.Run("transcribe", "--model", Tiny, "--tokenizer", TestPaths.SharedModel, Clip, "--max-tokens", "4", "--json");
+        Assert.True(code == StepLabCli.Ok, err);
+        using var doc = JsonDocument.Parse(stdout);
+        var tok = StepAudioTokenizer.Load(TestPaths.SharedModel);
+        int expectedPrompt = tok.Encode($"<|BOT|>system\n{StepAudio2Pipeline.AsrSystemPrompt}<|EOT|>").Length + tok.Encode("<|BOT|>human\n").Length
+            + (39 + 2) + 1 + tok.Encode("<|BOT|>assistant\n").Length;
+        Assert.Equal(expectedPrompt, doc.RootElement.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(4, doc.RootElement.GetProperty("generated_ids").GetArrayLength());
+        Assert.Equal("MaxNewTokens", doc.RootElement.GetProperty("stop_reason").GetString());
+        Assert.True(doc.RootElement.GetProperty("peak_rss_bytes").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void ChatCliStreamsRepliesForTextAndAudioTurns()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var input = new StringReader($"hello\n/audio {Clip} What is said?\n/reset\n/quit\n");
+        int code = ChatCommand.Run(Tiny, TestPaths.SharedModel, "You are a helpful assistant.", 3, greedy: true, seed: null, input, new CliOutput(o, e, false));
+        Assert.Equal(StepLabCli.Ok, code);
+        var text = o.ToString();
+        Assert.Equal(2, text.Split("assistant> ").Length - 1);
+        Assert.Contains("(history cleared)", text);
+        Assert.Equal(2, e.ToString().Split("3 tokens").Length - 1);
+    }
+}
