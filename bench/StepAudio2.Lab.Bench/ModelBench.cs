@@ -155,7 +155,7 @@ internal static class ModelBench
         sw.Restart();
         var (output, lengths) = encoder.Forward(prepared.Batch.Mels, prepared.MelLengths);
         double runS = sw.Elapsed.TotalSeconds;
-        long peak = PeakRssBytes();
+        long peak = Diagnostics.ProcessMemory.PeakRssBytes();
         Console.Error.WriteLine($"encoder_full: 25 s of audio through 32 blocks in {runS:F1} s; output {Tensor.ShapeString(output.Shape)}; peak RSS {peak / 1e9:F2} GB (weights {weightBytes / 1e9:F2} GB bf16)");
         return new()
         {
@@ -163,12 +163,5 @@ internal static class ModelBench
             ["weight_bytes"] = weightBytes, ["output_shape"] = output.Shape, ["valid_frames"] = lengths[0],
             ["detail"] = "full-size encoder (32 blocks, 1280-d, 20 heads) on 25 s of real speech, random bf16 weights",
         };
-    }
-
-    private static long PeakRssBytes()
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        return -1;
     }
 }

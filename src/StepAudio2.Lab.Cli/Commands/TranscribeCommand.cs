@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using StepAudio2.Lab.Diagnostics;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.Pipeline;
 
@@ -55,18 +56,5 @@ public static class TranscribeCommand
             $"prefill {g.PromptIds.Length} tokens in {g.Prefill.TotalSeconds:F2} s ({g.PrefillTokensPerSecond:F1} tok/s) · " +
             $"decode {g.GeneratedIds.Length} tokens in {g.Decode.TotalSeconds:F2} s ({g.DecodeTokensPerSecond:F2} tok/s) · stop: {g.StopReason} · peak RSS {peak / 1e9:F2} GB");
         return StepLabCli.Ok;
-    }
-}
-
-/// <summary>Peak resident memory of this process (Linux VmHWM), for honest memory numbers.</summary>
-public static class ProcessMemory
-{
-    public static long PeakRssBytes()
-    {
-        if (!File.Exists("/proc/self/status")) return Environment.WorkingSet;
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        return Environment.WorkingSet;
     }
 }

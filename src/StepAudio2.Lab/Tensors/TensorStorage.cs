@@ -21,7 +21,11 @@ public abstract unsafe class TensorStorage : IDisposable
     /// <summary>Where the bytes come from, for error messages ("model-00001-of-00004.safetensors", "managed").</summary>
     public abstract string Origin { get; }
 
-    public ReadOnlySpan<byte> Span(long byteOffset, int byteLength)
+    /// <summary>
+    /// A view of a byte range. Managed storage returns an array-backed span, which the GC tracks: the bytes stay alive
+    /// while the span is in use even if the tensor itself is no longer referenced.
+    /// </summary>
+    public virtual ReadOnlySpan<byte> Span(long byteOffset, int byteLength)
     {
         if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > ByteLength)
             throw new ArgumentOutOfRangeException(nameof(byteOffset), $"byte range [{byteOffset}, {byteOffset + byteLength}) outside storage of {ByteLength} bytes ({Origin})");
@@ -55,6 +59,13 @@ public sealed unsafe class ManagedStorage : TensorStorage
 
     public override byte* Pointer => _pointer;
     public override long ByteLength => _bytes.LongLength;
+
+    public override ReadOnlySpan<byte> Span(long byteOffset, int byteLength)
+    {
+        if (byteOffset < 0 || byteLength < 0 || byteOffset + byteLength > _bytes.LongLength)
+            throw new ArgumentOutOfRangeException(nameof(byteOffset), $"byte range [{byteOffset}, {byteOffset + byteLength}) outside storage of {_bytes.LongLength} bytes");
+        return new ReadOnlySpan<byte>(_bytes, (int)byteOffset, byteLength);
+    }
     public override bool IsMapped => false;
     public override string Origin => "managed";
     public Span<byte> WritableSpan => _bytes;

@@ -65,3 +65,14 @@ public sealed class PipelineTests
         Assert.Equal(2, e.ToString().Split("3 tokens").Length - 1);
     }
 }
+
+public sealed class ProcessMemoryTests
+{
+    [Theory]
+    [InlineData("VmHWM:\t15431408 kB", 15431408L * 1024)]
+    [InlineData("VmHWM:\t    1234 kB", 1234L * 1024)]
+    public void ParsesStatusLines(string line, long bytes) => Assert.Equal(bytes, StepAudio2.Lab.Diagnostics.ProcessMemory.ParseStatusKb(line));
+
+    [Fact]
+    public void PeakIsAtLeastTheCurrentWorkingSetOrder() => Assert.InRange(StepAudio2.Lab.Diagnostics.ProcessMemory.PeakRssBytes(), 1L << 20, 1L << 40);
+}

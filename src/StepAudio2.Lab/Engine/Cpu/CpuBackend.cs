@@ -67,6 +67,7 @@ public sealed unsafe class CpuBackend : IBackend
         float* pa = Ptr(a), pb = Ptr(b), pc = Ptr(c);
         for (int i = 0; i < batchA; i++)
             Gemm.SgemmNN(m, n, k, pa + (long)i * m * k, k, pb + (batchB == 1 ? 0 : (long)i * k * n), n, pc + (long)i * m * n, n);
+        GC.KeepAlive(a); GC.KeepAlive(b); // raw pointers above do not keep the storages alive
         return c;
     }
 
@@ -84,6 +85,7 @@ public sealed unsafe class CpuBackend : IBackend
         var b = BiasArray(bias, n, "linear");
         fixed (float* pb = b)
             LinearInto(Ptr(x), m, k, k, weight, pb, Ptr(y), n);
+        GC.KeepAlive(x); GC.KeepAlive(weight); // raw pointers above do not keep the storages alive
         return y;
     }
 
@@ -137,6 +139,7 @@ public sealed unsafe class CpuBackend : IBackend
                         dst[(long)o * tout + to] = ptmp[(long)to * coutG + o];
             }
         }
+        GC.KeepAlive(x); GC.KeepAlive(weight); // raw pointers above do not keep the storages alive
         return batched ? y : y.Reshape(cout, tout);
     }
 
@@ -178,6 +181,7 @@ public sealed unsafe class CpuBackend : IBackend
                 }
             }
         }
+        GC.KeepAlive(x); GC.KeepAlive(w); // raw pointers above do not keep the storages alive
         return batched ? y : y.Reshape(cout, tout);
     }
 
@@ -235,6 +239,7 @@ public sealed unsafe class CpuBackend : IBackend
                 dst[i] = v;
             }
         });
+        GC.KeepAlive(x); // raw pointers above do not keep the storages alive
         return y;
     }
 
@@ -256,6 +261,7 @@ public sealed unsafe class CpuBackend : IBackend
             TensorPrimitives.Multiply(row, scale, dst);
             TensorPrimitives.Multiply(dst, w, dst);
         });
+        GC.KeepAlive(x); // raw pointers above do not keep the storages alive
         return y;
     }
 
@@ -426,6 +432,7 @@ public sealed unsafe class CpuBackend : IBackend
         var y = New(x.Shape);
         float* px = Ptr(x), py = Ptr(y);
         Parallel.For(0, rows, r => VectorMath.Softmax(new ReadOnlySpan<float>(px + (long)r * d, d), new Span<float>(py + (long)r * d, d)));
+        GC.KeepAlive(x); // raw pointers above do not keep the storages alive
         return y;
     }
 
@@ -482,6 +489,7 @@ public sealed unsafe class CpuBackend : IBackend
                 Gemm.SgemmNN(tq, dv, tk, pscr, tk, vh, dv, po + ((long)bi * hq + h) * tq * dv, dv);
             }
         }
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(mask); GC.KeepAlive(scoresOut); // raw pointers above do not keep the storages alive
         return o;
     }
 

@@ -113,6 +113,7 @@ public static class NpyWriter
                 offset += n;
                 remaining -= n;
             }
+            GC.KeepAlive(tensor); // basePtr does not keep the storage alive
             return;
         }
 

@@ -202,6 +202,7 @@ public static class SafetensorsWriter
                 p += chunk;
                 left -= chunk;
             }
+            GC.KeepAlive(t); // src does not keep the storage alive
             return;
         }
 
