@@ -15,7 +15,7 @@ public sealed class GeneratorTinyModelTests
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
         var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
-        var (mels, lengths) = LlmParityTests.MelBatch(dump);
+        var (mels, lengths) = TestMath.MelBatch(dump);
         return (ids, PromptAudio.Encode(model, mels, lengths), expected);
     }
 

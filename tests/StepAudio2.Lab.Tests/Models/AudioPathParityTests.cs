@@ -29,9 +29,8 @@ public sealed class AudioPathParityTests
         weights.AssertAllUsed("encoder.");
         weights.AssertAllUsed("adapter.");
 
-        var mels = dump.Tensors.Select(t => t.Name).Where(n => n.StartsWith("input.mel.")).OrderBy(n => int.Parse(n[10..])).Select(dump.Get).ToList();
-        Assert.Equal(dumpName == "audio-short" ? 1 : 2, mels.Count);
-        var (batch, lengths) = BatchMels(mels);
+        var (batch, lengths) = TestMath.MelBatch(dump);
+        Assert.Equal(dumpName == "audio-short" ? 1 : 2, lengths.Length);
 
         var trace = new Trace();
         var (encoded, encLengths) = encoder.Forward(batch, lengths, trace);
@@ -41,20 +40,14 @@ public sealed class AudioPathParityTests
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.")))
         {
             Assert.True(trace.Contains(info.Name), $"the C# trace lacks '{info.Name}'");
-            var expected = dump.Get(info.Name).ToDoubleArray();
-            var actual = trace[info.Name];
-            Assert.Equal(info.Shape, actual.Shape);
-            var a = actual.ToDoubleArray();
-            double num = 0, den = 0;
-            for (int i = 0; i < a.Length; i++) { num += (a[i] - expected[i]) * (a[i] - expected[i]); den += expected[i] * expected[i]; }
-            double relL2 = Math.Sqrt(num / den);
+            double relL2 = TestMath.RelL2(trace[info.Name], dump.Get(info.Name));
             Assert.True(relL2 <= 1e-5, $"{info.Name}: rel-L2 {relL2:E3} > 1e-5");
             compared++;
         }
         Assert.True(compared >= 30, $"only {compared} activations compared");
         // the adaptor's valid lengths equal the <audio_patch> counts of spec §2.6
-        for (int i = 0; i < mels.Count; i++)
-            Assert.Equal((((mels[i].Shape[1] - 1) / 4) - 1) / 2 + 1, Adaptor.OutputLength(encLengths[i]));
+        for (int i = 0; i < lengths.Length; i++)
+            Assert.Equal((((lengths[i] + 2 - 1) / 4) - 1) / 2 + 1, Adaptor.OutputLength(encLengths[i]));
     }
 
     [Fact]
@@ -76,24 +69,7 @@ public sealed class AudioPathParityTests
         var trace = new Trace(["adapter"]);
         var (_, lengths) = model.EncodeAudio(prepared.Batch.Mels, prepared.MelLengths, trace);
         Assert.Equal(prepared.TokenCounts, lengths);
-        var expected = dump.Get("adapter").ToDoubleArray();
-        var actual = trace["adapter"].ToDoubleArray();
-        double num = 0, den = 0;
-        for (int i = 0; i < actual.Length; i++) { num += (actual[i] - expected[i]) * (actual[i] - expected[i]); den += expected[i] * expected[i]; }
-        Assert.True(Math.Sqrt(num / den) <= 1e-4, $"adapter rel-L2 {Math.Sqrt(num / den):E3}"); // mel differs ≤ 1e-4 from the reference's
-    }
-
-    /// <summary>Zero right-padding to the longest chunk, lengths L − 2 (spec §2.7).</summary>
-    private static (Tensor Batch, int[] Lengths) BatchMels(IReadOnlyList<Tensor> mels)
-    {
-        int nMels = mels[0].Shape[0], tPad = mels.Max(m => m.Shape[1]);
-        var data = new float[mels.Count * nMels * tPad];
-        for (int b = 0; b < mels.Count; b++)
-        {
-            var m = mels[b].ToFloatArray();
-            int t = mels[b].Shape[1];
-            for (int c = 0; c < nMels; c++) Array.Copy(m, c * t, data, (b * nMels + c) * tPad, t);
-        }
-        return (Tensor.FromArray(data, mels.Count, nMels, tPad), mels.Select(m => m.Shape[1] - 2).ToArray());
+        double rel = TestMath.RelL2(trace["adapter"], dump.Get("adapter"));
+        Assert.True(rel <= 1e-4, $"adapter rel-L2 {rel:E3}"); // mel differs ≤ 1e-4 from the reference's
     }
 }

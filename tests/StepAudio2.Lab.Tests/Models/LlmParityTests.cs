@@ -19,20 +19,6 @@ public sealed class LlmParityTests
         return new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
     }
 
-    internal static (Tensor Batch, int[] Lengths) MelBatch(IO.ITensorSource dump)
-    {
-        var mels = dump.Tensors.Select(t => t.Name).Where(n => n.StartsWith("input.mel.")).OrderBy(n => int.Parse(n[10..])).Select(dump.Get).ToList();
-        int nMels = mels[0].Shape[0], tPad = mels.Max(m => m.Shape[1]);
-        var data = new float[mels.Count * nMels * tPad];
-        for (int b = 0; b < mels.Count; b++)
-        {
-            var m = mels[b].ToFloatArray();
-            int t = mels[b].Shape[1];
-            for (int c = 0; c < nMels; c++) Array.Copy(m, c * t, data, (b * nMels + c) * tPad, t);
-        }
-        return (Tensor.FromArray(data, mels.Count, nMels, tPad), mels.Select(m => m.Shape[1] - 2).ToArray());
-    }
-
     [Theory]
     [InlineData("llm-short")]
     [InlineData("llm-instruction")]
@@ -43,7 +29,7 @@ public sealed class LlmParityTests
         using var owner = handle;
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
-        var (mels, lengths) = MelBatch(dump);
+        var (mels, lengths) = TestMath.MelBatch(dump);
 
         var trace = new Trace();
         var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
@@ -55,7 +41,7 @@ public sealed class LlmParityTests
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
         {
             Assert.True(trace.Contains(info.Name), $"the C# trace lacks '{info.Name}'");
-            double rel = RelL2(trace[info.Name], dump.Get(info.Name));
+            double rel = TestMath.RelL2(trace[info.Name], dump.Get(info.Name));
             Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5");
             compared++;
         }
@@ -81,7 +67,7 @@ public sealed class LlmParityTests
         using var owner = handle;
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", "llm-short.safetensors"), out _);
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToList();
-        var (mels, lengths) = MelBatch(dump);
+        var (mels, lengths) = TestMath.MelBatch(dump);
         var (features, featLens) = model.EncodeAudio(mels, lengths);
 
         var cache = new KvCache(model.Config.Text);
@@ -96,15 +82,5 @@ public sealed class LlmParityTests
             ids.Add(next);
             cached = model.LastLogits(model.EmbedPrompt([next], null, []), ids.Count - 1, cache);
         }
-    }
-
-    private static double RelL2(Tensor actual, Tensor expected)
-    {
-        Assert.Equal(expected.Shape, actual.Shape);
-        var a = actual.ToDoubleArray();
-        var e = expected.ToDoubleArray();
-        double num = 0, den = 0;
-        for (int i = 0; i < a.Length; i++) { num += (a[i] - e[i]) * (a[i] - e[i]); den += e[i] * e[i]; }
-        return Math.Sqrt(num / Math.Max(den, 1e-300));
     }
 }
