@@ -20,6 +20,9 @@ public sealed record StageTimings(TimeSpan Audio, TimeSpan Encoder, TimeSpan Pre
 /// <summary>What a request returns: the reply text, its ids, the speech codes (for token2wav), timings and the trace.</summary>
 public sealed record ChatResult(string Text, int[] TextIds, int[] AudioCodes, GenerationResult Generation, Prompt Prompt, StageTimings Timings, Trace? Trace);
 
+/// <summary>The two-call think-mode result (spec §6.7): the thought (kept out of any history) and the answer.</summary>
+public sealed record ThinkResult(string Thinking, string Text, int[] AudioCodes, ChatResult ThinkCall, ChatResult AnswerCall);
+
 /// <summary>
 /// The speech-in, text-out path of Step-Audio 2 mini for people: load a checkpoint folder once, then
 /// <see cref="Transcribe(string, SamplingOptions?, Trace?)"/>, <see cref="Translate"/> and <see cref="Chat"/> with the
@@ -100,6 +103,30 @@ public sealed class StepAudio2Pipeline : IDisposable
         var result = Generator.Generate(prompt.Ids, options ?? SamplingOptions.Chat, audio, Decoder, onToken, cancellationToken);
         return new ChatResult(result.Text ?? Tokenizer.Decode(result.TextIds), result.TextIds, result.AudioCodes, result, prompt,
             new StageTimings(audioTime, encoderTime, result.Prefill, result.Decode), trace);
+    }
+
+    /// <summary>
+    /// Think mode of Step-Audio-2-mini-Think (spec §6.7, official examples-think): call 1 pre-fills the assistant turn with
+    /// <c>"\n&lt;think&gt;\n"</c> and stops on the decoded text <c>&lt;/think&gt;</c> (three ordinary tokens, so a stop
+    /// string, not a stop id); call 2 pre-fills <c>"\n&lt;think&gt;\n" + thought + "&lt;/think&gt;\n\n"</c> plus
+    /// <c>&lt;tts_start&gt;</c> for a speech reply. Separate budgets: <paramref name="thinkOptions"/> and
+    /// <paramref name="answerOptions"/>. The thought streams through <paramref name="onThought"/>; callers keep it out of
+    /// the history (only the answer goes back, as the official example does).
+    /// </summary>
+    /// <param name="messages">the conversation so far, without a generation prompt.</param>
+    public ThinkResult Think(IReadOnlyList<ChatMessage> messages, bool speechReply = false, SamplingOptions? thinkOptions = null,
+        SamplingOptions? answerOptions = null, Action<TokenGenerated>? onThought = null, Action<TokenGenerated>? onAnswer = null,
+        CancellationToken cancellationToken = default)
+    {
+        const string open = "\n<think>\n", close = "</think>";
+        var thinkOpts = (thinkOptions ?? SamplingOptions.Chat) is var t && t.StopStrings.Contains(close) ? t : t with { StopStrings = [.. t.StopStrings, close] };
+        var thinkCall = Chat([.. messages, new ChatMessage("assistant", open, null, Eot: false)], thinkOpts, null, onThought, cancellationToken);
+        string thought = thinkCall.Text;
+        int end = thought.IndexOf(close, StringComparison.Ordinal);
+        if (end >= 0) thought = thought[..end];
+        string prefix = open + thought + close + "\n\n" + (speechReply ? "<tts_start>" : "");
+        var answer = Chat([.. messages, new ChatMessage("assistant", prefix, null, Eot: false)], answerOptions ?? SamplingOptions.Chat, null, onAnswer, cancellationToken);
+        return new ThinkResult(thought, answer.Text, answer.AudioCodes, thinkCall, answer);
     }
 
     /// <summary>The tokenizer as the generator's streaming decoder.</summary>

@@ -76,3 +76,27 @@ public sealed class ProcessMemoryTests
     [Fact]
     public void PeakIsAtLeastTheCurrentWorkingSetOrder() => Assert.InRange(StepAudio2.Lab.Diagnostics.ProcessMemory.PeakRssBytes(), 1L << 20, 1L << 40);
 }
+
+public sealed class ThinkModeTests
+{
+    [Fact]
+    public void TwoCallsWithTheThoughtPrefilledInTheSecond()
+    {
+        var tiny = Path.Combine(TestPaths.ReferenceData, "tiny");
+        using var pipeline = StepAudio2Pipeline.Load(tiny, TestPaths.SharedModel);
+        var tok = pipeline.Tokenizer;
+        var thoughtTokens = new List<string>();
+        ChatMessage[] history = [ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Why is the sky blue?")];
+        var r = pipeline.Think(history, speechReply: true,
+            thinkOptions: SamplingOptions.Greedy with { MaxNewTokens = 4 }, answerOptions: SamplingOptions.Greedy with { MaxNewTokens = 3 },
+            onThought: t => thoughtTokens.Add(t.TextDelta));
+        int[] head = [.. tok.Encode("<|BOT|>system\nYou are a helpful assistant.<|EOT|>"), .. tok.Encode("<|BOT|>human\nWhy is the sky blue?<|EOT|>")];
+        Assert.Equal([.. head, .. tok.Encode("<|BOT|>assistant\n\n<think>\n")], r.ThinkCall.Prompt.Ids);
+        Assert.Equal(string.Concat(thoughtTokens), r.ThinkCall.Text);
+        Assert.Equal(r.ThinkCall.Text, r.Thinking); // the random tiny model never closes its thought: the budget ends it
+        Assert.Equal(StopReason.MaxNewTokens, r.ThinkCall.Generation.StopReason);
+        Assert.Equal([.. head, .. tok.Encode("<|BOT|>assistant\n\n<think>\n" + r.Thinking + "</think>\n\n<tts_start>")], r.AnswerCall.Prompt.Ids);
+        Assert.Equal(StepAudioTokenizer.TtsStart, r.AnswerCall.Prompt.Ids[^1]);
+        Assert.Equal(3, r.AnswerCall.Generation.GeneratedIds.Length);
+    }
+}
