@@ -1,5 +1,6 @@
 using System.CommandLine;
 using StepAudio2.Lab.Audio;
+using StepAudio2.Lab.Conversations;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
@@ -9,7 +10,8 @@ namespace StepAudio2.Lab.Cli.Commands;
 /// <summary>
 /// <c>steplab chat --model &lt;dir&gt;</c>: an interactive conversation on standard input. A line of text is a user
 /// turn; <c>/audio PATH [text]</c> sends an audio file (with optional text before it); <c>/reset</c> clears the history;
-/// <c>/quit</c> or end of input stops. Replies stream as they are generated.
+/// <c>/quit</c> or end of input stops. Replies stream as they are generated; the KV cache of the unchanged history is
+/// reused between turns, so each turn prefills only its new tokens.
 /// </summary>
 public static class ChatCommand
 {
@@ -30,7 +32,7 @@ public static class ChatCommand
     {
         using var pipeline = StepAudio2Pipeline.Load(modelDir, tokenizer);
         var options = (greedy ? SamplingOptions.Greedy : SamplingOptions.Chat) with { MaxNewTokens = maxTokens, Seed = seed };
-        var history = new List<ChatMessage> { ChatMessage.System(system) };
+        var conversation = new Conversation(pipeline.Model, pipeline.Tokenizer, system);
         ui.Error.WriteLine($"loaded {modelDir} in {pipeline.LoadTime.TotalSeconds:F1} s. Type a message, '/audio PATH [text]', '/reset' or '/quit'.");
         while (true)
         {
@@ -40,7 +42,7 @@ public static class ChatCommand
             if (line.Trim().Length == 0) continue;
             if (line.Trim() == "/reset")
             {
-                history.RemoveRange(1, history.Count - 1);
+                conversation = new Conversation(pipeline.Model, pipeline.Tokenizer, system);
                 ui.Out.WriteLine("(history cleared)");
                 continue;
             }
@@ -56,12 +58,10 @@ public static class ChatCommand
             else user = ChatMessage.User(line);
 
             ui.Out.Write("assistant> ");
-            var result = pipeline.Chat([.. history, user, ChatMessage.AssistantPrompt()], options,
-                onToken: t => { ui.Out.Write(t.TextDelta); ui.Out.Flush(); });
+            var reply = conversation.Send(user, options, onToken: t => { ui.Out.Write(t.TextDelta); ui.Out.Flush(); });
             ui.Out.WriteLine();
-            ui.Error.WriteLine($"  ({result.Generation.GeneratedIds.Length} tokens, {result.Generation.DecodeTokensPerSecond:F1} tok/s, stop: {result.Generation.StopReason})");
-            history.Add(user);
-            history.Add(ChatMessage.Assistant(result.Text));
+            var g = reply.Generation;
+            ui.Error.WriteLine($"  ({g.GeneratedIds.Length} tokens, {g.DecodeTokensPerSecond:F1} tok/s, stop: {g.StopReason}; prefilled {reply.PrefilledTokens} new tokens, reused {reply.ReusedTokens} from the cache)");
         }
         return StepLabCli.Ok;
     }
