@@ -208,4 +208,76 @@ public sealed class HiftTests(ITestOutputHelper output)
         var w = WeightNorm.Fold([10f, -1f], [3f, 4f, 0f, 5f], [2, 2, 1]);
         Assert.Equal([6f, 8f, 0f, -1f], w.ToFloatArray());
     }
+
+    [Fact]
+    public void TruncatedCheckpointIsALabDataException()
+    {
+        using var tmp = TestPaths.Temp();
+        var bytes = File.ReadAllBytes(Ckpt("hift.pt"));
+        var path = tmp.File("hift.pt");
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var ex = Assert.ThrowsAny<LabDataException>(() => Hift.Load(path));
+        Assert.Equal(path, ex.FilePath);
+    }
+
+    /// <summary>
+    /// The full-size key table of spec §7.13 (new-style weight-norm keys, `generator.` prefix), written here from the
+    /// spec, loads with the widths 512 → 256/128/64 and F0 width 512 inferred, and a two-frame mel runs to 960 samples.
+    /// </summary>
+    [Fact]
+    public void FullSizeKeyTableOfTheSpecLoads()
+    {
+        var mem = new InMemoryTensorSource("full-size-hift");
+        var rng = new Random(1);
+        Tensor Rand(params int[] shape)
+        {
+            var v = new float[Tensor.CountElements(shape)];
+            for (int i = 0; i < v.Length; i++) v[i] = (float)(rng.NextDouble() - 0.5);
+            return Tensor.FromArray(v, shape);
+        }
+        void Wn(string m, int[] shape, bool transposed = false)
+        {
+            mem.Add($"generator.{m}.parametrizations.weight.original0", Tensor.FromArray(Enumerable.Repeat(0.05f, shape[0]).ToArray(), shape[0], 1, 1));
+            mem.Add($"generator.{m}.parametrizations.weight.original1", Rand(shape));
+            mem.Add($"generator.{m}.bias", Rand(transposed ? shape[1] : shape[0]));
+        }
+        void ResBlock(string m, int ch, int k)
+        {
+            for (int j = 0; j < 3; j++)
+            {
+                Wn($"{m}.convs1.{j}", [ch, ch, k]);
+                Wn($"{m}.convs2.{j}", [ch, ch, k]);
+                mem.Add($"generator.{m}.activations1.{j}.alpha", Tensor.FromArray(Enumerable.Repeat(1f, ch).ToArray(), ch));
+                mem.Add($"generator.{m}.activations2.{j}.alpha", Tensor.FromArray(Enumerable.Repeat(1f, ch).ToArray(), ch));
+            }
+        }
+        mem.Add("generator.m_source.l_linear.weight", Rand(1, 9));
+        mem.Add("generator.m_source.l_linear.bias", Rand(1));
+        Wn("conv_pre", [512, 80, 7]);
+        Wn("ups.0", [512, 256, 16], transposed: true);
+        Wn("ups.1", [256, 128, 11], transposed: true);
+        Wn("ups.2", [128, 64, 7], transposed: true);
+        int[][] downs = [[256, 18, 30], [128, 18, 6], [64, 18, 1]];
+        int[] chs = [256, 128, 64], srcK = [7, 7, 11], resK = [3, 7, 11];
+        for (int i = 0; i < 3; i++)
+        {
+            mem.Add($"generator.source_downs.{i}.weight", Rand(downs[i]));
+            mem.Add($"generator.source_downs.{i}.bias", Rand(chs[i]));
+            ResBlock($"source_resblocks.{i}", chs[i], srcK[i]);
+            for (int j = 0; j < 3; j++) ResBlock($"resblocks.{3 * i + j}", chs[i], resK[j]);
+        }
+        Wn("conv_post", [18, 64, 7]);
+        Wn("f0_predictor.condnet.0", [512, 80, 3]);
+        foreach (var n in new[] { 2, 4, 6, 8 }) Wn($"f0_predictor.condnet.{n}", [512, 512, 3]);
+        mem.Add("generator.f0_predictor.classifier.weight", Rand(1, 512));
+        mem.Add("generator.f0_predictor.classifier.bias", Rand(1));
+
+        var hift = Hift.Load(mem);
+        Assert.Equal(512, hift.BaseChannels);
+        Assert.Equal([256, 128, 64], hift.StageChannels);
+        Assert.Equal(512, hift.F0Predictor.CondChannels);
+        var wav = hift.Forward(TestData.RandnTensor(5, 1, 80, 2), seed: 1);
+        Assert.Equal([1, 960], wav.Shape);
+        Assert.All(wav.ToFloatArray(), x => Assert.True(float.IsFinite(x) && Math.Abs(x) <= 0.99f));
+    }
 }
