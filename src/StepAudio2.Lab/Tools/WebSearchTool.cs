@@ -20,8 +20,22 @@ public sealed record WebSearchOptions(Uri? BaseUrl, string? ApiKey, TimeSpan Tim
 /// Every failure (not configured, bad arguments, timeout, connection refused, HTTP error, non-JSON body) is returned as
 /// readable text for the model rather than thrown.
 /// </summary>
-public sealed class WebSearchTool(WebSearchOptions options, HttpClient http) : ITool
+public sealed class WebSearchTool : ITool
 {
+    private readonly WebSearchOptions options;
+    private readonly HttpClient http;
+
+    /// <param name="http">Injected so tests (and hosts with proxies or handlers) control the transport.</param>
+    public WebSearchTool(WebSearchOptions options, HttpClient http)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxResults, 1, nameof(options.MaxResults));
+        if (options.Timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), options.Timeout, "Timeout must be positive");
+        this.options = options;
+        this.http = http;
+    }
+
     // A search response larger than this is not something to feed a model; refuse instead of buffering it.
     private const int MaxBodyBytes = 4 << 20;
     private const int MaxSnippetChars = 400;
@@ -117,11 +131,18 @@ public sealed class WebSearchTool(WebSearchOptions options, HttpClient http) : I
                 sb.Append(k).Append(". ").Append(title.Length > 0 ? title : "(untitled)").Append('\n');
                 if (url.Length > 0) sb.Append("   ").Append(url).Append('\n');
                 if (snippet.Length > 0)
-                    sb.Append("   ").Append(snippet.Length > MaxSnippetChars ? snippet[..MaxSnippetChars] + "…" : snippet).Append('\n');
+                    sb.Append("   ").Append(Clip(snippet)).Append('\n');
             }
             if (k == 0) return $"no web results for \"{query}\"";
             return $"web results for \"{query}\":\n" + sb.ToString().TrimEnd('\n');
         }
+    }
+
+    private static string Clip(string s)
+    {
+        if (s.Length <= MaxSnippetChars) return s;
+        int n = char.IsHighSurrogate(s[MaxSnippetChars - 1]) ? MaxSnippetChars - 1 : MaxSnippetChars; // never split a surrogate pair
+        return s[..n] + "…";
     }
 
     private static string Str(JsonElement o, string key) =>

@@ -126,4 +126,20 @@ public sealed class WebSearchToolTests
         Assert.Equal("error: search query is empty", await tool.InvokeAsync(Args("  "), CancellationToken.None));
         Assert.Equal(0, server.RequestCount);
     }
+
+    [Fact]
+    public void LongSnippetsAreClippedWithoutSplittingASurrogatePair()
+    {
+        string snippet = new string('a', 399) + "🌧" + new string('b', 50); // the emoji straddles the 400-char limit
+        string body = JsonSerializer.Serialize(new { results = new[] { new { title = "T", url = "u", content = snippet } } });
+        string text = WebSearchTool.Format("q", System.Text.Encoding.UTF8.GetBytes(body), 5);
+        Assert.Equal("web results for \"q\":\n1. T\n   u\n   " + new string('a', 399) + "…", text);
+    }
+
+    [Fact]
+    public void InvalidOptionsAreRejected()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WebSearchTool(new WebSearchOptions(null, null, TimeSpan.FromSeconds(1), 0), s_http));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WebSearchTool(new WebSearchOptions(null, null, TimeSpan.Zero, 3), s_http));
+    }
 }
