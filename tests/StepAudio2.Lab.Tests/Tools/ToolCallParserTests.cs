@@ -7,7 +7,6 @@ namespace StepAudio2.Lab.Tests.Tools;
 /// <summary>The <c>&lt;tool_call&gt;function\nNAME\nJSON&lt;/tool_call&gt;</c> format of spec §6.8 on hand-written replies.</summary>
 public sealed class ToolCallParserTests
 {
-    private static readonly Lazy<StepAudioTokenizer> s_tokenizer = new(() => StepAudioTokenizer.Load(TestPaths.SharedModel));
 
     [Fact]
     public void OneCallWithoutText()
@@ -151,7 +150,7 @@ public sealed class ToolCallParserTests
     [Fact]
     public void DecodedTokensFromTheRealTokenizerParse()
     {
-        var tok = s_tokenizer.Value;
+        var tok = SharedTokenizer.Value;
         const string reply = "我来搜索一下。\n<tool_call>function\nsearch\n{\"query\": \"Step-Audio 2 发布时间\"}</tool_call>" +
                              "<tool_call>function\nsearch\n{\"query\": \"StepFun\"}</tool_call>";
         int[] ids = tok.Encode(reply);

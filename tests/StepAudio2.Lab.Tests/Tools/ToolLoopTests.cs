@@ -8,7 +8,6 @@ namespace StepAudio2.Lab.Tests.Tools;
 /// <summary>The tool loop with a scripted fake model: rounds, result turns, error results, the round limit.</summary>
 public sealed class ToolLoopTests
 {
-    private static readonly Lazy<StepAudioTokenizer> s_tokenizer = new(() => StepAudioTokenizer.Load(TestPaths.SharedModel));
 
     private const string AddSchema = """{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}""";
 
@@ -60,7 +59,7 @@ public sealed class ToolLoopTests
         Assert.Equal([.. history, ChatMessage.Assistant(call), new ChatMessage("input", "5", null), ChatMessage.AssistantPrompt()], model.Prompts[1]);
 
         // and as ids the second prompt ends with the raw reply turn, the input turn and the generation prompt
-        var tok = s_tokenizer.Value;
+        var tok = SharedTokenizer.Value;
         int[] ids = PromptBuilder.Chat(tok, model.Prompts[1]).Ids;
         int[] tail = [.. tok.Encode("<|BOT|>assistant\n" + call + "<|EOT|>"), .. tok.Encode("<|BOT|>input\n5<|EOT|>"), .. tok.Encode("<|BOT|>assistant\n")];
         Assert.Equal(tail, ids[^tail.Length..]);

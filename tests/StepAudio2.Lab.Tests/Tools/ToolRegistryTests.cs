@@ -8,7 +8,6 @@ namespace StepAudio2.Lab.Tests.Tools;
 /// <summary>The <c>tool_json_schemas</c> turn (spec §6.8) as JSON and as prompt ids (spec §6.2).</summary>
 public sealed class ToolRegistryTests
 {
-    private static readonly Lazy<StepAudioTokenizer> s_tokenizer = new(() => StepAudioTokenizer.Load(TestPaths.SharedModel));
 
     private const string SearchSchemaJson =
         """[{"type":"function","function":{"name":"search","description":"Search the web and return the top results (title, URL, snippet).","parameters":{"type":"object","properties":{"query":{"type":"string","description":"The search query."}},"required":["query"]}}}]""";
@@ -48,7 +47,7 @@ public sealed class ToolRegistryTests
     [Fact]
     public void PromptIdsMatchTheHandBuiltTurns()
     {
-        var tok = s_tokenizer.Value;
+        var tok = SharedTokenizer.Value;
         var prompt = PromptBuilder.Chat(tok, [
             ChatMessage.System("You are a helpful assistant."),
             SearchOnly().ToolSchemasMessage(),
