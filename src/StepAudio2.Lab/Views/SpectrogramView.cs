@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json.Nodes;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.Tensors;
@@ -30,7 +29,7 @@ public sealed record SpectrogramData(float[] Values, int Bins, int Frames, int[]
     }
 }
 
-/// <summary>Spectrogram views: a plotly heatmap (seconds × mel bin, hover values, chunk boundaries) and a static inline SVG.</summary>
+/// <summary>Spectrogram views: a plotly heatmap (seconds × mel bin, hover values, chunk boundaries) and a static PNG.</summary>
 public static class SpectrogramView
 {
     /// <summary>The heatmap figure: z is [bins][frames], x in seconds, y the mel bin; dashed lines where chunks start.</summary>
@@ -56,43 +55,39 @@ public static class SpectrogramView
     }
 
     /// <summary>
-    /// A static SVG rendering (no script needed): frames averaged into at most <paramref name="maxColumns"/> columns, low bins at
-    /// the bottom, a viridis-like ramp, red lines at chunk starts.
+    /// A static rendering that needs no script: one pixel per frame and mel bin (low bins at the bottom), a viridis-like ramp
+    /// over the finite range, red columns where chunks start; a PNG in an <c>&lt;img&gt;</c> data URI.
     /// </summary>
-    public static string Svg(SpectrogramData s, int maxColumns = 400)
+    public static string Image(SpectrogramData s)
     {
-        int cols = Math.Min(maxColumns, s.Frames), per = (s.Frames + cols - 1) / cols;
-        cols = (s.Frames + per - 1) / per;
         float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
         foreach (var v in s.Values) if (float.IsFinite(v)) { lo = Math.Min(lo, v); hi = Math.Max(hi, v); }
-        var sb = new StringBuilder();
-        sb.Append($"<svg class=\"spectrogram-svg\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {cols} {s.Bins}\" preserveAspectRatio=\"none\" width=\"100%\" height=\"160\" shape-rendering=\"crispEdges\">");
+        var rgb = new byte[(long)s.Frames * s.Bins * 3];
+        var starts = s.ChunkStarts.Skip(1).ToHashSet();
         for (int b = 0; b < s.Bins; b++)
         {
-            int yPix = s.Bins - 1 - b;
-            for (int c = 0; c < cols; c++)
+            int row = s.Bins - 1 - b;
+            for (int f = 0; f < s.Frames; f++)
             {
-                double sum = 0; int n = 0;
-                for (int f = c * per; f < Math.Min(s.Frames, (c + 1) * per); f++) { sum += s.Values[(long)b * s.Frames + f]; n++; }
-                double u = hi > lo ? (sum / n - lo) / (hi - lo) : 0;
-                sb.Append($"<rect x=\"{c}\" y=\"{yPix}\" width=\"1\" height=\"1\" fill=\"{Ramp(u)}\"/>");
+                var (r, g, bl) = starts.Contains(f) ? ((byte)255, (byte)0, (byte)0) : Ramp(hi > lo ? (s.Values[(long)b * s.Frames + f] - lo) / (hi - lo) : 0);
+                long o = ((long)row * s.Frames + f) * 3;
+                rgb[o] = r; rgb[o + 1] = g; rgb[o + 2] = bl;
             }
         }
-        foreach (var start in s.ChunkStarts.Skip(1))
-            sb.Append($"<line x1=\"{start / per}\" x2=\"{start / per}\" y1=\"0\" y2=\"{s.Bins}\" stroke=\"red\" stroke-width=\"1\"/>");
-        sb.Append("</svg>\n");
-        return sb.ToString();
+        var png = PngImage.EncodeRgb(s.Frames, s.Bins, rgb);
+        return $"<img class=\"spectrogram-png\" alt=\"log-mel [{s.Bins}, {s.Frames}]\" width=\"{Math.Min(1200, s.Frames * 2)}\" height=\"{s.Bins * 2}\" " +
+               $"style=\"image-rendering:pixelated\" src=\"data:image/png;base64,{Convert.ToBase64String(png)}\">\n";
     }
 
     // Piecewise-linear approximation of viridis through five of its stops.
     private static readonly (double R, double G, double B)[] Stops = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
 
-    internal static string Ramp(double u)
+    internal static (byte R, byte G, byte B) Ramp(double u)
     {
         u = Math.Clamp(double.IsFinite(u) ? u : 0, 0, 1) * (Stops.Length - 1);
         int i = Math.Min((int)u, Stops.Length - 2);
         double f = u - i;
         var (a, b) = (Stops[i], Stops[i + 1]);
-        return $"#{(int)(a.R + f * (b.R - a.R)):x2}{(int)(a.G + f * (b.G - a.G)):x2}{(int)(a.B + f * (b.B - a.B)):x2}";
+        return ((byte)(a.R + f * (b.R - a.R)), (byte)(a.G + f * (b.G - a.G)), (byte)(a.B + f * (b.B - a.B)));
     }
 }
