@@ -148,3 +148,31 @@ public sealed class ViewBuilderTests
         Assert.Contains(PlotlyScript.ResourceName, missing.Message);
     }
 }
+
+/// <summary>A clip longer than 25 s: two chunks side by side in the heatmap with the boundary marked.</summary>
+public sealed class TwoChunkReportTests
+{
+    [Fact]
+    public void LongClipShowsBothChunksWithTheBoundary()
+    {
+        using var tmp = TestPaths.Temp();
+        var a = StepAudio2.Lab.Audio.AudioInput.Load16k(Path.Combine(TestPaths.SharedAudio, "mmau_test.wav"));
+        var b = StepAudio2.Lab.Audio.AudioInput.Load16k(Path.Combine(TestPaths.SharedAudio, "music_playing_followed_by_a_woman_speaking.wav"));
+        var wav = a.Concat(b).Concat(a).Take(27 * 16000).ToArray();
+        Assert.Equal(27 * 16000, wav.Length);
+        StepAudio2.Lab.Audio.WavWriter.Write(tmp.File("long.wav"), wav, 16000);
+        var (code, stdout, err) = StepAudio2.Lab.Tests.Cli.InspectCliTests.Run("report", "--model", Path.Combine(TestPaths.ReferenceData, "tiny"),
+            "--tokenizer", TestPaths.SharedModel, "--audio", tmp.File("long.wav"), "--max-tokens", "1", "--out", tmp.File("r.html"));
+        Assert.True(code == StepAudio2.Lab.Cli.StepLabCli.Ok, err + stdout);
+        var html = File.ReadAllText(tmp.File("r.html"));
+        var fig = ReportCommandTests.Figure(html, "spectrogram");
+        // 25 s + 2 s chunks: 2500 + 200 frames (+ the 479-sample tail pad frames per chunk)
+        var z = fig["data"]![0]!["z"]!.AsArray();
+        int frames0 = StepAudio2.Lab.Audio.Mel.LogMelFrontend.FrameCount(25 * 16000), frames1 = StepAudio2.Lab.Audio.Mel.LogMelFrontend.FrameCount(2 * 16000);
+        Assert.Equal(frames0 + frames1, z[0]!.AsArray().Count);
+        var line = fig["layout"]!["shapes"]!.AsArray().Single()!;
+        Assert.Equal(frames0 * 0.01, (double)line["x0"]!, 6);
+        Assert.Contains("2 chunk(s)", fig["layout"]!["title"]!["text"]!.ToString());
+        Assert.DoesNotContain("class=\"verdict", html);
+    }
+}
