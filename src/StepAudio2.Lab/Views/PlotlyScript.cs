@@ -19,6 +19,18 @@ public static class PlotlyScript
     {
         using var fs = new FileStream(assemblyPath, FileMode.Open, FileAccess.Read, FileShare.Read);
         using var pe = new PEReader(fs);
+        try
+        {
+            return Read(pe, assemblyPath, resourceName);
+        }
+        catch (BadImageFormatException e)
+        {
+            throw new LabDataException(assemblyPath, $"not a readable .NET assembly: {e.Message}", resourceName, inner: e);
+        }
+    }
+
+    private static string Read(PEReader pe, string assemblyPath, string resourceName)
+    {
         if (!pe.HasMetadata) throw new LabDataException(assemblyPath, "not a .NET assembly (no metadata)");
         var md = pe.GetMetadataReader();
         foreach (var handle in md.ManifestResources)
