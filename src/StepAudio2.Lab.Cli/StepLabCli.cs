@@ -24,6 +24,7 @@ public static class StepLabCli
             CompareCommand.Create(ui),
             MelCommand.Create(ui),
             TraceCommand.Create(ui),
+            ReportCommand.Create(ui),
             TokenizeCommand.Create(ui),
             TranscribeCommand.Create(ui),
             ChatCommand.Create(ui),

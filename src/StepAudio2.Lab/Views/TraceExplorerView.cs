@@ -1,0 +1,35 @@
+using System.Text;
+using StepAudio2.Lab.Tracing;
+
+namespace StepAudio2.Lab.Views;
+
+/// <summary>One traced activation with its statistics, at its position in execution order.</summary>
+public sealed record TraceEntry(int Ordinal, string Path, TensorStats Stats);
+
+/// <summary>Trace explorer: module paths in execution order with shapes and stats, grouped into expandable sections.</summary>
+public static class TraceExplorerView
+{
+    /// <summary>Statistics of every entry of <paramref name="trace"/>, in execution order.</summary>
+    public static IReadOnlyList<TraceEntry> Entries(Trace trace) =>
+        trace.Entries.Select((e, i) => new TraceEntry(i + 1, e.Path, TensorStats.Of(e.Value))).ToList();
+
+    /// <summary>Group key: the module a path belongs to at the depth users navigate by (<c>encoder.blocks.3</c>, <c>adapter</c>, <c>input</c>).</summary>
+    public static string Group(string path)
+    {
+        var parts = path.Split('.');
+        return parts.Length >= 3 && parts[1] is "blocks" or "layers" ? string.Join('.', parts.Take(3)) : parts[0];
+    }
+
+    public static string Render(IReadOnlyList<TraceEntry> entries)
+    {
+        var sb = new StringBuilder($"<p>{entries.Count} activations.</p>\n");
+        foreach (var g in entries.GroupBy(e => Group(e.Path)))
+        {
+            sb.Append($"<details class=\"trace-group\"><summary><code>{Html.Esc(g.Key)}</code> ({g.Count()})</summary>\n");
+            sb.Append("<table class=\"stats\"><tr><th>#</th><th>path</th><th>dtype</th><th>shape</th><th>min</th><th>max</th><th>mean</th><th>std</th><th>NaN</th><th>Inf</th></tr>");
+            foreach (var e in g) sb.Append(TensorSummaryView.Row(e.Path, e.Stats).Insert(4, $"<td>{e.Ordinal}</td>"));
+            sb.Append("</table></details>\n");
+        }
+        return sb.ToString();
+    }
+}
