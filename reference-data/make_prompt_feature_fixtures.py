@@ -5,6 +5,7 @@ fbank.safetensors (spec §7.4), each case <c> ∈ {female, synth}:
 * <c>.wav16k: the 16 kHz float32 input in [−1, 1] (the C# test feeds exactly these samples).
 * <c>.fbank: torchaudio.compliance.kaldi.fbank(wav[None], num_mel_bins=80, dither=0, sample_frequency=16000) [T, 80].
 * <c>.cmn: <c>.fbank minus its per-bin mean over time (the CAM++ input).
+* <c>.fbank64: the same fbank call on the float64 waveform (float64 output, floor still float32 eps).
   female = the first 4 s of /work/shared/audio/default_female.wav, channel 0, resampled 48 → 16 kHz
   (torchaudio.transforms.Resample); synth = a seeded tone + noise signal with exact-zero and very quiet stretches,
   so that many mel energies fall below the float-epsilon floor.
@@ -72,6 +73,9 @@ def main():
         fb[f"{name}.wav16k"] = w
         fb[f"{name}.fbank"] = f.contiguous()
         fb[f"{name}.cmn"] = (f - f.mean(dim=0, keepdim=True)).contiguous()
+        # The same call in float64 (the floor stays float32 eps): float32 rounding alone moves low-energy bins of the
+        # float32 output by up to ~4e-4, so this is the tight target for a float64 implementation.
+        fb[f"{name}.fbank64"] = fbank(w.double()).contiguous()
 
     mono = raw.mean(dim=0)
     wav24 = torchaudio.transforms.Resample(sr, 24000)(mono).to(torch.float32)[:4 * 24000].contiguous()
