@@ -10,8 +10,9 @@ public sealed class KaldiFbankTests
     // rounding in near-silent bins: the fixture script's float64 run of the same call differs from the float32 one by
     // up to 2.3e-4 (female) and 4.3e-4 (synth), so 3e-4 (spec §9) holds for speech and 5e-4 for the near-silent signal.
     private const double RelTolerance = 1e-5;
-    // Against the float64 run (our arithmetic is float64 too; the input is the same float32 waveform).
-    private const double Rel64Tolerance = 1e-6, MaxAbs64Tolerance = 2e-5;
+    // Against the float64 run (our arithmetic is float64 too; the input is the same float32 waveform): measured
+    // rel-L2 ~6e-8, max abs ~9e-6 (float32 output rounding plus float32 log ulps in the bank).
+    private const double Rel64Tolerance = 2e-7, MaxAbs64Tolerance = 2e-5;
 
     private static double MaxAbsTolerance(string name) => name == "synth" ? 5e-4 : 3e-4;
 

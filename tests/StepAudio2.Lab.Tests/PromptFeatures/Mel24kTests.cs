@@ -22,7 +22,7 @@ public sealed class Mel24kTests
         double rel = TestMath.RelL2(actual, expected);
         Assert.True(rel <= 1e-5, $"rel-L2 {rel:E3}");
         double maxAbs = KaldiFbankTests.MaxAbs(actual, expected);
-        Assert.True(maxAbs <= 1e-3, $"max abs {maxAbs:E3}");
+        Assert.True(maxAbs <= 3e-4, $"max abs {maxAbs:E3}");
     }
 
     [Fact]
