@@ -32,20 +32,11 @@ public static class MelCommand
         }
         else
         {
-            DumpFile.Save(output, InputEntries(prepared), $"steplab mel {Path.GetFileName(audioPath)}");
+            DumpFile.Save(output, prepared.InputEntries(), $"steplab mel {Path.GetFileName(audioPath)}");
         }
         for (int i = 0; i < prepared.Mels.Count; i++)
             ui.Out.WriteLine($"chunk {i}: {prepared.Chunks[i].Length} samples → mel [128, {prepared.Mels[i].Shape[1]}] → {prepared.TokenCounts[i]} audio tokens");
         ui.Out.WriteLine($"wrote {output}");
         return StepLabCli.Ok;
-    }
-
-    /// <summary>The <c>input.*</c> tensors of a dump for prepared audio, as the reference dumper names them.</summary>
-    public static IEnumerable<(string, Tensor)> InputEntries(PreparedAudio prepared)
-    {
-        if (prepared.ChunksPerItem.Length == 1) // one audio item: its whole 16 kHz waveform, as the reference dumps hold it
-            yield return ("input.wav", Tensor.FromArray(prepared.Chunks.SelectMany(c => c).ToArray(), prepared.Chunks.Sum(c => c.Length)));
-        for (int i = 0; i < prepared.Mels.Count; i++) yield return ($"input.mel.{i}", prepared.Mels[i]);
-        yield return ("input.wav_lens", Tensor.FromArray(prepared.Chunks.Select(c => (long)c.Length).ToArray(), prepared.Chunks.Count));
     }
 }

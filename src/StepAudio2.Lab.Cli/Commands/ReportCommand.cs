@@ -6,7 +6,6 @@ using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.IO.Safetensors;
-using StepAudio2.Lab.Models.Llm;
 using StepAudio2.Lab.Parity;
 using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
@@ -58,28 +57,14 @@ public static class ReportCommand
         var m = pipeline.Model;
         var tok = pipeline.Tokenizer;
         var wav = AudioInput.Load16k(r.Audio);
-        var prompt = PromptBuilder.Chat(tok, [ChatMessage.System(StepAudio2Pipeline.DefaultSystemPrompt),
-            ChatMessage.User(new AudioItem(wav, r.Audio)), ChatMessage.AssistantPrompt()]);
-
-        // the same forward as `steplab trace`, so the trace is a dump the reference compares against
+        // the same traced forward as `steplab trace`, so the trace is a dump the reference compares against
         var trace = new Trace();
-        trace.Record("input.ids", Tensor.FromArray(prompt.Ids.Select(i => (long)i).ToArray(), prompt.Ids.Length));
-        foreach (var (name, tensor) in MelCommand.InputEntries(prompt.Audio!)) trace.Record(name, tensor);
-        var (features, featLens) = m.EncodeAudio(prompt.Audio!.Batch.Mels, prompt.Audio.MelLengths, trace);
-        var cache = new KvCache(m.Config.Text);
-        var logits = m.LastLogits(m.EmbedPrompt(prompt.Ids, features, featLens, trace), 0, cache, trace);
-        var generated = new List<int>();
-        var alternatives = new List<StepAlternatives>();
-        for (int pos = prompt.Ids.Length; generated.Count < r.MaxTokens;)
-        {
-            var probs = Ops.Softmax(logits).ToFloatArray();
-            int next = Ops.Argmax(logits)[0];
-            var (vals, ids) = Ops.TopK(probs, r.TopK);
-            alternatives.Add(new StepAlternatives(next, probs[next], ids, vals));
-            generated.Add(next);
-            if (next == StepAudioTokenizer.Eot || generated.Count == r.MaxTokens) break;
-            logits = m.LastLogits(m.EmbedPrompt([next], null, []), pos++, cache);
-        }
+        var options = SamplingOptions.Greedy with { MaxNewTokens = r.MaxTokens, RecordAlternatives = true, AlternativesCount = r.TopK };
+        var reply = pipeline.Chat([ChatMessage.System(StepAudio2Pipeline.DefaultSystemPrompt),
+            ChatMessage.User(new AudioItem(wav, r.Audio)), ChatMessage.AssistantPrompt()], options, trace);
+        var prompt = reply.Prompt;
+        var generated = reply.Generation.GeneratedIds.ToList();
+        var alternatives = reply.Generation.Alternatives?.ToList() ?? [];
 
         DumpComparison? comparison = null;
         string paritySection = "";
@@ -88,7 +73,7 @@ public static class ReportCommand
         else
             trace.Record("output.greedy_ids", Tensor.FromArray(generated.Select(g => (long)g).ToArray(), generated.Count));
 
-        var sections = BuildSections(r, wav, prompt.Audio, trace, tok, prompt.Ids, generated, alternatives);
+        var sections = BuildSections(r, wav, prompt.Audio!, trace, tok, prompt.Ids, generated, alternatives);
         if (comparison is not null) sections.Add(new ReportSection("parity", "Parity against the reference", paritySection));
         var html = ReportPage.Render($"steplab report: {Path.GetFileName(r.Audio)} through {Path.GetFileName(Path.GetFullPath(r.Model).TrimEnd('/'))}", sections, plotly);
         File.WriteAllText(r.Output, html, new UTF8Encoding(false));

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Config;
-using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Models;
-using StepAudio2.Lab.Models.Llm;
+using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Text;
@@ -51,9 +51,6 @@ public static class TraceCommand
     public static int Run(TraceRequest r, CliOutput ui)
     {
         if (r.Greedy < 0) throw new ArgumentException("--greedy must not be negative");
-        var config = StepAudio2Config.Load(r.Model);
-        using var checkpoint = ShardedCheckpoint.Open(r.Model);
-        var model = new StepAudio2Model(checkpoint, config);
         var wavs = r.Audio.Select(AudioInput.Load16k).ToList();
         // inputs and outputs are always kept: a dump without them cannot be replayed
         var trace = new Trace(r.Capture.Count == 0 ? null : [.. r.Capture, "input.*", "output.*"]);
@@ -61,36 +58,30 @@ public static class TraceCommand
 
         if (r.AudioOnly)
         {
+            using var checkpoint = ShardedCheckpoint.Open(r.Model);
+            var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(r.Model));
             var prepared = AudioInput.Prepare(wavs);
-            foreach (var (name, tensor) in MelCommand.InputEntries(prepared)) trace.Record(name, tensor);
+            foreach (var (name, tensor) in prepared.InputEntries()) trace.Record(name, tensor);
             var (_, lengths) = model.EncodeAudio(prepared.Batch.Mels, prepared.MelLengths, trace);
             DumpFile.Save(r.Output, trace, note);
             ui.Out.WriteLine($"{prepared.Mels.Count} chunk(s), audio tokens {string.Join(" + ", lengths)}; {trace.Count} activations written to {r.Output}");
             return StepLabCli.Ok;
         }
 
-        var tok = StepAudioTokenizer.Load(r.Tokenizer ?? r.Model);
+        using var pipeline = StepAudio2Pipeline.Load(r.Model, r.Tokenizer);
         var items = new List<ContentItem>();
         if (r.Instruction is not null) items.Add(new TextItem(r.Instruction));
         items.AddRange(wavs.Select((w, i) => new AudioItem(w, r.Audio[i])));
-        var prompt = PromptBuilder.Chat(tok, [ChatMessage.System(r.System), ChatMessage.User([.. items]), ChatMessage.AssistantPrompt()]);
-        trace.Record("input.ids", Tensor.FromArray(prompt.Ids.Select(i => (long)i).ToArray(), prompt.Ids.Length));
-        foreach (var (name, tensor) in MelCommand.InputEntries(prompt.Audio!)) trace.Record(name, tensor);
-
-        var (features, featLens) = model.EncodeAudio(prompt.Audio!.Batch.Mels, prompt.Audio.MelLengths, trace);
-        var cache = new KvCache(config.Text);
-        var logits = model.LastLogits(model.EmbedPrompt(prompt.Ids, features, featLens, trace), 0, cache, trace);
-        var greedy = new List<long>();
-        for (int step = 0, pos = prompt.Ids.Length; step < r.Greedy; step++)
-        {
-            int next = Ops.Argmax(logits)[0];
-            greedy.Add(next);
-            if (step + 1 < r.Greedy) logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
-        }
+        // greedy without stop tokens: the reference continuation runs its full length, as the official runner's greedy does
+        var options = SamplingOptions.Greedy with { MaxNewTokens = Math.Max(r.Greedy, 1), StopTokenIds = [] };
+        var reply = pipeline.Chat([ChatMessage.System(r.System), ChatMessage.User([.. items]), ChatMessage.AssistantPrompt()], options, trace);
+        var prompt = reply.Prompt;
+        var featLens = prompt.Audio!.TokenCounts;
+        var greedy = reply.Generation.GeneratedIds.Take(r.Greedy).Select(i => (long)i).ToList();
         if (r.Greedy > 0) trace.Record("output.greedy_ids", Tensor.FromArray(greedy.ToArray(), greedy.Count));
         DumpFile.Save(r.Output, trace, note);
         ui.Out.WriteLine($"prompt {prompt.Ids.Length} ids ({prompt.Audio.Mels.Count} audio chunk(s), {string.Join(" + ", featLens)} audio tokens); {trace.Count} activations written to {r.Output}");
-        if (greedy.Count > 0) ui.Out.WriteLine($"greedy: {string.Join(" ", greedy)} → {tok.Decode(greedy.Select(g => (int)g).ToArray())}");
+        if (greedy.Count > 0) ui.Out.WriteLine($"greedy: {string.Join(" ", greedy)} → {pipeline.Tokenizer.Decode(greedy.Select(g => (int)g).ToArray())}");
         return StepLabCli.Ok;
     }
 }

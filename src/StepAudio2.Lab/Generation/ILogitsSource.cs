@@ -45,14 +45,17 @@ public sealed class StepAudio2LogitsSource(StepAudio2Model model) : ILogitsSourc
 
     public int VocabSize => _model.Config.Text.VocabSize;
 
+    /// <summary>When set, the prefill records <c>model.*</c> and <c>lm_head.last</c> activations into this trace.</summary>
+    public Tracing.Trace? PrefillTrace { get; set; }
+
     public float[] Prefill(IReadOnlyList<int> promptIds, PromptAudio? audio)
     {
         ArgumentNullException.ThrowIfNull(promptIds);
         if (promptIds.Count == 0) throw new ArgumentException("the prompt is empty");
         var ids = promptIds.ToArray();
         _cache = new KvCache(_model.Config.Text);
-        var hidden = _model.EmbedPrompt(ids, audio?.Features, audio?.Lengths ?? []);
-        var logits = _model.LastLogits(hidden, 0, _cache).ToFloatArray();
+        var hidden = _model.EmbedPrompt(ids, audio?.Features, audio?.Lengths ?? [], PrefillTrace);
+        var logits = _model.LastLogits(hidden, 0, _cache, PrefillTrace).ToFloatArray();
         _position = ids.Length;
         return logits;
     }

@@ -5,6 +5,7 @@ using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Models;
 using StepAudio2.Lab.Prompting;
+using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Text;
 using StepAudio2.Lab.Tracing;
 using Trace = StepAudio2.Lab.Tracing.Trace;
@@ -35,6 +36,7 @@ public sealed class StepAudio2Pipeline : IDisposable
     public const string DefaultSystemPrompt = "You are a helpful assistant.";
 
     private readonly ShardedCheckpoint _checkpoint;
+    private readonly StepAudio2LogitsSource _source;
 
     private StepAudio2Pipeline(ShardedCheckpoint checkpoint, StepAudio2Model model, StepAudioTokenizer tokenizer, TimeSpan loadTime)
     {
@@ -42,7 +44,8 @@ public sealed class StepAudio2Pipeline : IDisposable
         Model = model;
         Tokenizer = tokenizer;
         LoadTime = loadTime;
-        Generator = new Generator(model);
+        _source = new StepAudio2LogitsSource(model);
+        Generator = new Generator(_source);
     }
 
     public StepAudio2Model Model { get; }
@@ -92,6 +95,7 @@ public sealed class StepAudio2Pipeline : IDisposable
         var sw = Stopwatch.StartNew();
         var prompt = PromptBuilder.Chat(Tokenizer, messages);
         var audioTime = sw.Elapsed;
+        if (trace is not null) RecordInputs(trace, prompt);
         sw.Restart();
         PromptAudio? audio = null;
         if (prompt.Audio is not null)
@@ -100,9 +104,28 @@ public sealed class StepAudio2Pipeline : IDisposable
             audio = new PromptAudio(features, lengths);
         }
         var encoderTime = sw.Elapsed;
-        var result = Generator.Generate(prompt.Ids, options ?? SamplingOptions.Chat, audio, Decoder, onToken, cancellationToken);
+        _source.PrefillTrace = trace;
+        GenerationResult result;
+        try
+        {
+            result = Generator.Generate(prompt.Ids, options ?? SamplingOptions.Chat, audio, Decoder, onToken, cancellationToken);
+        }
+        finally
+        {
+            _source.PrefillTrace = null;
+        }
         return new ChatResult(result.Text ?? Tokenizer.Decode(result.TextIds), result.TextIds, result.AudioCodes, result, prompt,
             new StageTimings(audioTime, encoderTime, result.Prefill, result.Decode), trace);
+    }
+
+    /// <summary>
+    /// The inputs of a dump, as the reference dumper names them: <c>input.ids</c> and the audio's
+    /// (<see cref="PreparedAudio.InputEntries"/>).
+    /// </summary>
+    public static void RecordInputs(Trace trace, Prompt prompt)
+    {
+        trace.Record("input.ids", Tensor.FromArray(prompt.Ids.Select(i => (long)i).ToArray(), prompt.Ids.Length));
+        foreach (var (name, value) in prompt.Audio?.InputEntries() ?? []) trace.Record(name, value);
     }
 
     /// <summary>
