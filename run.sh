@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: inspect the tiny Step-Audio 2 checkpoint in reference-data/ and compare
-# dumps against the PyTorch reference dump — one that must pass, one with a planted porting bug that must be caught.
+# The main job on the embedded default: inspect the tiny Step-Audio 2 checkpoint in reference-data/, compare
+# dumps against the PyTorch reference (one must pass, one with a planted porting bug must be caught), and write the
+# offline HTML report of the real clip through every stage (artifacts/report.html).
 # Usage: bash run.sh            (Debian 12 + the .NET 10 SDK; installs nothing else for this job)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,3 +24,9 @@ code=$?
 set -e
 if [[ $code -ne 1 ]]; then echo "expected exit code 1 from the planted bug, got $code" >&2; exit 1; fi
 echo "planted bug caught (exit code 1), as expected."
+
+echo
+echo "== steplab report: the real clip through the tiny checkpoint, every stage as one offline HTML page"
+steplab report --model $tiny --tokenizer ../shared/models/step-audio-2-mini --audio ../shared/audio/real_speech.aiff \
+  --reference $tiny/dumps/llm-short.safetensors --out artifacts/report.html
+echo "open artifacts/report.html in a browser (works offline)"
