@@ -152,6 +152,22 @@ public sealed class StepAudio2Pipeline : IDisposable
         return new ThinkResult(thought, answer.Text, answer.AudioCodes, thinkCall, answer);
     }
 
+    /// <summary>
+    /// A tool-using conversation (spec §6.8): the <c>tool_json_schemas</c> turn goes right after the system turn, each
+    /// reply is parsed for <c>&lt;tool_call&gt;</c> blocks, the registered tools run and their results come back as an
+    /// <c>input</c> turn, until a reply calls no tool or <paramref name="maxRounds"/> generations were made.
+    /// </summary>
+    /// <param name="history">system turn first, then the conversation; no generation prompt.</param>
+    public Task<Tools.ToolLoopResult> ChatWithToolsAsync(IReadOnlyList<ChatMessage> history, Tools.ToolRegistry registry, int maxRounds = 4,
+        SamplingOptions? options = null, Tools.ToolLoopOptions? toolOptions = null, CancellationToken cancellationToken = default)
+    {
+        var withSchemas = history.Count > 0 && history[0].Role == "system"
+            ? [history[0], registry.ToolSchemasMessage(), .. history.Skip(1)]
+            : new List<ChatMessage> { registry.ToolSchemasMessage() }.Concat(history).ToList();
+        return Tools.ToolLoop.RunAsync(messages => Task.FromResult(Chat(messages, options, null, null, cancellationToken).Text),
+            withSchemas, maxRounds, registry, toolOptions, cancellationToken);
+    }
+
     /// <summary>The tokenizer as the generator's streaming decoder.</summary>
     public ITokenDecoder Decoder => new DelegateTokenDecoder(ids => Tokenizer.Decode(ids.ToArray()));
 

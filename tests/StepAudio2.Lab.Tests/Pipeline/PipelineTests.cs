@@ -100,3 +100,21 @@ public sealed class ThinkModeTests
         Assert.Equal(3, r.AnswerCall.Generation.GeneratedIds.Length);
     }
 }
+
+public sealed class PipelineToolTests
+{
+    [Fact]
+    public async Task ToolSchemasGoRightAfterTheSystemTurnAndAReplyWithoutCallsEndsTheLoop()
+    {
+        var tiny = Path.Combine(TestPaths.ReferenceData, "tiny");
+        using var pipeline = StepAudio2Pipeline.Load(tiny, TestPaths.SharedModel);
+        var registry = new StepAudio2.Lab.Tools.ToolRegistry();
+        registry.Register(new StepAudio2.Lab.Tools.WebSearchTool(StepAudio2.Lab.Tools.WebSearchOptions.Unconfigured, new HttpClient()));
+        var result = await pipeline.ChatWithToolsAsync([ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Search for today's weather.")],
+            registry, maxRounds: 2, options: SamplingOptions.Greedy with { MaxNewTokens = 4 });
+        Assert.Equal(StepAudio2.Lab.Tools.ToolLoopStop.FinalAnswer, result.Stop); // the random tiny model calls no tool
+        Assert.Equal(1, result.Rounds);
+        Assert.Equal(["system", "tool_json_schemas", "human"], result.History.Take(3).Select(m => m.Role));
+        Assert.Contains("\"name\":\"search\"", result.History[1].Text);
+    }
+}
