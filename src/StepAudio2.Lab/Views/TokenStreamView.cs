@@ -29,14 +29,26 @@ public sealed record TokenStream(IReadOnlyList<TokenEntry> Tokens, string Genera
         _ => TokenClass.Text,
     };
 
+    /// <summary>
+    /// A token as a reader wants to see it: BPE text tokens decoded (byte-level "Ġyou" shows as " you", a newline as ↵),
+    /// added tokens by name; a token that is only part of a UTF-8 character keeps its byte-level form.
+    /// </summary>
+    public static string Display(StepAudioTokenizer tokenizer, int id)
+    {
+        string raw = tokenizer.IdToToken(id);
+        if (id >= StepAudioTokenizer.EndOfText) return raw;
+        string text = tokenizer.Decode([id]);
+        return text.Contains('\uFFFD') ? raw : text.Replace("\n", "↵");
+    }
+
     /// <summary>Builds the stream from the prompt and generated ids; <paramref name="alternatives"/> align with the generated ids.</summary>
     public static TokenStream Build(StepAudioTokenizer tokenizer, IReadOnlyList<int> promptIds, IReadOnlyList<int> generatedIds,
         IReadOnlyList<StepAlternatives>? alternatives = null)
     {
         var tokens = new List<TokenEntry>(promptIds.Count + generatedIds.Count);
-        foreach (var id in promptIds) tokens.Add(new TokenEntry(id, tokenizer.IdToToken(id), Classify(id), false, null));
+        foreach (var id in promptIds) tokens.Add(new TokenEntry(id, Display(tokenizer, id), Classify(id), false, null));
         for (int i = 0; i < generatedIds.Count; i++)
-            tokens.Add(new TokenEntry(generatedIds[i], tokenizer.IdToToken(generatedIds[i]), Classify(generatedIds[i]), true,
+            tokens.Add(new TokenEntry(generatedIds[i], Display(tokenizer, generatedIds[i]), Classify(generatedIds[i]), true,
                 alternatives is not null && i < alternatives.Count ? alternatives[i] : null));
         var textIds = generatedIds.Where(i => i < StepAudioTokenizer.AudioStart && i != StepAudioTokenizer.Eot).ToArray();
         return new TokenStream(tokens, tokenizer.Decode(textIds));

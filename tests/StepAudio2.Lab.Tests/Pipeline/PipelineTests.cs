@@ -118,3 +118,17 @@ public sealed class PipelineToolTests
         Assert.Contains("\"name\":\"search\"", result.History[1].Text);
     }
 }
+
+public sealed class TokenDisplayTests
+{
+    [Fact]
+    public void TextTokensShowDecodedAndAddedTokensByName()
+    {
+        var tok = StepAudioTokenizer.Load(TestPaths.SharedModel);
+        Assert.Equal("You", StepAudio2.Lab.Views.TokenStream.Display(tok, 2610));
+        Assert.Equal(" are", StepAudio2.Lab.Views.TokenStream.Display(tok, 525));
+        Assert.Equal("↵", StepAudio2.Lab.Views.TokenStream.Display(tok, 198));
+        Assert.Equal("<|BOT|>", StepAudio2.Lab.Views.TokenStream.Display(tok, StepAudioTokenizer.Bot));
+        Assert.Equal(tok.IdToToken(126537), StepAudio2.Lab.Views.TokenStream.Display(tok, 126537)); // a partial UTF-8 character
+    }
+}
