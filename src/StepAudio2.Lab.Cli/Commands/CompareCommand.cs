@@ -75,9 +75,7 @@ public static class CompareCommand
     {
         using var candidate = TensorFiles.Open(candidatePath);
         using var reference = TensorFiles.Open(referencePath);
-        var order = reference is SafetensorsFile sf && sf.Metadata.TryGetValue(DumpFile.OrderKey, out var orderJson)
-            ? DumpComparer.ParseOrder(orderJson, referencePath)
-            : null;
+        var order = DumpFile.ExecutionOrder(reference);
         var result = ui.WithProgress("comparing", progress => DumpComparer.Compare(candidate, reference, new CompareOptions
         {
             Tolerance = tolerance,

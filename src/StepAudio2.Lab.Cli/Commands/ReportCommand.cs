@@ -103,27 +103,15 @@ public static class ReportCommand
         if (reference.Contains("output.greedy_ids"))
             keep = Math.Min(keep, reference.Tensors.First(t => t.Name == "output.greedy_ids").Shape.Aggregate(1, (a, b) => a * b));
         trace.Record("output.greedy_ids", Tensor.FromArray(generated.Take(keep).Select(g => (long)g).ToArray(), keep));
-        var order = reference is SafetensorsFile sf && sf.Metadata.TryGetValue(DumpFile.OrderKey, out var orderJson)
-            ? DumpComparer.ParseOrder(orderJson, referencePath) : null;
-
-        string tmp = Path.Combine(Path.GetTempPath(), $"steplab-report-{Guid.NewGuid():N}.safetensors");
-        try
-        {
-            DumpFile.Save(tmp, trace, "steplab report");
-            using var candidate = TensorFiles.Open(tmp);
-            var comparison = DumpComparer.Compare(candidate, reference, new CompareOptions { ExecutionOrder = order, Overrides = [MelOverride] });
-            var body = new StringBuilder();
-            body.Append($"<p>Tolerance {Html.Esc(Tolerance.F32.ToString())}; <code>input.mel.*</code>: {Html.Esc(MelOverride.Tolerance.ToString())}. " +
-                        $"<code>output.greedy_ids</code>: the first {keep} generated ids.</p>\n");
-            body.Append(ParityView.Render(comparison));
-            var fig = ParityView.FirstFailureHeatmap(comparison, candidate, reference);
-            if (fig is not null) body.Append(fig.ToHtml(420));
-            return (comparison, body.ToString());
-        }
-        finally
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-        }
+        using var candidate = trace.ToTensorSource();
+        var comparison = DumpComparer.Compare(candidate, reference, new CompareOptions { ExecutionOrder = DumpFile.ExecutionOrder(reference), Overrides = [MelOverride] });
+        var body = new StringBuilder();
+        body.Append($"<p>Tolerance {Html.Esc(Tolerance.F32.ToString())}; <code>input.mel.*</code>: {Html.Esc(MelOverride.Tolerance.ToString())}. " +
+                    $"<code>output.greedy_ids</code>: the first {keep} generated ids.</p>\n");
+        body.Append(ParityView.Render(comparison));
+        var fig = ParityView.FirstFailureHeatmap(comparison, candidate, reference);
+        if (fig is not null) body.Append(fig.ToHtml(420));
+        return (comparison, body.ToString());
     }
 
     private static List<ReportSection> BuildSections(ReportRequest r, float[] wav, PreparedAudio audio, Trace trace, StepAudioTokenizer tok,

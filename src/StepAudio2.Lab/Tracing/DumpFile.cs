@@ -1,6 +1,8 @@
 using System.Text.Json;
+using StepAudio2.Lab.IO;
 using StepAudio2.Lab.IO.Numpy;
 using StepAudio2.Lab.IO.Safetensors;
+using StepAudio2.Lab.Parity;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Tracing;
@@ -33,6 +35,10 @@ public static class DumpFile
     public static void Save(string path, Trace trace, string note = "") => Save(path, trace.Entries, note);
 
     /// <summary>The execution order stored in a dump's metadata, or null.</summary>
-    public static IReadOnlyList<string>? ReadOrder(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.TryGetValue(OrderKey, out var json) ? JsonSerializer.Deserialize<string[]>(json) : null;
+    public static IReadOnlyList<string>? ReadOrder(IReadOnlyDictionary<string, string> metadata, string file = "dump metadata") =>
+        metadata.TryGetValue(OrderKey, out var json) ? DumpComparer.ParseOrder(json, file) : null;
+
+    /// <summary>The execution order a dump carries (safetensors metadata <c>steplab.order</c>), or null for other formats.</summary>
+    public static IReadOnlyList<string>? ExecutionOrder(ITensorSource dump) =>
+        dump is SafetensorsFile sf ? ReadOrder(sf.Metadata, sf.Path) : null;
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Tracing;
@@ -45,6 +46,19 @@ public sealed class Trace
     }
 
     public IEnumerable<(string Path, Tensor Value)> Entries => _order.Select(p => (p, _tensors[p]));
+
+    /// <summary>The recorded activations as a dump in memory (execution order), e.g. to compare without writing a file.</summary>
+    public ITensorSource ToTensorSource() => new TraceSource(this);
+
+    private sealed class TraceSource(Trace trace) : ITensorSource
+    {
+        public string Path => "trace";
+        public IReadOnlyList<TensorInfo> Tensors { get; } =
+            trace.Entries.Select(e => new TensorInfo(e.Path, e.Value.DType, e.Value.Shape, e.Value.ByteCount, "trace")).ToList();
+        public bool Contains(string name) => trace.Contains(name);
+        public Tensor Get(string name) => trace.Contains(name) ? trace[name] : throw new WeightException("trace", "no such activation was recorded", name);
+        public void Dispose() { }
+    }
 
     public static Regex GlobToRegex(string glob) =>
         new("^" + Regex.Escape(glob).Replace(@"\*", ".*").Replace(@"\?", ".") + "$", RegexOptions.CultureInvariant);
