@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from steplab_ref import audio, safetensors_io  # noqa: E402
+from steplab_ref.dumper import ModuleDumper  # noqa: E402
 from steplab_ref.model import Capture, StepAudio2, register_capture  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -146,25 +147,21 @@ def run_llm(model, wav, instruction):
     mels = [audio.log_mel_spectrogram(c) for c in audio.chunk_audio(wav)]
     batch, lens = audio.batch_mels(mels)
     ids = torch.tensor(build_prompt([m.shape[1] for m in mels], instruction), dtype=torch.int64)
-    cap = Capture()
-    cap("input.ids", ids)
-    for i, mel in enumerate(mels):
-        cap(f"input.mel.{i}", mel)
-    cap("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
-    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: cap(name, out[0] if isinstance(out, tuple) else out))
-               for name, m in model.named_modules() if name.startswith("model.")]
-    with torch.no_grad():
+    with ModuleDumper(model, ["input.*", "model.*", "lm_head.last", "output.*"]) as cap, torch.no_grad():
+        cap.record("input.ids", ids)
+        for i, mel in enumerate(mels):
+            cap.record(f"input.mel.{i}", mel)
+        cap.record("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
         logits = model(ids, batch, lens)
-        for h in handles:
-            h.remove()
-        cap("lm_head.last", logits[-1])
+    with torch.no_grad():
+        cap.record("lm_head.last", logits[-1])
         seq = ids.tolist()
         greedy = []
         for _ in range(GREEDY_STEPS):  # the official runner recomputes the whole sequence every step (no KV cache)
             nxt = int(model(torch.tensor(seq), batch, lens)[-1].argmax())
             greedy.append(nxt)
             seq.append(nxt)
-    cap("output.greedy_ids", torch.tensor(greedy, dtype=torch.int64))
+    cap.record("output.greedy_ids", torch.tensor(greedy, dtype=torch.int64))
     return cap.tensors, cap.order
 
 
