@@ -57,7 +57,17 @@ official file's tags and key tree; flow.pt reloads strictly; rel-pos attention =
 ((q_i+u)·k_j + (q_i+v)·P_{i−j})/sqrt(d_k) (and ≠ the j−i variant); positional rows = sin/cos(r·ω) in float64;
 pre-lookahead receptive field t−2..t+3; up_layer = conv of the nearest ×2 repeat; time embedding cos first;
 τ = TAU_HEX bit for bit and within 1e-6 of the spec's listed values; the CFM loop = a hand-written 10-step Euler
-(float64 and float32 schedules); CFG rows = separate estimator calls; dump shapes as listed.
+(float64 and float32 schedules); CFG rows = separate estimator calls; dump shapes as listed; every flow path of the
+dump = an independent float64 numpy re-implementation of the spec text (`spec_flow_float64`: direct i−j rel-pos,
+formula positional rows and time embedding) within rel-L2 1e-5 (measured worst 2.6e-6, at a late estimator step);
+and nine planted porting bugs (rel_shift j−i, sin-first time embedding, DiT conv/MLP order, adaLN shift/scale swap,
+Mish→SiLU, exact GELU, CFG 0.5, pos_bias_u/v swapped, no LeakyReLU) each move the generated mel by rel-L2 ≥ 3e-5
+(all but exact GELU ≥ 3.8e-3), so the 1e-5 parity tier catches them. Informative: forming the time-embedding argument
+in float64 moves this tiny model's mel by only 3.4e-7 (the real model by up to 1e-5, spec §7.8), so this dump does
+not by itself prove the float32 time schedule; match TAU_HEX and the float32 order of steplab_ref/flow.py anyway.
+
+Choices where the spec is silent are listed at the top of steplab_ref/flow.py (rel-pos table construction, τ bit
+patterns TAU_HEX, time-embedding operation order, CFG factors, DiT attention scaling, LayerNorm eps values).
 """
 import collections
 import json
@@ -72,6 +82,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from steplab_ref import safetensors_io  # noqa: E402
 from steplab_ref.dumper import ModuleDumper  # noqa: E402
+from steplab_ref import flow as flowmod  # noqa: E402
 from steplab_ref.flow import (TAU_HEX, RelPositionMultiHeadedAttention, TimestepEmbedder, cosine_t_span,  # noqa: E402
                               load_flow_yaml)
 from steplab_ref.hift import HiFTGenerator  # noqa: E402
@@ -327,6 +338,214 @@ def check_cfm(flow, mu, spks, cond, noise, got):
     print(f"check CFM: hand Euler rel-L2 {e64:.1e} (float64 exact τ), {e_list:.1e} (listed τ), {e32:.1e} (float32 τ)")
 
 
+def spec_flow_float64(sd, inputs):
+    """The spec's text (§7.6–7.9) written out again in float64 numpy, independent of steplab_ref/flow.py: no torch
+    modules, no rel_shift (direct i−j indexing), positional rows and the time embedding from their formulas, the
+    Euler loop on the float32 τ values. Returns {dump path: array} for every flow path of the dump."""
+    w = {k: v.double().numpy() for k, v in sd.items()}
+    codes, prompt_tokens, xvector, prompt_mel, noise, _ = (x.numpy().astype(np.float64) if x.is_floating_point()
+                                                           else x.numpy() for x in inputs)
+    out = {}
+
+    def lin(x, name, bias=True):
+        y = x @ w[name + ".weight"].T
+        return y + w[name + ".bias"] if bias else y
+
+    def ln(x, eps, name=None):
+        y = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+        return y * w[name + ".weight"] + w[name + ".bias"] if name else y
+
+    def conv(x, name, left, right):  # x [T, C] → [T', C_out], zero padding
+        k = w[name + ".weight"]  # [out, in, K]
+        xp = np.concatenate([np.zeros((left, x.shape[1])), x, np.zeros((right, x.shape[1]))])
+        K = k.shape[2]
+        return sum(xp[j:j + xp.shape[0] - K + 1] @ k[:, :, j].T for j in range(K)) + w[name + ".bias"]
+
+    def softmax(a):
+        e = np.exp(a - a.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    silu = lambda x: x / (1 + np.exp(-x))  # noqa: E731
+
+    def relpos_layer(x, p):
+        T = x.shape[0]
+        r = np.arange(T)[:, None] - np.arange(T)[None, :]  # i − j
+        om = 10000.0 ** (-np.arange(0, D, 2) / D)
+        rr = np.arange(T - 1, -T, -1)[:, None]
+        pe = np.zeros((2 * T - 1, D))
+        pe[:, 0::2], pe[:, 1::2] = np.sin(rr * om), np.cos(rr * om)
+        y = ln(x, 1e-12, p + "norm_mha")
+        q, k, v = lin(y, p + "self_attn.linear_q"), lin(y, p + "self_attn.linear_k"), lin(y, p + "self_attn.linear_v")
+        P_ = lin(pe, p + "self_attn.linear_pos", bias=False)[T - 1 - r]  # [T, T, D]: row of r = i − j
+        o = np.zeros_like(q)
+        for h in range(H):
+            s = slice(h * DK, (h + 1) * DK)
+            qu, qv = q[:, s] + w[p + "self_attn.pos_bias_u"][h], q[:, s] + w[p + "self_attn.pos_bias_v"][h]
+            sc = (qu @ k[:, s].T + np.einsum("id,ijd->ij", qv, P_[:, :, s])) / math.sqrt(DK)
+            o[:, s] = softmax(sc) @ v[:, s]
+        x = x + lin(o, p + "self_attn.linear_out")
+        return x + lin(silu(lin(ln(x, 1e-12, p + "norm_ff"), p + "feed_forward.w_1")), p + "feed_forward.w_2")
+
+    e = xvector[0] / max(np.linalg.norm(xvector[0]), 1e-12)
+    s_spk = lin(e, "spk_embed_affine_layer")
+    out["flow.spk_embed_affine_layer"] = s_spk[None]
+    u = np.concatenate([prompt_tokens, codes])
+    x = w["input_embedding.weight"][np.maximum(u, 0)]
+    out["flow.input_embedding"] = x[None]
+    x = ln(lin(x, "encoder.embed.out.0"), 1e-5, "encoder.embed.out.1") * math.sqrt(D)
+    out["flow.encoder.embed"] = x[None]
+    y = conv(x, "encoder.pre_lookahead_layer.conv1", 0, 3)
+    y = np.where(y > 0, y, 0.01 * y)
+    x = x + conv(y, "encoder.pre_lookahead_layer.conv2", 2, 0)
+    out["flow.encoder.pre_lookahead_layer"] = x[None]
+    for i in range(NB):
+        x = relpos_layer(x, f"encoder.encoders.{i}.")
+        out[f"flow.encoder.encoders.{i}"] = x[None]
+    x = conv(np.repeat(x, 2, axis=0), "encoder.up_layer.conv", 4, 0)
+    out["flow.encoder.up_layer"] = x.T[None]
+    x = ln(lin(x, "encoder.up_embed.out.0"), 1e-5, "encoder.up_embed.out.1") * math.sqrt(D)
+    out["flow.encoder.up_embed"] = x[None]
+    for i in range(NUB):
+        x = relpos_layer(x, f"encoder.up_encoders.{i}.")
+        out[f"flow.encoder.up_encoders.{i}"] = x[None]
+    x = ln(x, 1e-5, "encoder.after_norm")
+    out["flow.encoder"] = x[None]
+    mu = lin(x, "encoder_proj")  # [T, 80]
+    out["flow.encoder_proj"] = mu[None]
+    T2 = mu.shape[0]
+    cond = np.zeros((T2, 80))
+    cond[:2 * P] = prompt_mel[0]
+
+    est = "decoder.estimator."
+    mish = lambda x: x * np.tanh(np.log1p(np.exp(x)))  # noqa: E731
+    gelu_tanh = lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))  # noqa: E731
+
+    def dit(xm, mum, sv, cm, t):  # time-major [T, 80] inputs → [T, 80]
+        f = np.exp(-math.log(10000.0) * np.arange(128) / 128)
+        te = np.concatenate([np.cos(1000 * t * f), np.sin(1000 * t * f)])
+        c = lin(silu(lin(te, est + "t_embedder.mlp.0")), est + "t_embedder.mlp.2")
+        h = lin(np.concatenate([xm, mum, np.broadcast_to(sv, (T2, 80)), cm], axis=1), est + "in_proj")
+        for b in range(DEPTH):
+            p = f"{est}blocks.{b}."
+            m = np.split(lin(silu(c), p + "adaLN_modulation.1"), 9)
+            y = ln(h, 1e-6) * (1 + m[1]) + m[0]
+            q, k, v = (lin(y, p + f"attn.to_{n}") for n in "qkv")
+            o = np.zeros_like(q)
+            for hh in range(DHEADS):
+                s = slice(hh * DHD, (hh + 1) * DHD)
+                qh, kh = ln(q[:, s], 1e-5, p + "attn.q_norm"), ln(k[:, s], 1e-5, p + "attn.k_norm")
+                o[:, s] = softmax(qh @ kh.T / math.sqrt(DHD)) @ v[:, s]
+            h = h + m[2] * lin(o, p + "attn.proj")
+            y = ln(h, 1e-6) * (1 + m[7]) + m[6]
+            y = conv(mish(ln(conv(y, p + "conv.block.1", 2, 0), 1e-5, p + "conv.block.3")), p + "conv.block.6", 2, 0)
+            h = h + m[8] * y
+            y = ln(h, 1e-6) * (1 + m[4]) + m[3]
+            h = h + m[5] * lin(gelu_tanh(lin(y, p + "mlp.fc1")), p + "mlp.fc2")
+        sh, sc = np.split(lin(silu(c), est + "final_layer.adaLN_modulation.1"), 2)
+        return lin(ln(h, 1e-6) * (1 + sc) + sh, est + "final_layer.linear")
+
+    tau = [float.fromhex(hx) for hx in TAU_HEX]
+    xk = noise[0].T
+    zeros = np.zeros((T2, 80))
+    for k in range(10):
+        v0, v1 = dit(xk, mu, s_spk, cond, tau[k]), dit(xk, zeros, np.zeros(80), zeros, tau[k])
+        out[f"flow.decoder.estimator.step.{k}"] = np.stack([v0.T, v1.T])
+        xk = xk + (tau[k + 1] - tau[k]) * (1.7 * v0 - 0.7 * v1)
+    out["flow.decoder"] = xk.T[None]
+    out["flow"] = xk.T[None, :, 2 * P:]
+    return out
+
+
+def check_against_spec(sd, inputs, tensors):
+    ref = spec_flow_float64(sd, inputs)
+    worst, where = 0.0, ""
+    for k, v in ref.items():
+        got = tensors[k].double().numpy()
+        assert got.shape == v.shape, (k, got.shape, v.shape)
+        err = float(np.linalg.norm(got - v) / np.linalg.norm(v))
+        assert err < 1e-5, f"{k}: reference module vs float64 spec re-implementation rel-L2 {err:.2e}"
+        if err > worst:
+            worst, where = err, k
+    print(f"check spec: {len(ref)} flow paths equal an independent float64 numpy version of §7.6–7.9 "
+          f"(worst rel-L2 {worst:.1e} at {where})")
+
+
+class Patch:
+    """Temporarily replaces an attribute (a porting bug planted for the sensitivity check)."""
+
+    def __init__(self, obj, name, value):
+        self.obj, self.name, self.value = obj, name, value
+
+    def __enter__(self):
+        self.old = self.obj.__dict__[self.name] if isinstance(self.obj, type) else getattr(self.obj, self.name)
+        setattr(self.obj, self.name, self.value)
+
+    def __exit__(self, *exc):
+        setattr(self.obj, self.name, self.old)
+
+
+def check_sensitivity(flow, inputs, ref):
+    """Plants typical porting bugs one at a time and asserts each moves the generated mel by far more than the 1e-5
+    rel-L2 parity tolerance, so the dump can catch them (the tiny weights do not hide them). GELU tanh vs exact is
+    the subtlest (the two differ by < 5e-4 anywhere), so its bar is 3e-5 (3× the tolerance) instead of 1e-3."""
+    codes, prompt_tokens, xvector, prompt_mel, noise, _ = inputs
+    shift = RelPositionMultiHeadedAttention.__dict__["rel_shift"].__func__
+    emb = TimestepEmbedder.__dict__["timestep_embedding"].__func__
+    blk = flowmod.DiTBlock
+
+    def sin_first(t, dim, max_period=10000):
+        e = emb(t, dim, max_period)
+        return torch.cat([e[:, dim // 2:], e[:, :dim // 2]], dim=-1)
+
+    def f64_time(t, dim, max_period=10000):
+        half = dim // 2
+        f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
+        a = t[:, None].double() * f[None]
+        return torch.cat([torch.cos(a), torch.sin(a)], dim=-1).float()
+
+    def mlp_before_conv(self, x, c, attn_mask):
+        m = self.adaLN_modulation(c).chunk(9, dim=-1)
+        x = x + m[2] * self.attn(flowmod.modulate(self.norm1(x), m[0], m[1]), attn_mask)
+        x = x + m[5] * self.mlp(flowmod.modulate(self.norm2(x), m[3], m[4]))
+        return x + m[8] * self.conv(flowmod.modulate(self.norm3(x), m[6], m[7]))
+
+    def shift_scale_swapped(self, x, c, attn_mask):
+        m = self.adaLN_modulation(c).chunk(9, dim=-1)
+        x = x + m[2] * self.attn(flowmod.modulate(self.norm1(x), m[1], m[0]), attn_mask)
+        x = x + m[8] * self.conv(flowmod.modulate(self.norm3(x), m[7], m[6]))
+        return x + m[5] * self.mlp(flowmod.modulate(self.norm2(x), m[4], m[3]))
+
+    est = flow.decoder.estimator
+    bugs = [
+        ("rel_shift j−i", lambda: Patch(RelPositionMultiHeadedAttention, "rel_shift",
+                                         staticmethod(lambda x: shift(x.flip(-1))))),
+        ("time embedding sin first", lambda: Patch(TimestepEmbedder, "timestep_embedding", staticmethod(sin_first))),
+        ("DiT mlp before conv", lambda: Patch(blk, "forward", mlp_before_conv)),
+        ("adaLN shift/scale swapped", lambda: Patch(blk, "forward", shift_scale_swapped)),
+        ("Mish → SiLU", lambda: Patch(est.blocks[0].conv.block, "5", torch.nn.SiLU())),
+        ("GELU tanh → exact", lambda: Patch(torch.nn.GELU, "forward", lambda self, x: torch.nn.functional.gelu(x))),
+        ("CFG rate 0.5", lambda: Patch(flow.decoder, "inference_cfg_rate", 0.5)),
+        ("pos_bias_u/v swapped", lambda: Patch(flow.encoder.encoders[0].self_attn, "pos_bias_u",
+                                               flow.encoder.encoders[0].self_attn.pos_bias_v)),
+        ("no LeakyReLU in pre-lookahead", lambda: Patch(flowmod.F, "leaky_relu", lambda x: x)),
+    ]
+    with torch.no_grad():
+        def run():
+            mel, _ = flow.inference(codes[None], torch.tensor([N]), prompt_tokens[None], torch.tensor([P]),
+                                    prompt_mel, torch.tensor([2 * P]), xvector, noise=noise)
+            return float((mel - ref).norm() / ref.norm())
+        assert run() == 0.0, "the flow is deterministic"
+        for name, make in bugs:
+            with make():
+                err = run()
+            assert err > (3e-5 if "GELU" in name else 1e-3), f"planted bug '{name}' moves the mel only by rel-L2 {err:.1e}"
+            print(f"  sensitivity: {name:32s} rel-L2 {err:.1e}")
+        assert run() == 0.0, "patches restored"
+        with Patch(TimestepEmbedder, "timestep_embedding", staticmethod(f64_time)):
+            err = run()
+        print(f"  informative: time embedding argument in float64 instead of float32: rel-L2 {err:.1e}")
+
+
 def build_flow():
     torch.manual_seed(SEED)
     flow = load_flow_yaml(TINY_YAML).eval()
@@ -462,6 +681,9 @@ def main():
             f"N={N} codes, float32, fp32 time schedule (spec §7.8)")
     d.save(os.path.join(DUMP_DIR, "token2wav-short.safetensors"), note=note)
 
+    check_against_spec(flow.state_dict(), inputs, t)
+    print("check sensitivity (planted bugs vs the generated mel):")
+    check_sensitivity(flow, inputs, t["flow"])
     for k in d.order:
         v = t[k]
         stats = f"mean {v.float().mean():+.3f} std {v.float().std():.3f}" if v.is_floating_point() else ""
