@@ -10,22 +10,24 @@ Runs with Debian 12's python3-torch 1.13 (CPU, float32, eval mode; dropout argum
 
 Choices made where the spec is silent or leaves the operation order open (a port that wants 1e-6 should match them):
 * ESPnet rel-pos table (§7.7): built as upstream's `EspnetRelPositionalEncoding.extend_pe` does, in float32:
-  ω = exp(arange(0, d, 2) · (−ln(10000)/d)), position p as float32, rows sin(p·ω) / cos(p·ω) for p = T−1..0 (flipped)
-  then sin(−p·ω) / cos(−p·ω) for p = 1..T−1; the rows for length T are the centre 2T−1 rows of a max_len table (the
-  values do not depend on max_len). The embed scales by xscale = sqrt(d) (python float) after the LayerNorm.
+  ω = exp(float32(2m) · float32(−ln(10000)/d)) (the constant formed in double, rounded once), position p as float32,
+  rows sin(p·ω) / cos(p·ω) (product in float32) for p = T−1..0 (flipped) then sin(−p·ω) / cos(−p·ω) for
+  p = 1..T−1; the rows for length T are the centre 2T−1 rows of a max_len table (values independent of max_len). The embed scales by xscale = sqrt(d) (python float) after the LayerNorm.
 * Rel-pos attention: scores = (matrix_ac + rel_shift(matrix_bd)) / sqrt(d_k), computed exactly as upstream (the
   Transformer-XL shift over the 2T−1 rows; net effect score[i, j] uses row r = i − j). Masked softmax with an all-ones
   padding mask (batch 1) is a plain softmax.
 * Conformer LayerNorm eps: norm_mha / norm_ff 1e-12; embed/up_embed LayerNorm and after_norm 1e-5; SiLU in the FFN.
 * Time schedule (§7.8), float32 throughout: τ = 1 − cos(linspace(0, 1, 11) · 0.5 · π) (the product taken left to right
-  in float32, π rounded to float32); the float32 bit patterns torch 1.13 produces are TAU_HEX below (torch's float32
-  cos differs from a correctly-rounded one by 1 ulp at k = 7, so take these constants rather than recomputing).
+  in float32, π rounded to float32); the float32 bit patterns torch 1.13 produces are TAU_HEX below. Here torch's
+  float32 cos equals float32(cos in double), but a float32 cos library may be 1 ulp off (numpy's is, at k = 7), so
+  take these constants (or cos in double, rounded) rather than a float32 cos.
   t = τ0, dt = τ1 − τ0; after each step x ← x + dt·v, t ← t + dt, dt ← τ_{k+1} − t (all float32 scalars).
-* Time embedding (§7.9): argument (t·1000) in float32, then · f_i with f_i = exp(−ln(10000)·i / 128) computed as
-  float32 (−ln(10000)·arange(128)) / 128, then cos/sin in float32; cos first.
+* Time embedding (§7.9): argument (t·1000) in float32, then · f_i with f_i = exp((float32(−ln 10000) · i) / 128), each
+  operation in float32, then cos/sin in float32; cos first.
 * CFG: the estimator runs once per step on a batch of two rows (row 0 = (x, μ, s, cond), row 1 = (x, 0, 0, 0), same
-  t); v = (1 + 0.7)·v0 − 0.7·v1 with the factors formed as python floats (1.7 and 0.7) applied to float32 tensors.
-* DiT attention: softmax((q·k^T) · head_dim^−0.5) v, the scale applied to the scores (torch 1.13 has no SDPA);
+  t); v = float32(1.7)·v0 − float32(0.7)·v1 (torch rounds the python scalars 1 + 0.7 and 0.7 to float32).
+* DiT attention: softmax((q·k^T) · head_dim^−0.5) v, the scale applied to the scores (torch 1.13 has no SDPA; the
+  scale is a power of two for head_dim 16 and 64, so where it is applied does not change a bit);
   q/k LayerNorm per head (eps 1e-5, affine); adaLN LayerNorms without affine, eps 1e-6; GELU tanh; Mish in the conv
   block; causal convs pad k−1 = 2 zeros on the left; ConvBlock LayerNorm eps 1e-5.
 * Speaker: F.normalize (x / max(‖x‖₂, 1e-12)) then the affine layer. Token embedding of max(u, 0).
