@@ -29,9 +29,9 @@ Dump `token2wav-short` (P = 12 prompt tokens, N = 20 codes; flow sequence T = P 
                                             (fixtures/prompt_features/mel24k.safetensors `female.mel`)
     input.noise           [1, 80, 64] f32   CFM initial noise z, N(0,1)
     input.hift_noise      [1, 19200, 9] f32 SineGen2's N(0,1) draws (480·2N samples × 9 harmonics)
-  flow (module outputs by official path; a tuple output stores its first element)
+  flow, in execution order (module outputs by official path; a tuple output stores its first element)
+    flow.spk_embed_affine_layer         [1, 80]       W·normalize(e) + b (runs first, as upstream)
     flow.input_embedding                [1, 32, 64]   Emb(max([p; c], 0)) (before the all-ones mask product)
-    flow.spk_embed_affine_layer         [1, 80]       W·normalize(e) + b
     flow.encoder.embed                  [1, 32, 64]   (Linear, LayerNorm)·sqrt(64): x of (x, pos_emb, mask)
     flow.encoder.pre_lookahead_layer    [1, 32, 64]
     flow.encoder.encoders.{0,1}         [1, 32, 64]   x of (x, mask, cache, cache)
@@ -70,7 +70,6 @@ Choices where the spec is silent are listed at the top of steplab_ref/flow.py (r
 patterns TAU_HEX, time-embedding operation order, CFG factors, DiT attention scaling, LayerNorm eps values).
 """
 import collections
-import json
 import math
 import os
 import sys
@@ -287,7 +286,7 @@ def check_encoder_parts(enc):
     print("check encoder parts: pre-lookahead receptive field t−2..t+3, up_layer nearest ×2 + causal conv")
 
 
-def check_time(est):
+def check_time():
     tau = cosine_t_span(10)
     assert [float(x).hex() for x in tau.tolist()] == [float.fromhex(h).hex() for h in TAU_HEX], "τ bit patterns"
     listed = [0, 0.012312, 0.048943, 0.108993, 0.190983, 0.292893, 0.412215, 0.546010, 0.690983, 0.843566, 1.0]
@@ -646,7 +645,7 @@ def main():
     enc = flow.encoder
     check_relpos(enc.encoders[0].self_attn, enc.embed.pos_enc)
     check_encoder_parts(enc)
-    check_time(flow.decoder.estimator)
+    check_time()
 
     hift = load_hift()
     inputs = make_inputs()
