@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.Models;
@@ -135,17 +136,55 @@ public sealed class Conversation
         return new ConversationThinkReply(thought, thinkCall, answer);
     }
 
+    /// <summary>
+    /// <see cref="Send"/> as a stream: a <see cref="TokenGenerated"/> per id as it is generated (each step on the thread
+    /// pool), then the <see cref="GenerationCompleted"/>; by then the turn is in <see cref="Messages"/> and its reuse
+    /// figures in <see cref="LastReply"/>. Cancelling (or abandoning the enumeration) leaves the history unchanged.
+    /// </summary>
+    public async IAsyncEnumerable<GenerationEvent> SendStreamingAsync(ChatMessage user, SamplingOptions? options = null, bool speechReply = false,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        options ??= SamplingOptions.Chat;
+        var generationPrompt = speechReply ? ChatMessage.AssistantSpeechPrompt() : ChatMessage.AssistantPrompt();
+        var prompt = Prepare([.. _messages, user, generationPrompt]);
+        await foreach (var e in new Generator(_source).GenerateStreamingAsync(prompt.Ids, options, null, Decoder, cancellationToken).ConfigureAwait(false))
+        {
+            if (e is GenerationCompleted done)
+            {
+                var reply = Finish(prompt, done.Result);
+                _messages.Add(user);
+                _messages.Add(ReplyMessage(reply, options, speechReply));
+            }
+            yield return e;
+        }
+    }
+
+    /// <summary>The most recent generation of this conversation (any method), with its cache reuse figures.</summary>
+    public ConversationReply? LastReply { get; private set; }
+
     /// <summary>Renders <paramref name="promptMessages"/> (ending in a generation prompt) and generates, reusing the cached prefix.</summary>
     private ConversationReply Generate(IReadOnlyList<ChatMessage> promptMessages, SamplingOptions options, Action<TokenGenerated>? onToken, CancellationToken ct)
+    {
+        var prompt = Prepare(promptMessages);
+        return Finish(prompt, new Generator(_source).Generate(prompt.Ids, options, null, Decoder, onToken, ct));
+    }
+
+    private Prompt Prepare(IReadOnlyList<ChatMessage> promptMessages)
     {
         var prompt = PromptBuilder.Chat(_tokenizer, promptMessages);
         if (!ReuseCache) _source.Reset();
         _source.Pending = prompt;
-        var result = new Generator(_source).Generate(prompt.Ids, options, null,
-            new DelegateTokenDecoder(ids => _tokenizer.Decode(ids.ToArray())), onToken, ct);
-        string text = result.Text ?? _tokenizer.Decode(result.TextIds);
-        return new ConversationReply(result, text, prompt, _source.LastReused, _source.LastPrefilled, _source.LastPrefillLogits);
+        return prompt;
     }
+
+    private ConversationReply Finish(Prompt prompt, GenerationResult result)
+    {
+        string text = result.Text ?? _tokenizer.Decode(result.TextIds);
+        return LastReply = new ConversationReply(result, text, prompt, _source.LastReused, _source.LastPrefilled, _source.LastPrefillLogits);
+    }
+
+    private DelegateTokenDecoder Decoder => new(ids => _tokenizer.Decode(ids.ToArray()));
 
     /// <summary>The history turn of a reply: its text, or for speech <c>&lt;tts_start&gt;</c> + the raw ids as the official runner re-feeds them.</summary>
     private static ChatMessage ReplyMessage(ConversationReply reply, SamplingOptions options, bool speechReply)

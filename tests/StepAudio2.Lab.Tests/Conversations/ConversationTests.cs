@@ -156,4 +156,43 @@ public sealed class ConversationTests
         Assert.Equal(gen.Text, conversation.Messages[^1].Text);
         Assert.Empty(r.Thoughts);
     }
+
+    [Fact]
+    public async Task StreamingTurnEqualsTheBlockingTurnAndACancelledOneLeavesNoTrace()
+    {
+        var (model, tok, checkpoint) = Load();
+        using var _ = checkpoint;
+        var options = SamplingOptions.Greedy with { MaxNewTokens = 6 };
+        var blocking = new Conversation(model, tok);
+        var expected = blocking.Send(ChatMessage.User("Count to three."), options);
+
+        var streaming = new Conversation(model, tok);
+        var events = new List<GenerationEvent>();
+        await foreach (var e in streaming.SendStreamingAsync(ChatMessage.User("Count to three."), options))
+        {
+            if (e is GenerationCompleted) Assert.Equal(3, streaming.Messages.Count); // the turn is in the history by then
+            events.Add(e);
+        }
+        var done = Assert.IsType<GenerationCompleted>(events[^1]);
+        Assert.Equal(expected.Generation.GeneratedIds, events.OfType<TokenGenerated>().Select(t => t.Id));
+        Assert.Equal(expected.Generation.GeneratedIds, done.Result.GeneratedIds);
+        Assert.Equal(expected.Text, string.Concat(events.OfType<TokenGenerated>().Select(t => t.TextDelta)));
+        Assert.Equal(blocking.Messages, streaming.Messages);
+        Assert.Same(done.Result, streaming.LastReply!.Generation);
+
+        // cancel the next turn after two tokens: no message is added, and the cache still serves an exact next turn
+        using var cts = new CancellationTokenSource();
+        int seen = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var e in streaming.SendStreamingAsync(ChatMessage.User("Go on."), options with { MaxNewTokens = 50 }, cancellationToken: cts.Token))
+                if (e is TokenGenerated && ++seen == 2) cts.Cancel();
+        });
+        Assert.Equal(2, seen);
+        Assert.Equal(blocking.Messages, streaming.Messages);
+        var after = streaming.Send(ChatMessage.User("Go on."), options);
+        Assert.True(after.ReusedTokens >= expected.Prompt.Ids.Length, $"reused {after.ReusedTokens}");
+        Assert.True(MaxAbsVsRecompute(model, after) <= 1e-5);
+        Assert.Equal(blocking.Send(ChatMessage.User("Go on."), options).Generation.GeneratedIds, after.Generation.GeneratedIds);
+    }
 }
