@@ -195,4 +195,25 @@ public sealed class ConversationTests
         Assert.True(MaxAbsVsRecompute(model, after) <= 1e-5);
         Assert.Equal(blocking.Send(ChatMessage.User("Go on."), options).Generation.GeneratedIds, after.Generation.GeneratedIds);
     }
+
+    [Fact]
+    public async Task ThinkingToolTurnKeepsEachThoughtOutOfTheHistory()
+    {
+        var (model, tok, checkpoint) = Load();
+        using var _ = checkpoint;
+        var registry = new ToolRegistry().Register(new WebSearchTool(WebSearchOptions.Unconfigured, new HttpClient()));
+        var conversation = new Conversation(model, tok);
+        conversation.Add(registry.ToolSchemasMessage());
+        var r = await conversation.SendWithToolsAsync(ChatMessage.User("Search the weather."), registry, maxRounds: 2,
+            SamplingOptions.Greedy with { MaxNewTokens = 3 }, thinkOptions: SamplingOptions.Greedy with { MaxNewTokens = 4 });
+
+        var thought = Assert.Single(r.Thoughts);
+        Assert.Equal([thought.ThinkCall, thought.Answer], r.Generations);
+        int[] head = [.. tok.Encode("<|BOT|>system\nYou are a helpful assistant.<|EOT|>"), .. tok.Encode("<|BOT|>tool_json_schemas\n" + registry.RenderSchemasJson() + "<|EOT|>"),
+            .. tok.Encode("<|BOT|>human\nSearch the weather.<|EOT|>")];
+        Assert.Equal([.. head, .. tok.Encode("<|BOT|>assistant\n\n<think>\n")], thought.ThinkCall.Prompt.Ids);
+        Assert.Equal([.. head, .. tok.Encode("<|BOT|>assistant\n\n<think>\n" + thought.Thinking + "</think>\n\n")], thought.Answer.Prompt.Ids);
+        Assert.Equal(ChatMessage.Assistant(thought.Answer.Text), conversation.Messages[^1]);
+        Assert.Equal(4, conversation.Messages.Count);
+    }
 }
