@@ -120,7 +120,7 @@ public sealed class FlowTests(ITestOutputHelper output)
             Assert.Equal(dump.Get(input).ToDoubleArray(), trace[input].ToDoubleArray());
         }
         // the paths come in the reference's execution order
-        var order = DumpFile.ExecutionOrder(dump).Where(p => p.StartsWith("flow", StringComparison.Ordinal)).ToList();
+        var order = (DumpFile.ExecutionOrder(dump) ?? throw new InvalidOperationException("dump has no steplab.order")).Where(p => p.StartsWith("flow", StringComparison.Ordinal)).ToList();
         Assert.Equal(order, trace.Order.Where(order.Contains).ToList());
     }
 
