@@ -38,6 +38,7 @@ internal static class FlowBench
             }
         }
         yaml ??= Path.Combine(FindRepo(), "..", "shared", "models", "step-audio-2-mini", "token2wav", "flow.yaml");
+        yaml = Path.GetFullPath(yaml);
         var config = FlowConfig.Load(yaml);
 
         var build = Stopwatch.StartNew();
