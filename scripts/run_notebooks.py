@@ -9,8 +9,9 @@ For each notebook (default: every notebooks/*.ipynb, sorted):
      it records uncaught script errors and unhandled promise rejections (and, apart from those, resources that failed
      to load) into attributes of <html>, so they survive into the DOM dump.
   3. Headless Chromium with no network (proxy to a closed port, loopback included, every host name unresolvable) loads
-     the page, runs its scripts under a virtual-time budget and dumps the DOM (OUT/dom/NAME.html); a second run saves a
-     full-page screenshot (OUT/screenshots/NAME.png) at the page height the first run measured.
+     the page, runs its scripts under a virtual-time budget (as --virtual-time-budget does), then saves the DOM after
+     scripts (OUT/dom/NAME.html, as --dump-dom would) and a full-page screenshot (OUT/screenshots/NAME.png): one launch,
+     driven over --remote-debugging-pipe.
 
 Writes OUT/results.json (one entry per notebook: exit codes, paths, timings) and OUT/timings.json, and prints a summary.
 Cold start = seconds from launching nbconvert (kernel not yet started) to the reply of the first cell whose output
@@ -20,11 +21,13 @@ holds a chart (plotly or an image). Exit status: 0 when every step ran (the chec
 Usage: /usr/bin/python3 scripts/run_notebooks.py [--out DIR] [--timeout SECONDS] [NOTEBOOK.ipynb ...]
 """
 import argparse
+import base64
 import datetime
 import glob
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -121,47 +124,133 @@ def inject_collector(html_path):
         f.write(html[: m.end()] + "\n" + COLLECTOR + html[m.end():])
 
 
-def chromium_cmd(chromium, profile, url, budget_ms, action, height):
-    return [
-        chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
-        "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
-        "--mute-audio", "--hide-scrollbars", "--allow-file-access-from-files", f"--user-data-dir={profile}",
-        # offline: every request goes to a proxy on a closed port (loopback too, so a live kernel's HTTP port on this
-        # machine is not reached either) and no host name resolves
-        "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        f"--window-size={WIDTH},{height}", f"--virtual-time-budget={budget_ms}", action, url,
-    ]
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update", "--disable-default-apps",
+    "--mute-audio", "--hide-scrollbars", "--allow-file-access-from-files",
+    # offline: every request goes to a proxy on a closed port (loopback too, so a live kernel's HTTP port on this
+    # machine is not reached either) and no host name resolves
+    "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 
 
-def render(chromium, html_path, dom_path, png_path, log_dir, name, budget_ms):
-    """DOM after scripts, then a full-page screenshot at the measured height. Returns a dict of results."""
+class DevTools:
+    """Chromium driven over --remote-debugging-pipe (fd 3: commands in, fd 4: replies and events out, NUL-separated
+    JSON): one launch gives both the DOM after scripts and a full-page screenshot, with no extra Python packages."""
+
+    def __init__(self, chromium, profile, log_file, deadline):
+        cmd_r, self._cmd_w = os.pipe()
+        self._res_r, res_w = os.pipe()
+
+        # In the child the command pipe becomes fd 3 and the reply pipe fd 4 (dup2 makes them inheritable; every other
+        # descriptor of ours is close-on-exec, so close_fds=False passes exactly these two).
+        def wire():
+            a, b = os.dup(cmd_r), os.dup(res_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self._proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe",
+                                       "about:blank"], stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                      preexec_fn=wire, close_fds=False)
+        os.close(cmd_r)
+        os.close(res_w)
+        self._deadline = deadline
+        self._buf = b""
+        self._next = 0
+        self._events = []
+
+    def _read_message(self):
+        while b"\0" not in self._buf:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("Chromium did not answer in time")
+            ready, _, _ = select.select([self._res_r], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self._res_r, 1 << 20)
+            if not chunk:
+                raise RuntimeError(f"Chromium closed the DevTools pipe (exit {self._proc.poll()})")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def call(self, method, session=None, **params):
+        self._next += 1
+        msg = {"id": self._next, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        data = json.dumps(msg).encode() + b"\0"
+        while data:
+            data = data[os.write(self._cmd_w, data):]
+        while True:
+            m = self._read_message()
+            if m.get("id") == self._next:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m.get("result", {})
+            if "method" in m:
+                self._events.append(m)
+
+    def wait_event(self, method):
+        while True:
+            for i, m in enumerate(self._events):
+                if m["method"] == method:
+                    return self._events.pop(i)
+            self._events.append(self._read_message())
+
+    def close(self):
+        try:
+            self.call("Browser.close")
+        except Exception:  # noqa: BLE001 - the browser may be gone already; it is killed below
+            pass
+        try:
+            self._proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        os.close(self._cmd_w)
+        os.close(self._res_r)
+
+
+def render(chromium, html_path, dom_path, png_path, log_path, budget_ms):
+    """Loads the page, lets its scripts run for a virtual-time budget (network fetches pause virtual time, as with
+    --virtual-time-budget), then saves the DOM and a full-page screenshot. Returns a dict of results."""
     url = "file://" + os.path.abspath(html_path)
-    res = {}
-    with tempfile.TemporaryDirectory(prefix="steplab-chromium-") as profile:
-        # --dump-dom writes the DOM to stdout; Chromium's own chatter goes to stderr
-        t0 = time.monotonic()
-        with open(dom_path, "wb") as out, open(os.path.join(log_dir, name + ".chromium-dom.log"), "wb") as err:
-            try:
-                code = subprocess.run(chromium_cmd(chromium, profile, url, budget_ms, "--dump-dom", 900),
-                                      stdout=out, stderr=err, timeout=180).returncode
-            except subprocess.TimeoutExpired:
-                code = 124
-        res["dom_exit"] = code
-        res["dom_s"] = round(time.monotonic() - t0, 2)
-        with open(dom_path, encoding="utf-8", errors="replace") as f:
-            head = f.read(1 << 20)
-        m = re.search(r'data-steplab-height="(\d+)"', head)
-        height = min(max(int(m.group(1)) if m else 0, 600), MAX_HEIGHT)
-        res["page_height"] = int(m.group(1)) if m else None
-    with tempfile.TemporaryDirectory(prefix="steplab-chromium-") as profile:
-        if os.path.exists(png_path):
-            os.remove(png_path)
-        code, secs = run(chromium_cmd(chromium, profile, url, budget_ms, f"--screenshot={os.path.abspath(png_path)}", height),
-                         os.path.join(log_dir, name + ".chromium-screenshot.log"), 180)
-        res["screenshot_exit"] = code
-        res["screenshot_s"] = round(secs, 2)
+    res = {"render_exit": 1}
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="steplab-chromium-") as profile, open(log_path, "wb") as log_file:
+        dt = DevTools(chromium, profile, log_file, deadline=t0 + 300)
+        try:
+            target = dt.call("Target.createTarget", url="about:blank")["targetId"]
+            session = dt.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            dt.call("Page.enable", session)
+            dt.call("Emulation.setDeviceMetricsOverride", session, width=WIDTH, height=900, deviceScaleFactor=1, mobile=False)
+            dt.call("Page.navigate", session, url=url)
+            # the budget starts with the new document (set before navigating, it would run out on about:blank)
+            dt.call("Emulation.setVirtualTimePolicy", session, policy="pauseIfNetworkFetchesPending", budget=budget_ms)
+            dt.wait_event("Page.loadEventFired")
+            dt.wait_event("Emulation.virtualTimeBudgetExpired")
+            dom = dt.call("Runtime.evaluate", session, expression="document.documentElement.outerHTML", returnByValue=True)
+            with open(dom_path, "w", encoding="utf-8") as f:
+                f.write("<!DOCTYPE html>\n" + dom["result"]["value"])
+            res["dom_s"] = round(time.monotonic() - t0, 2)
+            size = dt.call("Page.getLayoutMetrics", session)["cssContentSize"]
+            res["page_height"] = int(size["height"] + 0.999)
+            # real time again (a paused virtual clock stalls frame production), and a window as tall as the page
+            dt.call("Emulation.setVirtualTimePolicy", session, policy="advance")
+            dt.call("Emulation.setDeviceMetricsOverride", session, width=WIDTH, height=min(res["page_height"], MAX_HEIGHT),
+                    deviceScaleFactor=1, mobile=False)
+            shot = dt.call("Page.captureScreenshot", session, format="png")
+            with open(png_path, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+            res["render_exit"] = 0
+        except Exception as e:  # noqa: BLE001 - reported in the results; the tests fail on render_exit
+            res["render_error"] = f"{type(e).__name__}: {e}"
+            log_file.write(f"\n[run_notebooks] {res['render_error']}\n".encode())
+        finally:
+            dt.close()
+    res["render_s"] = round(time.monotonic() - t0, 2)
     return res
 
 
@@ -234,14 +323,15 @@ def main():
             results[name] = r
             continue
         inject_collector(html)
-        r.update(render(chromium, html, dom, png, dirs["logs"], name, args.budget_ms))
-        if r["dom_exit"] != 0 or r["screenshot_exit"] != 0 or not os.path.exists(png):
+        r.update(render(chromium, html, dom, png, os.path.join(dirs["logs"], name + ".chromium.log"), args.budget_ms))
+        if r["render_exit"] != 0:
+            log(f"   Chromium failed: {r.get('render_error')}")
             failed += 1
         results[name] = r
         fc = r["first_chart_s"]
         log(f"   executed in {r['execute_s']} s ({r['code_cells']} code cells; kernel ready at {r['kernel_ready_s']:.1f} s"
             + (f", first chart at {fc:.1f} s" if fc is not None else ", no chart") + f"); "
-            f"DOM {r['dom_s']} s, screenshot {r['screenshot_s']} s, page height {r['page_height']} px")
+            f"rendered in {r['render_s']} s, page height {r.get('page_height')} px")
 
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)

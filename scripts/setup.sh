@@ -35,10 +35,15 @@ setup_jupyter() {
   require_dotnet
   local tools="$HOME/.dotnet/tools"
   case ":$PATH:" in *":$tools:"*) ;; *) export PATH="$tools:$PATH" ;; esac
-  if ! dotnet tool list -g | grep -qiE "^microsoft\.dotnet-interactive +$DOTNET_INTERACTIVE_VERSION "; then
-    echo "installing the dotnet tool Microsoft.dotnet-interactive $DOTNET_INTERACTIVE_VERSION"
-    # `update` also moves another installed version to the pinned one; on a machine without the tool it installs.
-    dotnet tool update -g Microsoft.dotnet-interactive --version "$DOTNET_INTERACTIVE_VERSION" >/dev/null
+  local have
+  have=$(dotnet tool list -g | awk 'tolower($1) == "microsoft.dotnet-interactive" { print $2 }')
+  if [[ "$have" != "$DOTNET_INTERACTIVE_VERSION" ]]; then
+    echo "installing the dotnet tool Microsoft.dotnet-interactive $DOTNET_INTERACTIVE_VERSION${have:+ (replacing $have)}"
+    if [[ -z "$have" ]]; then
+      dotnet tool install -g Microsoft.dotnet-interactive --version "$DOTNET_INTERACTIVE_VERSION" >/dev/null
+    else
+      dotnet tool update -g Microsoft.dotnet-interactive --version "$DOTNET_INTERACTIVE_VERSION" --allow-downgrade >/dev/null
+    fi
   fi
   local spec_dir
   spec_dir="$(/usr/bin/jupyter --data-dir)/kernels/.net-csharp"
