@@ -38,7 +38,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JUPYTER = "/usr/bin/jupyter"
 KERNEL = ".net-csharp"
 WIDTH = 1280
-MAX_HEIGHT = 16000  # beyond this Chromium's compositor tiles get unreliable; long pages are cut there
+MAX_HEIGHT = 16000  # screenshots stop here, so a runaway page cannot make a giant PNG
 
 # First script of <head>: anything that goes wrong later is recorded on <html> where --dump-dom can see it.
 COLLECTOR = """<script>/* steplab: error collector injected by scripts/run_notebooks.py */
@@ -59,9 +59,6 @@ COLLECTOR = """<script>/* steplab: error collector injected by scripts/run_noteb
     errors.push('unhandled rejection: ' + (r && (r.stack || r.message) || String(r)));
     put();
   });
-  function measure() { root.setAttribute('data-steplab-height', String(Math.ceil(root.scrollHeight))); }
-  new ResizeObserver(measure).observe(root);
-  window.addEventListener('load', measure);
   put();
 })();
 </script>
@@ -220,7 +217,10 @@ def render(chromium, html_path, dom_path, png_path, log_path, budget_ms):
     res = {"render_exit": 1}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="steplab-chromium-") as profile, open(log_path, "wb") as log_file:
-        dt = DevTools(chromium, profile, log_file, deadline=t0 + 300)
+        try:
+            dt = DevTools(chromium, profile, log_file, deadline=t0 + 300)
+        except OSError as e:
+            return {"render_exit": 1, "render_error": f"cannot start {chromium}: {e}", "render_s": 0}
         try:
             target = dt.call("Target.createTarget", url="about:blank")["targetId"]
             session = dt.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
@@ -328,8 +328,9 @@ def main():
             log(f"   Chromium failed: {r.get('render_error')}")
             failed += 1
         results[name] = r
-        fc = r["first_chart_s"]
-        log(f"   executed in {r['execute_s']} s ({r['code_cells']} code cells; kernel ready at {r['kernel_ready_s']:.1f} s"
+        fc, kr = r["first_chart_s"], r["kernel_ready_s"]
+        log(f"   executed in {r['execute_s']} s ({r['code_cells']} code cells"
+            + (f"; kernel ready at {kr:.1f} s" if kr is not None else "")
             + (f", first chart at {fc:.1f} s" if fc is not None else ", no chart") + f"); "
             f"rendered in {r['render_s']} s, page height {r.get('page_height')} px")
 
