@@ -32,9 +32,11 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
     public static readonly (string Prefix, Shows What)[] Expected =
     [
         ("00-quickstart", Shows.Heatmap | Shows.Audio | Shows.ParityTable), // waveform + player, log-mel, attention, parity
-        ("01-mel-frontend", Shows.Heatmap),                      // log-mel spectrogram
-        ("02-audio-encoder", Shows.Heatmap),                     // attention head grid
-        ("05-parity", Shows.ParityTable | Shows.Heatmap),        // compare table and |a−b| map
+        ("01-mel-frontend", Shows.Heatmap | Shows.Audio),                 // the clip's player, log-mel spectrogram
+        ("02-audio-encoder", Shows.Heatmap),                              // attention head grid
+        ("03-adaptor", Shows.Chart),                                      // adaptor output plot
+        ("04-llm", Shows.Chart),                                          // logits
+        ("05-parity", Shows.ParityTable | Shows.Heatmap),                 // compare table and |a−b| map
     ];
 
     public static TheoryData<string> Notebooks()
