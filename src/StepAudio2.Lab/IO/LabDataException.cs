@@ -57,8 +57,12 @@ public sealed class AudioFormatException(string file, string fault, string? key 
     : LabDataException(file, fault, key, offset, inner);
 
 /// <summary>A configuration file (config.json, flow.yaml) lacks a field or has an invalid value.</summary>
-public sealed class ConfigException(string file, string fault, string? key = null, Exception? inner = null)
-    : LabDataException(file, fault, key, null, inner);
+public sealed class ConfigException(string file, string fault, string? key = null, Exception? inner = null, int? line = null)
+    : LabDataException(file, line is null ? fault : $"line {line}: {fault}", key, null, inner)
+{
+    /// <summary>1-based line of a text config (flow.yaml) at fault, when there is one.</summary>
+    public int? Line { get; } = line;
+}
 
 /// <summary>A checkpoint lacks a required weight, has an unexpected one, or one of the wrong shape/dtype.</summary>
 public sealed class WeightException(string file, string fault, string key)
