@@ -23,6 +23,7 @@ public static class StepLabCli
             InspectCommand.Create(ui),
             CompareCommand.Create(ui),
             MelCommand.Create(ui),
+            FeaturesCommand.Create(ui),
             TraceCommand.Create(ui),
             ReportCommand.Create(ui),
             TokenizeCommand.Create(ui),
