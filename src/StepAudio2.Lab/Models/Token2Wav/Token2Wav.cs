@@ -45,8 +45,11 @@ public sealed class Token2Wav : IDisposable
     public const int SampleRate = 24000;
     public const string HiftFileName = "hift.pt";
 
-    private Token2Wav(string directory, Flow flow, Hift hift, VoicePrompt? prompts)
+    private readonly IO.ITensorSource _flowCheckpoint;
+
+    private Token2Wav(string directory, IO.ITensorSource flowCheckpoint, Flow flow, Hift hift, VoicePrompt? prompts)
     {
+        _flowCheckpoint = flowCheckpoint;
         Directory = directory;
         Flow = flow;
         Hift = hift;
@@ -79,12 +82,23 @@ public sealed class Token2Wav : IDisposable
             if (!File.Exists(Path.Combine(token2wavDir, f)))
                 throw new FileNotFoundException($"token2wav folder {token2wavDir} has no {f}", Path.Combine(token2wavDir, f));
         bool onnx = promptModels ?? (File.Exists(Path.Combine(token2wavDir, S3Tokenizer.FileName)) && File.Exists(Path.Combine(token2wavDir, CampPlus.FileName)));
-        var flow = Flow.Load(token2wavDir);
-        var hift = Hift.Load(Path.Combine(token2wavDir, HiftFileName));
-        if (hift.MelChannels != flow.MelChannels)
-            throw new IO.LabDataException(Path.Combine(token2wavDir, HiftFileName), $"the vocoder takes {hift.MelChannels} mel channels but the flow makes {flow.MelChannels}");
-        var prompts = onnx ? VoicePrompt.Open(token2wavDir, promptCacheDirectory) : null;
-        return new Token2Wav(Path.GetFullPath(token2wavDir), flow, hift, prompts);
+        var config = Config.FlowConfig.Load(Path.Combine(token2wavDir, Config.FlowConfig.FileName));
+        // the flow's weights stay in flow.pt's memory map: this object owns the mapping for as long as it lives
+        var checkpoint = IO.Torch.TorchCheckpoint.Open(Path.Combine(token2wavDir, Flow.CheckpointFileName));
+        try
+        {
+            var flow = Flow.Load(checkpoint, config);
+            var hift = Hift.Load(Path.Combine(token2wavDir, HiftFileName));
+            if (hift.MelChannels != flow.MelChannels)
+                throw new IO.LabDataException(Path.Combine(token2wavDir, HiftFileName), $"the vocoder takes {hift.MelChannels} mel channels but the flow makes {flow.MelChannels}");
+            var prompts = onnx ? VoicePrompt.Open(token2wavDir, promptCacheDirectory) : null;
+            return new Token2Wav(Path.GetFullPath(token2wavDir), checkpoint, flow, hift, prompts);
+        }
+        catch
+        {
+            checkpoint.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The voice prompt's features (cached per file by <see cref="VoicePrompt"/>).</summary>
@@ -140,7 +154,12 @@ public sealed class Token2Wav : IDisposable
         return new Token2WavResult(wav.ToFloatArray(), mel, kept, codes.Length - kept.Length, flowTime, hiftTime);
     }
 
-    public void Dispose() => Prompts?.Dispose();
+    /// <summary>Releases the ONNX sessions and flow.pt's mapping (the flow is unusable afterwards).</summary>
+    public void Dispose()
+    {
+        Prompts?.Dispose();
+        _flowCheckpoint.Dispose();
+    }
 
     /// <summary>Relays the flow's per-step progress (reported synchronously on the calling thread).</summary>
     private sealed class StageProgress(IProgress<Token2WavProgress> target) : IProgress<FlowProgress>
