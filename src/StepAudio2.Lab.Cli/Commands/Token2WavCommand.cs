@@ -55,7 +55,9 @@ public static class Token2WavCommand
                 throw new LabDataException(r.PromptFeatures, $"a prompt-features file needs {Token2WavInputs.PromptTokensKey}, {Token2WavInputs.XvectorKey} and {Token2WavInputs.PromptMelKey}");
         }
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         using var t2w = Token2Wav.Load(r.Token2Wav, promptModels: r.Prompt is not null);
+        var loadTime = clock.Elapsed;
         var result = ui.WithProgress("token2wav", bar =>
         {
             var progress = SpeechOutput.Relay(bar);
@@ -71,9 +73,11 @@ public static class Token2WavCommand
             {
                 output = r.Output,
                 codes = result.Codes.Length,
+                prompt_tokens = features?.PromptTokens?.Length,
                 samples = result.Waveform.Length,
                 sample_rate = result.SampleRate,
                 audio_s = result.AudioSeconds,
+                load_s = loadTime.TotalSeconds,
                 flow_s = result.FlowTime.TotalSeconds,
                 hift_s = result.HiftTime.TotalSeconds,
                 rtf = result.RealTimeFactor,
