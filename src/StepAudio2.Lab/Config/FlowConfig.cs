@@ -78,12 +78,16 @@ public sealed record FlowConfig(int InputSize, int OutputSize, int SpkEmbedDim, 
         var top = new YamlSection(root, file, "");
         var f = top.Section("flow", ClassName);
         top.EnsureAllRead();
+        f.AllowOnly("input_size", "output_size", "spk_embed_dim", "output_type", "vocab_size", "encoder", "decoder");
 
         int inputSize = f.Int("input_size", 1), outputSize = f.Int("output_size", 1), spk = f.Int("spk_embed_dim", 1);
         string outputType = f.String("output_type", "mel");
         int vocab = f.Int("vocab_size", 1);
 
         var e = f.Section("encoder", FlowEncoderConfig.ClassName);
+        e.AllowOnly("input_size", "output_size", "input_layer", "pre_lookahead_len", "num_blocks", "num_up_blocks", "up_stride",
+            "up_scale_factor", "attention_heads", "pos_enc_layer_type", "selfattention_layer_type", "key_bias", "linear_units",
+            "dropout_rate", "positional_dropout_rate", "attention_dropout_rate", "normalize_before");
         var enc = new FlowEncoderConfig(
             e.Int("input_size", 1), e.Int("output_size", 1), e.String("input_layer", "linear"), e.Int("pre_lookahead_len", 0),
             e.Int("num_blocks", 0), e.Int("num_up_blocks", 0), e.Int("up_stride", 1), e.Int("up_scale_factor", 1), e.Int("attention_heads", 1),
@@ -102,8 +106,10 @@ public sealed record FlowConfig(int InputSize, int OutputSize, int SpkEmbedDim, 
         e.EnsureAllRead();
 
         var d = f.Section("decoder", CfmConfig.ClassName);
+        d.AllowOnly("inference_cfg_rate", "estimator");
         double cfg = d.Float("inference_cfg_rate", 0, 100);
         var s = d.Section("estimator", DitConfig.ClassName);
+        s.AllowOnly("in_channels", "out_channels", "mlp_ratio", "depth", "num_heads", "head_dim", "hidden_size");
         var dit = new DitConfig(s.Int("in_channels", 1), s.Int("out_channels", 1), s.Float("mlp_ratio", 1e-6, 1e3), s.Int("depth", 0),
             s.Int("num_heads", 1), s.Int("head_dim", 1), s.Int("hidden_size", 1));
         if (dit.OutChannels != outputSize) throw Fail(file, s, "out_channels", $"{dit.OutChannels} differs from flow.output_size {outputSize} (mel bins)");

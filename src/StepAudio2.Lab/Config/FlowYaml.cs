@@ -283,6 +283,15 @@ public sealed class YamlSection
         return new YamlSection(m, File, KeyPath(key));
     }
 
+    /// <summary>Fails on the first key that is not in <paramref name="keys"/> (called before reading, so a misspelt key is
+    /// reported as unknown rather than as the correct key missing).</summary>
+    public void AllowOnly(params string[] keys)
+    {
+        foreach (var e in _map.Entries)
+            if (!keys.Contains(e.Key))
+                throw FlowYaml.Fail(File, e.Value.Line, KeyPath(e.Key), "unknown key (not a parameter this port understands)");
+    }
+
     /// <summary>Fails on the first key of this mapping that no reader asked for.</summary>
     public void EnsureAllRead()
     {

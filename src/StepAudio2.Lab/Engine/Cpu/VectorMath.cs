@@ -67,11 +67,19 @@ public static class VectorMath
     /// <summary>GELU, tanh approximation (PyTorch <c>nn.GELU(approximate="tanh")</c>).</summary>
     public static void GeluTanh(ReadOnlySpan<float> x, Span<float> y)
     {
-        const float k = 0.7978845608028654f; // sqrt(2/pi)
-        var inner = y;
-        for (int i = 0; i < x.Length; i++) inner[i] = k * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
-        TensorPrimitives.Tanh(inner, inner);
-        for (int i = 0; i < x.Length; i++) y[i] = 0.5f * x[i] * (1f + inner[i]);
+        // PyTorch's vectorised operation order, inner = β·(x + κ·(x·x·x)), then 0.5·x·(1 + tanh(inner)), as whole-span
+        // SIMD passes (y is the scratch, so x must not overlap y)
+        const float beta = 0.7978845608028654f, kappa = 0.044715f; // β = sqrt(2/π)
+        if (x.Overlaps(y)) throw new ArgumentException("gelu_tanh: input and output must not overlap");
+        TensorPrimitives.Multiply(x, x, y);
+        TensorPrimitives.Multiply(y, x, y);
+        TensorPrimitives.Multiply(y, kappa, y);
+        TensorPrimitives.Add(y, x, y);
+        TensorPrimitives.Multiply(y, beta, y);
+        TensorPrimitives.Tanh(y, y);
+        TensorPrimitives.Add(y, 1f, y);
+        TensorPrimitives.Multiply(y, x, y);
+        TensorPrimitives.Multiply(y, 0.5f, y); // 0.5 is a power of two: (0.5·x)·s and 0.5·(x·s) round alike
     }
 
     /// <summary>SiLU / swish: x·σ(x).</summary>

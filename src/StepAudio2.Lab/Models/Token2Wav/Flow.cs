@@ -13,10 +13,13 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 /// mel at 50 fps. <c>input_embedding</c> [vocab, D], <c>spk_embed_affine_layer</c> [80, 192] + bias, <c>encoder</c>
 /// (<see cref="FlowEncoder"/>), <c>encoder_proj</c> [80, D] + bias, <c>decoder</c> (<see cref="CausalConditionalCfm"/>).
 /// Weights come from flow.pt by exact key with shapes from flow.yaml; a missing, extra or mis-shaped key is a
-/// <see cref="WeightException"/> naming it. Activations are traced under <c>flow.</c>.
+/// <see cref="WeightException"/> naming it. Activations are traced under <c>flow.</c>. Weights stay in place in the
+/// checkpoint's memory map; a flow loaded from a path owns (and disposes) its checkpoint.
 /// </summary>
-public sealed class Flow
+public sealed class Flow : IDisposable
 {
+    private ITensorSource? _owned;
+
     public const string CheckpointFileName = "flow.pt";
     private const string P = FlowWeights.Root;
 
@@ -48,11 +51,28 @@ public sealed class Flow
     public static Flow Load(string flowPt, string flowYaml)
     {
         var config = FlowConfig.Load(flowYaml);
-        using var ckpt = TorchCheckpoint.Open(flowPt);
-        return Load(ckpt, config);
+        var ckpt = TorchCheckpoint.Open(flowPt);
+        try
+        {
+            var flow = Load(ckpt, config);
+            flow._owned = ckpt;
+            return flow;
+        }
+        catch
+        {
+            ckpt.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Builds from any tensor source holding flow.pt's keys; every key must be used.</summary>
+    /// <summary>Releases the checkpoint mapping when this flow opened it (the weights are unusable afterwards).</summary>
+    public void Dispose()
+    {
+        _owned?.Dispose();
+        _owned = null;
+    }
+
+    /// <summary>Builds from any tensor source holding flow.pt's keys (which must outlive the flow); every key must be used.</summary>
     public static Flow Load(ITensorSource source, FlowConfig config)
     {
         var w = new Weights(source);
