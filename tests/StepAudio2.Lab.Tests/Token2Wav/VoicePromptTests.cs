@@ -3,6 +3,7 @@ using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Models.Token2Wav;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
+using Xunit.Abstractions;
 
 namespace StepAudio2.Lab.Tests.Token2Wav;
 
@@ -10,7 +11,7 @@ namespace StepAudio2.Lab.Tests.Token2Wav;
 /// Voice-prompt features of real clips with the tiny ONNX models against make_onnx_fixtures.py (tokens exact, x-vector
 /// and prompt mel rel-L2 ≤ 1e-5), trace entries, and the per-file cache (memory and disk, invalidated by edits).
 /// </summary>
-public sealed class VoicePromptTests
+public sealed class VoicePromptTests(ITestOutputHelper output)
 {
     private const double RelTolerance = 1e-5;
 
@@ -40,6 +41,7 @@ public sealed class VoicePromptTests
         Assert.Equal([1, 2 * p, 80], f.PromptMel.Shape);
         double relX = TestMath.RelL2(f.Xvector, expected.Get("input.xvector"));
         double relMel = TestMath.RelL2(f.PromptMel, expected.Get("input.prompt_mel"));
+        output.WriteLine($"{clip}: P = {p}, x-vector rel-L2 {relX:E3}, prompt mel rel-L2 {relMel:E3}");
         Assert.True(relX <= RelTolerance, $"x-vector rel-L2 {relX:E3}");
         Assert.True(relMel <= RelTolerance, $"prompt mel rel-L2 {relMel:E3}");
         Assert.Equal(Path.GetFullPath(path), f.SourcePath);
@@ -75,8 +77,10 @@ public sealed class VoicePromptTests
         using (var prompt = OpenTiny(cache))
         {
             first = prompt.Prepare(clip);
-            Assert.Same(first, prompt.Prepare(clip));
+            var trace = new Trace();
+            Assert.Same(first, prompt.Prepare(clip, trace));
             Assert.Equal(1, prompt.ComputeCount);
+            Assert.Equal(first.PromptTokens, trace["input.prompt_tokens"].AsSpan<int>().ToArray()); // a cache hit still records
             Assert.Equal(1, prompt.CachedCount);
         }
         var cached = Assert.Single(Directory.GetFiles(cache));
@@ -100,6 +104,31 @@ public sealed class VoicePromptTests
             Assert.Equal(1, prompt.ComputeCount);
         }
         Assert.Equal(2, Directory.GetFiles(cache).Length);
+    }
+
+    [Fact]
+    public void ChangingAModelFile_InvalidatesTheDiskCache()
+    {
+        using var tmp = TestPaths.Temp();
+        var models = Path.Combine(tmp.Path, "token2wav");
+        Directory.CreateDirectory(models);
+        foreach (var f in new[] { S3Tokenizer.FileName, CampPlus.FileName })
+            File.Copy(OnnxPromptModelTests.Model(f), Path.Combine(models, f));
+        var clip = Path.Combine(TestPaths.SharedAudio, "default_male.wav");
+        var cache = Path.Combine(tmp.Path, "cache");
+        using (var prompt = VoicePrompt.Open(models, cache)) prompt.Prepare(clip);
+        using (var prompt = VoicePrompt.Open(models, cache))
+        {
+            prompt.Prepare(clip);
+            Assert.Equal(0, prompt.ComputeCount);
+        }
+        var camp = Path.Combine(models, CampPlus.FileName);
+        File.SetLastWriteTimeUtc(camp, File.GetLastWriteTimeUtc(camp).AddMinutes(1));
+        using (var prompt = VoicePrompt.Open(models, cache))
+        {
+            prompt.Prepare(clip);
+            Assert.Equal(1, prompt.ComputeCount);
+        }
     }
 
     [Fact]
