@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Writes the stage notebooks notebooks/01-*.ipynb … 05-*.ipynb from their readable sources in scripts/notebooks/*.py.
+
+Each source module defines CELLS, a list of ("md" | "code", text). The output is nbformat 4.5 with the .NET (C#)
+kernelspec, a stable id per cell (<notebook prefix>-<two-digit index>) and no stored outputs, so a rerun reproduces the
+files byte for byte and a diff shows only what changed in the source.
+
+    /usr/bin/python3 scripts/make_notebooks.py           # write notebooks/
+    /usr/bin/python3 scripts/make_notebooks.py --check   # exit 1 when a notebook differs from its source
+"""
+import importlib.util
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCES = os.path.join(ROOT, "scripts", "notebooks")
+OUT = os.path.join(ROOT, "notebooks")
+
+# The package cell every notebook starts with, identical to 00-quickstart's: the local feed the build writes, then
+# the kernel extension (which brings the core library and registers the formatters).
+PACKAGE_CELL = """#i "nuget: ../artifacts/packages"
+#r "nuget: StepAudio2.Lab.Interactive, *-*\""""
+
+NOTEBOOKS = [
+    ("01-mel-frontend", "mel", "nb01_mel_frontend"),
+    ("02-audio-encoder", "enc", "nb02_audio_encoder"),
+    ("03-adaptor", "adp", "nb03_adaptor"),
+    ("04-llm", "llm", "nb04_llm"),
+    ("05-parity", "par", "nb05_parity"),
+]
+
+METADATA = {
+    "kernelspec": {"display_name": ".NET (C#)", "language": "C#", "name": ".net-csharp"},
+    "language_info": {"file_extension": ".cs", "mimetype": "text/x-csharp", "name": "C#", "pygments_lexer": "csharp", "version": "13.0"},
+}
+
+
+def lines(text):
+    text = text.strip("\n")
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + [parts[-1]]
+
+
+def load(module):
+    spec = importlib.util.spec_from_file_location(module, os.path.join(SOURCES, module + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.CELLS
+
+
+def build(prefix, cells):
+    out = []
+    for i, (kind, text) in enumerate([("code", PACKAGE_CELL)] + list(cells)):
+        cell = {"cell_type": "markdown" if kind == "md" else "code", "id": f"{prefix}-{i:02d}", "metadata": {}, "source": lines(text)}
+        if kind == "code":
+            cell["execution_count"] = None
+            cell["metadata"] = {"dotnet_interactive": {"language": "csharp"}, "polyglot_notebook": {"kernelName": "csharp"}}
+            cell["outputs"] = []
+        elif kind != "md":
+            raise ValueError(f"cell {i} of {prefix}: unknown kind {kind!r}")
+        out.append(cell)
+    nb = {"cells": out, "metadata": METADATA, "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def main():
+    check = "--check" in sys.argv[1:]
+    stale = []
+    for name, prefix, module in NOTEBOOKS:
+        text = build(prefix, load(module))
+        path = os.path.join(OUT, name + ".ipynb")
+        if check:
+            with open(path, encoding="utf-8") as f:
+                if f.read() != text:
+                    stale.append(path)
+        else:
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            print("wrote", os.path.relpath(path, ROOT))
+    if stale:
+        print("out of date (run scripts/make_notebooks.py):", *stale, sep="\n  ")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
