@@ -83,6 +83,19 @@ public static class ParityView
         return DiffFigure(DiffMap.Of(row.Name, candidate.Get(row.Name), reference.Get(row.Name)), id);
     }
 
+    /// <summary>
+    /// The row whose |a−b| is most worth a look: the first failing row with matching shapes, else (all passing) the row
+    /// with the largest max |a−b|; null when no row was compared element-wise.
+    /// </summary>
+    public static DumpRow? RowToMap(DumpComparison c)
+    {
+        var first = c.FirstFailure;
+        if (first?.Comparison is { ShapeMatch: true, ElementCount: > 0 }) return first;
+        if (first is not null) return null;
+        return c.Rows.Where(r => r.Comparison is { ShapeMatch: true, ElementCount: > 0 })
+            .OrderByDescending(r => r.Comparison!.MaxAbsDiff).FirstOrDefault();
+    }
+
     /// <summary>A heatmap of a <see cref="DiffMap"/>.</summary>
     public static PlotlyFigure DiffFigure(DiffMap d, string id = "parity-diff")
     {

@@ -14,6 +14,10 @@ public static class ReportPage
     private const string Css = """
         body{font-family:system-ui,sans-serif;margin:1.5em;max-width:1400px;color:#222}
         h1{font-size:1.4em}h2{font-size:1.15em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+        """ + ComponentCss;
+
+    /// <summary>Styles of the views themselves (tables, pass/fail colours, token chips), without page-level rules.</summary>
+    public const string ComponentCss = """
         table{border-collapse:collapse;font-size:12px;margin:.4em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
         td.path,code{font-family:ui-monospace,monospace}
         tr.pass td.status,.verdict.pass{color:#11661a;font-weight:bold}tr.pass{background:#eef9ee}
@@ -25,6 +29,23 @@ public static class ReportPage
         .tok.gen{outline:2px solid #444}
         details{margin:.3em 0}summary{cursor:pointer}
         """;
+
+    /// <summary>
+    /// <see cref="ComponentCss"/> with every selector prefixed by <paramref name="scope"/>, so a fragment inside a notebook
+    /// styles its own views and nothing else on the page.
+    /// </summary>
+    public static string ScopedCss(string scope)
+    {
+        var sb = new StringBuilder();
+        foreach (var rule in ComponentCss.Split('}', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int brace = rule.IndexOf('{');
+            if (brace < 0) continue;
+            var selectors = rule[..brace].Split(',', StringSplitOptions.TrimEntries).Select(sel => $"{scope} {sel}");
+            sb.Append(string.Join(",", selectors)).Append(rule[brace..]).Append('}');
+        }
+        return sb.ToString();
+    }
 
     // Draws every figure whose JSON sits in a <script type="application/json" class="plotly-figure">.
     private const string Loader = """

@@ -43,7 +43,23 @@ public static class WaveformView
         return "data:audio/wav;base64," + Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
     }
 
+    /// <summary>Caption, player and envelope plot of <paramref name="w"/> (figure id <paramref name="id"/>).</summary>
+    public static string Render(Waveform w, string id, int heightPx = 220) =>
+        $"<p><b>{Html.Esc(w.Title)}</b>: {w.Samples.Length} samples at {w.SampleRate} Hz ({w.Seconds:F2} s)</p>\n" +
+        AudioPlayer(w.Samples, w.SampleRate) + Figure(w.Samples, w.SampleRate, id).ToHtml(heightPx);
+
     /// <summary>An <c>&lt;audio controls&gt;</c> element playing the embedded clip.</summary>
     public static string AudioPlayer(ReadOnlySpan<float> samples, int sampleRate) =>
         $"<audio controls preload=\"metadata\" src=\"{WavDataUri(samples, sampleRate)}\"></audio>\n";
+}
+
+/// <summary>Mono samples at a rate, with a caption: what the waveform view and the audio player show.</summary>
+public sealed record Waveform(float[] Samples, int SampleRate, string Title = "waveform")
+{
+    /// <summary>Channel 0 of <paramref name="clip"/> at its own rate, captioned with its source.</summary>
+    public static Waveform Of(AudioClip clip) =>
+        new(clip.MonoChannel0(), clip.SampleRate, clip.SourcePath is null ? $"{clip.Duration.TotalSeconds:F2} s at {clip.SampleRate} Hz" : Path.GetFileName(clip.SourcePath));
+
+    /// <summary>Duration in seconds.</summary>
+    public double Seconds => (double)Samples.Length / SampleRate;
 }

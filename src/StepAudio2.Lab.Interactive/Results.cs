@@ -1,0 +1,38 @@
+using System.Text.Json.Nodes;
+using StepAudio2.Lab.Parity;
+using StepAudio2.Lab.Views;
+
+namespace StepAudio2.Lab.Interactive;
+
+/// <summary>A finished notebook fragment (styles, body and, when it has figures, plotly.js inline); displayed as is.</summary>
+public sealed record HtmlView(string Html)
+{
+    /// <inheritdoc />
+    public override string ToString() => Html;
+}
+
+/// <summary>A plotly figure made by the chart renderer (Plotly.NET), drawn offline in the notebook.</summary>
+public sealed record Chart(PlotlyFigure Figure, int HeightPx = 360)
+{
+    /// <summary>The figure JSON (<c>{"data": [...], "layout": {...}}</c>).</summary>
+    public string Json => Figure.ToJson().ToJsonString();
+
+    /// <summary>Wraps the figure JSON returned by an <see cref="IChartRenderer"/>.</summary>
+    public static Chart FromJson(string figureJson, int heightPx = 360)
+    {
+        var node = JsonNode.Parse(figureJson) as JsonObject ?? throw new FormatException("figure JSON is not an object");
+        var data = node["data"] as JsonArray ?? throw new FormatException("figure JSON has no data array");
+        var layout = node["layout"] as JsonObject ?? new JsonObject();
+        return new Chart(new PlotlyFigure(LabHtml.NewId(), (JsonArray)data.DeepClone(), (JsonObject)layout.DeepClone()), heightPx);
+    }
+}
+
+/// <summary>Encoder attention of several layers (softmaxed <c>encoder.blocks.N.attn.qk</c>) with the head shown zoomed.</summary>
+public sealed record AttentionLayers(IReadOnlyList<AttentionMaps> Layers, int ZoomLayer = 0, int ZoomHead = 0);
+
+/// <summary>A dump comparison plus the |a−b| map of the row worth a look (first failure, else the largest difference).</summary>
+public sealed record ParityResult(DumpComparison Comparison, DiffMap? Diff)
+{
+    /// <summary>True when every compared tensor is within tolerance.</summary>
+    public bool AllPassed => Comparison.AllPassed;
+}
