@@ -17,10 +17,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCES = os.path.join(ROOT, "scripts", "notebooks")
 OUT = os.path.join(ROOT, "notebooks")
 
-# The package cell every notebook starts with, identical to 00-quickstart's: the local feed the build writes, then
-# the kernel extension (which brings the core library and registers the formatters).
-PACKAGE_CELL = """#i "nuget: ../artifacts/packages"
-#r "nuget: StepAudio2.Lab.Interactive, *-*\""""
+# The two cells every notebook starts with, identical to 00-quickstart's: the local feed that scripts/pack_interactive.sh
+# fills (#i takes an absolute path, so the directive is sent with the path filled in), then the kernel extension, which
+# brings the core library and registers the formatters. The in-process test host skips both and loads the extension itself.
+PACKAGE_CELLS = [
+    "// The local feed that `bash scripts/pack_interactive.sh` fills, relative to this notebook (Jupyter starts the kernel in notebooks/).\n"
+    "// #i takes absolute paths only, so the directive is sent with the path filled in.\n"
+    "await Microsoft.DotNet.Interactive.Kernel.Root.SendAsync(new Microsoft.DotNet.Interactive.Commands.SubmitCode(\n"
+    '    $"#i \\"nuget:{System.IO.Path.GetFullPath("../artifacts/packages")}\\"", "csharp"));',
+    '#r "nuget: StepAudio2.Lab.Interactive, 0.1.0"',
+]
 
 NOTEBOOKS = [
     ("01-mel-frontend", "mel", "nb01_mel_frontend"),
@@ -51,7 +57,7 @@ def load(module):
 
 def build(prefix, cells):
     out = []
-    for i, (kind, text) in enumerate([("code", PACKAGE_CELL)] + list(cells)):
+    for i, (kind, text) in enumerate([("code", c) for c in PACKAGE_CELLS] + list(cells)):
         cell = {"cell_type": "markdown" if kind == "md" else "code", "id": f"{prefix}-{i:02d}", "metadata": {}, "source": lines(text)}
         if kind == "code":
             cell["execution_count"] = None
@@ -78,6 +84,12 @@ def main():
             with open(path, "w", encoding="utf-8", newline="\n") as f:
                 f.write(text)
             print("wrote", os.path.relpath(path, ROOT))
+    quick = os.path.join(OUT, "00-quickstart.ipynb")
+    if os.path.exists(quick):
+        with open(quick, encoding="utf-8") as f:
+            firsts = ["".join(c["source"]) for c in json.load(f)["cells"] if c["cell_type"] == "code"][:2]
+        if firsts != PACKAGE_CELLS:
+            stale.append(quick + " (its package cells differ from PACKAGE_CELLS)")
     if stale:
         print("out of date (run scripts/make_notebooks.py):", *stale, sep="\n  ")
         sys.exit(1)

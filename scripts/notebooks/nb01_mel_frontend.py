@@ -18,24 +18,27 @@ checkpoint and the real one.
 ("md", r"""
 ## Parameters
 
-The one cell to edit. Paths are relative to this notebook's folder (`notebooks/`). The default clip is 3.06 s of English
-speech (AIFF-C, 22 050 Hz) from `../shared/audio`, which CI places beside the checkout. The reference dump holds what the
+The one cell to edit. `Lab.SharedAudio(name)` is a clip of `../shared/audio` beside the checkout (where CI places it) and
+`Lab.TinyDump(name)` a dump of `reference-data/tiny/dumps`, found wherever the kernel starts; any other path may be
+absolute or relative to `notebooks/`. The default clip is 3.06 s of English speech (AIFF-C, 22 050 Hz). The reference dump holds what the
 Python reference computed for that clip (`input.wav`, `input.mel.0`, …; made by `reference-data/make_tiny.py`). Any dump of
 the same clip serves, including one of the real model made with `reference-data/dump_official.py`: the mel inputs do not
 depend on the weights.
 """),
 ("code", r"""
-var audioFile = "../../shared/audio/real_speech.aiff";                            // any WAV / AIFF / AIFF-C file
-string? referenceDump = "../reference-data/tiny/dumps/audio-short.safetensors"; // null: no parity check
+using StepAudio2.Lab.Interactive;
+
+var audioFile = Lab.SharedAudio("real_speech.aiff");    // any WAV / AIFF / AIFF-C file
+string? referenceDump = Lab.TinyDump("audio-short");      // null: no parity check
 """),
 ("code", r"""
+using System.IO;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Parity;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
-using StepAudio2.Lab.Interactive;
 using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
@@ -146,7 +149,7 @@ makes sense for the clip the dump was made from, so it is skipped when `input.wa
 ("code", r"""
 var ours = new Trace();
 foreach (var (name, value) in prepared.InputEntries()) ours.Record(name, value);
-var melTolerance = new ToleranceOverride("input.mel.*", Tolerance.Of(0, 1e-4));
+var melTolerance = Lab.MelOverride;
 DumpComparison? melParity = null;
 var reference = referenceDump is null ? null : TensorFiles.Open(referenceDump);
 if (reference is null) Console.WriteLine("no reference dump given: parity skipped");

@@ -20,17 +20,20 @@ the shapes, lengths and masks below are real, **the attention patterns are not**
 ("md", r"""
 ## Parameters
 
-The one cell to edit. For the real model set `checkpoint` to the published `Step-Audio-2-mini` folder (the encoder reads
+The one cell to edit (`Lab.TinyCheckpoint` is `reference-data/tiny` of this checkout). For the real model set `checkpoint` to the published `Step-Audio-2-mini` folder (the encoder reads
 the bf16 weights memory-mapped; 32 blocks on a 3 s clip take seconds to a minute on a CPU). `referenceDump` is compared
 with our trace at the end; by default it is the bundled dump of this clip through the tiny checkpoint, and it is used only
 when the checkpoint is the tiny one (make one for the real model with `reference-data/dump_official.py`).
 """),
 ("code", r"""
-var checkpoint = "../reference-data/tiny";               // or e.g. "/models/Step-Audio-2-mini"
-var audioFile = "../../shared/audio/real_speech.aiff";
+using StepAudio2.Lab.Interactive;
+
+var checkpoint = Lab.TinyCheckpoint;                      // or e.g. "/models/Step-Audio-2-mini"
+var audioFile = Lab.SharedAudio("real_speech.aiff");
 string? referenceDump = null;                              // null: the bundled tiny dump, with the tiny checkpoint only
 """),
 ("code", r"""
+using System.IO;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.IO;
@@ -40,14 +43,13 @@ using StepAudio2.Lab.Models.AudioEncoder;
 using StepAudio2.Lab.Parity;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
-using StepAudio2.Lab.Interactive;
 using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 
-bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath("../reference-data/tiny").TrimEnd('/');
-referenceDump ??= isTiny ? "../reference-data/tiny/dumps/audio-short.safetensors" : null;
+bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
+referenceDump ??= isTiny ? Lab.TinyDump("audio-short") : null;
 var config = StepAudio2Config.Load(checkpoint);
 var weights = ShardedCheckpoint.Open(checkpoint);   // bf16 stays bf16, memory-mapped
 var model = new StepAudio2Model(weights, config);    // every key and shape asserted, none left over

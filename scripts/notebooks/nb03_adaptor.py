@@ -23,11 +23,14 @@ encoder; with the tiny checkpoint that takes a second, with the real one minutes
 checkpoint only.
 """),
 ("code", r"""
-var checkpoint = "../reference-data/tiny";               // or e.g. "/models/Step-Audio-2-mini"
-var audioFile = "../../shared/audio/real_speech.aiff";
+using StepAudio2.Lab.Interactive;
+
+var checkpoint = Lab.TinyCheckpoint;                      // or e.g. "/models/Step-Audio-2-mini"
+var audioFile = Lab.SharedAudio("real_speech.aiff");
 bool? runTwoChunkExample = null;                           // null: only with the tiny checkpoint
 """),
 ("code", r"""
+using System.IO;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.Config;
@@ -39,13 +42,12 @@ using StepAudio2.Lab.Models.AudioEncoder;
 using StepAudio2.Lab.Parity;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
-using StepAudio2.Lab.Interactive;
 using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 
-bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath("../reference-data/tiny").TrimEnd('/');
+bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 var config = StepAudio2Config.Load(checkpoint);
 var model = new StepAudio2Model(ShardedCheckpoint.Open(checkpoint), config);
 var adapter = model.Adapter;
@@ -135,7 +137,7 @@ that no extra file is needed) computes as many adaptor rows as the first, but on
 prompt. With the tiny checkpoint the batch is also compared with the reference dump, which was made the same way.
 """),
 ("code", r"""
-var twoChunkDump = TensorFiles.Open("../reference-data/tiny/dumps/audio-two_chunks.safetensors");
+var twoChunkDump = TensorFiles.Open(Lab.TinyDump("audio-two_chunks"));
 var longWav = twoChunkDump.Get("input.wav").ToFloatArray();
 var two = AudioInput.Prepare([longWav]);
 display(two.Chunks.Select((c, i) => new { chunk = i, seconds = c.Length / 16000.0, mel = two.Mels[i].ToString(), encoder_length = two.MelLengths[i], audio_tokens = two.TokenCounts[i] }).ToList());
@@ -151,7 +153,7 @@ if (runTwoChunkExample ?? isTiny)
         var c = DumpComparer.Compare(twoTrace.ToTensorSource(), twoChunkDump, new CompareOptions
         {
             Include = ["input.*", "adapter*"], ExecutionOrder = DumpFile.ExecutionOrder(twoChunkDump),
-            Overrides = [new ToleranceOverride("input.mel.*", Tolerance.Of(0, 1e-4))],
+            Overrides = [Lab.MelOverride],
         });
         display(HTML(ParityView.Render(c)));
     }

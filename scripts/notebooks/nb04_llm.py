@@ -19,11 +19,14 @@ The one cell to edit. The tiny checkpoint has no tokenizer files, so the real on
 are used with it; a real checkpoint folder carries its own. `greedyTokens` = 8 is what the bundled reference recorded.
 """),
 ("code", r"""
-var checkpoint = "../reference-data/tiny";               // or e.g. "/models/Step-Audio-2-mini"
-var audioFile = "../../shared/audio/real_speech.aiff";
+using StepAudio2.Lab.Interactive;
+
+var checkpoint = Lab.TinyCheckpoint;                      // or e.g. "/models/Step-Audio-2-mini"
+var audioFile = Lab.SharedAudio("real_speech.aiff");
 int greedyTokens = 8;
 """),
 ("code", r"""
+using System.IO;
 using System.Text.Json.Nodes;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Generation;
@@ -35,15 +38,14 @@ using StepAudio2.Lab.Prompting;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Text;
 using StepAudio2.Lab.Tracing;
-using StepAudio2.Lab.Interactive;
 using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 
-bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath("../reference-data/tiny").TrimEnd('/');
-var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : "../../shared/models/step-audio-2-mini";
-var reference = isTiny ? TensorFiles.Open("../reference-data/tiny/dumps/llm-short.safetensors") : null; // same clip, default prompt
+bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
+var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : Path.Combine(Lab.Shared, "models", "step-audio-2-mini");
+var reference = isTiny ? TensorFiles.Open(Lab.TinyDump("llm-short")) : null; // same clip, default prompt
 var pipeline = StepAudio2Pipeline.Load(checkpoint, tokenizerDir);
 var tok = pipeline.Tokenizer;
 var tc = pipeline.Config.Text;
@@ -175,7 +177,7 @@ else
     trace.Record("output.greedy_ids", Tensor.FromArray(generated.Select(i => (long)i).ToArray(), generated.Count));
     var c = DumpComparer.Compare(trace.ToTensorSource(), reference, new CompareOptions
     {
-        ExecutionOrder = DumpFile.ExecutionOrder(reference), Overrides = [new ToleranceOverride("input.mel.*", Tolerance.Of(0, 1e-4))],
+        ExecutionOrder = DumpFile.ExecutionOrder(reference), Overrides = [Lab.MelOverride],
     });
     display(c);
     Console.WriteLine(c.AllPassed ? $"PASS: {c.Compared} compared" : $"FAIL: first failing {c.FirstFailure!.Name}");

@@ -23,11 +23,14 @@ in `reference-data/tiny/demo` are available. For the real model, point `checkpoi
 compares with `tolerance = Tolerance.BF16`).
 """),
 ("code", r"""
-var checkpoint = "../reference-data/tiny";               // or e.g. "/models/Step-Audio-2-mini"
-var audioFile = "../../shared/audio/real_speech.aiff";
+using StepAudio2.Lab.Interactive;
+
+var checkpoint = Lab.TinyCheckpoint;                      // or e.g. "/models/Step-Audio-2-mini"
+var audioFile = Lab.SharedAudio("real_speech.aiff");
 string[]? referenceDumps = null;                           // null: the bundled tiny dumps (tiny checkpoint only)
 """),
 ("code", r"""
+using System.IO;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO;
@@ -36,18 +39,17 @@ using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
-using StepAudio2.Lab.Interactive;
 using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 
-bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath("../reference-data/tiny").TrimEnd('/');
-referenceDumps ??= isTiny ? ["../reference-data/tiny/dumps/audio-short.safetensors", "../reference-data/tiny/dumps/llm-short.safetensors"] : [];
-var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : "../../shared/models/step-audio-2-mini";
+bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
+referenceDumps ??= isTiny ? [Lab.TinyDump("audio-short"), Lab.TinyDump("llm-short")] : [];
+var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : Path.Combine(Lab.Shared, "models", "step-audio-2-mini");
 var pipeline = StepAudio2Pipeline.Load(checkpoint, tokenizerDir);
 // the mel of two float32 FFT paths differs by ~2e-5 near the log clamp (notebook 01): its own bound
-var options = new CompareOptions { Tolerance = Tolerance.F32, Overrides = [new ToleranceOverride("input.mel.*", Tolerance.Of(0, 1e-4))] };
+var options = new CompareOptions { Tolerance = Tolerance.F32, Overrides = [Lab.MelOverride] };
 Console.WriteLine($"{(isTiny ? "tiny random" : "real")} checkpoint; references: {(referenceDumps.Length == 0 ? "none given" : string.Join(", ", referenceDumps.Select(Path.GetFileName)))}");
 """),
 ("md", r"""
@@ -105,8 +107,8 @@ DumpComparison? gelu = null;
 ITensorSource? geluCandidate = null, audioReference = null;
 if (isTiny)
 {
-    geluCandidate = TensorFiles.Open("../reference-data/tiny/demo/candidate-gelu-adaptor.safetensors");
-    audioReference = TensorFiles.Open("../reference-data/tiny/dumps/audio-short.safetensors");
+    geluCandidate = TensorFiles.Open(Path.Combine(Lab.TinyCheckpoint, "demo", "candidate-gelu-adaptor.safetensors"));
+    audioReference = TensorFiles.Open(Lab.TinyDump("audio-short"));
     gelu = DumpComparer.Compare(geluCandidate, audioReference, options with { ExecutionOrder = DumpFile.ExecutionOrder(audioReference) });
     display(gelu);
     var first = gelu.FirstFailure!;
