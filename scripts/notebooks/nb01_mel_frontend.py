@@ -29,7 +29,7 @@ depend on the weights.
 using StepAudio2.Lab.Interactive;
 
 var audioFile = Lab.SharedAudio("real_speech.aiff");    // any WAV / AIFF / AIFF-C file
-string? referenceDump = Lab.TinyDump("audio-short");      // null: no parity check
+string referenceDump = Lab.TinyDump("audio-short");       // null: no parity check
 """),
 ("code", r"""
 using System.IO;
@@ -43,6 +43,9 @@ using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
+// Figures that belong together in one output, so that the page carries plotly.js once for them.
+HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
+    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
 
 var clip = AudioFile.Read(audioFile);
 var wav = AudioInput.To16k(clip);   // channel 0, resampled to 16 kHz when needed
@@ -56,9 +59,9 @@ What the frontend actually sees: channel 0 at 16 kHz. For a 22 050 Hz file the r
 makes ⌈320·N/441⌉ samples. The player embeds the 16 kHz samples in the page, so it plays offline.
 """),
 ("code", r"""
-display(HTML(WaveformView.AudioPlayer(wav, LogMelFrontend.SampleRate)));
+display(new HtmlView(WaveformView.AudioPlayer(wav, LogMelFrontend.SampleRate)));
 display(Plot(WaveformView.Figure(wav, LogMelFrontend.SampleRate)));
-display(HTML(TensorSummaryView.Render("input.wav", TensorStats.Of(Tensor.FromArray(wav, wav.Length)))));
+display(new HtmlView(TensorSummaryView.Render("input.wav", TensorStats.Of(Tensor.FromArray(wav, wav.Length)))));
 """),
 ("md", r"""
 ## Chunks, frame count and the 479-sample pad
@@ -114,7 +117,7 @@ The same picture as a static PNG (one pixel per frame and band, chunk starts in 
 such as GitHub's notebook preview:
 """),
 ("code", r"""
-display(HTML(SpectrogramView.Image(spec)));
+display(Lab.Png(spec));
 """),
 ("md", r"""
 ## The filter bank: Slaney, not HTK
@@ -150,7 +153,7 @@ makes sense for the clip the dump was made from, so it is skipped when `input.wa
 var ours = new Trace();
 foreach (var (name, value) in prepared.InputEntries()) ours.Record(name, value);
 var melTolerance = Lab.MelOverride;
-DumpComparison? melParity = null;
+DumpComparison melParity = null;
 var reference = referenceDump is null ? null : TensorFiles.Open(referenceDump);
 if (reference is null) Console.WriteLine("no reference dump given: parity skipped");
 else if (!reference.Contains("input.wav") || reference.Get("input.wav").Shape[0] != wav.Length)
@@ -161,7 +164,7 @@ else
     {
         Include = ["input.*"], Overrides = [melTolerance], ExecutionOrder = DumpFile.ExecutionOrder(reference),
     });
-    display(HTML(ParityView.Render(melParity)));
+    display(melParity);
 }
 """),
 ("md", r"""
@@ -191,7 +194,7 @@ if (melParity is not null)
     var noPad = new Trace();
     noPad.Record("input.mel.0", LogMelFrontend.Compute(prepared.Chunks[0], pad479: false));
     var bug = DumpComparer.Compare(noPad.ToTensorSource(), reference!, new CompareOptions { Include = ["input.mel.0"], Overrides = [melTolerance] });
-    display(HTML(ParityView.Render(bug)));
+    display(bug);
 }
 """),
 ("md", r"""

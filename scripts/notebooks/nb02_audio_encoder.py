@@ -30,7 +30,7 @@ using StepAudio2.Lab.Interactive;
 
 var checkpoint = Lab.TinyCheckpoint;                      // or e.g. "/models/Step-Audio-2-mini"
 var audioFile = Lab.SharedAudio("real_speech.aiff");
-string? referenceDump = null;                              // null: the bundled tiny dump, with the tiny checkpoint only
+string referenceDump = null;                               // null: the bundled tiny dump, with the tiny checkpoint only
 """),
 ("code", r"""
 using System.IO;
@@ -47,6 +47,9 @@ using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
+// Figures that belong together in one output, so that the page carries plotly.js once for them.
+HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
+    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 referenceDump ??= isTiny ? Lab.TinyDump("audio-short") : null;
@@ -71,7 +74,7 @@ var trace = new Trace(["encoder", "encoder.conv1", "encoder.conv2", "encoder.blo
 var sw = System.Diagnostics.Stopwatch.StartNew();
 var (encoded, encLengths) = model.Encoder.Forward(prepared.Batch.Mels, prepared.MelLengths, trace);
 Console.WriteLine($"mel batch {prepared.Batch.Mels} (lengths L − 2 = {string.Join(", ", prepared.MelLengths)}) → encoder output {encoded}, valid frames {string.Join(", ", encLengths)}; {sw.ElapsedMilliseconds} ms");
-display(HTML(TraceExplorerView.Render(TraceExplorerView.Entries(trace))));
+display(trace);
 """),
 ("md", r"""
 ## The convolutional stem
@@ -145,7 +148,7 @@ grid shows the first, middle and last block; change `gridLayers` to see others.
 """),
 ("code", r"""
 var gridLayers = new[] { 0, layers.Count / 2, layers.Count - 1 }.Distinct().ToList();
-foreach (var l in gridLayers) display(Plot(AttentionView.LayerGrid(layers[l], $"attention-grid-{l}", gridSize: 48)));
+display(Plots(260, gridLayers.Select(l => AttentionView.LayerGrid(layers[l], $"attention-grid-{l}", gridSize: 48)).ToArray()));
 """),
 ("md", r"""
 ### One head, zoomed
@@ -182,8 +185,9 @@ for (int l = 0; l < layers.Count; l++)
         distance[l * H + h] = (float)(d / F);
         entropy[l * H + h] = (float)(e / F / Math.Log(F));
     }
-display(Plot(TensorView.Heatmap("mean attention distance (frames)", Tensor.FromArray(distance, layers.Count, H), "attn-distance", xTitle: "head", yTitle: "block")));
-display(Plot(TensorView.Heatmap("normalised attention entropy", Tensor.FromArray(entropy, layers.Count, H), "attn-entropy", xTitle: "head", yTitle: "block")));
+display(Plots(300,
+    TensorView.Heatmap("mean attention distance (frames)", Tensor.FromArray(distance, layers.Count, H), "attn-distance", xTitle: "head", yTitle: "block"),
+    TensorView.Heatmap("normalised attention entropy", Tensor.FromArray(entropy, layers.Count, H), "attn-entropy", xTitle: "head", yTitle: "block")));
 Console.WriteLine($"uniform rows would give distance {(F * F - 1) / (3.0 * F):F1} frames and entropy 1.000; measured: distance {distance.Average():F1}, entropy {entropy.Average():F3} (mean over heads)");
 """),
 ("md", r"""
@@ -198,7 +202,7 @@ else
 {
     var reference = TensorFiles.Open(referenceDump);
     var c = DumpComparer.Compare(trace.ToTensorSource(), reference, new CompareOptions { ExecutionOrder = DumpFile.ExecutionOrder(reference) });
-    display(HTML(ParityView.Render(c)));
+    display(c);
 }
 """),
 ("md", r"""

@@ -46,6 +46,9 @@ using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
+// Figures that belong together in one output, so that the page carries plotly.js once for them.
+HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
+    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 var config = StepAudio2Config.Load(checkpoint);
@@ -155,7 +158,7 @@ if (runTwoChunkExample ?? isTiny)
             Include = ["input.*", "adapter*"], ExecutionOrder = DumpFile.ExecutionOrder(twoChunkDump),
             Overrides = [Lab.MelOverride],
         });
-        display(HTML(ParityView.Render(c)));
+        display(c);
     }
 }
 else Console.WriteLine("two-chunk run skipped (runTwoChunkExample)");

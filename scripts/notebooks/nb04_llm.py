@@ -42,6 +42,9 @@ using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
+// Figures that belong together in one output, so that the page carries plotly.js once for them.
+HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
+    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : Path.Combine(Lab.Shared, "models", "step-audio-2-mini");

@@ -27,7 +27,7 @@ using StepAudio2.Lab.Interactive;
 
 var checkpoint = Lab.TinyCheckpoint;                      // or e.g. "/models/Step-Audio-2-mini"
 var audioFile = Lab.SharedAudio("real_speech.aiff");
-string[]? referenceDumps = null;                           // null: the bundled tiny dumps (tiny checkpoint only)
+string[] referenceDumps = null;                            // null: the bundled tiny dumps (tiny checkpoint only)
 """),
 ("code", r"""
 using System.IO;
@@ -43,6 +43,9 @@ using StepAudio2.Lab.Views;
 
 // Figures are drawn by the extension's chart host (plotly.js inline, works offline).
 Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
+// Figures that belong together in one output, so that the page carries plotly.js once for them.
+HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
+    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 referenceDumps ??= isTiny ? [Lab.TinyDump("audio-short"), Lab.TinyDump("llm-short")] : [];
@@ -103,8 +106,8 @@ path**; the rows after it fail too, as a consequence. Always read a parity repor
 This demo candidate exists for the tiny checkpoint only.
 """),
 ("code", r"""
-DumpComparison? gelu = null;
-ITensorSource? geluCandidate = null, audioReference = null;
+DumpComparison gelu = null;
+ITensorSource geluCandidate = null, audioReference = null;
 if (isTiny)
 {
     geluCandidate = TensorFiles.Open(Path.Combine(Lab.TinyCheckpoint, "demo", "candidate-gelu-adaptor.safetensors"));
