@@ -123,8 +123,9 @@ every row of a map sums to 1. Rows are query frames (top to bottom), columns key
 In the **real** model, look for: sharp diagonal heads in early blocks (each frame attends to its neighbours), broad
 heads that average over the whole utterance, vertical stripes (every frame attending to a few keys, often silence or
 onsets), and block structure following words. In the **tiny random checkpoint** these maps show none of that: with
-random weights the scores are noise, so each row is a smooth, nearly uniform distribution. What *is* checkable there:
-the size (valid frames), the masked keys being absent, and every row summing to 1.
+random weights the scores are noise, so the rows are nearly uniform (entropy close to 1, below), and the vertical stripes
+you see are keys whose random vectors happen to be long: the same stripe in every row, not a learned pattern. What *is*
+checkable there: the size (valid frames), the masked keys being absent, and every row summing to 1.
 """),
 ("code", r"""
 var layers = trace.Order.Where(p => p.EndsWith(".attn.qk")).Select(p => AttentionMaps.FromScores(p, trace[p])).ToList();
@@ -201,7 +202,8 @@ if (referenceDump is null) Console.WriteLine("no reference dump for this checkpo
 else
 {
     var reference = TensorFiles.Open(referenceDump);
-    var c = DumpComparer.Compare(trace.ToTensorSource(), reference, new CompareOptions { ExecutionOrder = DumpFile.ExecutionOrder(reference) });
+    // only what this notebook traced (the dump holds every module of the audio path)
+    var c = DumpComparer.Compare(trace.ToTensorSource(), reference, new CompareOptions { Include = trace.Order.ToList(), ExecutionOrder = DumpFile.ExecutionOrder(reference) });
     display(c);
 }
 """),
