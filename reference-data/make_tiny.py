@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from steplab_ref import audio, safetensors_io  # noqa: E402
 from steplab_ref.dumper import ModuleDumper  # noqa: E402
-from steplab_ref.model import Capture, StepAudio2, register_capture  # noqa: E402
+from steplab_ref.model import StepAudio2  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tiny")
@@ -104,23 +104,15 @@ def clips():
 def run_audio_path(model, wav, with_qk, dtype=torch.float32):
     mels = [audio.log_mel_spectrogram(c) for c in audio.chunk_audio(wav)]
     batch, lens = audio.batch_mels(mels)
-    cap = Capture(None if with_qk else None)
-    handles = register_capture(model, cap)
-    with torch.no_grad():
-        m = model.to(dtype)
-        cap("input.wav", wav)  # the 16 kHz waveform the mels are computed from (after torchaudio resampling)
+    m = model.to(dtype)
+    with ModuleDumper(m) as cap, torch.no_grad():  # every module output, plus <path>.qk attention scores
+        cap.record("input.wav", wav)  # the 16 kHz waveform the mels are computed from (after torchaudio resampling)
         for i, mel in enumerate(mels):
-            cap(f"input.mel.{i}", mel)
-        cap("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
+            cap.record(f"input.mel.{i}", mel)
+        cap.record("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
         m.encode_audio(batch.to(dtype), lens)
-    for h in handles:
-        h.remove()
-    for mod in model.modules():
-        if hasattr(mod, "capture"):
-            mod.capture = None
     model.to(torch.float32)
-    tensors = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in cap.tensors.items()}
-    order = list(cap.order)
+    tensors, order = cap.tensors, list(cap.order)
     if not with_qk:  # [B, heads, 1251, 1251] per layer is too large to commit for the 25 s chunk
         order = [k for k in order if not k.endswith(".qk")]
         tensors = {k: tensors[k] for k in order}

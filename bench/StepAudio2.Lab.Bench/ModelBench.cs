@@ -114,20 +114,10 @@ internal static class ModelBench
         public void Dispose() { }
     }
 
-    private static void AddBlock(RandomWeights w, string p, int d)
-    {
-        foreach (var m in new[] { "query", "value", "out" }) { w.Add($"{p}.attn.{m}.weight", d, d); w.Add($"{p}.attn.{m}.bias", d); }
-        w.Add($"{p}.attn.key.weight", d, d);
-        w.Add($"{p}.attn_ln.weight", d); w.Add($"{p}.attn_ln.bias", d);
-        w.Add($"{p}.mlp.0.weight", 4 * d, d); w.Add($"{p}.mlp.0.bias", 4 * d);
-        w.Add($"{p}.mlp.2.weight", d, 4 * d); w.Add($"{p}.mlp.2.bias", d);
-        w.Add($"{p}.mlp_ln.weight", d); w.Add($"{p}.mlp_ln.bias", d);
-    }
-
     private static Dictionary<string, object?> EncoderLayer()
     {
         var w = new RandomWeights();
-        AddBlock(w, "encoder.blocks.0", 1280);
+        foreach (var key in RandomCheckpoint.EncoderBlockKeys("encoder.blocks.0")) w.Add(key, RandomCheckpoint.EncoderShapeOf(key, FullEncoder));
         var block = new ResidualAttentionBlock(new Weights(w), "encoder.blocks.0", 1280, 20);
         var rng = new Random(7);
         var x = Tensor.FromArray(Enumerable.Range(0, 1500 * 1280).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 1, 1500, 1280);
@@ -142,11 +132,7 @@ internal static class ModelBench
         var sw = Stopwatch.StartNew();
         var w = new RandomWeights();
         var c = FullEncoder;
-        w.Add("encoder.conv1.weight", c.NAudioState, c.NMels, 3); w.Add("encoder.conv1.bias", c.NAudioState);
-        w.Add("encoder.conv2.weight", c.NAudioState, c.NAudioState, 3); w.Add("encoder.conv2.bias", c.NAudioState);
-        w.Add("encoder.positional_embedding.weight", c.NAudioCtx, c.NAudioState);
-        for (int i = 0; i < c.NAudioLayer; i++) AddBlock(w, $"encoder.blocks.{i}", c.NAudioState);
-        w.Add("encoder.after_norm.weight", c.NAudioState); w.Add("encoder.after_norm.bias", c.NAudioState);
+        foreach (var key in RandomCheckpoint.EncoderKeys(c)) w.Add(key, RandomCheckpoint.EncoderShapeOf(key, c));
         var encoder = new AudioEncoder(new Weights(w), c);
         double buildS = sw.Elapsed.TotalSeconds;
         long weightBytes = w.Tensors.Sum(t => t.ByteLength);

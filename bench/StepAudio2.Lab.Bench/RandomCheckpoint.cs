@@ -20,6 +20,10 @@ internal static class RandomCheckpoint
         var config = StepAudio2Config.Load(from);
         using var index = JsonDocument.Parse(File.ReadAllText(Path.Combine(from, "model.safetensors.index.json")));
         var weightMap = index.RootElement.GetProperty("weight_map").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString()!);
+        // the model benchmarks build encoders from EncoderKeys: keep it equal to the published key list
+        var published = weightMap.Keys.Where(k => k.StartsWith("encoder.", StringComparison.Ordinal)).Order(StringComparer.Ordinal);
+        if (!published.SequenceEqual(EncoderKeys(config.Audio).Order(StringComparer.Ordinal)))
+            throw new InvalidOperationException("EncoderKeys differs from the encoder keys of the published index");
         long total = 0;
         foreach (var shard in weightMap.Values.Distinct().Order())
         {
@@ -58,20 +62,7 @@ internal static class RandomCheckpoint
                 _ => throw new ArgumentException(name),
             };
         }
-        if (name.StartsWith("encoder."))
-        {
-            return leaf switch
-            {
-                "conv1" => bias ? [e] : [e, a.NMels, 3],
-                "conv2" => bias ? [e] : [e, e, 3],
-                "positional_embedding" => [a.NAudioCtx, e],
-                "query" or "key" or "value" or "out" => bias ? [e] : [e, e],
-                "attn_ln" or "mlp_ln" or "after_norm" => [e],
-                "0" => bias ? [4 * e] : [4 * e, e],
-                "2" => bias ? [e] : [e, 4 * e],
-                _ => throw new ArgumentException(name),
-            };
-        }
+        if (name.StartsWith("encoder.")) return EncoderShapeOf(name, a);
         return leaf switch // adapter
         {
             "conv" => bias ? [e] : [e, e, a.KernelSize],
@@ -79,6 +70,42 @@ internal static class RandomCheckpoint
             "linear2" => bias ? [d] : [d, 2048],
             _ => throw new ArgumentException(name),
         };
+    }
+
+    /// <summary>Shape of an <c>encoder.*</c> weight (spec §3, §8), from the encoder config alone.</summary>
+    public static int[] EncoderShapeOf(string name, AudioEncoderConfig a)
+    {
+        int e = a.NAudioState;
+        bool bias = name.EndsWith(".bias", StringComparison.Ordinal);
+        string module = name[..name.LastIndexOf('.')];
+        return module[(module.LastIndexOf('.') + 1)..] switch
+        {
+            "conv1" => bias ? [e] : [e, a.NMels, 3],
+            "conv2" => bias ? [e] : [e, e, 3],
+            "positional_embedding" => [a.NAudioCtx, e],
+            "query" or "key" or "value" or "out" => bias ? [e] : [e, e],
+            "attn_ln" or "mlp_ln" or "after_norm" => [e],
+            "0" => bias ? [4 * e] : [4 * e, e],
+            "2" => bias ? [e] : [e, 4 * e],
+            _ => throw new ArgumentException(name),
+        };
+    }
+
+    /// <summary>The weight keys of one encoder block <c>{prefix}</c> (Whisper <c>ResidualAttentionBlock</c>; the key projection has no bias).</summary>
+    public static IEnumerable<string> EncoderBlockKeys(string prefix)
+    {
+        foreach (var m in new[] { "query", "value", "out" }) { yield return $"{prefix}.attn.{m}.weight"; yield return $"{prefix}.attn.{m}.bias"; }
+        yield return $"{prefix}.attn.key.weight";
+        foreach (var k in new[] { "attn_ln.weight", "attn_ln.bias", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias", "mlp_ln.weight", "mlp_ln.bias" })
+            yield return $"{prefix}.{k}";
+    }
+
+    /// <summary>Every <c>encoder.*</c> weight key in module order: stem, blocks, final norm.</summary>
+    public static IEnumerable<string> EncoderKeys(AudioEncoderConfig a)
+    {
+        string[] stem = ["encoder.conv1.weight", "encoder.conv1.bias", "encoder.conv2.weight", "encoder.conv2.bias", "encoder.positional_embedding.weight"];
+        return stem.Concat(Enumerable.Range(0, a.NAudioLayer).SelectMany(i => EncoderBlockKeys($"encoder.blocks.{i}")))
+            .Concat(["encoder.after_norm.weight", "encoder.after_norm.bias"]);
     }
 
     private static long WriteShard(string path, List<string> names, Dictionary<string, int[]> shapes)

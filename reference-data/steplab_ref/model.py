@@ -10,22 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class Capture:
-    """Records activations by module path; `enabled(name)` decides what is kept (None = everything)."""
-
-    def __init__(self, wanted=None):
-        self.wanted = wanted
-        self.order = []
-        self.tensors = {}
-
-    def __call__(self, name, tensor):
-        if self.wanted is not None and name not in self.wanted:
-            return
-        if name not in self.tensors:
-            self.order.append(name)
-        self.tensors[name] = tensor.detach().clone()
-
-
 # ----------------------------------------------------------------------------------------------- audio encoder
 
 class MultiHeadAttention(nn.Module):
@@ -38,7 +22,7 @@ class MultiHeadAttention(nn.Module):
         self.key = nn.Linear(n_state, n_state, bias=False)
         self.value = nn.Linear(n_state, n_state)
         self.out = nn.Linear(n_state, n_state)
-        self.capture = None
+        self.capture = None  # side channel for the scores `<path>.qk`, wired by dumper.ModuleDumper
         self.path = ""
 
     def forward(self, x, mask_bias):
@@ -245,21 +229,3 @@ class StepAudio2(nn.Module):
                 n = int(feat_len[k])
                 h[s + 1: s + 1 + n] = feats[k, :n]
         return self.lm_head(self.model(h))
-
-
-def register_capture(model: nn.Module, capture: Capture):
-    """Forward hooks named by module path (first element of tuple outputs), plus the attention-score side channel."""
-    handles = []
-    for name, module in model.named_modules():
-        if name == "":
-            continue
-        if isinstance(module, MultiHeadAttention):
-            module.capture, module.path = capture, name
-
-        def hook(mod, inputs, output, name=name):
-            out = output[0] if isinstance(output, tuple) else output
-            if torch.is_tensor(out):
-                capture(name, out)
-
-        handles.append(module.register_forward_hook(hook))
-    return handles

@@ -9,6 +9,9 @@ public sealed class CliOutput(TextWriter stdout, TextWriter stderr, bool interac
     public TextWriter Error { get; } = stderr;
     public bool Interactive { get; } = interactive;
 
+    /// <summary>Where interactive commands (chat) read their lines.</summary>
+    public TextReader In { get; init; } = Console.In;
+
     /// <summary>Runs <paramref name="work"/> with a progress reporter: a live bar on a terminal, nothing otherwise.</summary>
     public T WithProgress<T>(string title, Func<IProgress<(int Done, int Total, string Item)>, T> work)
     {

@@ -14,15 +14,16 @@ public static class StepLabCli
     public const int Failed = 1;
     public const int BadInput = 2;
 
-    /// <summary>Runs one command line; <paramref name="interactive"/> enables progress bars and colour.</summary>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false)
+    /// <summary>Runs one command line; <paramref name="interactive"/> enables progress bars and colour; <paramref name="stdin"/> defaults to the console.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, TextReader? stdin = null)
     {
-        var ui = new CliOutput(stdout, stderr, interactive);
+        var ui = new CliOutput(stdout, stderr, interactive) { In = stdin ?? Console.In };
         var root = new RootCommand("StepAudio2.Lab: inspect Step-Audio 2 checkpoints and prove a port equal to PyTorch, module by module.")
         {
             InspectCommand.Create(ui),
             CompareCommand.Create(ui),
             MelCommand.Create(ui),
+            FeaturesCommand.Create(ui),
             TraceCommand.Create(ui),
             ReportCommand.Create(ui),
             TokenizeCommand.Create(ui),

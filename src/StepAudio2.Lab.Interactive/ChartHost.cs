@@ -34,6 +34,23 @@ public static class ChartHost
     /// <summary>The plotly.js source embedded in Plotly.NET.dll.</summary>
     public static string PlotlyJs => Js.Value;
 
+    /// <summary>
+    /// Loads the bridge and draws one throw-away chart on a background thread: the first Plotly.NET chart costs seconds
+    /// (F# and Plotly.NET JIT), which otherwise lands on the notebook's first plot. Failures surface on first real use.
+    /// </summary>
+    public static Task WarmUpAsync() => Task.Run(() =>
+    {
+        try
+        {
+            _ = Renderer.Heatmap([0f, 1f], 1, 2, null, null, "", "", "", "Viridis");
+            _ = PlotlyJs.Length;
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or FileLoadException or BadImageFormatException or InvalidOperationException)
+        {
+            // reported by the view that needs the chart (LabHtml.TensorBody explains it next to a PNG)
+        }
+    });
+
     private static string FindChartsDirectory()
     {
         var candidates = new List<string>();

@@ -12,6 +12,7 @@ public sealed class StepLabKernelExtension : IKernelExtension
     public Task OnLoadAsync(Kernel kernel)
     {
         LabFormatters.Register();
+        _ = ChartHost.WarmUpAsync();
         var line = Lab.EngineInfo;
         if (KernelInvocationContext.Current is { } context) context.DisplayAs(line, "text/plain");
         else Console.WriteLine(line);

@@ -16,7 +16,8 @@ public static class TensorFiles
         int n;
         using (var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read)) n = f.ReadAtLeast(head, 8, throwOnEndOfStream: false);
         head = head[..n];
-        if (head.StartsWith("\x93NUMPY"u8)) return "npy";
+        // Not "\x93NUMPY"u8: that literal UTF-8-encodes U+0093 as two bytes (C2 93) and never matches a .npy file.
+        if (head.StartsWith((ReadOnlySpan<byte>)[0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'])) return "npy";
         if (head.StartsWith("PK\x03\x04"u8) || head.StartsWith("PK\x05\x06"u8))
             return path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) ? "npz" : IsNpz(path) ? "npz" : "torch";
         if (n == 8 && head[..8].ToArray() is var h && BitConverter.ToUInt64(h) is > 1 and < 100_000_000) return "safetensors";

@@ -141,14 +141,9 @@ public sealed class StepAudio2Pipeline : IDisposable
         SamplingOptions? answerOptions = null, Action<TokenGenerated>? onThought = null, Action<TokenGenerated>? onAnswer = null,
         CancellationToken cancellationToken = default)
     {
-        const string open = "\n<think>\n", close = "</think>";
-        var thinkOpts = (thinkOptions ?? SamplingOptions.Chat) is var t && t.StopStrings.Contains(close) ? t : t with { StopStrings = [.. t.StopStrings, close] };
-        var thinkCall = Chat([.. messages, new ChatMessage("assistant", open, null, Eot: false)], thinkOpts, null, onThought, cancellationToken);
-        string thought = thinkCall.Text;
-        int end = thought.IndexOf(close, StringComparison.Ordinal);
-        if (end >= 0) thought = thought[..end];
-        string prefix = open + thought + close + "\n\n" + (speechReply ? "<tts_start>" : "");
-        var answer = Chat([.. messages, new ChatMessage("assistant", prefix, null, Eot: false)], answerOptions ?? SamplingOptions.Chat, null, onAnswer, cancellationToken);
+        var thinkCall = Chat([.. messages, ThinkMode.ThinkPrompt()], ThinkMode.WithStop(thinkOptions ?? SamplingOptions.Chat), null, onThought, cancellationToken);
+        string thought = ThinkMode.Thought(thinkCall.Text);
+        var answer = Chat([.. messages, ThinkMode.AnswerPrompt(thought, speechReply)], answerOptions ?? SamplingOptions.Chat, null, onAnswer, cancellationToken);
         return new ThinkResult(thought, answer.Text, answer.AudioCodes, thinkCall, answer);
     }
 
@@ -159,13 +154,11 @@ public sealed class StepAudio2Pipeline : IDisposable
     /// </summary>
     /// <param name="history">system turn first, then the conversation; no generation prompt.</param>
     public Task<Tools.ToolLoopResult> ChatWithToolsAsync(IReadOnlyList<ChatMessage> history, Tools.ToolRegistry registry, int maxRounds = 4,
-        SamplingOptions? options = null, Tools.ToolLoopOptions? toolOptions = null, CancellationToken cancellationToken = default)
+        SamplingOptions? options = null, Tools.ToolLoopOptions? toolOptions = null, Action<Tools.ToolLoopEvent>? onEvent = null,
+        CancellationToken cancellationToken = default)
     {
-        var withSchemas = history.Count > 0 && history[0].Role == "system"
-            ? [history[0], registry.ToolSchemasMessage(), .. history.Skip(1)]
-            : new List<ChatMessage> { registry.ToolSchemasMessage() }.Concat(history).ToList();
         return Tools.ToolLoop.RunAsync(messages => Task.FromResult(Chat(messages, options, null, null, cancellationToken).Text),
-            withSchemas, maxRounds, registry, toolOptions, cancellationToken);
+            registry.WithSchemas(history), maxRounds, registry, toolOptions, onEvent, cancellationToken);
     }
 
     /// <summary>The tokenizer as the generator's streaming decoder.</summary>

@@ -21,6 +21,19 @@ public enum ToolLoopStop
 /// <summary>A finished loop: the whole history (input, every assistant reply and input turn), the last reply, the rounds used.</summary>
 public sealed record ToolLoopResult(IReadOnlyList<ChatMessage> History, string FinalReply, ToolCallParseResult FinalParse, int Rounds, ToolLoopStop Stop);
 
+/// <summary>Something the tool loop did, reported as it happens (for printing or live views).</summary>
+/// <param name="Round">1-based generation round the event belongs to.</param>
+public abstract record ToolLoopEvent(int Round);
+
+/// <summary>A reply asked for tools: its parse, before any tool runs. Not raised for the final answer.</summary>
+public sealed record ToolRoundStarted(int Round, string Reply, ToolCallParseResult Parse) : ToolLoopEvent(Round);
+
+/// <summary>A well-formed call is about to run.</summary>
+public sealed record ToolCallStarting(int Round, ToolCall Call) : ToolLoopEvent(Round);
+
+/// <summary>A result is ready: a finished call, or the error result of a block that could not be parsed.</summary>
+public sealed record ToolResultReady(int Round, ToolResult Result) : ToolLoopEvent(Round);
+
 /// <summary>Settings of the tool loop.</summary>
 /// <param name="ToolTimeout">Per-call limit; a tool still running after it yields an error result.</param>
 /// <param name="ResultInstruction">Optional text appended to the <c>input</c> turn after the results (the official HF example
@@ -45,14 +58,37 @@ public static class ToolLoop
     /// become error results; only cancellation of <paramref name="cancellationToken"/> propagates.
     /// </summary>
     public static async Task<IReadOnlyList<ToolResult>> InvokeAsync(ToolRegistry registry, ToolCallParseResult parsed, ToolLoopOptions options,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        await InvokeAsync(registry, parsed, options, round: 1, onEvent: null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// As <see cref="InvokeAsync(ToolRegistry, ToolCallParseResult, ToolLoopOptions, CancellationToken)"/>, in block order,
+    /// reporting each call as it starts and each result as it is ready through <paramref name="onEvent"/>.
+    /// </summary>
+    public static async Task<IReadOnlyList<ToolResult>> InvokeAsync(ToolRegistry registry, ToolCallParseResult parsed, ToolLoopOptions options,
+        int round, Action<ToolLoopEvent>? onEvent, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(parsed);
+        ArgumentNullException.ThrowIfNull(options);
+        // errors and calls share one block numbering (stray closes are −1): walk them in that order
+        var blocks = parsed.Errors.Select(e => (e.Index, Error: (ToolCallError?)e, Call: (ToolCall?)null))
+            .Concat(parsed.Calls.Select(c => (c.Index, Error: (ToolCallError?)null, Call: (ToolCall?)c)))
+            .OrderBy(b => b.Index);
         var results = new List<ToolResult>();
-        foreach (var e in parsed.Errors)
-            results.Add(new ToolResult(e.Index, null, "error: " + e.Message, true));
-        foreach (var call in parsed.Calls)
-            results.Add(await InvokeOneAsync(registry, call, options.ToolTimeout, cancellationToken).ConfigureAwait(false));
-        results.Sort((a, b) => a.Index.CompareTo(b.Index));
+        foreach (var (_, error, call) in blocks)
+        {
+            ToolResult result;
+            if (call is null)
+                result = new ToolResult(error!.Index, null, "error: " + error.Message, true);
+            else
+            {
+                onEvent?.Invoke(new ToolCallStarting(round, call));
+                result = await InvokeOneAsync(registry, call, options.ToolTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            results.Add(result);
+            onEvent?.Invoke(new ToolResultReady(round, result));
+        }
         return results;
     }
 
@@ -121,8 +157,10 @@ public static class ToolLoop
     /// loop. <paramref name="maxRounds"/> bounds the number of generations: if the last allowed reply still calls tools,
     /// they are not run and the loop stops with <see cref="ToolLoopStop.MaxRoundsReached"/>.
     /// </summary>
+    /// <param name="onEvent">sees each tool round as it happens: the parsed reply, each call starting, each result.</param>
     public static async Task<ToolLoopResult> RunAsync(Func<IReadOnlyList<ChatMessage>, Task<string>> generate, IReadOnlyList<ChatMessage> history,
-        int maxRounds, ToolRegistry registry, ToolLoopOptions? options = null, CancellationToken cancellationToken = default)
+        int maxRounds, ToolRegistry registry, ToolLoopOptions? options = null, Action<ToolLoopEvent>? onEvent = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(generate);
         ArgumentNullException.ThrowIfNull(history);
@@ -148,7 +186,8 @@ public static class ToolLoop
                 messages.Add(ChatMessage.Assistant(reply));
                 return new ToolLoopResult(messages, reply, parsed, round, ToolLoopStop.MaxRoundsReached);
             }
-            var results = await InvokeAsync(registry, parsed, options, cancellationToken).ConfigureAwait(false);
+            onEvent?.Invoke(new ToolRoundStarted(round, reply, parsed));
+            var results = await InvokeAsync(registry, parsed, options, round, onEvent, cancellationToken).ConfigureAwait(false);
             messages.AddRange(FollowUp(reply, results, parsed, options.ResultInstruction));
         }
     }

@@ -61,4 +61,15 @@ public sealed class ToolRegistry
 
     /// <summary>The turn placed right after the system turn: <c>&lt;|BOT|&gt;tool_json_schemas\n[…]&lt;|EOT|&gt;</c>.</summary>
     public ChatMessage ToolSchemasMessage() => new("tool_json_schemas", RenderSchemasJson(), null);
+
+    /// <summary>
+    /// <paramref name="history"/> with <see cref="ToolSchemasMessage"/> right after its leading system turn (spec §6.8), or
+    /// first when it has none.
+    /// </summary>
+    public IReadOnlyList<ChatMessage> WithSchemas(IReadOnlyList<ChatMessage> history)
+    {
+        ArgumentNullException.ThrowIfNull(history);
+        int at = history.Count > 0 && history[0].Role == "system" ? 1 : 0;
+        return [.. history.Take(at), ToolSchemasMessage(), .. history.Skip(at)];
+    }
 }
