@@ -130,7 +130,7 @@ that are orders of magnitude off. The spec's self-check values (§2.4): band 0 h
 """),
 ("code", r"""
 var bank = SlaneyMelFilterBank.Llm128;
-display(Plot(TensorView.Heatmap("Slaney mel filter bank [band, FFT bin]", bank.ToTensor(), "filterbank", maxSide: 256, xTitle: "FFT bin (40 Hz each)", yTitle: "mel band")));
+display(Plot(TensorPlotView.Figure("Slaney mel filter bank [band, FFT bin]", bank.ToTensor(), "filterbank", maxSide: 256, xTitle: "FFT bin (40 Hz each)", yTitle: "mel band")));
 var checks = new[]
 {
     new { weight = "band 0, bin 1", ours = bank.Band(0)[1], spec = 0.01237399f },

@@ -97,7 +97,7 @@ display(stemRows);
 if (trace["encoder.conv2"].Shape[2] != T2 || trace["encoder"].Shape[1] != T3) throw new Exception("stem lengths differ from spec §3.2/§3.6");
 if (encLengths[0] != AudioEncoder.OutputLength(prepared.MelLengths[0])) throw new Exception("encoder length bookkeeping differs");
 Console.WriteLine($"T = {T} → T₂ = {T2} → T₃ = {T3}; valid: len = {prepared.MelLengths[0]} → ⌊(len + 1)/2⌋/2 = {encLengths[0]} ✓");
-display(Plot(TensorView.Heatmap("encoder.conv2 (batch 0)", trace["encoder.conv2"].Select(0, 0), "conv2", xTitle: "frame (50 fps)", yTitle: "channel")));
+display(Plot(TensorPlotView.Figure("encoder.conv2 (batch 0)", trace["encoder.conv2"].Select(0, 0), "conv2", maxSide: 256, xTitle: "frame (50 fps)", yTitle: "channel")));
 """),
 ("md", r"""
 ## The padding mask
@@ -187,8 +187,8 @@ for (int l = 0; l < layers.Count; l++)
         entropy[l * H + h] = (float)(e / F / Math.Log(F));
     }
 display(Plots(300,
-    TensorView.Heatmap("mean attention distance (frames)", Tensor.FromArray(distance, layers.Count, H), "attn-distance", xTitle: "head", yTitle: "block"),
-    TensorView.Heatmap("normalised attention entropy", Tensor.FromArray(entropy, layers.Count, H), "attn-entropy", xTitle: "head", yTitle: "block")));
+    TensorPlotView.Figure("mean attention distance (frames)", Tensor.FromArray(distance, layers.Count, H), "attn-distance", xTitle: "head", yTitle: "block"),
+    TensorPlotView.Figure("normalised attention entropy", Tensor.FromArray(entropy, layers.Count, H), "attn-entropy", xTitle: "head", yTitle: "block")));
 Console.WriteLine($"uniform rows would give distance {(F * F - 1) / (3.0 * F):F1} frames and entropy 1.000; measured: distance {distance.Average():F1}, entropy {entropy.Average():F3} (mean over heads)");
 """),
 ("md", r"""

@@ -81,7 +81,7 @@ token embeddings. With real weights the rows change where the speech changes; wi
 structured noise.
 """),
 ("code", r"""
-display(Plot(TensorView.Heatmap("adapter (batch 0)", features.Select(0, 0), "adapter-out", xTitle: "embedding channel", yTitle: "audio token (80 ms)")));
+display(Plot(TensorPlotView.Figure("adapter (batch 0)", features.Select(0, 0), "adapter-out", xTitle: "embedding channel", yTitle: "audio token (80 ms)")));
 """),
 ("md", r"""
 ## ReLU, not GELU

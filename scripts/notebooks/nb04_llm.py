@@ -27,7 +27,6 @@ int greedyTokens = 8;
 """),
 ("code", r"""
 using System.IO;
-using System.Text.Json.Nodes;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO;
@@ -100,7 +99,7 @@ for (int r = 0; r < featLens[0]; r++)
 Console.WriteLine($"embeddings {hidden}; rows {start + 1}…{start + featLens[0]} (after <audio_start> at {start}) = adapter rows 0…{featLens[0] - 1}: max |Δ| = {worst}");
 Console.WriteLine($"row {start + featLens[0] + 1} is {tok.IdToToken(prompt.Ids[start + featLens[0] + 1])} and keeps its token embedding");
 if (worst != 0) throw new Exception("audio features were not written over the placeholders");
-display(Plot(TensorView.Heatmap("prompt embeddings", hidden, "embeddings", xTitle: "channel", yTitle: "prompt position")));
+display(Plot(TensorPlotView.Figure("prompt embeddings", hidden, "embeddings", xTitle: "channel", yTitle: "prompt position")));
 """),
 ("md", r"""
 ## Prefill and the next-token distribution
@@ -127,9 +126,8 @@ Console.WriteLine($"entropy of the distribution: {-lv.Sum(v => { double p = Math
 The whole logit vector, sorted: a trained model puts a few ids far above the rest; random weights give a smooth curve.
 """),
 ("code", r"""
-var sorted = lv.OrderByDescending(v => v).Take(2000).Select(v => (double)v).ToList();
-var sortedTrace = new JsonObject { ["type"] = "scatter", ["mode"] = "lines", ["y"] = Html.Array(sorted) };
-display(Plot(new PlotlyFigure("logits-sorted", new JsonArray(sortedTrace), PlotlyFigure.BaseLayout("the 2000 largest logits, sorted", "rank", "logit")), 300));
+var sorted = lv.OrderByDescending(v => v).Take(2000).ToArray();
+display(Plot(TensorPlotView.Figure("the 2000 largest logits, sorted", Tensor.FromArray(sorted, sorted.Length), "logits-sorted", xTitle: "rank", yTitle: "logit"), 300));
 """),
 ("md", r"""
 ## Greedy generation as a token stream
