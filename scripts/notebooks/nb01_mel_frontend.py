@@ -46,6 +46,8 @@ Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 // Figures that belong together in one output, so that the page carries plotly.js once for them.
 HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
     new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
+// A small table with a header row, in the extension's styles.
+HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 var clip = AudioFile.Read(audioFile);
 var wav = AudioInput.To16k(clip);   // channel 0, resampled to 16 kHz when needed
@@ -74,18 +76,9 @@ are why the encoder is told a length of **L − 2**. The S3 speech tokenizer use
 """),
 ("code", r"""
 var prepared = AudioInput.Prepare([wav]);
-var chunkRows = prepared.Chunks.Select((c, i) => new
-{
-    chunk = i,
-    samples_N = c.Length,
-    seconds = Math.Round(c.Length / 16000.0, 3),
-    L_with_pad479 = LogMelFrontend.FrameCount(c.Length),
-    L_without_pad = LogMelFrontend.FrameCount(c.Length, pad479: false),
-    mel_shape = prepared.Mels[i].ToString(),
-    encoder_length = prepared.MelLengths[i],
-    audio_tokens = prepared.TokenCounts[i],
-}).ToList();
-display(chunkRows);
+display(Table(["chunk", "samples N", "seconds", "L = ⌊(N + 479)/160⌋", "L without the pad", "mel", "encoder length L − 2", "audio tokens"],
+    prepared.Chunks.Select((c, i) => new object[] { i, c.Length, c.Length / 16000.0, LogMelFrontend.FrameCount(c.Length),
+        LogMelFrontend.FrameCount(c.Length, pad479: false), prepared.Mels[i].ToString(), prepared.MelLengths[i], prepared.TokenCounts[i] })));
 for (int i = 0; i < prepared.Mels.Count; i++)
     if (prepared.Mels[i].Shape[1] != (prepared.Chunks[i].Length + 479) / 160) throw new Exception($"chunk {i}: L does not follow ⌊(N + 479)/160⌋");
 Console.WriteLine("every chunk: L = ⌊(N + 479)/160⌋ ✓");
@@ -137,7 +130,7 @@ var checks = new[]
     new { weight = "band 64, bin 42", ours = bank.Band(64)[42], spec = 0.00674968f },
     new { weight = "band 64, bin 43", ours = bank.Band(64)[43], spec = 0.01809152f },
 };
-display(checks);
+display(Table(["weight", "ours", "spec §2.4"], checks.Select(c => new object[] { c.weight, c.ours.ToString("G8"), c.spec.ToString("G8") })));
 if (checks.Any(c => Math.Abs(c.ours - c.spec) > 1e-7f) || bank.NonZeroBins(0).Count != 1) throw new Exception("filter bank differs from the spec's self-check values");
 Console.WriteLine($"band 0 non-zero bins: {bank.NonZeroBins(0)}; band 127: {bank.NonZeroBins(127)}");
 """),

@@ -50,6 +50,8 @@ Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 // Figures that belong together in one output, so that the page carries plotly.js once for them.
 HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
     new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
+// A small table with a header row, in the extension's styles.
+HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 referenceDump ??= isTiny ? Lab.TinyDump("audio-short") : null;
@@ -93,7 +95,7 @@ var stemRows = new[]
     new { path = "encoder.avg_pooler", traced = trace["encoder.avg_pooler"].ToString(), expected = $"[1, {ac.NAudioState}, {T3}]" },
     new { path = "encoder", traced = trace["encoder"].ToString(), expected = $"[1, {T3}, {ac.NAudioState}]" },
 };
-display(stemRows);
+display(Table(["path", "traced", "expected (spec §3.2, §3.6)"], stemRows.Select(r => new object[] { r.path, r.traced, r.expected })));
 if (trace["encoder.conv2"].Shape[2] != T2 || trace["encoder"].Shape[1] != T3) throw new Exception("stem lengths differ from spec §3.2/§3.6");
 if (encLengths[0] != AudioEncoder.OutputLength(prepared.MelLengths[0])) throw new Exception("encoder length bookkeeping differs");
 Console.WriteLine($"T = {T} → T₂ = {T2} → T₃ = {T3}; valid: len = {prepared.MelLengths[0]} → ⌊(len + 1)/2⌋/2 = {encLengths[0]} ✓");

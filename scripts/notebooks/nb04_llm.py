@@ -44,6 +44,8 @@ Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 // Figures that belong together in one output, so that the page carries plotly.js once for them.
 HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
     new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
+// A small table with a header row, in the extension's styles.
+HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : Path.Combine(Lab.Shared, "models", "step-audio-2-mini");
@@ -69,7 +71,7 @@ var wav = AudioInput.Load16k(audioFile);
 ChatMessage[] messages = [ChatMessage.System(StepAudio2Pipeline.DefaultSystemPrompt), ChatMessage.User(new AudioItem(wav, audioFile)), ChatMessage.AssistantPrompt()];
 var prompt = PromptBuilder.Chat(tok, messages);
 display(TokenStream.Build(tok, prompt.Ids, []));
-display(prompt.Segments.Select(s => new { s.Start, s.Length, s.Kind, source = s.Source.Length > 60 ? s.Source[..60] + "…" : s.Source }).ToList());
+display(Table(["start", "length", "kind", "source"], prompt.Segments.Select(s => new object[] { s.Start, s.Length, s.Kind, s.Source.Length > 60 ? s.Source[..60] + "…" : s.Source })));
 Console.WriteLine($"{prompt.Ids.Length} ids; {prompt.Ids.Count(i => i == StepAudioTokenizer.AudioPatch)} <audio_patch> slots for {prompt.Audio!.Mels.Count} chunk(s)");
 if (reference is not null)
 {
@@ -119,7 +121,7 @@ float maxLogit = lv.Max();
 double z = lv.Sum(v => Math.Exp(v - maxLogit));
 var top = lv.Select((v, id) => (v, id)).OrderByDescending(t => t.v).ThenBy(t => t.id).Take(10)
     .Select((t, rank) => new { rank, id = t.id, token = TokenStream.Display(tok, t.id), kind = TokenStream.Classify(t.id).ToString(), logit = t.v, p = Math.Exp(t.v - maxLogit) / z }).ToList();
-display(top);
+display(Table(["rank", "id", "token", "kind", "logit", "p"], top.Select(t => new object[] { t.rank, t.id, t.token, t.kind, t.logit, t.p })));
 Console.WriteLine($"entropy of the distribution: {-lv.Sum(v => { double p = Math.Exp(v - maxLogit) / z; return p > 0 ? p * Math.Log(p) : 0; }):F2} nats (uniform over {lv.Length}: {Math.Log(lv.Length):F2})");
 """),
 ("md", r"""

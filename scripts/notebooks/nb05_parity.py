@@ -46,6 +46,8 @@ Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
 // Figures that belong together in one output, so that the page carries plotly.js once for them.
 HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
     new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
+// A small table with a header row, in the extension's styles.
+HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 referenceDumps ??= isTiny ? [Lab.TinyDump("audio-short"), Lab.TinyDump("llm-short")] : [];

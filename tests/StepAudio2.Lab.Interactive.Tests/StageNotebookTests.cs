@@ -51,6 +51,7 @@ public sealed class StageNotebookTests
         Assert.Equal((128, 309), ZShape(mel));
         Assert.Equal("seconds", mel.GetProperty("layout").GetProperty("xaxis").GetProperty("title").GetProperty("text").GetString());
         Assert.Contains("L = ⌊(N + 479)/160⌋ ✓", e.Text);
+        Assert.Contains("<tr><td>0</td><td>49001</td><td>3.063</td><td>309</td><td>306</td><td>Tensor(f32, [128, 309])</td><td>307</td><td>39</td></tr>", e.Html);
         Assert.Contains("max − min = 2.0000", e.Text); // the max − 8 floor: the range is exactly 2 for a clip with silence
         Assert.Contains("data:image/png;base64,", e.Html);
         // the Slaney bank [128 bands, 201 bins], checked against the spec's self-check values in the notebook
@@ -87,7 +88,9 @@ public sealed class StageNotebookTests
         Assert.Contains("T₄ = ⌊(77 − 1)/2⌋ + 1 = 39; feat_len = ⌊(77 − 1)/2⌋ + 1 = 39", e.Text);
         Assert.Equal((39, 32), ZShape(FigureTitled(e, "adapter (batch 0) [39, 32]")));
         Assert.Contains("GELU instead of ReLU: FAIL", e.Text);
-        Assert.Contains("compute_token_num", e.Html); // the table of spec §2.6 durations
+        // the table of spec §2.6 durations: formula, model bookkeeping and the spec's value agree, the ≤ 20 ms chunk included
+        Assert.Contains("<tr><td>25 s (full chunk)</td><td>400000</td><td>2502</td><td>1251</td><td>625</td><td>313</td><td>313</td><td>313</td></tr>", e.Html);
+        Assert.Contains("<tr><td>20 ms</td><td>320</td><td>4</td><td>2</td><td>0</td><td>0</td><td>0</td><td>0</td></tr>", e.Html);
         Assert.Contains("all agree; this clip takes 39 <audio_patch> slots", e.Text);
         // the 27 s request of the two-chunk dump: 25 s + 2 s → 313 + 25 tokens, adaptor batch compared with the reference
         Assert.Contains("<audio_patch>×313 <audio_end> <audio_start> <audio_patch>×25", e.Text);
@@ -104,6 +107,8 @@ public sealed class StageNotebookTests
         Assert.Contains("data-count=\"39\"", e.Html); // 39 <audio_patch> placeholders collapsed into one chip
         Assert.Contains("tok text gen", e.Html);
         Assert.Contains("<table class=\"alts\">", e.Html); // per-step top-5 alternatives
+        Assert.Contains("<th>rank</th><th>id</th><th>token</th><th>kind</th><th>logit</th><th>p</th>", e.Html); // prefill top-k
+        Assert.Contains("<tr><td>0</td><td>149407</td>", e.Html); // the first greedy id is the argmax of the prefill logits
         Assert.Contains("reference input.ids (58 ids, tokenised by hand from vocab.json): identical ✓", e.Text);
         Assert.Contains("max |Δ| = 0", e.Text); // adaptor rows written over the placeholders
         Assert.Contains("reference greedy ids 149407 155661 149407 83649 83649 141023 11736 83649: identical ✓", e.Text);
