@@ -21,4 +21,14 @@ public sealed class TableViewTests
         Assert.Contains("row 1 has 1 values, the table has 2 columns", e.Message);
         Assert.Throws<ArgumentException>(() => TableView.Render([], []));
     }
+
+    [Fact]
+    public void RendersHeaderAndRowsWithEscapedTextAndCompactNumbers()
+    {
+        var html = TableView.Render(["id", "token", "p"], [[151690, "<audio_patch>", 0.000423836946828], [7, null, 1.0f]]);
+        Assert.Equal(
+            "<table class=\"listing\"><tr><th>id</th><th>token</th><th>p</th></tr>" +
+            "<tr><td>151690</td><td>&lt;audio_patch&gt;</td><td>0.0004238</td></tr>" +
+            "<tr><td>7</td><td></td><td>1</td></tr></table>\n", html);
+    }
 }
