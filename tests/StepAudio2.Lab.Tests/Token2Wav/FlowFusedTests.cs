@@ -7,7 +7,7 @@ namespace StepAudio2.Lab.Tests.Token2Wav;
 
 /// <summary>
 /// The DiT's fused kernels (<see cref="Dit.UseFusedKernels"/>, the default) against its op-by-op composition on the tiny
-/// flow of reference-data/make_flow.py: the two agree far inside the f32 tier, with per-row times that differ (so each
+/// flow of reference-data/make_flow.py (and the same for the encoder's relative-position attention): the two agree far inside the f32 tier, with per-row times that differ (so each
 /// CFG row gets its own modulation), and the op-by-op path, the benchmark's baseline, still matches the Python dump.
 /// </summary>
 public sealed class FlowFusedTests(ITestOutputHelper output)
@@ -60,6 +60,32 @@ public sealed class FlowFusedTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void FusedEncoderAttentionMatchesTheOpByOpCompositionAndTheDump()
+    {
+        var enc = OwnFlow.Value.Encoder;
+        using var dump = Fixtures.OpenSafetensors(DumpPath, out _);
+        var emb = dump.Get("flow.input_embedding");
+        Tensor fused, opByOp;
+        lock (OwnFlow)
+        {
+            enc.UseFusedKernels = false;
+            Assert.False(enc.UseFusedKernels);
+            opByOp = enc.Forward(emb);
+            enc.UseFusedKernels = true;
+            fused = enc.Forward(emb);
+        }
+        double rel = FlowTests.RelL2(fused, opByOp, "encoder");
+        output.WriteLine($"encoder fused vs op-by-op rel-L2 {rel:E3}");
+        Assert.True(rel <= 1e-6, $"encoder fused vs op-by-op rel-L2 {rel:E3}");
+        foreach (var (name, y) in new[] { ("fused", fused), ("op-by-op", opByOp) })
+        {
+            double r = FlowTests.RelL2(y, dump.Get("flow.encoder"), name);
+            output.WriteLine($"{name} flow.encoder rel-L2 {r:E3}");
+            Assert.True(r <= 1e-5, $"{name} flow.encoder rel-L2 {r:E3}");
+        }
+    }
+
+    [Fact]
     public void BothPathsMatchThePythonDumpAtEveryStep()
     {
         var flow = OwnFlow.Value;
@@ -72,11 +98,12 @@ public sealed class FlowFusedTests(ITestOutputHelper output)
             Tensor mel;
             lock (OwnFlow)
             {
-                flow.Decoder.Estimator.UseFusedKernels = fused;
+                flow.Decoder.Estimator.UseFusedKernels = flow.Encoder.UseFusedKernels = fused;
                 mel = flow.Generate(codes, prompt, dump.Get("input.prompt_mel"), dump.Get("input.xvector"), dump.Get("input.noise"), trace: trace);
-                flow.Decoder.Estimator.UseFusedKernels = true;
+                flow.Decoder.Estimator.UseFusedKernels = flow.Encoder.UseFusedKernels = true;
             }
-            foreach (var name in Enumerable.Range(0, 10).Select(k => $"flow.decoder.estimator.step.{k}").Append("flow.decoder"))
+            foreach (var name in Enumerable.Range(0, 10).Select(k => $"flow.decoder.estimator.step.{k}")
+                         .Concat(["flow.encoder.encoders.0", "flow.encoder.up_encoders.1", "flow.encoder", "flow.decoder"]))
             {
                 double rel = FlowTests.RelL2(trace[name], dump.Get(name), name);
                 output.WriteLine($"{(fused ? "fused" : "op-by-op")} {name} rel-L2 {rel:E3}");

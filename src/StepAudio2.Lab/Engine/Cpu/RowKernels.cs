@@ -27,6 +27,7 @@ public static class RowKernels
     }
 
     /// <summary>Mean and 1/√(var + eps) of a row, accumulated in float64 (biased variance, two passes) as <c>CpuBackend.LayerNorm</c> does.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tier-0 Vector256 code is many times slower
     public static (float Mean, float Rstd) Moments(ReadOnlySpan<float> x, float eps)
     {
         int d = x.Length, i = 0;
@@ -58,6 +59,7 @@ public static class RowKernels
     /// One LayerNorm row: y = ((x − mean)·rstd)[·weight][+bias][·onePlusScale][+shift]; an empty span skips its step.
     /// The last two are the DiT's <c>modulate</c> (x·(1 + scale) + shift). x and y may be the same span.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tier-0 Vector256 code is many times slower
     public static void LayerNorm(ReadOnlySpan<float> x, Span<float> y, float eps, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
         ReadOnlySpan<float> onePlusScale, ReadOnlySpan<float> shift)
     {
@@ -98,6 +100,7 @@ public static class RowKernels
     }
 
     /// <summary>The gated residual h ← h + (y·gate), the product rounded before the sum (two separate ops upstream).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: tier-0 Vector256 code is many times slower
     public static void GatedAdd(Span<float> h, ReadOnlySpan<float> y, ReadOnlySpan<float> gate)
     {
         int d = h.Length;
@@ -121,7 +124,7 @@ public static class RowKernels
     /// Mish x·tanh(softplus(x)) vectorised, softplus = log1p(eˣ) with log1p made accurate for small eˣ by
     /// log(1+u)·u/((1+u)−1); above 20 softplus is x (tanh is 1 in float32 there). x and y may be the same span.
     /// </summary>
-    [SkipLocalsInit]
+    [SkipLocalsInit, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Mish(ReadOnlySpan<float> x, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("mish: output shorter than input");
@@ -153,8 +156,24 @@ public static class RowKernels
                 float den = wc[i] - 1f;
                 lc[i] = xc[i] > 20f ? xc[i] : den == 0f ? uc[i] : lc[i] * (uc[i] / den);
             }
+            // TensorPrimitives.Tanh loses tiny arguments to cancellation (tanh(1e−9) comes out ≈ ±6e−8), so below 1e−3
+            // use the series s − s³/3 (next term 2s⁵/15: far below float precision there)
+            lc.CopyTo(wc);
             TensorPrimitives.Tanh(lc, lc);
-            TensorPrimitives.Multiply(xc, lc, y.Slice(start, len));
+            var small = Vector256.Create(1e-3f);
+            var third = Vector256.Create(1f / 3f);
+            var yc = y.Slice(start, len);
+            for (i = 0; i <= len - 8; i += 8)
+            {
+                var sv = Vector256.Create(wc.Slice(i, 8));
+                var tv = Vector256.ConditionalSelect(Vector256.LessThan(sv, small), sv - sv * sv * sv * third, Vector256.Create(lc.Slice(i, 8)));
+                (Vector256.Create(xc.Slice(i, 8)) * tv).CopyTo(yc.Slice(i, 8));
+            }
+            for (; i < len; i++)
+            {
+                float sp = wc[i], th = sp < 1e-3f ? sp - sp * sp * sp * (1f / 3f) : lc[i];
+                yc[i] = xc[i] * th;
+            }
         }
     }
 }
