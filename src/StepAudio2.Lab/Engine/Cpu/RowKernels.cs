@@ -121,58 +121,38 @@ public static class RowKernels
     private const int MishChunk = 512;
 
     /// <summary>
-    /// Mish x·tanh(softplus(x)) vectorised, softplus = log1p(eˣ) with log1p made accurate for small eˣ by
-    /// log(1+u)·u/((1+u)−1); above 20 softplus is x (tanh is 1 in float32 there). x and y may be the same span.
+    /// Mish x·tanh(softplus(x)) vectorised through the identity tanh(log(1+u)) = n/(n+2), n = u·(u+2), u = eˣ: only
+    /// eˣ is transcendental, so there is no tanh/log cancellation for small softplus (TensorPrimitives.Tanh is off by
+    /// ~6e−8 absolute near 0); above 20 the ratio is 1 in float32 (and n would overflow). x and y may be the same span.
     /// </summary>
     [SkipLocalsInit, MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Mish(ReadOnlySpan<float> x, Span<float> y)
     {
         if (y.Length < x.Length) throw new ArgumentException("mish: output shorter than input");
-        Span<float> u = stackalloc float[MishChunk], w = stackalloc float[MishChunk], l = stackalloc float[MishChunk];
+        Span<float> u = stackalloc float[MishChunk];
         var one = Vector256.Create(1f);
+        var two = Vector256.Create(2f);
         var threshold = Vector256.Create(20f);
         for (int start = 0; start < x.Length; start += MishChunk)
         {
             int len = Math.Min(MishChunk, x.Length - start);
             var xc = x.Slice(start, len);
-            var uc = u[..len]; var wc = w[..len]; var lc = l[..len];
+            var yc = y.Slice(start, len);
+            var uc = u[..len];
             TensorPrimitives.Exp(xc, uc);
-            TensorPrimitives.Add(uc, 1f, wc);
-            TensorPrimitives.Log(wc, lc);
             int i = 0;
             for (; i <= len - 8; i += 8)
             {
                 var uv = Vector256.Create(uc.Slice(i, 8));
-                var wv = Vector256.Create(wc.Slice(i, 8));
-                var lv = Vector256.Create(lc.Slice(i, 8));
                 var xv = Vector256.Create(xc.Slice(i, 8));
-                var den = wv - one;
-                var sp = Vector256.ConditionalSelect(Vector256.Equals(den, Vector256<float>.Zero), uv, lv * (uv / den));
-                sp = Vector256.ConditionalSelect(Vector256.GreaterThan(xv, threshold), xv, sp);
-                sp.CopyTo(lc.Slice(i, 8));
+                var n = uv * (uv + two);
+                var ratio = Vector256.ConditionalSelect(Vector256.GreaterThan(xv, threshold), one, n / (n + two));
+                (xv * ratio).CopyTo(yc.Slice(i, 8));
             }
             for (; i < len; i++)
             {
-                float den = wc[i] - 1f;
-                lc[i] = xc[i] > 20f ? xc[i] : den == 0f ? uc[i] : lc[i] * (uc[i] / den);
-            }
-            // TensorPrimitives.Tanh loses tiny arguments to cancellation (tanh(1e−9) comes out ≈ ±6e−8), so below 1e−3
-            // use the series s − s³/3 (next term 2s⁵/15: far below float precision there)
-            lc.CopyTo(wc);
-            TensorPrimitives.Tanh(lc, lc);
-            var small = Vector256.Create(1e-3f);
-            var third = Vector256.Create(1f / 3f);
-            var yc = y.Slice(start, len);
-            for (i = 0; i <= len - 8; i += 8)
-            {
-                var sv = Vector256.Create(wc.Slice(i, 8));
-                var tv = Vector256.ConditionalSelect(Vector256.LessThan(sv, small), sv - sv * sv * sv * third, Vector256.Create(lc.Slice(i, 8)));
-                (Vector256.Create(xc.Slice(i, 8)) * tv).CopyTo(yc.Slice(i, 8));
-            }
-            for (; i < len; i++)
-            {
-                float sp = wc[i], th = sp < 1e-3f ? sp - sp * sp * sp * (1f / 3f) : lc[i];
-                yc[i] = xc[i] * th;
+                float n = uc[i] * (uc[i] + 2f);
+                yc[i] = xc[i] * (xc[i] > 20f ? 1f : n / (n + 2f));
             }
         }
     }
