@@ -12,9 +12,10 @@ namespace StepAudio2.Lab.Bench;
 /// <summary>
 /// Full-size flow benchmark: the shapes of the real token2wav/flow.yaml (6+4 conformer layers at 512, DiT 16 blocks at
 /// 512, 10 Euler steps with CFG as a batch of two) with random f32 weights built in memory under the official keys,
-/// turning N codes (default 100 = 4 s) with a P-token prompt (default 75 = 3 s) into mel. Reports seconds per CFM step,
-/// the encoder, the total and peak RSS.
-/// Usage: StepAudio2.Lab.Bench flow [--out file.json] [--codes N] [--prompt P] [--steps K] [--threads T] [--yaml flow.yaml]
+/// turning N codes (default 100 = 4 s) with a P-token prompt (default 75 = 3 s) into mel. Runs the op-by-op path and the
+/// fused path back to back in one process and reports seconds per CFM step (wall and CPU), the encoder, the total, peak
+/// RSS, the speed-ups and the two paths' disagreement.
+/// Usage: StepAudio2.Lab.Bench flow [--out file.json] [--codes N] [--prompt P] [--steps K] [--threads T] [--yaml flow.yaml] [--profile]
 /// </summary>
 internal static class FlowBench
 {
@@ -55,36 +56,28 @@ internal static class FlowBench
         var promptMel = Tensor.FromArray(Enumerable.Range(0, r * prompt * config.OutputSize).Select(_ => (float)(rng.NextDouble() * 8 - 10)).ToArray(), 1, r * prompt, config.OutputSize);
         var xvector = Tensor.FromArray(Enumerable.Range(0, config.SpkEmbedDim).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 1, config.SpkEmbedDim);
 
-        var stepTimes = new List<double>();
-        var stepCpu = new List<double>();
-        var proc = Process.GetCurrentProcess();
+        // Both paths in this process, back to back on the same inputs (the machine is shared: compare ratios of this run).
+        // A small warm-up of each path first, so neither pays the JIT inside its timed run.
         string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
-        var last = TimeSpan.Zero;
-        var lastCpu = proc.TotalProcessorTime;
-        var progress = new SyncProgress(p =>
+        var dit = flow.Decoder.Estimator;
+        foreach (bool fused in new[] { false, true })
         {
-            proc.Refresh();
-            var cpu = proc.TotalProcessorTime;
-            stepTimes.Add((p.Elapsed - last).TotalSeconds);
-            stepCpu.Add((cpu - lastCpu).TotalSeconds);
-            last = p.Elapsed;
-            lastCpu = cpu;
-            Console.Error.WriteLine($"  step {p.Step}/{p.Steps}: {stepTimes[^1]:F2} s wall, {stepCpu[^1]:F2} s cpu ({p.Frames} frames, batch 2)");
-        });
-        proc.Refresh();
-        var cpuStart = proc.TotalProcessorTime;
-        var total = Stopwatch.StartNew();
-        var mel = flow.Generate(codeIds, promptIds, promptMel, xvector, seed: 1, progress: progress, steps: steps);
-        double totalS = total.Elapsed.TotalSeconds;
-        proc.Refresh();
-        double totalCpuS = (proc.TotalProcessorTime - cpuStart).TotalSeconds;
-        double cfmS = stepTimes.Sum(), encoderS = totalS - cfmS;
+            dit.UseFusedKernels = flow.Encoder.UseFusedKernels = fused;
+            flow.Generate(codeIds[..4], promptIds[..2], Tensor.FromArray(new float[r * 2 * config.OutputSize], 1, r * 2, config.OutputSize), xvector, seed: 1, steps: 1);
+        }
+        dit.UseFusedKernels = flow.Encoder.UseFusedKernels = false;
+        var before = TimeGenerate(flow, codeIds, promptIds, promptMel, xvector, steps, "op-by-op (before)");
+        dit.UseFusedKernels = flow.Encoder.UseFusedKernels = true;
+        var after = TimeGenerate(flow, codeIds, promptIds, promptMel, xvector, steps, "fused (after)");
+        double melRel = RelL2(after.Mel.ToFloatArray(), before.Mel.ToFloatArray());
+        var paired = PairedEstimator(flow, r * (codes + prompt), rounds: 3);
         long peak = Diagnostics.ProcessMemory.PeakRssBytes();
-        bool finite = mel.ToFloatArray().All(float.IsFinite);
+        var mel = after.Mel;
+        bool finite = mel.ToFloatArray().All(float.IsFinite) && before.Mel.ToFloatArray().All(float.IsFinite);
         double audioS = codes / 25.0;
-        var sorted = stepTimes.OrderBy(x => x).ToList();
-        Console.Error.WriteLine($"flow: total {totalS:F2} s for {audioS:F1} s of audio (RTF {totalS / audioS:F2}), encoder+rest {encoderS:F2} s, " +
-            $"median step {sorted[sorted.Count / 2]:F2} s, cpu {totalCpuS:F1} s, peak RSS {peak / 1e9:F2} GB, mel {Tensor.ShapeString(mel.Shape)}{(finite ? "" : " (non-finite values!)")}");
+        Console.Error.WriteLine($"flow: step median {before.StepMedian:F2} s → {after.StepMedian:F2} s (×{before.StepMedian / after.StepMedian:F2}), " +
+            $"step cpu median {before.StepCpuMedian:F2} s → {after.StepCpuMedian:F2} s (×{before.StepCpuMedian / after.StepCpuMedian:F2}), " +
+            $"total {before.Total:F1} s → {after.Total:F1} s; paired estimator ×{paired.Ratio:F2}; mel rel-L2 new vs old {melRel:E2}; peak RSS {peak / 1e9:F2} GB");
 
         var result = new Dictionary<string, object?>
         {
@@ -100,41 +93,179 @@ internal static class FlowBench
             ["audio_seconds"] = audioS,
             ["weights_build_s"] = buildS,
             ["weight_bytes"] = weights.Bytes,
-            ["total_s"] = totalS,
-            ["encoder_and_rest_s"] = encoderS,
-            ["cfm_s"] = cfmS,
-            ["step_s"] = stepTimes,
-            ["step_median_s"] = sorted[sorted.Count / 2],
-            ["step_cpu_s"] = stepCpu,
-            ["total_cpu_s"] = totalCpuS,
+            ["total_s"] = after.Total,
+            ["encoder_and_rest_s"] = after.Total - after.Steps.Sum(),
+            ["cfm_s"] = after.Steps.Sum(),
+            ["step_s"] = after.Steps,
+            ["step_median_s"] = after.StepMedian,
+            ["step_cpu_s"] = after.StepCpu,
+            ["step_cpu_median_s"] = after.StepCpuMedian,
+            ["total_cpu_s"] = after.TotalCpu,
             ["loadavg_at_start"] = loadAvg,
-            ["rtf"] = totalS / audioS,
+            ["rtf"] = after.Total / audioS,
             ["peak_rss_bytes"] = peak,
             ["mel_shape"] = mel.Shape,
             ["mel_finite"] = finite,
+            ["before"] = new Dictionary<string, object?>
+            {
+                ["path"] = "op-by-op DiT and encoder attention (UseFusedKernels = false): a fresh tensor per engine op",
+                ["total_s"] = before.Total,
+                ["encoder_and_rest_s"] = before.Total - before.Steps.Sum(),
+                ["cfm_s"] = before.Steps.Sum(),
+                ["step_s"] = before.Steps,
+                ["step_median_s"] = before.StepMedian,
+                ["step_cpu_s"] = before.StepCpu,
+                ["step_cpu_median_s"] = before.StepCpuMedian,
+                ["total_cpu_s"] = before.TotalCpu,
+                ["loadavg_at_start"] = before.LoadAvg,
+            },
+            ["after_loadavg_at_start"] = after.LoadAvg,
+            ["speedup_step_median_wall"] = before.StepMedian / after.StepMedian,
+            ["speedup_step_median_cpu"] = before.StepCpuMedian / after.StepCpuMedian,
+            ["speedup_total_wall"] = before.Total / after.Total,
+            ["paired_estimator"] = new Dictionary<string, object?>
+            {
+                ["detail"] = "one estimator call (one CFM step, batch 2) alternating op-by-op and fused on the same input; per-round wall seconds",
+                ["op_by_op_s"] = paired.Old,
+                ["fused_s"] = paired.New,
+                ["op_by_op_cpu_s"] = paired.OldCpu,
+                ["fused_cpu_s"] = paired.NewCpu,
+                ["median_ratio_wall"] = paired.Ratio,
+                ["median_ratio_cpu"] = paired.CpuRatio,
+                ["velocity_rel_l2"] = paired.RelL2,
+            },
+            ["mel_rel_l2_fused_vs_op_by_op"] = melRel,
+            ["gemm_gflop_per_step"] = StepGflop(config, r * (codes + prompt)),
             ["detail"] = "full-size flow (flow.yaml shapes: conformer 6+4 layers at 512, DiT 16 blocks at 512, 8 heads × 64), random f32 weights " +
-                         "in memory, CFG as a batch of two; N codes + P prompt tokens → 2(P+N) frames, mel of the last 2N",
+                         "in memory, CFG as a batch of two; N codes + P prompt tokens → 2(P+N) frames, mel of the last 2N. Top-level timings are " +
+                         "the fused path; \"before\" is the op-by-op path run in the same process just before it",
         };
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
         if (outPath is null) Console.WriteLine(json); else File.WriteAllText(outPath, json);
         return finite ? 0 : 1;
     }
 
-    /// <summary>CPU seconds of each part of one DiT block on [2, T, 512] (median of 5), to see where a CFM step goes.</summary>
-    private static int Profile(Flow flow, int frames)
+    private sealed record GenerateTiming(List<double> Steps, List<double> StepCpu, double Total, double TotalCpu, string LoadAvg, Tensor Mel)
     {
-        var block = flow.Decoder.Estimator.Blocks[0];
-        int d = flow.Config.Decoder.Estimator.HiddenSize;
-        var rng = new Random(3);
-        var x = Tensor.FromArray(Enumerable.Range(0, 2 * frames * d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 2, frames, d);
-        var c = Tensor.FromArray(Enumerable.Range(0, 2 * d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 2, d);
+        public double StepMedian => Median(Steps);
+        public double StepCpuMedian => Median(StepCpu);
+    }
+
+    private static double Median(IEnumerable<double> xs)
+    {
+        var s = xs.OrderBy(x => x).ToList();
+        return s.Count == 0 ? double.NaN : s.Count % 2 == 1 ? s[s.Count / 2] : 0.5 * (s[s.Count / 2 - 1] + s[s.Count / 2]);
+    }
+
+    private static GenerateTiming TimeGenerate(Flow flow, int[] codeIds, int[] promptIds, Tensor promptMel, Tensor xvector, int steps, string label)
+    {
+        var stepTimes = new List<double>();
+        var stepCpu = new List<double>();
         var proc = Process.GetCurrentProcess();
-        void Time(string name, Action a)
+        string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        var last = TimeSpan.Zero;
+        proc.Refresh();
+        var lastCpu = proc.TotalProcessorTime;
+        var progress = new SyncProgress(p =>
+        {
+            proc.Refresh();
+            var cpu = proc.TotalProcessorTime;
+            stepTimes.Add((p.Elapsed - last).TotalSeconds);
+            stepCpu.Add((cpu - lastCpu).TotalSeconds);
+            last = p.Elapsed;
+            lastCpu = cpu;
+            Console.Error.WriteLine($"  {label} step {p.Step}/{p.Steps}: {stepTimes[^1]:F2} s wall, {stepCpu[^1]:F2} s cpu ({p.Frames} frames, batch 2)");
+        });
+        GC.Collect();
+        proc.Refresh();
+        var cpuStart = proc.TotalProcessorTime;
+        var total = Stopwatch.StartNew();
+        var mel = flow.Generate(codeIds, promptIds, promptMel, xvector, seed: 1, progress: progress, steps: steps);
+        double totalS = total.Elapsed.TotalSeconds;
+        proc.Refresh();
+        double totalCpuS = (proc.TotalProcessorTime - cpuStart).TotalSeconds;
+        Console.Error.WriteLine($"flow {label}: total {totalS:F2} s, encoder+rest {totalS - stepTimes.Sum():F2} s, median step {Median(stepTimes):F2} s wall / {Median(stepCpu):F2} s cpu");
+        return new GenerateTiming(stepTimes, stepCpu, totalS, totalCpuS, loadAvg, mel);
+    }
+
+    private sealed record PairedTiming(List<double> Old, List<double> New, List<double> OldCpu, List<double> NewCpu, double Ratio, double CpuRatio, double RelL2);
+
+    /// <summary>One estimator call per path per round, alternating, on the same random packed input; ratios per round, median.</summary>
+    private static PairedTiming PairedEstimator(Flow flow, int frames, int rounds)
+    {
+        var dit = flow.Decoder.Estimator;
+        int inCh = dit.Config.InChannels;
+        var rng = new Random(11);
+        var x = Enumerable.Range(0, 2 * frames * inCh).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var proc = Process.GetCurrentProcess();
+        var oldS = new List<double>(); var newS = new List<double>(); var oldC = new List<double>(); var newC = new List<double>();
+        var wallRatios = new List<double>(); var cpuRatios = new List<double>();
+        double rel = double.NaN;
+        for (int i = 0; i < rounds; i++)
+        {
+            Tensor? vOld = null, vNew = null;
+            foreach (bool fused in new[] { false, true })
+            {
+                dit.UseFusedKernels = fused;
+                GC.Collect();
+                proc.Refresh();
+                var c0 = proc.TotalProcessorTime;
+                var sw = Stopwatch.StartNew();
+                var v = dit.Forward(Tensor.FromArray(x, 2, frames, inCh).Slice(2, 0, 80).Permute(0, 2, 1).Contiguous(),
+                    Tensor.FromArray(x, 2, frames, inCh).Slice(2, 80, 80).Permute(0, 2, 1).Contiguous(), [0.3f, 0.3f],
+                    Tensor.FromArray(x.AsSpan(0, 160).ToArray(), 2, 80),
+                    Tensor.FromArray(x, 2, frames, inCh).Slice(2, 240, 80).Permute(0, 2, 1).Contiguous());
+                double wall = sw.Elapsed.TotalSeconds;
+                proc.Refresh();
+                double cpu = (proc.TotalProcessorTime - c0).TotalSeconds;
+                (fused ? newS : oldS).Add(wall);
+                (fused ? newC : oldC).Add(cpu);
+                if (fused) vNew = v; else vOld = v;
+            }
+            wallRatios.Add(oldS[^1] / newS[^1]);
+            cpuRatios.Add(oldC[^1] / newC[^1]);
+            rel = RelL2(vNew!.ToFloatArray(), vOld!.ToFloatArray());
+            Console.Error.WriteLine($"  paired round {i + 1}: op-by-op {oldS[^1]:F2} s ({oldC[^1]:F2} cpu), fused {newS[^1]:F2} s ({newC[^1]:F2} cpu), ×{wallRatios[^1]:F2} wall, ×{cpuRatios[^1]:F2} cpu, rel-L2 {rel:E2}");
+        }
+        dit.UseFusedKernels = true;
+        return new PairedTiming(oldS, newS, oldC, newC, Median(wallRatios), Median(cpuRatios), rel);
+    }
+
+    private static double RelL2(float[] a, float[] e)
+    {
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++) { double d = (double)a[i] - e[i]; num += d * d; den += (double)e[i] * e[i]; }
+        return Math.Sqrt(num / den);
+    }
+
+    /// <summary>GEMM GFLOP of one CFM step (both CFG rows): per DiT block q/k/v/proj, MLP, two k3 convs and attention, plus in/out projections.</summary>
+    private static double StepGflop(FlowConfig c, int frames)
+    {
+        var e = c.Decoder.Estimator;
+        double n = 2.0 * frames, d = e.HiddenSize, inner = e.InnerDim, u = e.MlpHidden;
+        double block = 2 * n * (3 * d * inner + inner * d + 2 * d * u + 2 * 3 * d * d) + 2 * 2 * 2.0 * frames * frames * inner;
+        return (e.Depth * block + 2 * n * d * (e.InChannels + e.OutChannels)) / 1e9;
+    }
+
+    /// <summary>
+    /// Where a CFM step goes: CPU and wall time of one estimator call (batch 2) on each path, the encoder alone, and the
+    /// DiT's GEMMs alone at their shapes (16 blocks' worth), median of 5 — the rest of a fused step is non-GEMM overhead.
+    /// </summary>
+    private static unsafe int Profile(Flow flow, int frames)
+    {
+        var dit = flow.Decoder.Estimator;
+        var e = dit.Config;
+        int d = e.HiddenSize, n = 2 * frames, inner = e.InnerDim, u = e.MlpHidden, c = e.OutChannels;
+        var rng = new Random(3);
+        Tensor R(params int[] shape) => Tensor.FromArray(Enumerable.Range(0, (int)Tensor.CountElements(shape)).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), shape);
+        var x = R(2, c, frames); var mu = R(2, c, frames); var cond = R(2, c, frames); var spk = R(2, c);
+        var proc = Process.GetCurrentProcess();
+        void Time(string name, Action a, int reps = 5)
         {
             a();
             var cpu = new List<double>();
             var wall = new List<double>();
-            for (int i = 0; i < 5; i++)
+            for (int i = 0; i < reps; i++)
             {
                 proc.Refresh();
                 var c0 = proc.TotalProcessorTime;
@@ -144,21 +275,42 @@ internal static class FlowBench
                 proc.Refresh();
                 cpu.Add((proc.TotalProcessorTime - c0).TotalMilliseconds);
             }
-            cpu.Sort(); wall.Sort();
-            Console.Error.WriteLine($"{name,-12} {wall[2],8:F1} ms wall {cpu[2],8:F1} ms cpu");
+            Console.Error.WriteLine($"{name,-28} {Median(wall),9:F1} ms wall {Median(cpu),9:F1} ms cpu");
         }
-        Time("block", () => block.Forward(Tensor.FromArray(x.ToFloatArray(), x.Shape), c));
-        Time("attn", () => block.Attn.Forward(x));
-        Time("conv", () => block.Conv.Forward(x));
-        Time("conv1", () => block.Conv.Conv1.Forward(x));
-        Time("mlp", () => block.MlpFc2.Forward(Ops.GeluApprox(block.MlpFc1.Forward(x))));
-        Time("fc1", () => block.MlpFc1.Forward(x));
-        Time("gelu", () => Ops.GeluApprox(block.MlpFc1.Forward(x)));
-        Time("mish", () => Ops.Mish(x));
-        Time("layernorm", () => Ops.LayerNorm(x, null, null, 1e-6f));
-        Time("to_q", () => block.Attn.ToQ.Forward(x));
-        var q = Tensor.FromArray(x.ToFloatArray(), 2, 8, frames, d / 8);
-        Time("sdpa", () => Ops.ScaledDotProductAttention(q, q, q, 0.125f));
+        dit.UseFusedKernels = true;
+        Time("estimator fused", () => dit.Forward(x, mu, [0.5f, 0.5f], spk, cond));
+        dit.UseFusedKernels = false;
+        Time("estimator op-by-op", () => dit.Forward(x, mu, [0.5f, 0.5f], spk, cond), 3);
+        dit.UseFusedKernels = true;
+        var tokens = R(1, frames / flow.Config.TokenMelRatio, flow.Config.InputSize);
+        Time("encoder fused", () => flow.Encoder.Forward(tokens), 3);
+        flow.Encoder.UseFusedKernels = false;
+        Time("encoder op-by-op", () => flow.Encoder.Forward(tokens), 3);
+        flow.Encoder.UseFusedKernels = true;
+
+        (int M, int N, int K, int Count)[] gemms =
+        [
+            (n, 3 * inner, d, 1), (n, d, inner, 1), (n, d, 3 * d, 2), (n, u, d, 1), (n, d, u, 1),
+        ];
+        var bufA = new float[n * Math.Max(u, 3 * d)];
+        var bufB = new float[Math.Max(u, 3 * inner) * Math.Max(u, 3 * d)];
+        var bufC = new float[n * Math.Max(u, 3 * inner)];
+        var sc = new float[frames * frames];
+        Time("DiT GEMMs ×16 blocks", () =>
+        {
+            fixed (float* pa = bufA, pb = bufB, pc = bufC, ps = sc)
+                for (int blk = 0; blk < e.Depth; blk++)
+                {
+                    foreach (var (m, nn, k, count) in gemms)
+                        for (int i = 0; i < count; i++) Gemm.SgemmNT(m, nn, k, pa, k, pb, k, pc, nn);
+                    for (int h = 0; h < 2 * e.NumHeads; h++) // attention q·kᵀ and p·v per (row, head)
+                    {
+                        Gemm.SgemmNT(frames, frames, e.HeadDim, pa, e.HeadDim, pb, e.HeadDim, ps, frames);
+                        Gemm.SgemmNN(frames, e.HeadDim, frames, ps, frames, pb, e.HeadDim, pc, e.HeadDim);
+                    }
+                }
+        });
+        Console.Error.WriteLine($"GEMM work per step: {StepGflop(flow.Config, frames):F1} GFLOP");
         return 0;
     }
 

@@ -72,6 +72,31 @@ public static unsafe class Gemm
         GemmBlocked.Run(BLayout.Bf16NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, MaxThreads);
     }
 
+    /// <summary><see cref="SgemmNT"/> on at most <paramref name="threads"/> threads (1: the calling thread only), for
+    /// callers that already run independent products in parallel (e.g. one attention head per worker).</summary>
+    public static void SgemmNTOn(int threads, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, float* bias = null, bool accumulate = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        Validate(m, n, k, a, lda, k, b, ldb, k, c, ldc);
+        if (m == 0 || n == 0) return;
+        if (k == 0) { BiasOnly(m, n, c, ldc, bias, accumulate); return; }
+        if (!UseSimd) { GemmScalar.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, threads); return; }
+        GemmBlocked.Run(BLayout.F32NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, threads);
+    }
+
+    /// <summary><see cref="SgemmNN"/> on at most <paramref name="threads"/> threads (1: the calling thread only).</summary>
+    public static void SgemmNNOn(int threads, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        Validate(m, n, k, a, lda, k, b, ldb, n, c, ldc);
+        if (m == 0 || n == 0) return;
+        if (k == 0) { BiasOnly(m, n, c, ldc, null, accumulate); return; }
+        if (!UseSimd) { GemmScalar.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads); return; }
+        GemmBlocked.Run(BLayout.F32NN, m, n, k, a, lda, b, ldb, c, ldc, null, accumulate, threads);
+    }
+
     private static void Validate(int m, int n, int k, void* a, int lda, int aCols, void* b, int ldb, int bCols, float* c, int ldc)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(m);

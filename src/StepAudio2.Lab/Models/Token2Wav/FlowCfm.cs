@@ -72,6 +72,7 @@ public sealed class CausalConditionalCfm
         long rowLen = (long)frames * 4 * c, n = (long)c * frames;
         var packed = new float[2 * rowLen];
         var times = new float[2];
+        var scratch = Estimator.NewScratch(2, frames); // activation buffers shared by all steps
         var clock = Stopwatch.StartNew();
         for (int step = 1; step <= steps; step++)
         {
@@ -79,7 +80,7 @@ public sealed class CausalConditionalCfm
             Dit.Pack(packed.AsSpan(0, (int)rowLen), 1, frames, c, x, muV, spkV, condV);
             Dit.Pack(packed.AsSpan((int)rowLen, (int)rowLen), 1, frames, c, x, null, null, null);
             times[0] = times[1] = t;
-            var v = Estimator.ForwardPacked(Tensor.FromArray(packed, 2, frames, 4 * c), times);
+            var v = Estimator.ForwardPacked(Tensor.FromArray(packed, 2, frames, 4 * c), times, scratch);
             trace?.Record($"{Estimator.Path}.step.{step - 1}", v);
             var vs = v.AsSpan<float>();
             for (long i = 0; i < n; i++)

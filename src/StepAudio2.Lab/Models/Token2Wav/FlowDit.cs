@@ -1,5 +1,6 @@
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.Models.Nn;
 using StepAudio2.Lab.Tensors;
 
@@ -129,7 +130,11 @@ public sealed class DitBlock
         MlpFc1 = FlowWeights.Linear(w, key + ".mlp.fc1", c.MlpHidden, c.HiddenSize);
         MlpFc2 = FlowWeights.Linear(w, key + ".mlp.fc2", c.HiddenSize, c.MlpHidden);
         AdaLnModulation = FlowWeights.Linear(w, key + ".adaLN_modulation.1", 9 * c.HiddenSize, c.HiddenSize);
+        Fused = new FusedDitBlock(w, key, c, this);
     }
+
+    /// <summary>The same block on reused buffers (q/k/v concatenated at load); see <see cref="Dit.UseFusedKernels"/>.</summary>
+    internal FusedDitBlock Fused { get; }
 
     public DitAttention Attn { get; }
     public CausalConvBlock Conv { get; }
@@ -164,6 +169,8 @@ public sealed class DitBlock
 /// </summary>
 public sealed class Dit
 {
+    private readonly PinnedFloats? _inProjBias, _finalBias;
+
     public Dit(Weights w, DitConfig c, string key = "decoder.estimator")
     {
         Config = c;
@@ -173,7 +180,17 @@ public sealed class Dit
         Blocks = Enumerable.Range(0, c.Depth).Select(i => new DitBlock(w, $"{key}.blocks.{i}", c)).ToArray();
         FinalAdaLn = FlowWeights.Linear(w, key + ".final_layer.adaLN_modulation.1", 2 * c.HiddenSize, c.HiddenSize);
         FinalLinear = FlowWeights.Linear(w, key + ".final_layer.linear", c.OutChannels, c.HiddenSize);
+        _inProjBias = FlowGemm.Bias(InProj.Bias);
+        _finalBias = FlowGemm.Bias(FinalLinear.Bias);
     }
+
+    /// <summary>
+    /// Whether the velocity is computed by the fused kernels (default: activation buffers reused across blocks and
+    /// steps, q/k/v as one GEMM, SIMD row passes, attention heads split across cores) or by the op-by-op composition of
+    /// engine ops that mirrors the module line by line (kept as the readable reference and the benchmark's baseline).
+    /// Both agree to the f32 tier.
+    /// </summary>
+    public bool UseFusedKernels { get; set; } = true;
 
     public DitConfig Config { get; }
     public string Path { get; }
@@ -197,7 +214,7 @@ public sealed class Dit
         int frames = x.Shape[2];
         var packed = new float[(long)b * frames * 4 * c];
         Pack(packed, b, frames, c, x.ToFloatArray(), mu.ToFloatArray(), spks.ToFloatArray(), cond.ToFloatArray());
-        return ForwardPacked(Tensor.FromArray(packed, b, frames, 4 * c), t);
+        return ForwardPacked(Tensor.FromArray(packed, b, frames, 4 * c), t, null);
     }
 
     /// <summary>
@@ -223,8 +240,53 @@ public sealed class Dit
             }
     }
 
-    /// <summary>Packed input [B, T, 320] and times [B] → velocity [B, 80, T].</summary>
-    internal Tensor ForwardPacked(Tensor packed, ReadOnlySpan<float> t)
+    /// <summary>Buffers for <see cref="ForwardPacked"/> on B rows of T frames (null when the op-by-op path is selected).</summary>
+    internal DitScratch? NewScratch(int batch, int frames) =>
+        UseFusedKernels ? new DitScratch(Config, batch, frames, Gemm.MaxThreads) : null;
+
+    /// <summary>Packed input [B, T, 320] and times [B] → velocity [B, 80, T]; <paramref name="scratch"/> (from
+    /// <see cref="NewScratch"/>) is reused across calls, null allocates one when fused.</summary>
+    internal Tensor ForwardPacked(Tensor packed, ReadOnlySpan<float> t, DitScratch? scratch)
+    {
+        if (!UseFusedKernels) return ForwardOpByOp(packed, t);
+        scratch ??= NewScratch(packed.Shape[0], packed.Shape[1])!;
+        return ForwardFused(packed, t, scratch);
+    }
+
+    private unsafe Tensor ForwardFused(Tensor packed, ReadOnlySpan<float> t, DitScratch s)
+    {
+        int b = packed.Shape[0], frames = packed.Shape[1], d = Config.HiddenSize, c = Config.OutChannels, n = b * frames;
+        if (s.Batch != b || s.Frames != frames) throw new ArgumentException($"{Path}: scratch for [{s.Batch}, {s.Frames}] used on [{b}, {frames}]");
+        packed = packed.DType == DType.F32 && packed.IsContiguous ? packed : packed.To(DType.F32);
+        var siluC = Ops.Silu(TEmbedder.Forward(t)); // every adaLN takes SiLU(c)
+        FlowGemm.Linear((float*)(packed.Storage.Pointer + packed.Offset * 4), n, Config.InChannels, InProj.Weight,
+            _inProjBias is null ? null : _inProjBias.Pointer, s.H.Pointer, d);
+        GC.KeepAlive(packed);
+        foreach (var block in Blocks) block.Fused.Forward(s, block.AdaLnModulation.Forward(siluC).ToFloatArray());
+
+        var m = FinalAdaLn.Forward(siluC).ToFloatArray(); // [B, 2D]: shift, scale
+        var onePlus = new float[m.Length];
+        for (int i = 0; i < m.Length; i++) onePlus[i] = m[i] + 1f;
+        RowKernels.For(n, s.Threads, (r0, r1) =>
+        {
+            for (int r = r0; r < r1; r++)
+            {
+                int bi = r / frames;
+                RowKernels.LayerNorm(s.H.Row(r, d), s.A.Row(r, d), 1e-6f, default, default, onePlus.AsSpan(bi * 2 * d + d, d), m.AsSpan(bi * 2 * d, d));
+            }
+        });
+        FlowGemm.Linear(s.A.Pointer, n, d, FinalLinear.Weight, _finalBias is null ? null : _finalBias.Pointer, s.Out.Pointer, c);
+        var v = new float[(long)b * c * frames]; // [B, T, 80] → [B, 80, T]
+        var o = s.Out.Array;
+        for (int bi = 0; bi < b; bi++)
+            for (int ti = 0; ti < frames; ti++)
+                for (int ch = 0; ch < c; ch++)
+                    v[((long)bi * c + ch) * frames + ti] = o[((long)bi * frames + ti) * c + ch];
+        return Tensor.FromArray(v, b, c, frames);
+    }
+
+    /// <summary>The op-by-op velocity: each module step as engine ops on fresh tensors.</summary>
+    private Tensor ForwardOpByOp(Tensor packed, ReadOnlySpan<float> t)
     {
         int b = packed.Shape[0], d = Config.HiddenSize;
         var siluC = Ops.Silu(TEmbedder.Forward(t)); // every adaLN takes SiLU(c)

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.Models.Nn;
 using StepAudio2.Lab.Tensors;
 using Tensor = StepAudio2.Lab.Tensors.Tensor;
@@ -73,13 +74,78 @@ public sealed class RelPositionMultiHeadedAttention
     public Linear LinearOut { get; }
     public Linear LinearPos { get; }
 
+    /// <summary>Whether <see cref="Forward"/> runs the head-parallel fused kernel (default) or the op-by-op composition.</summary>
+    public bool UseFusedKernels { get; set; } = true;
+
     /// <param name="x">[1, T, D] (batch 1: the padding mask is all valid).</param>
     /// <param name="posTable">[2T−1, D] from <see cref="EspnetRelPositionalEncoding.Table"/>.</param>
     public Tensor Forward(Tensor x, Tensor posTable, Trace? trace = null)
     {
-        int b = x.Shape[0], t = x.Shape[1], h = Heads, dk = HeadDim, rows = 2 * t - 1;
+        int b = x.Shape[0], t = x.Shape[1], rows = 2 * t - 1;
         if (b != 1) throw new ArgumentException($"{Path}: batch {b}; the flow runs batch 1");
         if (posTable.Shape[0] != rows) throw new ArgumentException($"{Path}: position table has {posTable.Shape[0]} rows, expected {rows}");
+        var o = UseFusedKernels ? AttendFused(x, posTable) : AttendOpByOp(x, posTable);
+        var y = LinearOut.Forward(o);
+        trace?.Record(Path, y);
+        return y;
+    }
+
+    /// <summary>
+    /// The same products per head, one head per worker at a time with single-threaded GEMMs and no [H, T, T] bias
+    /// tensor: (Q+v)·P_hᵀ read in place from the [2T−1, D] projection (row stride D), the shifted bias added row by row
+    /// with the op-by-op rounding order (scores·scale, then + bd·scale), softmax, ·V into the head's columns of [T, D].
+    /// </summary>
+    private unsafe Tensor AttendFused(Tensor x, Tensor posTable)
+    {
+        int t = x.Shape[1], h = Heads, dk = HeadDim, d = h * dk, rows = 2 * t - 1;
+        var q = LinearQ.Forward(x);
+        var k = LinearK.Forward(x);
+        var v = LinearV.Forward(x);
+        var p = LinearPos.Forward(posTable); // [2T−1, D]
+        var o = Tensor.Zeros(DType.F32, 1, t, d);
+        float scale = 1f / MathF.Sqrt(dk);
+        float* pq = F32Ptr(q), pk = F32Ptr(k), pv = F32Ptr(v), pp = F32Ptr(p), po = F32Ptr(o);
+        int workers = Math.Clamp(Gemm.MaxThreads, 1, h);
+        void Worker(int wi)
+        {
+            var qu = new PinnedFloats((long)t * dk);
+            var qv = new PinnedFloats((long)t * dk);
+            var bd = new PinnedFloats((long)t * rows);
+            var sc = new PinnedFloats((long)t * t);
+            var tmp = new float[t];
+            for (int hi = wi; hi < h; hi += workers)
+            {
+                for (int i = 0; i < t; i++)
+                {
+                    var src = new ReadOnlySpan<float>(pq + (long)i * d + hi * dk, dk);
+                    TensorPrimitives.Add(src, _posBiasU.AsSpan(hi * dk, dk), qu.Row(i, dk));
+                    TensorPrimitives.Add(src, _posBiasV.AsSpan(hi * dk, dk), qv.Row(i, dk));
+                }
+                Gemm.SgemmNTOn(1, t, rows, dk, qv.Pointer, dk, pp + hi * dk, d, bd.Pointer, rows);
+                Gemm.SgemmNTOn(1, t, t, dk, qu.Pointer, dk, pk + hi * dk, d, sc.Pointer, t);
+                for (int i = 0; i < t; i++)
+                {
+                    var row = sc.Row(i, t);
+                    TensorPrimitives.Multiply(bd.Span.Slice(i * rows + (t - 1 - i), t), scale, tmp);
+                    TensorPrimitives.Multiply(row, scale, row);
+                    TensorPrimitives.Add(row, tmp, row);
+                    VectorMath.Softmax(row, row);
+                }
+                Gemm.SgemmNNOn(1, t, dk, t, sc.Pointer, t, pv + hi * dk, d, po + hi * dk, d);
+            }
+        }
+        if (workers == 1) Worker(0);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Worker);
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(p); GC.KeepAlive(o); // raw pointers above
+        return o;
+    }
+
+    private static unsafe float* F32Ptr(Tensor t) => (float*)(t.Storage.Pointer + t.Offset * sizeof(float));
+
+    /// <summary>The op-by-op attention core (before <c>linear_out</c>): [1, T, D] → [1, T, D].</summary>
+    private Tensor AttendOpByOp(Tensor x, Tensor posTable)
+    {
+        int t = x.Shape[1], h = Heads, dk = HeadDim, rows = 2 * t - 1;
         var q = LinearQ.Forward(x).AsSpan<float>();
         var k = LinearK.Forward(x).Reshape(1, t, h, dk).Permute(0, 2, 1, 3).Contiguous();
         var v = LinearV.Forward(x).Reshape(1, t, h, dk).Permute(0, 2, 1, 3).Contiguous();
@@ -111,9 +177,7 @@ public sealed class RelPositionMultiHeadedAttention
         // softmax((Q+u)·Kᵀ/√d_k + bias)·V; √d_k is a power of two in practice, so the split scaling is exact
         var o = Ops.ScaledDotProductAttention(Tensor.FromArray(qu, 1, h, t, dk), k, v, scale, Tensor.FromArray(bias, 1, h, t, t));
         o = o.Permute(0, 2, 1, 3).Reshape(1, t, h * dk);
-        var y = LinearOut.Forward(o);
-        trace?.Record(Path, y);
-        return y;
+        return o;
     }
 }
 
@@ -252,6 +316,13 @@ public sealed class FlowEncoder
     public LayerNorm UpEmbedNorm { get; }
     public ConformerEncoderLayer[] UpEncoders { get; }
     public LayerNorm AfterNorm { get; }
+
+    /// <summary>Whether the layers' attention runs the head-parallel fused kernel (default) or the op-by-op composition.</summary>
+    public bool UseFusedKernels
+    {
+        get => Encoders.Concat(UpEncoders).All(l => l.SelfAttn.UseFusedKernels);
+        set { foreach (var l in Encoders.Concat(UpEncoders)) l.SelfAttn.UseFusedKernels = value; }
+    }
 
     /// <summary>Token embeddings [1, T, D_in] → [1, s·T, D].</summary>
     public Tensor Forward(Tensor tokens, Trace? trace = null)

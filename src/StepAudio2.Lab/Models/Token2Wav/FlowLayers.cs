@@ -66,6 +66,10 @@ public sealed class FlowConv1d
     public int Kernel { get; }
     public int PadLeft { get; }
     public int PadRight { get; }
+    /// <summary>The re-laid weight [Cout, K·Cin] (column k·Cin + i = W[:, i, k]), for fused paths that run their own im2col.</summary>
+    internal Tensor PackedWeight => _weight;
+    /// <summary><c>{key}.bias</c> [Cout].</summary>
+    internal Tensor Bias => _bias;
 
     /// <summary>[B, T, Cin] → [B, T + padLeft + padRight − K + 1, Cout], time-major.</summary>
     public Tensor Forward(Tensor x)
