@@ -29,6 +29,9 @@ public static class StepLabCli
             TokenizeCommand.Create(ui),
             TranscribeCommand.Create(ui),
             ChatCommand.Create(ui),
+            Token2WavCommand.Create(ui),
+            SynthesizeCommand.Create(ui),
+            S2stCommand.Create(ui),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -2,8 +2,10 @@ using System.CommandLine;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Generation;
+using StepAudio2.Lab.IO;
 using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Models;
+using StepAudio2.Lab.Models.Token2Wav;
 using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
 using StepAudio2.Lab.Tensors;
@@ -19,6 +21,12 @@ namespace StepAudio2.Lab.Cli.Commands;
 /// full forward and writes every captured activation under its official module path with the inputs
 /// (<c>input.ids</c>, <c>input.wav</c>, <c>input.mel.N</c>, <c>input.wav_lens</c>) and <c>output.greedy_ids</c>.
 /// <c>--stage audio</c> stops after the adaptor (no tokenizer needed). The file is a dump <c>steplab compare</c> reads.
+/// <para>
+/// Token2wav: <c>steplab trace --token2wav &lt;dir&gt; --inputs &lt;dump&gt; [--prompt &lt;wav&gt;] [--seed N] [--capture …] --out &lt;file&gt;</c>
+/// runs flow + HiFT from the dump's <c>input.*</c> tensors (<see cref="Token2WavInputs"/>) and writes <c>input.*</c>,
+/// <c>flow.*</c> and <c>hift.*</c>. An absent <c>input.noise</c> / <c>input.hift_noise</c> is drawn from --seed / --seed + 1;
+/// absent prompt features are computed from --prompt (needs the ONNX models); <c>input.codes</c> is required.
+/// </para>
 /// </summary>
 public static class TraceCommand
 {
@@ -26,8 +34,12 @@ public static class TraceCommand
 
     public static Command Create(CliOutput ui)
     {
-        var model = new Option<string>("--model") { Description = "checkpoint folder (config.json + safetensors)", Required = true };
-        var audio = new Option<string[]>("--audio") { Description = "audio file(s) of the human turn, in order", Required = true, AllowMultipleArgumentsPerToken = true };
+        var model = new Option<string?>("--model") { Description = "checkpoint folder (config.json + safetensors); required unless --token2wav" };
+        var audio = new Option<string[]>("--audio") { Description = "audio file(s) of the human turn, in order; required with --model", AllowMultipleArgumentsPerToken = true };
+        var token2wav = new Option<string?>("--token2wav") { Description = "token2wav folder: trace flow + HiFT from the input.* tensors of --inputs instead of the LLM" };
+        var inputs = new Option<string?>("--inputs") { Description = "with --token2wav: dump holding input.codes and any of input.prompt_tokens/xvector/prompt_mel/noise/hift_noise" };
+        var prompt = new Option<string?>("--prompt") { Description = "with --token2wav: voice prompt wav for prompt features the dump lacks" };
+        var seed = new Option<int>("--seed") { Description = "with --token2wav: seed of absent noises (CFM: seed, NSF: seed + 1)", DefaultValueFactory = _ => 0 };
         var system = new Option<string>("--system") { Description = "system prompt", DefaultValueFactory = _ => DefaultSystem };
         var instruction = new Option<string?>("--instruction") { Description = "text item placed before the audio in the human turn" };
         var greedy = new Option<int>("--greedy") { Description = "greedy continuation length recorded as output.greedy_ids", DefaultValueFactory = _ => 0 };
@@ -38,15 +50,57 @@ public static class TraceCommand
         var output = new Option<string>("--out") { Description = "output .safetensors (or .npz)", Required = true };
         var cmd = new Command("trace", "Run a checkpoint on audio and record module outputs by official module path.")
         {
-            model, audio, system, instruction, greedy, capture, stage, tokenizer, output,
+            model, audio, system, instruction, greedy, capture, stage, tokenizer, output, token2wav, inputs, prompt, seed,
         };
-        cmd.SetAction(p => Run(new TraceRequest(p.GetValue(model)!, p.GetValue(audio)!, p.GetValue(system)!, p.GetValue(instruction), p.GetValue(greedy),
+        cmd.SetAction(p => p.GetValue(token2wav) is { } t2w
+            ? RunToken2Wav(new Token2WavTraceRequest(t2w, p.GetValue(inputs) ?? throw new ArgumentException("--token2wav needs --inputs <dump>"),
+                p.GetValue(prompt), p.GetValue(seed), p.GetValue(capture) ?? [], p.GetValue(output)!), ui)
+            : Run(new TraceRequest(p.GetValue(model) ?? throw new ArgumentException("trace needs --model <dir> (or --token2wav <dir> --inputs <dump>)"),
+            p.GetValue(audio) is { Length: > 0 } a ? a : throw new ArgumentException("trace --model needs --audio <file>…"), p.GetValue(system)!, p.GetValue(instruction), p.GetValue(greedy),
             p.GetValue(capture) ?? [], p.GetValue(stage) == "audio", p.GetValue(tokenizer), p.GetValue(output)!), ui));
         return cmd;
     }
 
     public sealed record TraceRequest(string Model, IReadOnlyList<string> Audio, string System, string? Instruction, int Greedy,
         IReadOnlyList<string> Capture, bool AudioOnly, string? Tokenizer, string Output);
+
+    public sealed record Token2WavTraceRequest(string Token2Wav, string Inputs, string? Prompt, int Seed, IReadOnlyList<string> Capture, string Output);
+
+    /// <summary>Flow + HiFT from a dump's inputs; see the class summary.</summary>
+    public static int RunToken2Wav(Token2WavTraceRequest r, CliOutput ui)
+    {
+        Token2WavInputs given;
+        using (var dump = TensorFiles.Open(r.Inputs)) given = Token2WavInputs.Read(dump);
+        if (given.Codes is null) throw new LabDataException(r.Inputs, $"has no {Token2WavInputs.CodesKey}: the speech codes to synthesise", Token2WavInputs.CodesKey);
+        bool needPrompt = given.PromptTokens is null || given.Xvector is null || given.PromptMel is null;
+        if (needPrompt && r.Prompt is null)
+        {
+            var missing = new List<string>();
+            if (given.PromptTokens is null) missing.Add(Token2WavInputs.PromptTokensKey);
+            if (given.Xvector is null) missing.Add(Token2WavInputs.XvectorKey);
+            if (given.PromptMel is null) missing.Add(Token2WavInputs.PromptMelKey);
+            throw new LabDataException(r.Inputs, $"lacks {string.Join(", ", missing)}: give --prompt <wav> to compute the prompt features");
+        }
+        SpeechOutput.CheckOutput(r.Output);
+
+        using var t2w = Token2Wav.Load(r.Token2Wav, promptModels: needPrompt);
+        var computed = needPrompt ? t2w.PreparePrompt(r.Prompt!) : null;
+        // a computed prompt replaces all three features together: mixing a dump's tokens with another prompt's mel would misalign them
+        int[] tokens = computed?.PromptTokens ?? given.PromptTokens!;
+        var mel = computed?.PromptMel ?? given.PromptMel!;
+        var xvector = computed?.Xvector ?? given.Xvector!;
+        var trace = new Trace(r.Capture.Count == 0 ? null : [.. r.Capture, "input.*"]);
+        var result = ui.WithProgress("token2wav", bar => t2w.Generate(given.Codes, tokens, mel, xvector, given.Noise, given.HiftNoise, r.Seed, trace, SpeechOutput.Relay(bar)));
+        DumpFile.Save(r.Output, trace, $"steplab trace --token2wav {Path.GetFileName(r.Inputs)}");
+        var made = new List<string>();
+        if (given.Noise is null) made.Add($"input.noise (seed {r.Seed})");
+        if (given.HiftNoise is null) made.Add($"input.hift_noise (seed {r.Seed + 1})");
+        if (computed is not null) made.Add($"prompt features from {Path.GetFileName(r.Prompt)}");
+        ui.Out.WriteLine($"{result.Codes.Length} codes, {tokens.Length} prompt tokens → mel [1, {result.Mel.Shape[1]}, {result.Mel.Shape[2]}] → {result.Waveform.Length} samples; " +
+            $"{trace.Count} activations written to {r.Output}" + (made.Count > 0 ? $" (generated: {string.Join(", ", made)})" : ""));
+        ui.Error.WriteLine($"flow {result.FlowTime.TotalSeconds:F2} s · hift {result.HiftTime.TotalSeconds:F2} s");
+        return StepLabCli.Ok;
+    }
 
     public static int Run(TraceRequest r, CliOutput ui)
     {

@@ -29,7 +29,7 @@ public sealed record ThinkResult(string Thinking, string Text, int[] AudioCodes,
 /// <see cref="Transcribe(string, SamplingOptions?, Trace?)"/>, <see cref="Translate"/> and <see cref="Chat"/> with the
 /// official prompts (spec §6.2–6.4). bf16 weights stay memory-mapped.
 /// </summary>
-public sealed class StepAudio2Pipeline : IDisposable
+public sealed partial class StepAudio2Pipeline : IDisposable
 {
     /// <summary>The ASR system prompt of the official examples ("record what you hear").</summary>
     public const string AsrSystemPrompt = "请记录下你所听到的语音内容。";
@@ -53,6 +53,8 @@ public sealed class StepAudio2Pipeline : IDisposable
     public Generator Generator { get; }
     public StepAudio2Config Config => Model.Config;
     public TimeSpan LoadTime { get; }
+    /// <summary>The checkpoint folder (full path); its <c>token2wav/</c> is the default vocoder folder.</summary>
+    public string ModelDirectory { get; private init; } = "";
 
     /// <summary>Loads config, weights (mapped) and tokenizer; the tokenizer files default to the checkpoint folder.</summary>
     public static StepAudio2Pipeline Load(string modelDir, string? tokenizerDir = null)
@@ -64,7 +66,7 @@ public sealed class StepAudio2Pipeline : IDisposable
         {
             var model = new StepAudio2Model(checkpoint, config);
             var tokenizer = StepAudioTokenizer.Load(tokenizerDir ?? modelDir);
-            return new StepAudio2Pipeline(checkpoint, model, tokenizer, sw.Elapsed);
+            return new StepAudio2Pipeline(checkpoint, model, tokenizer, sw.Elapsed) { ModelDirectory = Path.GetFullPath(modelDir) };
         }
         catch
         {
@@ -164,5 +166,9 @@ public sealed class StepAudio2Pipeline : IDisposable
     /// <summary>The tokenizer as the generator's streaming decoder.</summary>
     public ITokenDecoder Decoder => new DelegateTokenDecoder(ids => Tokenizer.Decode(ids.ToArray()));
 
-    public void Dispose() => _checkpoint.Dispose();
+    public void Dispose()
+    {
+        _checkpoint.Dispose();
+        _token2wav?.Dispose();
+    }
 }
