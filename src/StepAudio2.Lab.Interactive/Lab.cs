@@ -16,7 +16,7 @@ namespace StepAudio2.Lab.Interactive;
 /// The notebook-facing facade: where the bundled data is, one-call helpers for the stages a notebook shows, and
 /// <see cref="Show"/>. Thin on purpose: the work is the core library's (the same views back <c>steplab report</c>).
 /// </summary>
-public static class Lab
+public static partial class Lab
 {
     /// <summary>
     /// The mel of two float32 FFT paths differs by ~2e-5 near the clamp; 1e-4 is its documented acceptance bound (the same
