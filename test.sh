@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/setup.sh
 setup_python_reference   # /usr/bin/python3 with torch, torchaudio, numpy: the independent oracle some tests call
+setup_jupyter            # Debian's Jupyter + the .NET Interactive kernel: the notebook tests execute notebooks/*.ipynb in it
+setup_chromium           # headless Chromium renders the executed notebooks offline (DOM checks, screenshots)
 
 mkdir -p artifacts/test-results
 set +e

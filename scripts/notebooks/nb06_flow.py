@@ -151,14 +151,14 @@ Lab.Stack(Lab.MelChart(trace["flow.decoder"], "flow.decoder (prompt + reply)", p
 
 Every `input.*` and `flow.*` tensor of the trace against the dump, in the reference's execution order: inputs exactly,
 flow paths at the acceptance bound of issue 6, rel-L2 ≤ 1e-5 (spec §9 measures ~1e-6 for the flow with the float32 time
-grid), elementwise 1e-4 (`Lab.FlowOverride`: a few values after the encoder's upsampling conv sit ~3e-5 apart, beyond the
+grid), elementwise 1e-4 (`ReferenceOverrides.Flow`: a few values after the encoder's upsampling conv sit ~3e-5 apart, beyond the
 generic float32 tier's 1e-5). `hift.*` is left to notebook 07, whose tolerance differs. Expect every row green.
 """),
 ("code", r"""
 ParityResult parity = null;
 if (referenceDump is not null)
 {
-    parity = Lab.Compare(trace, referenceDump, new CompareOptions { Include = ["input.*", "flow*"], Overrides = [Lab.FlowOverride] });
+    parity = Lab.Compare(trace, referenceDump, new CompareOptions { Include = ["input.*", "flow*"], Overrides = [ReferenceOverrides.Flow] });
     var worst = parity.Comparison.Rows.Where(r => r.Comparison is { ElementCount: > 0, IsInteger: false }).MaxBy(r => r.Comparison.RelL2);
     Console.WriteLine($"{(parity.AllPassed ? "PASS" : "FAIL")}: {parity.Comparison.Compared} tensors; largest rel-L2 {worst.Comparison.RelL2:G3} at {worst.Name}");
     if (parity.Comparison.FirstFailure is { } first)

@@ -107,14 +107,14 @@ Lab.Listen(wav.ToFloatArray(), 24000, "hift: the vocoder's output (tiny random w
 Spec §9 measures a float32 floor for HiFT: every module matches to ~1e-6 when fed the reference's own inputs, but the NSF
 integrates its phase Φ in float32 over every sample (thousands of radians by the end of a clip), so one ulp of F0 moves
 the sines and **the whole chain only reaches ~1e-4 rel-L2** — float64 does not help, it is the reference that rounds.
-So two tables: the chain as run above at the documented chain bound (rel-L2 ≤ 1e-3, `Lab.HiftChainOverride`), and the
+So two tables: the chain as run above at the documented chain bound (rel-L2 and elementwise 1e-3, `ReferenceOverrides.Hift`), and the
 decoder fed the reference's own `hift.m_source` at the strict float32 tier.
 """),
 ("code", r"""
 ParityResult chain = null, decoder = null;
 if (referenceDump is not null)
 {
-    chain = Lab.Compare(trace, referenceDump, new CompareOptions { Include = ["hift*"], Overrides = [Lab.HiftChainOverride] });
+    chain = Lab.Compare(trace, referenceDump, new CompareOptions { Include = ["hift*"], Overrides = [ReferenceOverrides.Hift] });
     using var dump = TensorFiles.Open(referenceDump);
     var fed = new Trace();
     hift.Decode(mel, Tensor.FromArray(dump.Get("hift.m_source").ToFloatArray(), dump.Get("hift.m_source").Shape.ToArray()), fed);

@@ -12,22 +12,6 @@ namespace StepAudio2.Lab.Interactive;
 /// <summary>The speech-out half in notebooks 06–08: the tiny token2wav folder, flow/vocoder pictures and their tolerances.</summary>
 public static partial class Lab
 {
-    /// <summary>
-    /// The NSF source integrates its phase in float32 over every sample (spec §9), so from <c>hift.m_source</c> on the
-    /// whole chain sits at rel-L2 ~1e-5…1e-4 instead of the per-module 1e-6: 1e-3 rel-L2 is its documented acceptance bound
-    /// (issue 6), elementwise 1e-2 relative + 1e-3 absolute (an ulp of phase moves a sine sample by up to ~1e-4).
-    /// Modules fed the reference's own source stay within the f32 tier (the tests check that).
-    /// </summary>
-    public static readonly ToleranceOverride HiftChainOverride = new("hift*", Tolerance.Of(1e-2, 1e-3, 1e-3));
-
-    /// <summary>
-    /// The flow's acceptance bound (issue 6): rel-L2 ≤ 1e-5 per traced path. Elementwise the f32 tier's 1e-5 is a little too
-    /// tight for a few positions: on the tiny dump 2 of 4096 values of <c>flow.encoder.up_layer</c> differ by up to 2.9e-5
-    /// (float32 summation order in the causal conv after the ×2 upsampling) while its rel-L2 stays ~1e-6; so 1e-4
-    /// elementwise with the 1e-5 rel-L2 bound.
-    /// </summary>
-    public static readonly ToleranceOverride FlowOverride = new("flow*", Tolerance.Of(1e-4, 1e-4, 1e-5));
-
     /// <summary>The bundled tiny token2wav folder (flow.pt, flow.yaml, hift.pt and the two tiny ONNX prompt models).</summary>
     public static string TinyToken2Wav => Path.Combine(TinyCheckpoint, "token2wav");
 

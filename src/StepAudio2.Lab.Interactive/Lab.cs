@@ -18,11 +18,8 @@ namespace StepAudio2.Lab.Interactive;
 /// </summary>
 public static partial class Lab
 {
-    /// <summary>
-    /// The mel of two float32 FFT paths differs by ~2e-5 near the clamp; 1e-4 is its documented acceptance bound (the same
-    /// override <c>steplab report</c> applies).
-    /// </summary>
-    public static readonly ToleranceOverride MelOverride = new("input.mel.*", Tolerance.Of(0, 1e-4));
+    /// <summary>The mel's documented acceptance bound (<see cref="ReferenceOverrides.Mel"/>, as <c>steplab report</c> applies it).</summary>
+    public static ToleranceOverride MelOverride => ReferenceOverrides.Mel;
 
     private static readonly Lazy<string> Root = new(FindRepoRoot);
 
@@ -78,7 +75,7 @@ public static partial class Lab
         new(trace.Order.Where(p => p.StartsWith("encoder.blocks.", StringComparison.Ordinal) && p.EndsWith(".attn.qk", StringComparison.Ordinal))
             .Select(p => AttentionMaps.FromScores(p, trace[p], batchIndex)).ToList(), zoomLayer, zoomHead);
 
-    /// <summary>Compares a trace against a reference dump in the dump's execution order (mel override as <see cref="MelOverride"/>).</summary>
+    /// <summary>Compares a trace against a reference dump in the dump's execution order (default overrides: the mel, flow and HiFT bounds of <see cref="ReferenceOverrides"/>).</summary>
     public static ParityResult Compare(Trace trace, string referenceDump, CompareOptions? options = null)
     {
         using var candidate = trace.ToTensorSource();
@@ -95,7 +92,7 @@ public static partial class Lab
     private static ParityResult Compare(ITensorSource candidate, string referenceDump, CompareOptions? options)
     {
         using var reference = TensorFiles.Open(referenceDump);
-        var o = (options ?? new CompareOptions { Overrides = [MelOverride] }) with { ExecutionOrder = options?.ExecutionOrder ?? DumpFile.ExecutionOrder(reference) };
+        var o = (options ?? new CompareOptions { Overrides = [ReferenceOverrides.Mel, .. ReferenceOverrides.Token2Wav] }) with { ExecutionOrder = options?.ExecutionOrder ?? DumpFile.ExecutionOrder(reference) };
         var c = DumpComparer.Compare(candidate, reference, o);
         var row = ParityView.RowToMap(c);
         return new ParityResult(c, row is null ? null : DiffMap.Of(row.Name, candidate.Get(row.Name), reference.Get(row.Name)));

@@ -25,8 +25,7 @@ namespace StepAudio2.Lab.Cli.Commands;
 /// </summary>
 public static class ReportCommand
 {
-    /// <summary>The mel of two float32 FFT paths differs by ~2e-5 near the clamp; 1e-4 is its documented acceptance bound.</summary>
-    public static readonly ToleranceOverride MelOverride = new("input.mel.*", Tolerance.Of(0, 1e-4));
+    private static ToleranceOverride MelOverride => ReferenceOverrides.Mel;
 
     public static Command Create(CliOutput ui)
     {

@@ -48,16 +48,24 @@ public static class TraceCommand
         stage.AcceptOnlyFromAmong("full", "audio");
         var tokenizer = new Option<string?>("--tokenizer") { Description = "folder with vocab.json, merges.txt, tokenizer_config.json (default: the model folder)" };
         var output = new Option<string>("--out") { Description = "output .safetensors (or .npz)", Required = true };
-        var cmd = new Command("trace", "Run a checkpoint on audio and record module outputs by official module path.")
+        var cmd = new Command("trace", "Run a checkpoint on audio (or flow + HiFT on a dump's inputs) and record module outputs by official module path.")
         {
             model, audio, system, instruction, greedy, capture, stage, tokenizer, output, token2wav, inputs, prompt, seed,
         };
-        cmd.SetAction(p => p.GetValue(token2wav) is { } t2w
-            ? RunToken2Wav(new Token2WavTraceRequest(t2w, p.GetValue(inputs) ?? throw new ArgumentException("--token2wav needs --inputs <dump>"),
-                p.GetValue(prompt), p.GetValue(seed), p.GetValue(capture) ?? [], p.GetValue(output)!), ui)
-            : Run(new TraceRequest(p.GetValue(model) ?? throw new ArgumentException("trace needs --model <dir> (or --token2wav <dir> --inputs <dump>)"),
-            p.GetValue(audio) is { Length: > 0 } a ? a : throw new ArgumentException("trace --model needs --audio <file>…"), p.GetValue(system)!, p.GetValue(instruction), p.GetValue(greedy),
-            p.GetValue(capture) ?? [], p.GetValue(stage) == "audio", p.GetValue(tokenizer), p.GetValue(output)!), ui));
+        cmd.SetAction(p =>
+        {
+            if (p.GetValue(token2wav) is { } t2w)
+            {
+                if (p.GetValue(model) is not null || p.GetValue(audio) is { Length: > 0 })
+                    throw new ArgumentException("--token2wav traces flow + HiFT from --inputs: it takes no --model or --audio");
+                return RunToken2Wav(new Token2WavTraceRequest(t2w, p.GetValue(inputs) ?? throw new ArgumentException("--token2wav needs --inputs <dump>"),
+                    p.GetValue(prompt), p.GetValue(seed), p.GetValue(capture) ?? [], p.GetValue(output)!), ui);
+            }
+            var modelDir = p.GetValue(model) ?? throw new ArgumentException("trace needs --model <dir> (or --token2wav <dir> --inputs <dump>)");
+            var audioFiles = p.GetValue(audio) is { Length: > 0 } a ? a : throw new ArgumentException("trace --model needs --audio <file>…");
+            return Run(new TraceRequest(modelDir, audioFiles, p.GetValue(system)!, p.GetValue(instruction), p.GetValue(greedy),
+                p.GetValue(capture) ?? [], p.GetValue(stage) == "audio", p.GetValue(tokenizer), p.GetValue(output)!), ui);
+        });
         return cmd;
     }
 

@@ -50,10 +50,18 @@ public sealed record TensorPlotData(string Name, int[] Shape, float[] Values, in
 /// <summary>Tensor plots: a plotly heatmap/line (plain JSON, no chart library) and a script-free PNG heatmap.</summary>
 public static class TensorPlotView
 {
-    /// <summary>The figure of <paramref name="d"/>: a line for one row, else a heatmap with rows top-down.</summary>
-    public static PlotlyFigure Figure(TensorPlotData d, string id)
+    /// <summary>The figure of <paramref name="t"/> folded and pooled by <see cref="TensorPlotData.Of"/> (see <see cref="Figure(TensorPlotData, string, string?, string?)"/>).</summary>
+    public static PlotlyFigure Figure(string name, Tensor t, string id, int maxSide = 128, string? xTitle = null, string? yTitle = null) =>
+        Figure(TensorPlotData.Of(name, t, maxSide), id, xTitle, yTitle);
+
+    /// <summary>
+    /// The figure of <paramref name="d"/>: a line for one row, else a heatmap with rows top-down, in diverging colours centred
+    /// on 0 when the values change sign (positive red) and in Viridis when they do not (a filter bank, probabilities, |a−b|).
+    /// The axis titles default to the folding (<see cref="TensorPlotData.ColumnTitle"/>, <see cref="TensorPlotData.RowTitle"/>).
+    /// </summary>
+    public static PlotlyFigure Figure(TensorPlotData d, string id, string? xTitle = null, string? yTitle = null)
     {
-        var layout = PlotlyFigure.BaseLayout(d.Title, d.ColumnTitle, d.RowTitle);
+        var layout = PlotlyFigure.BaseLayout(d.Title, xTitle ?? d.ColumnTitle, yTitle ?? d.RowTitle);
         if (d.IsLine)
         {
             var trace = new JsonObject
@@ -64,7 +72,17 @@ public static class TensorPlotView
             return new PlotlyFigure(id, new JsonArray(trace), layout);
         }
         ((JsonObject)layout["yaxis"]!)["autorange"] = "reversed";
-        return new PlotlyFigure(id, new JsonArray(PlotlyFigure.Heatmap(PlotlyFigure.Matrix(d.Values, d.Rows, d.Cols), colorscale: "RdBu")), layout);
+        float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+        foreach (var v in d.Values) if (float.IsFinite(v)) { lo = Math.Min(lo, v); hi = Math.Max(hi, v); }
+        bool diverging = lo < 0 && hi > 0;
+        var heatmap = PlotlyFigure.Heatmap(PlotlyFigure.Matrix(d.Values, d.Rows, d.Cols), colorscale: diverging ? "RdBu" : "Viridis",
+            hover: "row %{y} col %{x}<br>%{z:.4g}<extra></extra>");
+        if (diverging)
+        {
+            heatmap["zmid"] = 0;
+            heatmap["reversescale"] = true; // plotly's RdBu runs red → blue from low to high; positive values read as red
+        }
+        return new PlotlyFigure(id, new JsonArray(heatmap), layout);
     }
 
     /// <summary>A PNG heatmap (one pixel per cell, scaled up, rows top-down, non-finite cells red) in an <c>&lt;img&gt;</c> data URI.</summary>

@@ -94,6 +94,9 @@ public sealed class Token2WavCliTests
         // the LLM form still requires its own options
         Assert.Equal(StepLabCli.BadInput, InspectCliTests.Run("trace", "--out", tmp.File("y.safetensors")).Code);
         Assert.Equal(StepLabCli.BadInput, InspectCliTests.Run("trace", "--token2wav", Dir, "--out", tmp.File("y.safetensors")).Code);
+        var (mixed, _, mixedErr) = InspectCliTests.Run("trace", "--token2wav", Dir, "--inputs", Dump, "--model", Dir, "--out", tmp.File("y.safetensors"));
+        Assert.Equal(StepLabCli.BadInput, mixed);
+        Assert.Contains("takes no --model or --audio", mixedErr);
     }
 
     [Fact]

@@ -178,8 +178,15 @@ public sealed class Adaptor
     public Linear Linear1 { get; }
     public Linear Linear2 { get; }
 
-    /// <summary>Valid adaptor frames for an encoder length: ⌊(len − 1)/2⌋ + 1 (= the chunk's audio-token count).</summary>
-    public static int OutputLength(int encoderLength) => (encoderLength - 1) / 2 + 1;
+    /// <summary>
+    /// Valid adaptor frames for an encoder length: ⌊(len − 1)/2⌋ + 1 with Python's floor division (= the chunk's audio-token
+    /// count), so an empty encoder output (a chunk of ≤ 20 ms) gives 0 rows, not the 1 that C#'s truncating division would.
+    /// </summary>
+    public static int OutputLength(int encoderLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(encoderLength);
+        return encoderLength == 0 ? 0 : (encoderLength - 1) / 2 + 1;
+    }
 
     /// <param name="x">[B, T₃, D] encoder output.</param>
     /// <returns>[B, T₄, llm_dim].</returns>

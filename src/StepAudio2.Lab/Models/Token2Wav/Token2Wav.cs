@@ -45,11 +45,8 @@ public sealed class Token2Wav : IDisposable
     public const int SampleRate = 24000;
     public const string HiftFileName = "hift.pt";
 
-    private readonly IO.ITensorSource _flowCheckpoint;
-
-    private Token2Wav(string directory, IO.ITensorSource flowCheckpoint, Flow flow, Hift hift, VoicePrompt? prompts)
+    private Token2Wav(string directory, Flow flow, Hift hift, VoicePrompt? prompts)
     {
-        _flowCheckpoint = flowCheckpoint;
         Directory = directory;
         Flow = flow;
         Hift = hift;
@@ -82,21 +79,19 @@ public sealed class Token2Wav : IDisposable
             if (!File.Exists(Path.Combine(token2wavDir, f)))
                 throw new FileNotFoundException($"token2wav folder {token2wavDir} has no {f}", Path.Combine(token2wavDir, f));
         bool onnx = promptModels ?? (File.Exists(Path.Combine(token2wavDir, S3Tokenizer.FileName)) && File.Exists(Path.Combine(token2wavDir, CampPlus.FileName)));
-        var config = Config.FlowConfig.Load(Path.Combine(token2wavDir, Config.FlowConfig.FileName));
-        // the flow's weights stay in flow.pt's memory map: this object owns the mapping for as long as it lives
-        var checkpoint = IO.Torch.TorchCheckpoint.Open(Path.Combine(token2wavDir, Flow.CheckpointFileName));
+        // the flow's weights stay in flow.pt's memory map, owned by the flow until Dispose
+        var flow = Flow.Load(token2wavDir);
         try
         {
-            var flow = Flow.Load(checkpoint, config);
             var hift = Hift.Load(Path.Combine(token2wavDir, HiftFileName));
             if (hift.MelChannels != flow.MelChannels)
                 throw new IO.LabDataException(Path.Combine(token2wavDir, HiftFileName), $"the vocoder takes {hift.MelChannels} mel channels but the flow makes {flow.MelChannels}");
             var prompts = onnx ? VoicePrompt.Open(token2wavDir, promptCacheDirectory) : null;
-            return new Token2Wav(Path.GetFullPath(token2wavDir), checkpoint, flow, hift, prompts);
+            return new Token2Wav(Path.GetFullPath(token2wavDir), flow, hift, prompts);
         }
         catch
         {
-            checkpoint.Dispose();
+            flow.Dispose();
             throw;
         }
     }
@@ -158,7 +153,7 @@ public sealed class Token2Wav : IDisposable
     public void Dispose()
     {
         Prompts?.Dispose();
-        _flowCheckpoint.Dispose();
+        Flow.Dispose();
     }
 
     /// <summary>Relays the flow's per-step progress (reported synchronously on the calling thread).</summary>
