@@ -102,8 +102,9 @@ The trace keeps the estimator's output of each step (`flow.decoder.estimator.ste
 starting noise (`input.noise`) they give every state x_K of the ODE: x ← x + dt·(1.7·v₀ − 0.7·v₁) on the float32 time grid
 τ = 0, 0.0123, 0.0489, 0.109, 0.191, 0.293, 0.412, 0.546, 0.691, 0.844, 1 (`CfmSteps` repeats the port's float32
 operations, so x₁₀ is bit-identical to the traced `flow.decoder`). Look for: the early steps are still mostly the noise,
-the cosine schedule takes small steps first and large ones last; the prompt region (left of the dashed line) converges to
-the prompt mel because the condition pins it.
+the cosine schedule takes small steps first and large ones last. On a trained model the prompt region (left of the
+dashed line) ends close to the prompt mel, which the estimator sees as its condition; the tiny random estimator does not
+learn that, so here both regions stay noise-like.
 """),
 ("code", r"""
 var steps = Lab.CfmSteps(trace, cfgRate);
