@@ -16,7 +16,7 @@ namespace StepAudio2.Lab.Interactive;
 /// The notebook-facing facade: where the bundled data is, one-call helpers for the stages a notebook shows, and
 /// <see cref="Show"/>. Thin on purpose: the work is the core library's (the same views back <c>steplab report</c>).
 /// </summary>
-public static class Lab
+public static partial class Lab
 {
     /// <summary>The mel's documented acceptance bound (<see cref="ReferenceOverrides.Mel"/>, as <c>steplab report</c> applies it).</summary>
     public static ToleranceOverride MelOverride => ReferenceOverrides.Mel;

@@ -12,6 +12,7 @@ public sealed class StepLabKernelExtension : IKernelExtension
     public Task OnLoadAsync(Kernel kernel)
     {
         LabFormatters.Register();
+        OnnxRuntimeNative.Register(); // the voice-prompt models (S3 tokenizer, CAM++) run on ONNX Runtime's native library
         _ = ChartHost.WarmUpAsync();
         var line = Lab.EngineInfo;
         if (KernelInvocationContext.Current is { } context) context.DisplayAs(line, "text/plain");

@@ -32,7 +32,8 @@ public static class NotebookRunner
         return Notebook.Parse(File.ReadAllText(path), kernels);
     }
 
-    public static async Task<List<CellRun>> RunAsync(string path)
+    /// <summary>Runs every code cell; <paramref name="edit"/> (cell id, source → source) may change a cell first, e.g. a parameter.</summary>
+    public static async Task<List<CellRun>> RunAsync(string path, Func<string, string, string>? edit = null)
     {
         var document = Read(path);
         using var csharp = new CSharpKernel().UseKernelHelpers().UseValueSharing();
@@ -49,7 +50,8 @@ public static class NotebookRunner
                 runs.Add(new CellRun(cell.Id ?? "", cell.Contents, true, null, []));
                 continue;
             }
-            var result = await kernel.SendAsync(new SubmitCode(cell.Contents, csharp.Name));
+            var code = edit is null ? cell.Contents : edit(cell.Id ?? "", cell.Contents);
+            var result = await kernel.SendAsync(new SubmitCode(code, csharp.Name));
             var outputs = new List<(string, string)>();
             var errors = new StringBuilder();
             foreach (var e in result.Events)
@@ -67,7 +69,7 @@ public static class NotebookRunner
                         break;
                 }
             }
-            runs.Add(new CellRun(cell.Id ?? "", cell.Contents, false, errors.Length == 0 ? null : errors.ToString(), outputs));
+            runs.Add(new CellRun(cell.Id ?? "", code, false, errors.Length == 0 ? null : errors.ToString(), outputs));
         }
         return runs;
     }

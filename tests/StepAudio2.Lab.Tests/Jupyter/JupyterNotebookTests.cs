@@ -37,6 +37,9 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         ("03-adaptor", Shows.Chart),                                      // adaptor output plot
         ("04-llm", Shows.Chart),                                          // logits
         ("05-parity", Shows.ParityTable | Shows.Heatmap),                 // compare table and |a−b| map
+        ("06-flow", Shows.Heatmap | Shows.ParityTable),                   // μ, the CFM strip, CFG, final mel; flow parity
+        ("07-vocoder", Shows.Heatmap | Shows.Audio | Shows.ParityTable),  // upsample stages, waveform + player; HiFT parity
+        ("08-end-to-end", Shows.Heatmap | Shows.Audio),                   // question/prompt/answer players, prompt mel
     ];
 
     public static TheoryData<string> Notebooks()
