@@ -34,6 +34,9 @@ NOTEBOOKS = [
     ("03-adaptor", "adp", "nb03_adaptor"),
     ("04-llm", "llm", "nb04_llm"),
     ("05-parity", "par", "nb05_parity"),
+    ("06-flow", "flow", "nb06_flow"),
+    ("07-vocoder", "voc", "nb07_vocoder"),
+    ("08-end-to-end", "e2e", "nb08_end_to_end"),
     ("09-think-and-tools", "think", "nb09_think_and_tools"),
 ]
 

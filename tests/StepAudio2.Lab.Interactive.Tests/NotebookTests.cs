@@ -24,6 +24,18 @@ public sealed class NotebookTests
     }
 
     [Fact]
+    public void Generated_notebooks_match_their_sources()
+    {
+        // 01–09 are written by scripts/make_notebooks.py from scripts/notebooks/*.py; an edit to one side only is caught here.
+        var psi = new System.Diagnostics.ProcessStartInfo("/usr/bin/python3", ["scripts/make_notebooks.py", "--check"])
+        { WorkingDirectory = TestPaths.RepoRoot, RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"make_notebooks.py --check: {output}");
+    }
+
+    [Fact]
     public void Notebooks_are_csharp_with_cell_ids()
     {
         foreach (var f in Directory.GetFiles(TestPaths.Notebooks, "*.ipynb"))
