@@ -50,6 +50,14 @@ public sealed class Hift
     public int BaseChannels { get; }
     /// <summary>Channels after each upsampling stage (256, 128, 64 at full size).</summary>
     public IReadOnlyList<int> StageChannels { get; }
+    /// <summary>The decoder's modules, for stepping through (or timing) <see cref="Decode"/> one module at a time.</summary>
+    public Conv1d ConvPre => _convPre;
+    public IReadOnlyList<ConvTranspose1d> Ups => _ups;
+    public IReadOnlyList<Conv1d> SourceDowns => _sourceDowns;
+    public IReadOnlyList<HiftResBlock> SourceResblocks => _sourceResblocks;
+    public IReadOnlyList<HiftResBlock> Resblocks => _resblocks;
+    public Conv1d ConvPost => _convPost;
+    public HiftStft Stft => _stft;
 
     /// <summary>Builds from <paramref name="w"/> whose keys are already stripped of <c>generator.</c>.</summary>
     public Hift(Weights w, HiftConfig? config = null)
@@ -158,13 +166,16 @@ public sealed class Hift
             var si = _sourceDowns[i].Forward(sStft, trace);
             si = _sourceResblocks[i].Forward(si, trace);
             x = Ops.Add(x, si);
+            // mean of the nk resblocks: the first output (fresh, ours) accumulates the others in place, then ÷ nk
             Tensor? xs = null;
             for (int j = 0; j < nk; j++)
             {
                 var y = _resblocks[i * nk + j].Forward(x, trace);
-                xs = xs is null ? y : Ops.Add(xs, y);
+                if (xs is null) xs = trace is null ? y : Tensor.FromArray(y.ToFloatArray(), y.Shape); // a traced y must stay as recorded
+                else System.Numerics.Tensors.TensorPrimitives.Add(xs.AsSpan<float>(), y.AsSpan<float>(), xs.AsWritableSpan<float>());
             }
-            x = Divide(xs!, nk);
+            System.Numerics.Tensors.TensorPrimitives.Divide(xs!.AsSpan<float>(), (float)nk, xs.AsWritableSpan<float>());
+            x = xs;
         }
         x = Ops.LeakyRelu(x, 0.01f);
         x = _convPost.Forward(x, trace);
@@ -194,14 +205,6 @@ public sealed class Hift
         float lim = Config.AudioLimit;
         for (int i = 0; i < wav.Length; i++) wav[i] = Math.Clamp(wav[i], -lim, lim);
         return Tensor.FromArray(wav, bsz, wav.Length / bsz);
-    }
-
-    private static Tensor Divide(Tensor x, int n)
-    {
-        var v = x.ToFloatArray();
-        float d = n;
-        for (int i = 0; i < v.Length; i++) v[i] /= d;
-        return Tensor.FromArray(v, x.Shape);
     }
 
     private void CheckMel(Tensor mel)
