@@ -24,10 +24,12 @@ if sys.argv[2]:
     t = json.load(open(sys.argv[2]))
     r["torch"] = t
     r["torch_over_new"] = round(t["torch_total_ms"] / r["new_total_ms"], 2)
+    r["torch_over_forward"] = round(t["torch_total_ms"] / r["forward_ms"], 2)
     for m in r["modules"]:
         if m["module"] in t["modules_ms"]:
             m["torch_ms"] = t["modules_ms"][m["module"]]
 json.dump(r, open(sys.argv[3], "w"), indent=2)
-print(f"old {r['old_total_ms']:.0f} ms, new {r['new_total_ms']:.0f} ms (old/new {r['speedup']}), cpu ratio {r['cpu_ratio']}"
-      + (f", torch {r['torch']['torch_total_ms']:.0f} ms (torch/new {r['torch_over_new']})" if sys.argv[2] else ""))
+print(f"old {r['old_total_ms']:.0f} ms, new module by module {r['new_total_ms']:.0f} ms (old/new {r['speedup']}), cpu ratio {r['cpu_ratio']}, "
+      f"Hift.Forward {r['forward_ms']:.0f} ms (old/Forward {r['speedup_forward']})"
+      + (f", torch {r['torch']['torch_total_ms']:.0f} ms (torch/Forward {r['torch_over_forward']})" if sys.argv[2] else ""))
 PY

@@ -14,7 +14,8 @@ namespace StepAudio2.Lab.Engine.Cpu;
 /// <remarks>
 /// Numerics match <see cref="GemmBlocked"/> run on an explicit im2col: each output sums in ci·K + k order in KC blocks,
 /// the first block adding the bias, later blocks adding onto it. Threads take 256-column × 144-row tiles of the output
-/// from a shared counter, so a thread that the (busy, shared) machine deschedules does not hold the others up.
+/// from a shared counter (whole 256-column strips when there are enough of them, so B is packed once per strip), so a
+/// thread that the (busy, shared) machine deschedules does not hold the others up.
 /// Requires AVX2 and FMA (<see cref="IsSupported"/>).
 /// </remarks>
 public static unsafe class ConvGemm
@@ -58,18 +59,26 @@ public static unsafe class ConvGemm
         if (m == 0 || tout <= 0) return;
         // Work items are (256-column chunk, 144-row block) tiles of y, so short outputs (200 frames) still spread over
         // both cores; a chunk's B panel is packed once per row block, cheap next to the 144·kc·256 multiply-adds.
-        int chunks = (tout + Chunk - 1) / Chunk, blocks = (m + MC - 1) / MC, items = chunks * blocks;
+        int chunks = (tout + Chunk - 1) / Chunk, blocks = (m + MC - 1) / MC;
+        bool tiles = chunks < 4 * Math.Max(1, threads) && blocks > 1; // few columns: split rows too, packing B once per tile
+        int items = tiles ? chunks * blocks : chunks;
         long work = (long)m * kk * tout;
         threads = work < (1L << 20) ? 1 : Math.Min(Math.Max(1, threads), items);
         fixed (float* pa = packedA)
         {
             var job = new Job(pa, m, cin, kernel, x, t, stride, padding, dilation, bias, y, tout);
-            if (threads == 1) { for (int c = 0; c < items; c++) job.Run(c % chunks, c / chunks); return; }
+            if (threads == 1) { for (int c = 0; c < items; c++) Dispatch(job, c); return; }
             int next = -1;
             Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
             {
-                for (int c = Interlocked.Increment(ref next); c < items; c = Interlocked.Increment(ref next)) job.Run(c % chunks, c / chunks);
+                for (int c = Interlocked.Increment(ref next); c < items; c = Interlocked.Increment(ref next)) Dispatch(job, c);
             });
+        }
+
+        void Dispatch(Job job, int item)
+        {
+            if (tiles) job.Run(item % chunks, item / chunks, item / chunks + 1);
+            else job.Run(item, 0, blocks);
         }
     }
 
@@ -117,7 +126,8 @@ public static unsafe class ConvGemm
     private readonly struct Job(float* a, int m, int cin, int kernel, float* x, int t, int stride, int padding, int dilation,
         float* bias, float* y, int tout)
     {
-        public void Run(int chunk, int block)
+        /// <summary>Output columns of <paramref name="chunk"/>, row blocks [block0, block1).</summary>
+        public void Run(int chunk, int block0, int block1)
         {
             int j0 = chunk * Chunk, nc = Math.Min(Chunk, tout - j0), kk = cin * kernel;
             float* bp = Workspace.Panel(KC * Chunk);
@@ -127,6 +137,7 @@ public static unsafe class ConvGemm
                 int kc = Math.Min(KC, kk - pc);
                 PackB(pc, kc, j0, nc, bp);
                 bool first = pc == 0;
+                for (int block = block0; block < block1; block++)
                 {
                     int ic = block * MC, mc = Math.Min(MC, m - ic);
                     for (int jr = 0; jr < nc; jr += NR)
@@ -161,16 +172,17 @@ public static unsafe class ConvGemm
         /// <summary>cols[pc..pc+kc, j0..j0+nc] → 16-column micro-panels (k-major), zero-padded past nc.</summary>
         private void PackB(int pc, int kc, int j0, int nc, float* dst)
         {
-            for (int jr = 0; jr < nc; jr += NR)
+            // p outer: the (ci, k) split of a cols row (an integer division) is done once per row, not once per panel
+            for (int p = 0; p < kc; p++)
             {
-                int nr = Math.Min(NR, nc - jr);
-                float* d = dst + (nint)jr * kc;
-                int col = j0 + jr;
-                for (int p = 0; p < kc; p++, d += NR)
+                int r = pc + p, ci = r / kernel, k = r - ci * kernel;
+                float* src = x + (nint)ci * t;
+                int off = k * dilation - padding;
+                for (int jr = 0; jr < nc; jr += NR)
                 {
-                    int r = pc + p, ci = r / kernel, k = r - ci * kernel;
-                    float* src = x + (nint)ci * t;
-                    int start = col * stride + k * dilation - padding;
+                    int nr = Math.Min(NR, nc - jr);
+                    float* d = dst + (nint)jr * kc + (nint)p * NR;
+                    int start = (j0 + jr) * stride + off;
                     if (stride == 1 && nr == NR && start >= 0 && start + NR <= t)
                     {
                         Avx.StoreAligned(d, Avx.LoadVector256(src + start));

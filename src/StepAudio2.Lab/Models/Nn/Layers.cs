@@ -72,6 +72,9 @@ public sealed class Conv1d
     public int OutChannels => Weight.Shape[0];
     public int Kernel => Weight.Shape[2];
 
+    /// <summary>Output length for an input of <paramref name="t"/> steps (PyTorch's formula; ≤ 0 when the input is too short).</summary>
+    public int OutputLength(int t) => (t + 2 * Padding - Dilation * (Kernel - 1) - 1) / Stride + 1;
+
     public static Conv1d Load(Weights w, string path, int cout, int cin, int kernel, int stride, int padding, bool bias = true) =>
         new(path, w.Get(path + ".weight", cout, cin, kernel), bias ? w.Get(path + ".bias", cout) : null, stride, padding);
 

@@ -18,8 +18,14 @@ public sealed class ConvTranspose1d
     private readonly float[]? _packed, _biasValues;
     private readonly int _stride, _padding;
 
-    public ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding)
+    private readonly HiftScratch? _scratch;
+
+    public ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding) : this(path, weight, bias, stride, padding, null) { }
+
+    /// <summary>As the public constructor; with <paramref name="scratch"/>, the output and the GEMM's column buffer come from that pool.</summary>
+    internal ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding, HiftScratch? scratch)
     {
+        _scratch = scratch;
         Path = path;
         Weight = weight;
         _bias = bias;
@@ -56,13 +62,14 @@ public sealed class ConvTranspose1d
         int tout = (t - 1) * _stride - 2 * _padding + (kw - 1) + 1;
         if (tout <= 0) throw new ArgumentException($"conv_transpose1d: output length {tout} ≤ 0 for input length {t}");
         if (x.DType != DType.F32 || !x.IsContiguous) x = x.To(DType.F32);
-        var y = Tensor.Zeros(DType.F32, bsz, cout, tout);
-        var cols = GC.AllocateUninitializedArray<float>(cout * kw * t);
+        var y = _scratch?.Rent(bsz, cout, tout) ?? Tensor.Zeros(DType.F32, bsz, cout, tout);
+        var cols = _scratch?.Rent(cout * kw * t) ?? Tensor.Zeros(DType.F32, cout * kw * t);
         var xs = x.AsSpan<float>();
         var ys = y.AsWritableSpan<float>();
-        fixed (float* px = xs, py = ys, pb = _biasValues, pc = cols)
+        fixed (float* px = xs, py = ys, pb = _biasValues, pc = cols.AsWritableSpan<float>())
             for (int b = 0; b < bsz; b++)
                 ConvGemm.ConvTranspose(_packed!, cin, cout, kw, px + (long)b * cin * t, t, _stride, _padding, pb, py + (long)b * cout * tout, tout, pc, Gemm.MaxThreads);
+        _scratch?.Return(cols);
         return y;
     }
 }
@@ -116,8 +123,15 @@ public sealed class HiftResBlock
     public IReadOnlyList<float[]> Alpha1 => _alpha1;
     public IReadOnlyList<float[]> Alpha2 => _alpha2;
 
+    private readonly HiftScratch? _scratch;
+
     public HiftResBlock(Weights w, string key, string path, int channels, int kernel, IReadOnlyList<int> dilations)
+        : this(w, key, path, channels, kernel, dilations, null) { }
+
+    /// <summary>As the public constructor; with <paramref name="scratch"/>, its working buffers and its output come from that pool.</summary>
+    internal HiftResBlock(Weights w, string key, string path, int channels, int kernel, IReadOnlyList<int> dilations, HiftScratch? scratch)
     {
+        _scratch = scratch;
         Path = path;
         Channels = channels;
         Kernel = kernel;
@@ -144,8 +158,8 @@ public sealed class HiftResBlock
         if (x.Rank != 3 || x.Shape[1] != Channels)
             throw new ArgumentException($"{Path}: input {Tensor.ShapeString(x.Shape)} must be [B, {Channels}, T]");
         if (x.DType != DType.F32 || !x.IsContiguous) x = x.To(DType.F32);
-        var a = Tensor.Zeros(DType.F32, x.Shape);
-        var b = Tensor.Zeros(DType.F32, x.Shape);
+        var a = _scratch?.Rent(x.Shape) ?? Tensor.Zeros(DType.F32, x.Shape);
+        var b = _scratch?.Rent(x.Shape) ?? Tensor.Zeros(DType.F32, x.Shape);
         Tensor? acc = null;
         for (int j = 0; j < _convs1.Length; j++)
         {
@@ -155,9 +169,11 @@ public sealed class HiftResBlock
             Snake.Apply(b, _alpha2[j], b);
             _convs2[j].ForwardInto(b, a);
             // x = convs2(…) + x, as the official `x = xt + x`
-            acc ??= Tensor.Zeros(DType.F32, x.Shape);
+            acc ??= _scratch?.Rent(x.Shape) ?? Tensor.Zeros(DType.F32, x.Shape);
             System.Numerics.Tensors.TensorPrimitives.Add(a.AsSpan<float>(), cur.AsSpan<float>(), acc.AsWritableSpan<float>());
         }
+        _scratch?.Return(a);
+        _scratch?.Return(b);
         var result = acc ?? x;
         trace?.Record(Path, result);
         return result;
