@@ -1,4 +1,6 @@
+using System.Runtime.Intrinsics;
 using StepAudio2.Lab.Engine;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.IO.Torch;
 using StepAudio2.Lab.Models.Nn;
@@ -42,6 +44,7 @@ public sealed class Hift
     private readonly Conv1d[] _sourceDowns;
     private readonly HiftResBlock[] _sourceResblocks, _resblocks;
     private readonly HiftStft _stft;
+    private readonly HiftScratch _scratch = new();
 
     public HiftConfig Config { get; }
     public F0Predictor F0Predictor { get; }
@@ -50,6 +53,14 @@ public sealed class Hift
     public int BaseChannels { get; }
     /// <summary>Channels after each upsampling stage (256, 128, 64 at full size).</summary>
     public IReadOnlyList<int> StageChannels { get; }
+    /// <summary>The decoder's modules, for stepping through (or timing) <see cref="Decode"/> one module at a time.</summary>
+    public Conv1d ConvPre => _convPre;
+    public IReadOnlyList<ConvTranspose1d> Ups => _ups;
+    public IReadOnlyList<Conv1d> SourceDowns => _sourceDowns;
+    public IReadOnlyList<HiftResBlock> SourceResblocks => _sourceResblocks;
+    public IReadOnlyList<HiftResBlock> Resblocks => _resblocks;
+    public Conv1d ConvPost => _convPost;
+    public HiftStft Stft => _stft;
 
     /// <summary>Builds from <paramref name="w"/> whose keys are already stripped of <c>generator.</c>.</summary>
     public Hift(Weights w, HiftConfig? config = null)
@@ -79,18 +90,18 @@ public sealed class Hift
             var up = WeightNorm.Load(w, $"ups.{i}", cin, -1, k);
             int ch = up.Shape[1];
             stageChannels[i] = ch;
-            _ups[i] = new ConvTranspose1d($"{P}.ups.{i}", up, WeightNorm.Plain(w, $"ups.{i}.bias", ch), u, (k - u) / 2);
+            _ups[i] = new ConvTranspose1d($"{P}.ups.{i}", up, WeightNorm.Plain(w, $"ups.{i}.bias", ch), u, (k - u) / 2, _scratch);
 
             int stride = 1;
             for (int j = i + 1; j < nStages; j++) stride *= c.UpsampleRates[j];
             _sourceDowns[i] = stride == 1
                 ? new Conv1d($"{P}.source_downs.{i}", WeightNorm.Plain(w, $"source_downs.{i}.weight", ch, spec, 1), WeightNorm.Plain(w, $"source_downs.{i}.bias", ch), 1, 0)
                 : new Conv1d($"{P}.source_downs.{i}", WeightNorm.Plain(w, $"source_downs.{i}.weight", ch, spec, 2 * stride), WeightNorm.Plain(w, $"source_downs.{i}.bias", ch), stride, stride / 2);
-            _sourceResblocks[i] = new HiftResBlock(w, $"source_resblocks.{i}", $"{P}.source_resblocks.{i}", ch, c.SourceResblockKernels[i], c.Dilations);
+            _sourceResblocks[i] = new HiftResBlock(w, $"source_resblocks.{i}", $"{P}.source_resblocks.{i}", ch, c.SourceResblockKernels[i], c.Dilations, _scratch);
             for (int j = 0; j < c.ResblockKernels.Length; j++)
             {
                 int r = i * c.ResblockKernels.Length + j;
-                _resblocks[r] = new HiftResBlock(w, $"resblocks.{r}", $"{P}.resblocks.{r}", ch, c.ResblockKernels[j], c.Dilations);
+                _resblocks[r] = new HiftResBlock(w, $"resblocks.{r}", $"{P}.resblocks.{r}", ch, c.ResblockKernels[j], c.Dilations, _scratch);
             }
             cin = ch;
         }
@@ -148,26 +159,58 @@ public sealed class Hift
         var sStft = _stft.Forward(source.Contiguous().Reshape(bsz, samples));
         trace?.Record($"{P}.source_stft", sStft);
 
+        // Untraced, every intermediate below is ours alone: activations run in place and dead buffers go back to the
+        // scratch pool (fresh multi-megabyte arrays cost page faults). Traced, recorded tensors must stay as recorded,
+        // so each step makes a new tensor. Both ways compute the same floats in the same order.
+        bool own = trace is null;
         var x = _convPre.Forward(mel, trace);
         int nk = Config.ResblockKernels.Length;
         for (int i = 0; i < _ups.Length; i++)
         {
-            x = Ops.LeakyRelu(x, Config.LeakySlope);
-            x = _ups[i].Forward(x, trace);
-            if (i == _ups.Length - 1) x = Ops.Pad(x, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect);
-            var si = _sourceDowns[i].Forward(sStft, trace);
-            si = _sourceResblocks[i].Forward(si, trace);
-            x = Ops.Add(x, si);
+            x = own ? LeakyReluInPlace(x, Config.LeakySlope) : Ops.LeakyRelu(x, Config.LeakySlope);
+            var up = _ups[i].Forward(x, trace);
+            Release(own, x);
+            x = up;
+            if (i == _ups.Length - 1)
+            {
+                var padded = own ? ReflectPadLeft(x) : Ops.Pad(x, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect);
+                Release(own, x);
+                x = padded;
+            }
+            var down = _sourceDowns[i];
+            var si = own
+                ? down.ForwardInto(sStft, _scratch.Rent(bsz, down.OutChannels, down.OutputLength(sStft.Shape[2])))
+                : down.Forward(sStft, trace);
+            var sr = _sourceResblocks[i].Forward(si, trace);
+            Release(own, si);
+            if (own)
+            {
+                if (!x.Shape.SequenceEqual(sr.Shape))
+                    throw new ArgumentException($"hift: stage {i} signal {Tensor.ShapeString(x.Shape)} and source {Tensor.ShapeString(sr.Shape)} differ");
+                TensorPrimitives.Add(x.AsSpan<float>(), sr.AsSpan<float>(), x.AsWritableSpan<float>());
+                _scratch.Return(sr);
+            }
+            else x = Ops.Add(x, sr);
+            // mean of the nk resblocks: the first output (ours) accumulates the others in place, then ÷ nk
             Tensor? xs = null;
             for (int j = 0; j < nk; j++)
             {
                 var y = _resblocks[i * nk + j].Forward(x, trace);
-                xs = xs is null ? y : Ops.Add(xs, y);
+                if (xs is null) xs = own ? y : Tensor.FromArray(y.ToFloatArray(), y.Shape); // a traced y must stay as recorded
+                else
+                {
+                    TensorPrimitives.Add(xs.AsSpan<float>(), y.AsSpan<float>(), xs.AsWritableSpan<float>());
+                    Release(own, y);
+                }
             }
-            x = Divide(xs!, nk);
+            TensorPrimitives.Divide(xs!.AsSpan<float>(), (float)nk, xs.AsWritableSpan<float>());
+            Release(own, x);
+            x = xs;
         }
-        x = Ops.LeakyRelu(x, 0.01f);
-        x = _convPost.Forward(x, trace);
+        x = own ? LeakyReluInPlace(x, 0.01f) : Ops.LeakyRelu(x, 0.01f);
+        var post = _convPost.Forward(x, trace);
+        Release(own, x);
+        x = post;
         var wav = Synthesize(x);
         trace?.Record(P, wav);
         return wav;
@@ -196,12 +239,44 @@ public sealed class Hift
         return Tensor.FromArray(wav, bsz, wav.Length / bsz);
     }
 
-    private static Tensor Divide(Tensor x, int n)
+    private void Release(bool own, Tensor t)
     {
-        var v = x.ToFloatArray();
-        float d = n;
-        for (int i = 0; i < v.Length; i++) v[i] /= d;
-        return Tensor.FromArray(v, x.Shape);
+        if (own) _scratch.Return(t);
+    }
+
+    /// <summary>F.leaky_relu on a contiguous f32 tensor we own, in place (same select as the generic op).</summary>
+    private static Tensor LeakyReluInPlace(Tensor x, float slope)
+    {
+        if (x.DType != DType.F32 || !x.IsContiguous) return Ops.LeakyRelu(x, slope);
+        var v = x.AsWritableSpan<float>();
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var s = Vector256.Create(slope);
+            for (; i <= v.Length - 8; i += 8)
+            {
+                var a = Vector256.Create((ReadOnlySpan<float>)v.Slice(i, 8));
+                Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(a, Vector256<float>.Zero), a, a * s).CopyTo(v.Slice(i, 8));
+            }
+        }
+        for (; i < v.Length; i++) v[i] = v[i] >= 0 ? v[i] : slope * v[i];
+        return x;
+    }
+
+    /// <summary>nn.ReflectionPad1d((1, 0)) on [B, C, T] into a pooled [B, C, T + 1]: out[0] = in[1], out[1 + j] = in[j].</summary>
+    private Tensor ReflectPadLeft(Tensor x)
+    {
+        if (x.DType != DType.F32 || !x.IsContiguous || x.Rank != 3 || x.Shape[2] < 2) return Ops.Pad(x, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect);
+        int rows = x.Shape[0] * x.Shape[1], t = x.Shape[2];
+        var y = _scratch.Rent(x.Shape[0], x.Shape[1], t + 1);
+        var src = x.AsSpan<float>();
+        var dst = y.AsWritableSpan<float>();
+        for (int r = 0; r < rows; r++)
+        {
+            dst[r * (t + 1)] = src[r * t + 1];
+            src.Slice(r * t, t).CopyTo(dst.Slice(r * (t + 1) + 1, t));
+        }
+        return y;
     }
 
     private void CheckMel(Tensor mel)

@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Models.Nn;
 using StepAudio2.Lab.Tensors;
@@ -6,19 +7,69 @@ using StepAudio2.Lab.Tracing;
 
 namespace StepAudio2.Lab.Models.Token2Wav;
 
-/// <summary>torch.nn.ConvTranspose1d with a folded weight [Cin, Cout, K] and bias [Cout].</summary>
-public sealed class ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding)
+/// <summary>
+/// torch.nn.ConvTranspose1d with a folded weight [Cin, Cout, K] and bias [Cout]. On the CPU backend the weight is packed
+/// once at load as Wᵀ [Cout·K, Cin] and the layer runs as one GEMM on the channel-major input plus an overlap-add
+/// (<see cref="ConvGemm.ConvTranspose"/>); otherwise <see cref="Ops.ConvTranspose1d"/>, with the same sums in the same order.
+/// </summary>
+public sealed class ConvTranspose1d
 {
-    public string Path { get; } = path;
-    public Tensor Weight { get; } = weight;
+    private readonly Tensor? _bias;
+    private readonly float[]? _packed, _biasValues;
+    private readonly int _stride, _padding;
+
+    private readonly HiftScratch? _scratch;
+
+    public ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding) : this(path, weight, bias, stride, padding, null) { }
+
+    /// <summary>As the public constructor; with <paramref name="scratch"/>, the output and the GEMM's column buffer come from that pool.</summary>
+    internal ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding, HiftScratch? scratch)
+    {
+        _scratch = scratch;
+        Path = path;
+        Weight = weight;
+        _bias = bias;
+        _stride = stride;
+        _padding = padding;
+        if (weight.Rank == 3 && ConvGemm.IsSupported)
+        {
+            _packed = ConvGemm.PackTransposeWeight(weight.ToFloatArray(), weight.Shape[0], weight.Shape[1], weight.Shape[2]);
+            _biasValues = bias?.ToFloatArray();
+        }
+    }
+
+    public string Path { get; }
+    public Tensor Weight { get; }
+    public Tensor? Bias => _bias;
+    public int Stride => _stride;
+    public int Padding => _padding;
     public int InChannels => Weight.Shape[0];
     public int OutChannels => Weight.Shape[1];
     public int Kernel => Weight.Shape[2];
 
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
-        var y = Ops.ConvTranspose1d(x, Weight, bias, stride, padding);
+        var y = _packed is not null && x.Rank == 3 && x.Shape[1] == InChannels && Ops.Backend is CpuBackend && ConvGemm.IsSupported
+            ? Packed(x)
+            : Ops.ConvTranspose1d(x, Weight, _bias, _stride, _padding);
         trace?.Record(Path, y);
+        return y;
+    }
+
+    private unsafe Tensor Packed(Tensor x)
+    {
+        int bsz = x.Shape[0], cin = InChannels, t = x.Shape[2], cout = OutChannels, kw = Kernel;
+        int tout = (t - 1) * _stride - 2 * _padding + (kw - 1) + 1;
+        if (tout <= 0) throw new ArgumentException($"conv_transpose1d: output length {tout} ≤ 0 for input length {t}");
+        if (x.DType != DType.F32 || !x.IsContiguous) x = x.To(DType.F32);
+        var y = _scratch?.Rent(bsz, cout, tout) ?? Tensor.Zeros(DType.F32, bsz, cout, tout);
+        var cols = _scratch?.Rent(cout * kw * t) ?? Tensor.Zeros(DType.F32, cout * kw * t);
+        var xs = x.AsSpan<float>();
+        var ys = y.AsWritableSpan<float>();
+        fixed (float* px = xs, py = ys, pb = _biasValues, pc = cols.AsWritableSpan<float>())
+            for (int b = 0; b < bsz; b++)
+                ConvGemm.ConvTranspose(_packed!, cin, cout, kw, px + (long)b * cin * t, t, _stride, _padding, pb, py + (long)b * cout * tout, tout, pc, Gemm.MaxThreads);
+        _scratch?.Return(cols);
         return y;
     }
 }
@@ -31,21 +82,25 @@ public static class Snake
     {
         if (x.Rank != 3 || x.Shape[1] != alpha.Length)
             throw new ArgumentException($"snake: input {Tensor.ShapeString(x.Shape)} must be [B, {alpha.Length}, T]");
-        var src = x.ToFloatArray();
-        int c = x.Shape[1], t = x.Shape[2];
-        var dst = new float[src.Length];
-        for (int b = 0; b < x.Shape[0]; b++)
-            for (int ch = 0; ch < c; ch++)
-            {
-                float a = alpha[ch], inv = 1f / (a + 1e-9f);
-                int o = (b * c + ch) * t;
-                for (int i = 0; i < t; i++)
-                {
-                    float v = src[o + i], s = MathF.Sin(v * a);
-                    dst[o + i] = v + inv * (s * s);
-                }
-            }
-        return Tensor.FromArray(dst, x.Shape);
+        var y = Tensor.Zeros(DType.F32, x.Shape);
+        Apply(x.DType == DType.F32 && x.IsContiguous ? x : x.To(DType.F32), alpha, y);
+        return y;
+    }
+
+    /// <summary>Snake of a contiguous f32 [B, C, T] <paramref name="x"/> into <paramref name="y"/> (may be x itself), channels in parallel.</summary>
+    internal static void Apply(Tensor x, float[] alpha, Tensor y)
+    {
+        int bsz = x.Shape[0], c = x.Shape[1], t = x.Shape[2];
+        int rows = bsz * c;
+        int parts = rows * (long)t < 1 << 16 ? 1 : Math.Min(Gemm.MaxThreads, rows);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+        {
+            var (r0, r1) = Gemm.Part(rows, parts, part, 1);
+            var src = x.AsSpan<float>();
+            var dst = y.AsWritableSpan<float>();
+            for (int r = r0; r < r1; r++)
+                VectorTrig.Snake(src.Slice(r * t, t), alpha[r % c], dst.Slice(r * t, t));
+        });
     }
 }
 
@@ -61,9 +116,22 @@ public sealed class HiftResBlock
     public string Path { get; }
     public int Channels { get; }
     public int Kernel { get; }
+    /// <summary>The dilated convs (convs1.j) and the plain ones (convs2.j), j = 0…2.</summary>
+    public IReadOnlyList<Conv1d> Convs1 => _convs1;
+    public IReadOnlyList<Conv1d> Convs2 => _convs2;
+    /// <summary>Snake α of activations1.j / activations2.j.</summary>
+    public IReadOnlyList<float[]> Alpha1 => _alpha1;
+    public IReadOnlyList<float[]> Alpha2 => _alpha2;
+
+    private readonly HiftScratch? _scratch;
 
     public HiftResBlock(Weights w, string key, string path, int channels, int kernel, IReadOnlyList<int> dilations)
+        : this(w, key, path, channels, kernel, dilations, null) { }
+
+    /// <summary>As the public constructor; with <paramref name="scratch"/>, its working buffers and its output come from that pool.</summary>
+    internal HiftResBlock(Weights w, string key, string path, int channels, int kernel, IReadOnlyList<int> dilations, HiftScratch? scratch)
     {
+        _scratch = scratch;
         Path = path;
         Channels = channels;
         Kernel = kernel;
@@ -84,18 +152,31 @@ public sealed class HiftResBlock
         }
     }
 
+    /// <summary>x [B, C, T] → x after the three rounds; two scratch tensors are reused across the rounds (the input is not modified).</summary>
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
+        if (x.Rank != 3 || x.Shape[1] != Channels)
+            throw new ArgumentException($"{Path}: input {Tensor.ShapeString(x.Shape)} must be [B, {Channels}, T]");
+        if (x.DType != DType.F32 || !x.IsContiguous) x = x.To(DType.F32);
+        var a = _scratch?.Rent(x.Shape) ?? Tensor.Zeros(DType.F32, x.Shape);
+        var b = _scratch?.Rent(x.Shape) ?? Tensor.Zeros(DType.F32, x.Shape);
+        Tensor? acc = null;
         for (int j = 0; j < _convs1.Length; j++)
         {
-            var y = Snake.Forward(x, _alpha1[j]);
-            y = _convs1[j].Forward(y);
-            y = Snake.Forward(y, _alpha2[j]);
-            y = _convs2[j].Forward(y);
-            x = Ops.Add(y, x);
+            var cur = acc ?? x;
+            Snake.Apply(cur, _alpha1[j], a);
+            _convs1[j].ForwardInto(a, b);
+            Snake.Apply(b, _alpha2[j], b);
+            _convs2[j].ForwardInto(b, a);
+            // x = convs2(…) + x, as the official `x = xt + x`
+            acc ??= _scratch?.Rent(x.Shape) ?? Tensor.Zeros(DType.F32, x.Shape);
+            System.Numerics.Tensors.TensorPrimitives.Add(a.AsSpan<float>(), cur.AsSpan<float>(), acc.AsWritableSpan<float>());
         }
-        trace?.Record(Path, x);
-        return x;
+        _scratch?.Return(a);
+        _scratch?.Return(b);
+        var result = acc ?? x;
+        trace?.Record(Path, result);
+        return result;
     }
 }
 
@@ -111,6 +192,9 @@ public sealed class F0Predictor
     public string Path { get; }
     public int InChannels { get; }
     public int CondChannels { get; }
+    /// <summary>condnet.0/2/4/6/8 (each followed by ELU) and the classifier Linear(cond → 1).</summary>
+    public IReadOnlyList<Conv1d> Condnet => _condnet;
+    public Linear Classifier => _classifier;
 
     public F0Predictor(Weights w, string key, string path, int inChannels)
     {
