@@ -38,18 +38,24 @@ public static class ChartHost
     /// Loads the bridge and draws one throw-away chart on a background thread: the first Plotly.NET chart costs seconds
     /// (F# and Plotly.NET JIT), which otherwise lands on the notebook's first plot. Failures surface on first real use.
     /// </summary>
-    public static Task WarmUpAsync() => Task.Run(() =>
+    public static Task WarmUpAsync() => Task.Run(async () =>
     {
         try
         {
+            _ = PlotlyJs.Length; // every chart output inlines it: needed by the first chart
+            // The Plotly.NET bridge (its own load context, FSharp.Core, JIT) is needed only by the tensor plots; loading it
+            // a few seconds later keeps both cores free for the notebook's first cells, which come right after the load.
+            await Task.Delay(WarmUpDelay);
             _ = Renderer.Heatmap([0f, 1f], 1, 2, null, null, "", "", "", "Viridis");
-            _ = PlotlyJs.Length;
         }
         catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException or FileLoadException or BadImageFormatException or InvalidOperationException)
         {
             // reported by the view that needs the chart (LabHtml.TensorBody explains it next to a PNG)
         }
     });
+
+    /// <summary>How long after the extension loads the Plotly.NET bridge is warmed up in the background.</summary>
+    public static TimeSpan WarmUpDelay { get; set; } = TimeSpan.FromSeconds(4);
 
     private static string FindChartsDirectory()
     {
