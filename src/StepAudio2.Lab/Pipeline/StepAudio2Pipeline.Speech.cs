@@ -117,6 +117,23 @@ public sealed partial class StepAudio2Pipeline
         return new SpeechResult(chat.Text, chat.TextIds, chat.AudioCodes, speech, chat, audio, new SpeechTimings(chat.Timings, promptTime, audio.FlowTime, audio.HiftTime));
     }
 
+    /// <summary>
+    /// Think mode with a spoken answer (spec §6.7): <see cref="Think"/> with the <c>&lt;tts_start&gt;</c> answer prompt, then
+    /// the answer's speech codes (&lt; 6561) through token2wav in the voice of <paramref name="voicePromptPath"/>.
+    /// <see cref="ThinkResult.Audio"/> stays null when the answer holds no speech codes.
+    /// </summary>
+    public ThinkResult ThinkAndSpeak(IReadOnlyList<ChatMessage> messages, string voicePromptPath, SamplingOptions? thinkOptions = null,
+        SamplingOptions? answerOptions = null, int seed = 0, Action<TokenGenerated>? onThought = null, Action<TokenGenerated>? onAnswer = null,
+        CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(voicePromptPath)) throw new FileNotFoundException($"no such voice prompt: {voicePromptPath}", voicePromptPath);
+        var t2w = Token2Wav; // loaded (and checked) before the LLM runs, so a missing folder fails fast
+        var result = Think(messages, speechReply: true, thinkOptions, answerOptions, onThought, onAnswer, cancellationToken);
+        var speech = SpeechCodes.Filter(result.AudioCodes);
+        if (speech.Length == 0) return result;
+        return result with { Audio = t2w.TokensToWav(speech, t2w.PreparePrompt(voicePromptPath), seed: seed) };
+    }
+
     /// <summary>Speech codes (filtered to 0..6560) → 24 kHz audio in the voice of <paramref name="voicePromptPath"/>.</summary>
     public Token2WavResult TokensToWav(ReadOnlySpan<int> codes, string voicePromptPath, int seed = 0, Trace? trace = null, IProgress<Token2WavProgress>? progress = null)
     {

@@ -21,8 +21,10 @@ public sealed record StageTimings(TimeSpan Audio, TimeSpan Encoder, TimeSpan Pre
 /// <summary>What a request returns: the reply text, its ids, the speech codes (for token2wav), timings and the trace.</summary>
 public sealed record ChatResult(string Text, int[] TextIds, int[] AudioCodes, GenerationResult Generation, Prompt Prompt, StageTimings Timings, Trace? Trace);
 
-/// <summary>The two-call think-mode result (spec §6.7): the thought (kept out of any history) and the answer.</summary>
-public sealed record ThinkResult(string Thinking, string Text, int[] AudioCodes, ChatResult ThinkCall, ChatResult AnswerCall);
+/// <summary>The two-call think-mode result (spec §6.7): the thought (kept out of any history), the answer and, from
+/// <see cref="StepAudio2Pipeline.ThinkAndSpeak"/>, the spoken answer.</summary>
+public sealed record ThinkResult(string Thinking, string Text, int[] AudioCodes, ChatResult ThinkCall, ChatResult AnswerCall,
+    Models.Token2Wav.Token2WavResult? Audio = null);
 
 /// <summary>
 /// The speech-in, text-out path of Step-Audio 2 mini for people: load a checkpoint folder once, then

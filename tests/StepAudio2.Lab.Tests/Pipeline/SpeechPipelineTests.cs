@@ -135,4 +135,34 @@ public sealed class SpeechPipelineTests
         Assert.Throws<InvalidOperationException>(() => pipeline.LoadToken2Wav(Path.Combine(TestPaths.ReferenceData, "elsewhere")));
         Assert.Throws<ArgumentException>(() => pipeline.SpeechReply([ChatMessage.System("x"), ChatMessage.User("hi"), ChatMessage.AssistantPrompt()], FemalePrompt));
     }
+
+    /// <summary>
+    /// Think mode with a spoken answer: the answer call ends in <c>&lt;tts_start&gt;</c>, and the audio is exactly the
+    /// answer's filtered codes through token2wav (960 samples per code) or absent when there are none. Seeded sampling on
+    /// the random tiny LLM; both outcomes must occur over the seeds tried, so both branches are checked.
+    /// </summary>
+    [Fact]
+    public void ThinkAndSpeakVoicesTheAnswersCodes()
+    {
+        using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel);
+        var outcomes = new HashSet<bool>();
+        for (int seed = 0; seed < 6 && outcomes.Count < 2; seed++)
+        {
+            var think = SamplingOptions.Chat with { MaxNewTokens = 8, Seed = seed };
+            var answer = SamplingOptions.Chat with { MaxNewTokens = 24, Seed = seed };
+            var r = pipeline.ThinkAndSpeak([ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Say hi.")], FemalePrompt, think, answer, seed: seed);
+            Assert.Equal(StepAudio2Tokens.TtsStart, r.AnswerCall.Prompt.Ids[^1]);
+            int[] speech = r.AudioCodes.Where(c => c < 6561).ToArray();
+            Assert.Equal(speech.Length > 0, r.Audio is not null);
+            if (r.Audio is { } audio)
+            {
+                Assert.Equal(speech, audio.Codes);
+                Assert.Equal(speech.Length * 960, audio.Waveform.Length);
+                Assert.All(audio.Waveform, v => Assert.True(float.IsFinite(v) && MathF.Abs(v) <= 0.99f));
+            }
+            outcomes.Add(r.Audio is not null);
+        }
+        Assert.Equal(2, outcomes.Count);
+        Assert.Throws<FileNotFoundException>(() => pipeline.ThinkAndSpeak([ChatMessage.User("x")], "no-such-prompt.wav"));
+    }
 }
