@@ -41,13 +41,6 @@ using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 using StepAudio2.Lab.Views;
 
-// Figures are drawn by the extension's chart host (plotly.js inline, works offline).
-Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
-// Figures that belong together in one output, so that the page carries plotly.js once for them.
-HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
-    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
-// A small table with a header row, in the extension's styles.
-HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 var clip = AudioFile.Read(audioFile);
 var wav = AudioInput.To16k(clip);   // channel 0, resampled to 16 kHz when needed
@@ -62,7 +55,7 @@ makes ⌈320·N/441⌉ samples. The player embeds the 16 kHz samples in the page
 """),
 ("code", r"""
 display(new HtmlView(WaveformView.AudioPlayer(wav, LogMelFrontend.SampleRate)));
-display(Plot(WaveformView.Figure(wav, LogMelFrontend.SampleRate)));
+display(Lab.Figure(WaveformView.Figure(wav, LogMelFrontend.SampleRate)));
 display(new HtmlView(TensorSummaryView.Render("input.wav", TensorStats.Of(Tensor.FromArray(wav, wav.Length)))));
 """),
 ("md", r"""
@@ -76,7 +69,7 @@ are why the encoder is told a length of **L − 2**. The S3 speech tokenizer use
 """),
 ("code", r"""
 var prepared = AudioInput.Prepare([wav]);
-display(Table(["chunk", "samples N", "seconds", "L = ⌊(N + 479)/160⌋", "L without the pad", "mel", "encoder length L − 2", "audio tokens"],
+display(Lab.Table(["chunk", "samples N", "seconds", "L = ⌊(N + 479)/160⌋", "L without the pad", "mel", "encoder length L − 2", "audio tokens"],
     prepared.Chunks.Select((c, i) => new object[] { i, c.Length, c.Length / 16000.0, LogMelFrontend.FrameCount(c.Length),
         LogMelFrontend.FrameCount(c.Length, pad479: false), prepared.Mels[i].ToString(), prepared.MelLengths[i], prepared.TokenCounts[i] })));
 for (int i = 0; i < prepared.Mels.Count; i++)
@@ -100,7 +93,7 @@ scaling shows a different range here before any comparison is made.
 """),
 ("code", r"""
 var spec = SpectrogramData.FromChunks(prepared.Mels);
-display(Plot(SpectrogramView.Figure(spec)));
+display(Lab.Figure(SpectrogramView.Figure(spec)));
 float melMin = spec.Values.Min(), melMax = spec.Values.Max();
 Console.WriteLine($"log-mel range: min {melMin:F4}, max {melMax:F4}, max − min = {melMax - melMin:F4} (≤ 2 by construction)");
 if (melMax - melMin > 2.0001f) throw new Exception("the max − 8 floor is not applied");
@@ -123,14 +116,14 @@ that are orders of magnitude off. The spec's self-check values (§2.4): band 0 h
 """),
 ("code", r"""
 var bank = SlaneyMelFilterBank.Llm128;
-display(Plot(TensorPlotView.Figure("Slaney mel filter bank [band, FFT bin]", bank.ToTensor(), "filterbank", maxSide: 256, xTitle: "FFT bin (40 Hz each)", yTitle: "mel band")));
+display(Lab.Figure(TensorPlotView.Figure("Slaney mel filter bank [band, FFT bin]", bank.ToTensor(), "filterbank", maxSide: 256, xTitle: "FFT bin (40 Hz each)", yTitle: "mel band")));
 var checks = new[]
 {
     new { weight = "band 0, bin 1", ours = bank.Band(0)[1], spec = 0.01237399f },
     new { weight = "band 64, bin 42", ours = bank.Band(64)[42], spec = 0.00674968f },
     new { weight = "band 64, bin 43", ours = bank.Band(64)[43], spec = 0.01809152f },
 };
-display(Table(["weight", "ours", "spec §2.4"], checks.Select(c => new object[] { c.weight, c.ours.ToString("G8"), c.spec.ToString("G8") })));
+display(Lab.Table(["weight", "ours", "spec §2.4"], checks.Select(c => new object[] { c.weight, c.ours.ToString("G8"), c.spec.ToString("G8") })));
 if (checks.Any(c => Math.Abs(c.ours - c.spec) > 1e-7f) || bank.NonZeroBins(0).Count != 1) throw new Exception("filter bank differs from the spec's self-check values");
 Console.WriteLine($"band 0 non-zero bins: {bank.NonZeroBins(0)}; band 127: {bank.NonZeroBins(127)}");
 """),
@@ -169,7 +162,7 @@ everywhere; an HTK filter bank as whole bands off; a missing reflect pad as the 
 ("code", r"""
 if (melParity is not null)
 {
-    display(Plot(ParityView.DiffFigure(DiffMap.Of("input.mel.0", prepared.Mels[0], reference!.Get("input.mel.0")), "mel-diff")));
+    display(Lab.Figure(ParityView.DiffFigure(DiffMap.Of("input.mel.0", prepared.Mels[0], reference!.Get("input.mel.0")), "mel-diff")));
     var row = melParity.Rows.First(r => r.Name == "input.mel.0").Comparison!;
     Console.WriteLine($"input.mel.0: max |Δ| {row.MaxAbsDiff:G3} at {TensorComparer.IndexString(row.MaxAbsIndex)}, mean |Δ| {row.MeanAbsDiff:G3}, cosine {row.Cosine:F9}");
 }

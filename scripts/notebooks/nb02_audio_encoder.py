@@ -45,13 +45,6 @@ using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 using StepAudio2.Lab.Views;
 
-// Figures are drawn by the extension's chart host (plotly.js inline, works offline).
-Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
-// Figures that belong together in one output, so that the page carries plotly.js once for them.
-HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
-    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
-// A small table with a header row, in the extension's styles.
-HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 referenceDump ??= isTiny ? Lab.TinyDump("audio-short") : null;
@@ -95,11 +88,11 @@ var stemRows = new[]
     new { path = "encoder.avg_pooler", traced = trace["encoder.avg_pooler"].ToString(), expected = $"[1, {ac.NAudioState}, {T3}]" },
     new { path = "encoder", traced = trace["encoder"].ToString(), expected = $"[1, {T3}, {ac.NAudioState}]" },
 };
-display(Table(["path", "traced", "expected (spec §3.2, §3.6)"], stemRows.Select(r => new object[] { r.path, r.traced, r.expected })));
+display(Lab.Table(["path", "traced", "expected (spec §3.2, §3.6)"], stemRows.Select(r => new object[] { r.path, r.traced, r.expected })));
 if (trace["encoder.conv2"].Shape[2] != T2 || trace["encoder"].Shape[1] != T3) throw new Exception("stem lengths differ from spec §3.2/§3.6");
 if (encLengths[0] != AudioEncoder.OutputLength(prepared.MelLengths[0])) throw new Exception("encoder length bookkeeping differs");
 Console.WriteLine($"T = {T} → T₂ = {T2} → T₃ = {T3}; valid: len = {prepared.MelLengths[0]} → ⌊(len + 1)/2⌋/2 = {encLengths[0]} ✓");
-display(Plot(TensorPlotView.Figure("encoder.conv2 (batch 0)", trace["encoder.conv2"].Select(0, 0), "conv2", maxSide: 256, xTitle: "frame (50 fps)", yTitle: "channel")));
+display(Lab.Figure(TensorPlotView.Figure("encoder.conv2 (batch 0)", trace["encoder.conv2"].Select(0, 0), "conv2", maxSide: 256, xTitle: "frame (50 fps)", yTitle: "channel")));
 """),
 ("md", r"""
 ## The padding mask
@@ -151,7 +144,7 @@ grid shows the first, middle and last block; change `gridLayers` to see others.
 """),
 ("code", r"""
 var gridLayers = new[] { 0, layers.Count / 2, layers.Count - 1 }.Distinct().ToList();
-display(Plots(260, gridLayers.Select(l => AttentionView.LayerGrid(layers[l], $"attention-grid-{l}", gridSize: 48)).ToArray()));
+display(Lab.Figures(260, gridLayers.Select(l => AttentionView.LayerGrid(layers[l], $"attention-grid-{l}", gridSize: 48)).ToArray()));
 """),
 ("md", r"""
 ### One head, zoomed
@@ -160,7 +153,7 @@ Full resolution (up to 256 frames) with a colour bar; hover shows query, key and
 """),
 ("code", r"""
 int zoomLayer = layers.Count - 1, zoomHead = 0;
-display(Plot(AttentionView.Zoom(layers[zoomLayer], zoomHead, "attention-zoom")));
+display(Lab.Figure(AttentionView.Zoom(layers[zoomLayer], zoomHead, "attention-zoom")));
 """),
 ("md", r"""
 ### Every head at a glance
@@ -188,7 +181,7 @@ for (int l = 0; l < layers.Count; l++)
         distance[l * H + h] = (float)(d / F);
         entropy[l * H + h] = (float)(e / F / Math.Log(F));
     }
-display(Plots(300,
+display(Lab.Figures(300,
     TensorPlotView.Figure("mean attention distance (frames)", Tensor.FromArray(distance, layers.Count, H), "attn-distance", xTitle: "head", yTitle: "block"),
     TensorPlotView.Figure("normalised attention entropy", Tensor.FromArray(entropy, layers.Count, H), "attn-entropy", xTitle: "head", yTitle: "block")));
 Console.WriteLine($"uniform rows would give distance {(F * F - 1) / (3.0 * F):F1} frames and entropy 1.000; measured: distance {distance.Average():F1}, entropy {entropy.Average():F3} (mean over heads)");

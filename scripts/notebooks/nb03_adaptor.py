@@ -44,13 +44,6 @@ using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 using StepAudio2.Lab.Views;
 
-// Figures are drawn by the extension's chart host (plotly.js inline, works offline).
-Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
-// Figures that belong together in one output, so that the page carries plotly.js once for them.
-HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
-    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
-// A small table with a header row, in the extension's styles.
-HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 var config = StepAudio2Config.Load(checkpoint);
@@ -71,7 +64,7 @@ var (encoded, encLengths) = model.Encoder.Forward(prepared.Batch.Mels, prepared.
 var trace = new Trace(["adapter", "adapter.*"]);
 var features = adapter.Forward(encoded, trace);
 int T3 = encoded.Shape[1], T4 = features.Shape[1], featLen = Adaptor.OutputLength(encLengths[0]);
-display(Table(["path", "shape", "min", "max", "mean", "exact zeros"], trace.Entries.Select(e =>
+display(Lab.Table(["path", "shape", "min", "max", "mean", "exact zeros"], trace.Entries.Select(e =>
 {
     var s = TensorStats.Of(e.Value);
     return new object[] { e.Path, e.Value.ToString(), s.Min, s.Max, s.Mean, e.Value.ToFloatArray().Count(v => v == 0f) };
@@ -87,7 +80,7 @@ token embeddings. With real weights the rows change where the speech changes; wi
 structured noise.
 """),
 ("code", r"""
-display(Plot(TensorPlotView.Figure("adapter (batch 0)", features.Select(0, 0), "adapter-out", xTitle: "embedding channel", yTitle: "audio token (80 ms)")));
+display(Lab.Figure(TensorPlotView.Figure("adapter (batch 0)", features.Select(0, 0), "adapter-out", xTitle: "embedding channel", yTitle: "audio token (80 ms)")));
 """),
 ("md", r"""
 ## ReLU, not GELU
@@ -130,7 +123,7 @@ var tokenRows = durations.Select(d =>
                  compute_token_num = LogMelFrontend.AudioTokenCount(L), model_bookkeeping = viaModel,
                  spec_table = d.specTokens < 0 ? "" : d.specTokens.ToString() };
 }).ToList();
-display(Table(["clip", "samples N", "mel frames L", "conv2 frames", "enc_len", "compute_token_num (L)", "encoder → adaptor lengths", "spec table"],
+display(Lab.Table(["clip", "samples N", "mel frames L", "conv2 frames", "enc_len", "compute_token_num (L)", "encoder → adaptor lengths", "spec table"],
     tokenRows.Select(r => new object[] { r.clip, r.N, r.L, r.conv2_frames, r.enc_len, r.compute_token_num, r.model_bookkeeping, r.spec_table })));
 foreach (var r in tokenRows)
     if (r.compute_token_num != r.model_bookkeeping || (r.spec_table != "" && r.spec_table != r.compute_token_num.ToString()))
@@ -150,7 +143,7 @@ prompt. With the tiny checkpoint the batch is also compared with the reference d
 var twoChunkDump = TensorFiles.Open(Lab.TinyDump("audio-two_chunks"));
 var longWav = twoChunkDump.Get("input.wav").ToFloatArray();
 var two = AudioInput.Prepare([longWav]);
-display(Table(["chunk", "seconds", "mel", "encoder length L − 2", "audio tokens"],
+display(Lab.Table(["chunk", "seconds", "mel", "encoder length L − 2", "audio tokens"],
     two.Chunks.Select((c, i) => new object[] { i, c.Length / 16000.0, two.Mels[i].ToString(), two.MelLengths[i], two.TokenCounts[i] })));
 Console.WriteLine($"batch {two.Batch.Mels}; prompt: <audio_start> <audio_patch>×{two.TokenCounts[0]} <audio_end> <audio_start> <audio_patch>×{two.TokenCounts[1]} <audio_end>");
 if (runTwoChunkExample ?? isTiny)

@@ -39,13 +39,6 @@ using StepAudio2.Lab.Text;
 using StepAudio2.Lab.Tracing;
 using StepAudio2.Lab.Views;
 
-// Figures are drawn by the extension's chart host (plotly.js inline, works offline).
-Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
-// Figures that belong together in one output, so that the page carries plotly.js once for them.
-HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
-    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
-// A small table with a header row, in the extension's styles.
-HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 var tokenizerDir = File.Exists(Path.Combine(checkpoint, "vocab.json")) ? checkpoint : Path.Combine(Lab.Shared, "models", "step-audio-2-mini");
@@ -71,7 +64,7 @@ var wav = AudioInput.Load16k(audioFile);
 ChatMessage[] messages = [ChatMessage.System(StepAudio2Pipeline.DefaultSystemPrompt), ChatMessage.User(new AudioItem(wav, audioFile)), ChatMessage.AssistantPrompt()];
 var prompt = PromptBuilder.Chat(tok, messages);
 display(TokenStream.Build(tok, prompt.Ids, []));
-display(Table(["start", "length", "kind", "source"], prompt.Segments.Select(s => new object[] { s.Start, s.Length, s.Kind, s.Source.Length > 60 ? s.Source[..60] + "…" : s.Source })));
+display(Lab.Table(["start", "length", "kind", "source"], prompt.Segments.Select(s => new object[] { s.Start, s.Length, s.Kind, s.Source.Length > 60 ? s.Source[..60] + "…" : s.Source })));
 Console.WriteLine($"{prompt.Ids.Length} ids; {prompt.Ids.Count(i => i == StepAudioTokenizer.AudioPatch)} <audio_patch> slots for {prompt.Audio!.Mels.Count} chunk(s)");
 if (reference is not null)
 {
@@ -101,7 +94,7 @@ for (int r = 0; r < featLens[0]; r++)
 Console.WriteLine($"embeddings {hidden}; rows {start + 1}…{start + featLens[0]} (after <audio_start> at {start}) = adapter rows 0…{featLens[0] - 1}: max |Δ| = {worst}");
 Console.WriteLine($"row {start + featLens[0] + 1} is {tok.IdToToken(prompt.Ids[start + featLens[0] + 1])} and keeps its token embedding");
 if (worst != 0) throw new Exception("audio features were not written over the placeholders");
-display(Plot(TensorPlotView.Figure("prompt embeddings", hidden, "embeddings", xTitle: "channel", yTitle: "prompt position")));
+display(Lab.Figure(TensorPlotView.Figure("prompt embeddings", hidden, "embeddings", xTitle: "channel", yTitle: "prompt position")));
 """),
 ("md", r"""
 ## Prefill and the next-token distribution
@@ -121,7 +114,7 @@ float maxLogit = lv.Max();
 double z = lv.Sum(v => Math.Exp(v - maxLogit));
 var top = lv.Select((v, id) => (v, id)).OrderByDescending(t => t.v).ThenBy(t => t.id).Take(10)
     .Select((t, rank) => new { rank, id = t.id, token = TokenStream.Display(tok, t.id), kind = TokenStream.Classify(t.id).ToString(), logit = t.v, p = Math.Exp(t.v - maxLogit) / z }).ToList();
-display(Table(["rank", "id", "token", "kind", "logit", "p"], top.Select(t => new object[] { t.rank, t.id, t.token, t.kind, t.logit, t.p })));
+display(Lab.Table(["rank", "id", "token", "kind", "logit", "p"], top.Select(t => new object[] { t.rank, t.id, t.token, t.kind, t.logit, t.p })));
 Console.WriteLine($"entropy of the distribution: {-lv.Sum(v => { double p = Math.Exp(v - maxLogit) / z; return p > 0 ? p * Math.Log(p) : 0; }):F2} nats (uniform over {lv.Length}: {Math.Log(lv.Length):F2})");
 """),
 ("md", r"""
@@ -129,7 +122,7 @@ The whole logit vector, sorted: a trained model puts a few ids far above the res
 """),
 ("code", r"""
 var sorted = lv.OrderByDescending(v => v).Take(2000).ToArray();
-display(Plot(TensorPlotView.Figure("the 2000 largest logits, sorted", Tensor.FromArray(sorted, sorted.Length), "logits-sorted", xTitle: "rank", yTitle: "logit"), 300));
+display(Lab.Figure(TensorPlotView.Figure("the 2000 largest logits, sorted", Tensor.FromArray(sorted, sorted.Length), "logits-sorted", xTitle: "rank", yTitle: "logit"), 300));
 """),
 ("md", r"""
 ## Greedy generation as a token stream

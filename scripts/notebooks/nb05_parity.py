@@ -41,13 +41,6 @@ using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 using StepAudio2.Lab.Views;
 
-// Figures are drawn by the extension's chart host (plotly.js inline, works offline).
-Chart Plot(PlotlyFigure figure, int heightPx = 360) => new(figure, heightPx);
-// Figures that belong together in one output, so that the page carries plotly.js once for them.
-HtmlView Plots(int heightPx, params PlotlyFigure[] figures) =>
-    new(HtmlFragment.Render(string.Concat(figures.Select(f => f.ToHtml(heightPx))), () => ChartHost.PlotlyJs));
-// A small table with a header row, in the extension's styles.
-HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 
 bool isTiny = Path.GetFullPath(checkpoint).TrimEnd('/') == Path.GetFullPath(Lab.TinyCheckpoint).TrimEnd('/');
 referenceDumps ??= isTiny ? [Lab.TinyDump("audio-short"), Lab.TinyDump("llm-short")] : [];
@@ -130,7 +123,7 @@ large positive ones almost alone, so the map is a dense speckle with no row or c
 """),
 ("code", r"""
 if (gelu is not null)
-    display(Plot(ParityView.FirstFailureHeatmap(gelu, geluCandidate!, audioReference!, "gelu-diff")!, 420));
+    display(Lab.Figure(ParityView.FirstFailureHeatmap(gelu, geluCandidate!, audioReference!, "gelu-diff")!, 420));
 """),
 ("md", r"""
 ## A planted difference with a recognisable shape
@@ -153,7 +146,7 @@ var plantedParity = DumpComparer.Compare(buggy.ToTensorSource(), candidate, opti
 var plantedRow = plantedParity.FirstFailure!;
 Console.WriteLine($"{(plantedParity.AllPassed ? "PASS" : "FAIL")}: first failing path #{plantedRow.Ordinal} {plantedRow.Name} of {plantedParity.Compared}; {plantedParity.Failed} failing");
 Console.WriteLine($"hint ({plantedRow.Comparison!.Hint.Kind}): {plantedRow.Comparison.Hint.Text}");
-display(Plot(ParityView.FirstFailureHeatmap(plantedParity, buggy.ToTensorSource(), candidate, "planted-diff")!, 360));
+display(Lab.Figure(ParityView.FirstFailureHeatmap(plantedParity, buggy.ToTensorSource(), candidate, "planted-diff")!, 360));
 """),
 ("md", r"""
 ## The same without a notebook

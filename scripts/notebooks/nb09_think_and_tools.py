@@ -85,10 +85,8 @@ sealed class LiveView
 // Token streams coloured by kind (text, special/control, <audio_patch>, speech codes); generated ids are outlined.
 TokenStream Tokens(IReadOnlyList<int> promptIds, IReadOnlyList<int> generatedIds = null) => TokenStream.Build(tok, promptIds, generatedIds ?? []);
 string Ids(IEnumerable<int> ids) => string.Join(" ", ids);
-// Listings (turns, calls, steps) as plain tables.
-HtmlView Table(string[] columns, IEnumerable<object[]> rows) => new(HtmlFragment.Render(TableView.Render(columns, rows), null));
 HtmlView Turns(IEnumerable<ChatMessage> messages) =>
-    Table(["turn", "role", "content"], messages.Select((m, i) => new object[] { i, m.RenderedRole, Short(m.Text, 140) }));
+    Lab.Table(["turn", "role", "content"], messages.Select((m, i) => new object[] { i, m.RenderedRole, Short(m.Text, 140) }));
 string Short(string s, int n = 90) => s is null ? "(null: generation prompt)" : (s.Length > n ? s[..n] + "…" : s).Replace("\n", "↵");
 """),
 ("md", r"""
@@ -230,7 +228,7 @@ var steps = new List<object[]>();
 var replayed = new Generator(new ReplaySource(config.Text.VocabSize, recordedIds)).Generate(thinkPrompt.Ids,
     ThinkMode.WithStop(SamplingOptions.Greedy with { MaxNewTokens = recordedIds.Length }), null, pipeline.Decoder,
     t => steps.Add([t.Index, t.Id, TokenStream.Display(tok, t.Id), t.TextDelta.Replace("\n", "↵")]));
-display(Table(["step", "id", "token", "text delta"], steps.Skip(Math.Max(0, steps.Count - 6))));
+display(Lab.Table(["step", "id", "token", "text delta"], steps.Skip(Math.Max(0, steps.Count - 6))));
 display(Tokens([], replayed.GeneratedIds));
 Console.WriteLine($"stop: {replayed.StopReason} on \"{replayed.MatchedStopString}\" after {replayed.GeneratedIds.Length} of {recordedIds.Length} recorded ids; " +
                   $"last token {replayed.GeneratedIds[^1]} = \"{TokenStream.Display(tok, replayed.GeneratedIds[^1])}\"");
@@ -273,7 +271,7 @@ Console.WriteLine(registry.RenderSchemasJson());
 var toolHistory = registry.WithSchemas([ChatMessage.System(systemPrompt), ChatMessage.User("What's the weather in Shanghai and in Atlantis? Any news about Shanghai?")]);
 var schemaPrompt = PromptBuilder.Chat(tok, [.. toolHistory, ChatMessage.AssistantPrompt()]);
 display(Tokens(schemaPrompt.Ids));
-display(Table(["start", "length", "kind", "source"], schemaPrompt.Segments.Select(s => new object[] { s.Start, s.Length, s.Kind, Short(s.Source, 70) })));
+display(Lab.Table(["start", "length", "kind", "source"], schemaPrompt.Segments.Select(s => new object[] { s.Start, s.Length, s.Kind, Short(s.Source, 70) })));
 """),
 ("md", r"""
 **The model's answer format** (StepFun's vLLM `step_audio_2` tool parser): any text, then one or more blocks
@@ -300,8 +298,8 @@ var recordedCallIds = tok.Encode(recordedCalls);
 display(Tokens([], recordedCallIds));
 var parsed = ToolCallParser.Parse(recordedCalls);
 Console.WriteLine($"content outside the blocks: \"{parsed.Content}\"");
-display(Table(["block", "call", "arguments"], parsed.Calls.Select(c => new object[] { c.Index, c.Name, c.ArgumentsJson })));
-display(Table(["block", "error", "offset", "message"], parsed.Errors.Select(e => new object[] { e.Index, e.Kind.ToString(), e.Offset, e.Message })));
+display(Lab.Table(["block", "call", "arguments"], parsed.Calls.Select(c => new object[] { c.Index, c.Name, c.ArgumentsJson })));
+display(Lab.Table(["block", "error", "offset", "message"], parsed.Errors.Select(e => new object[] { e.Index, e.Kind.ToString(), e.Offset, e.Message })));
 """),
 ("md", r"""
 ### A round trip through the tool loop
@@ -393,7 +391,7 @@ var calls = new (string Call, ConversationReply Reply)[]
 {
     ("turn 1 (streamed)", turn1), ("turn 2, call 1 (think)", turn2.ThinkCall), ("turn 2, call 2 (answer)", turn2.Answer), ("turn 3", turn3),
 };
-display(Table(["call", "prompt ids", "reused from cache", "prefilled", "generated", "prefill ms"], calls.Select(c => new object[] {
+display(Lab.Table(["call", "prompt ids", "reused from cache", "prefilled", "generated", "prefill ms"], calls.Select(c => new object[] {
     c.Call, c.Reply.Prompt.Ids.Length, c.Reply.ReusedTokens, c.Reply.PrefilledTokens, c.Reply.Generation.GeneratedIds.Length, c.Reply.Generation.Prefill.TotalMilliseconds })));
 """),
 ("md", r"""
