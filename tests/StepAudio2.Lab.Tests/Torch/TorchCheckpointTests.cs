@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using CsCheck;
 using Razorvine.Pickle;
@@ -326,6 +327,24 @@ public sealed class TorchCheckpointTests
         using var tmp = TestPaths.Temp();
         File.WriteAllBytes(tmp.File("x.pt"), Enumerable.Range(0, length).Select(i => (byte)(i * 7 + 1)).ToArray());
         Assert.Throws<TorchCheckpointException>(() => TorchCheckpoint.Open(tmp.File("x.pt")));
+    }
+
+    [Fact]
+    public void Zip64_locator_offset_beyond_long_range_is_a_typed_error()
+    {
+        // Found by the property test below: a top bit flipped in the zip64 locator's 8-byte record offset made a checked
+        // cast throw OverflowException instead of naming the file and the offset.
+        byte[] bytes = File.ReadAllBytes(Fx("state_dict.pt"));
+        int locator = -1;
+        for (int i = bytes.Length - 20; i >= 0 && locator < 0; i--)
+            if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(i)) == 0x07064b50) locator = i;
+        Assert.True(locator > 0, "the fixture (torch.save) carries a zip64 locator");
+        bytes[locator + 15] ^= 0x80; // offset ≥ 2^63
+        using var tmp = TestPaths.Temp();
+        File.WriteAllBytes(tmp.File("z64.pt"), bytes);
+        var e = Assert.Throws<TorchCheckpointException>(() => TorchCheckpoint.Open(tmp.File("z64.pt")));
+        Assert.Contains("zip64 field", e.Message);
+        Assert.Contains("z64.pt", e.Message);
     }
 
     [Fact]

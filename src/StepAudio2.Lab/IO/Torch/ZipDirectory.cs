@@ -76,7 +76,7 @@ internal sealed class ZipDirectory
         if (locator >= 0 && BinaryPrimitives.ReadUInt32LittleEndian(file.Span(locator, 4)) == Zip64LocatorSignature)
         {
             var l = file.Span(locator, Zip64LocatorSize);
-            long z64 = checked((long)BinaryPrimitives.ReadUInt64LittleEndian(l[8..]));
+            long z64 = ToLong(BinaryPrimitives.ReadUInt64LittleEndian(l[8..]), path, locator);
             if (z64 < 0 || z64 > locator - Zip64EndMinSize)
                 throw new TorchCheckpointException(path, "zip64 end-of-central-directory offset points outside the file", offset: locator);
             var z = file.Span(z64, Zip64EndMinSize);
