@@ -109,7 +109,7 @@ def run_audio_path(model, wav, with_qk, dtype=torch.float32):
         cap.record("input.wav", wav)  # the 16 kHz waveform the mels are computed from (after torchaudio resampling)
         for i, mel in enumerate(mels):
             cap.record(f"input.mel.{i}", mel)
-        cap.record("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
+        cap.record("input.wav_lens", lens)  # the official forward's wav_lens: mel frames − 2 per chunk, int32
         m.encode_audio(batch.to(dtype), lens)
     model.to(torch.float32)
     tensors, order = cap.tensors, list(cap.order)
@@ -143,14 +143,14 @@ def run_llm(model, wav, instruction):
         cap.record("input.ids", ids)
         for i, mel in enumerate(mels):
             cap.record(f"input.mel.{i}", mel)
-        cap.record("input.wav_lens", torch.tensor([len(c) for c in audio.chunk_audio(wav)], dtype=torch.int64))
-        logits = model(ids, batch, lens)
+        cap.record("input.wav_lens", lens)
+        logits = model(ids, batch, lens)  # [1, T, vocab]
     with torch.no_grad():
-        cap.record("lm_head.last", logits[-1])
+        cap.record("lm_head.last", logits[0, -1])
         seq = ids.tolist()
         greedy = []
         for _ in range(GREEDY_STEPS):  # the official runner recomputes the whole sequence every step (no KV cache)
-            nxt = int(model(torch.tensor(seq), batch, lens)[-1].argmax())
+            nxt = int(model(torch.tensor(seq), batch, lens)[0, -1].argmax())
             greedy.append(nxt)
             seq.append(nxt)
     cap.record("output.greedy_ids", torch.tensor(greedy, dtype=torch.int64))

@@ -50,10 +50,10 @@ def log_mel_spectrogram(x: torch.Tensor, pad_479: bool = True) -> torch.Tensor:
     """[N] float32 → [128, L] (spec §2.3–2.5); pad_479=False gives the S3-tokenizer variant (spec §7.3.1)."""
     if pad_479:
         x = torch.nn.functional.pad(x, (0, 479))
-    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32)
+    window = torch.hann_window(N_FFT, periodic=True, dtype=x.dtype)  # float32 input → the reference; float64 → a cross-check
     stft = torch.stft(x, N_FFT, HOP, window=window, center=True, pad_mode="reflect", return_complex=True)
     power = stft[..., :-1].abs() ** 2
-    mel = slaney_mel_filters() @ power
+    mel = slaney_mel_filters().to(power.dtype) @ power
     log_spec = torch.clamp(mel, min=1e-10).log10()
     log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
     return (log_spec + 4.0) / 4.0
@@ -72,10 +72,11 @@ def n_audio_tokens(mel_len: int) -> int:
 
 
 def batch_mels(mels):
-    """Right-pad chunk mels with zeros to the longest; lengths passed to the encoder are L − 2 (spec §2.7)."""
+    """Right-pad chunk mels with zeros to the longest; lengths passed to the encoder are L − 2, int32 (the official
+    `padding_mels`; this is the forward's `wav_lens` argument)."""
     t_pad = max(m.shape[1] for m in mels)
     batch = torch.zeros(len(mels), mels[0].shape[0], t_pad, dtype=torch.float32)
     for i, m in enumerate(mels):
         batch[i, :, :m.shape[1]] = m
-    lens = torch.tensor([m.shape[1] - 2 for m in mels], dtype=torch.int64)
+    lens = torch.tensor([m.shape[1] - 2 for m in mels], dtype=torch.int32)
     return batch, lens

@@ -13,7 +13,8 @@ from torch import nn
 # ----------------------------------------------------------------------------------------------- audio encoder
 
 class MultiHeadAttention(nn.Module):
-    """Whisper attention: key without bias, split d^-0.25 scaling on q and k (spec §3.5)."""
+    """Whisper attention: key without bias, split d^-0.25 scaling on q and k (spec §3.5). Returns (out, qk) like the
+    official module: qk = the masked pre-softmax scores in float32 [B, heads, T, T] (dumpers record it as `<path>.qk`)."""
 
     def __init__(self, n_state, n_head):
         super().__init__()
@@ -22,8 +23,6 @@ class MultiHeadAttention(nn.Module):
         self.key = nn.Linear(n_state, n_state, bias=False)
         self.value = nn.Linear(n_state, n_state)
         self.out = nn.Linear(n_state, n_state)
-        self.capture = None  # side channel for the scores `<path>.qk`, wired by dumper.ModuleDumper
-        self.path = ""
 
     def forward(self, x, mask_bias):
         q, k, v = self.query(x), self.key(x), self.value(x)
@@ -36,11 +35,9 @@ class MultiHeadAttention(nn.Module):
         if mask_bias is not None:
             qk = qk + mask_bias
         qk = qk.float()
-        if self.capture is not None:
-            self.capture(self.path + ".qk", qk)
         w = F.softmax(qk, dim=-1).to(q.dtype)
         o = (w @ v).permute(0, 2, 1, 3).flatten(start_dim=2)
-        return self.out(o)
+        return self.out(o), qk.detach()
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -52,7 +49,7 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp_ln = nn.LayerNorm(n_state)
 
     def forward(self, x, mask_bias):
-        x = x + self.attn(self.attn_ln(x), mask_bias)
+        x = x + self.attn(self.attn_ln(x), mask_bias)[0]
         x = x + self.mlp(self.mlp_ln(x))
         return x
 
@@ -126,37 +123,50 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+class Qwen2RotaryEmbedding(nn.Module):
+    """`model.rotary_emb`: (cos, sin) of cat(freqs, freqs), each [B, T, head_dim], freqs = position · θ^(−2i/hd) in
+    float32 (HF Qwen2 convention; the module sits on the model and its output is shared by every layer)."""
+
+    def __init__(self, head_dim, theta):
+        super().__init__()
+        self.head_dim, self.theta = head_dim, theta
+
+    def forward(self, x, position_ids):
+        inv_freq = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.int64).float() / self.head_dim))
+        freqs = position_ids[:, :, None].float() * inv_freq[None, None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+
 class Qwen2Attention(nn.Module):
+    """Batch-first like the official module: x [B, T, D] → ([B, T, D], None)."""
+
     def __init__(self, c):
         super().__init__()
         self.n_head, self.n_kv = c["num_attention_heads"], c["num_key_value_heads"]
         self.head_dim = c["hidden_size"] // self.n_head
-        self.theta = c["rope_theta"]
         d = c["hidden_size"]
         self.q_proj = nn.Linear(d, self.n_head * self.head_dim)
         self.k_proj = nn.Linear(d, self.n_kv * self.head_dim)
         self.v_proj = nn.Linear(d, self.n_kv * self.head_dim)
         self.o_proj = nn.Linear(self.n_head * self.head_dim, d, bias=False)
 
-    def forward(self, x):
-        t = x.shape[0]
-        q = self.q_proj(x).view(t, self.n_head, self.head_dim).transpose(0, 1)
-        k = self.k_proj(x).view(t, self.n_kv, self.head_dim).transpose(0, 1)
-        v = self.v_proj(x).view(t, self.n_kv, self.head_dim).transpose(0, 1)
-        inv_freq = 1.0 / (self.theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.int64).float() / self.head_dim))
-        freqs = torch.arange(t, dtype=torch.float32)[:, None] * inv_freq[None, :]
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos(), emb.sin()
+    def forward(self, x, position_embeddings):
+        b, t, _ = x.shape
+        cos, sin = position_embeddings[0][:, None], position_embeddings[1][:, None]  # [B, 1, T, hd]
+        q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         rep = self.n_head // self.n_kv
-        k = k.repeat_interleave(rep, dim=0)
-        v = v.repeat_interleave(rep, dim=0)
-        scores = (q @ k.transpose(1, 2)) / math.sqrt(self.head_dim)
+        k = k.repeat_interleave(rep, dim=1)
+        v = v.repeat_interleave(rep, dim=1)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         causal = torch.full((t, t), float("-inf")).triu(1)
         w = F.softmax(scores.float() + causal, dim=-1).to(q.dtype)
-        o = (w @ v).transpose(0, 1).reshape(t, -1)
-        return self.o_proj(o)
+        o = (w @ v).transpose(1, 2).reshape(b, t, -1)
+        return self.o_proj(o), None
 
 
 class Qwen2MLP(nn.Module):
@@ -173,6 +183,8 @@ class Qwen2MLP(nn.Module):
 
 
 class Qwen2DecoderLayer(nn.Module):
+    """Returns a 1-tuple like the official layer (a hook records its first element, [B, T, D])."""
+
     def __init__(self, c):
         super().__init__()
         self.self_attn = Qwen2Attention(c)
@@ -180,22 +192,29 @@ class Qwen2DecoderLayer(nn.Module):
         self.input_layernorm = Qwen2RMSNorm(c["hidden_size"], c["rms_norm_eps"])
         self.post_attention_layernorm = Qwen2RMSNorm(c["hidden_size"], c["rms_norm_eps"])
 
-    def forward(self, x):
-        x = x + self.self_attn(self.input_layernorm(x))
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x, position_embeddings):
+        x = x + self.self_attn(self.input_layernorm(x), position_embeddings)[0]
+        return (x + self.mlp(self.post_attention_layernorm(x)),)
 
 
 class Qwen2Model(nn.Module):
+    """Takes inputs_embeds [B, T, D]; returns a dict (not a tensor or tuple: like the official ModelOutput, a forward
+    hook on `model` records nothing)."""
+
     def __init__(self, c):
         super().__init__()
         self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
         self.layers = nn.ModuleList([Qwen2DecoderLayer(c) for _ in range(c["num_hidden_layers"])])
         self.norm = Qwen2RMSNorm(c["hidden_size"], c["rms_norm_eps"])
+        self.rotary_emb = Qwen2RotaryEmbedding(c["hidden_size"] // c["num_attention_heads"], c["rope_theta"])
 
-    def forward(self, h):
+    def forward(self, inputs_embeds):
+        h = inputs_embeds
+        positions = torch.arange(h.shape[1])[None].expand(h.shape[0], -1)
+        pe = self.rotary_emb(h, positions)
         for layer in self.layers:
-            h = layer(h)
-        return self.norm(h)
+            h = layer(h, pe)[0]
+        return {"last_hidden_state": self.norm(h)}
 
 
 class StepAudio2(nn.Module):
@@ -220,12 +239,14 @@ class StepAudio2(nn.Module):
         return feats, feat_len
 
     def forward(self, ids, mels=None, mel_lens=None):
+        """ids [T] or [1, T]; returns logits [1, T, vocab] (batch-first, as the official forward)."""
+        ids = ids.reshape(1, -1)
         h = self.model.embed_tokens(ids)
         if mels is not None:
             feats, feat_len = self.encode_audio(mels, mel_lens)
-            starts = (ids == self.AUDIO_START).nonzero().flatten().tolist()
+            starts = (ids[0] == self.AUDIO_START).nonzero().flatten().tolist()
             h = h.clone()
             for k, s in enumerate(starts):
                 n = int(feat_len[k])
-                h[s + 1: s + 1 + n] = feats[k, :n]
-        return self.lm_head(self.model(h))
+                h[0, s + 1: s + 1 + n] = feats[k, :n]
+        return self.lm_head(self.model(h)["last_hidden_state"])

@@ -7,8 +7,9 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Cli.Commands;
 
 /// <summary>
-/// <c>steplab compare &lt;candidate&gt; &lt;reference&gt; [--rtol R] [--atol A] [--tier NAME] [--json] [--require-all]</c>:
-/// tensor-by-tensor parity of two dumps in the reference's execution order. Exit 0 when everything compared passes,
+/// <c>steplab compare &lt;candidate&gt; &lt;reference&gt; [--rtol R] [--atol A] [--tier NAME] [--no-default-rules] [--json] [--require-all]</c>:
+/// tensor-by-tensor parity of two dumps in the reference's execution order, under the default rules (docs/parity.md)
+/// unless told otherwise; the closing lines name every rule applied. Exit 0 when everything compared passes,
 /// 1 when something fails (or, with --require-all, is missing), 2 on bad input.
 /// </summary>
 public static class CompareCommand
@@ -19,7 +20,8 @@ public static class CompareCommand
         var reference = new Argument<string>("reference") { Description = "the reference dump, e.g. from the official PyTorch model" };
         var rtol = new Option<double?>("--rtol") { Description = "relative tolerance (|a−b| ≤ atol + rtol·|b|)" };
         var atol = new Option<double?>("--atol") { Description = "absolute tolerance" };
-        var tier = new Option<string?>("--tier") { Description = "named tolerance: exact, f32 (default), bf16, f16, loose" };
+        var tier = new Option<string?>("--tier") { Description = "named tolerance for every row: auto (default: port for float32, bf16/f16 when a side is, exact for integers, documented floors of known paths), port, f32 (strict elementwise), bf16, f16, loose, exact" };
+        var noDefaultRules = new Option<bool>("--no-default-rules") { Description = "under auto, do not apply the documented floors (input.mel.*, flow*, hift*)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var requireAll = new Option<bool>("--require-all") { Description = "tensors missing on either side count as failures" };
         var include = new Option<string[]>("--include") { Description = "only names matching these globs", AllowMultipleArgumentsPerToken = true };
@@ -31,21 +33,21 @@ public static class CompareCommand
         };
         var cmd = new Command("compare", "Compare two dumps tensor by tensor in execution order; report the first module that departs.")
         {
-            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides,
+            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides, noDefaultRules,
         };
         cmd.SetAction(p => Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
             p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [],
-            (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui));
+            (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui, !p.GetValue(noDefaultRules)));
         return cmd;
     }
 
-    /// <summary>--tier picks a tier (default f32); --rtol/--atol replace its bounds.</summary>
+    /// <summary>--tier picks a tier (default auto); --rtol/--atol replace its bounds (a custom elementwise rule, from port's under auto).</summary>
     public static Tolerance ResolveTolerance(string? tier, double? rtol, double? atol)
     {
         Tolerance t;
         try
         {
-            t = tier is null ? Tolerance.F32 : Tolerance.Parse(tier);
+            t = tier is null ? Tolerance.Auto : Tolerance.Parse(tier);
         }
         catch (FormatException e)
         {
@@ -53,7 +55,8 @@ public static class CompareCommand
         }
         if (rtol is < 0 || atol is < 0) throw new ArgumentException("--rtol and --atol must not be negative");
         if (rtol is null && atol is null) return t;
-        return Tolerance.Of(rtol ?? t.Rtol, atol ?? t.Atol, tier is null ? null : t.MaxRelL2);
+        if (t.IsAuto) t = Tolerance.Port;
+        return Tolerance.Of(rtol ?? t.Rtol, atol ?? t.Atol, tier is null ? null : t.MaxRelL2, tier is null ? 0 : t.Scale);
     }
 
     public static ToleranceOverride ParseOverride(string text)
@@ -71,7 +74,8 @@ public static class CompareCommand
     }
 
     public static int Run(string candidatePath, string referencePath, Tolerance tolerance, bool json, bool requireAll,
-        IReadOnlyList<string> include, IReadOnlyList<string> exclude, IReadOnlyList<ToleranceOverride> overrides, CliOutput ui)
+        IReadOnlyList<string> include, IReadOnlyList<string> exclude, IReadOnlyList<ToleranceOverride> overrides, CliOutput ui,
+        bool useDefaultRules = true)
     {
         using var candidate = TensorFiles.Open(candidatePath);
         using var reference = TensorFiles.Open(referencePath);
@@ -84,6 +88,7 @@ public static class CompareCommand
             Include = include,
             Exclude = exclude,
             Overrides = overrides,
+            UseDefaultRules = useDefaultRules,
             Progress = progress,
         }));
         ui.Out.Write(json ? ParityReport.ToJson(result) + Environment.NewLine : ParityReport.ToTable(result));

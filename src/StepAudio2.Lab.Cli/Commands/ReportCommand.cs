@@ -25,7 +25,6 @@ namespace StepAudio2.Lab.Cli.Commands;
 /// </summary>
 public static class ReportCommand
 {
-    private static ToleranceOverride MelOverride => ReferenceOverrides.Mel;
 
     public static Command Create(CliOutput ui)
     {
@@ -103,10 +102,11 @@ public static class ReportCommand
             keep = Math.Min(keep, reference.Tensors.First(t => t.Name == "output.greedy_ids").Shape.Aggregate(1, (a, b) => a * b));
         trace.Record("output.greedy_ids", Tensor.FromArray(generated.Take(keep).Select(g => (long)g).ToArray(), keep));
         using var candidate = trace.ToTensorSource();
-        var comparison = DumpComparer.Compare(candidate, reference, new CompareOptions { ExecutionOrder = DumpFile.ExecutionOrder(reference), Overrides = [MelOverride] });
+        // the same default rules as `steplab compare`: port for float32, the documented floors of known paths
+        var comparison = DumpComparer.Compare(candidate, reference, new CompareOptions { ExecutionOrder = DumpFile.ExecutionOrder(reference) });
         var body = new StringBuilder();
-        body.Append($"<p>Tolerance {Html.Esc(Tolerance.F32.ToString())}; <code>input.mel.*</code>: {Html.Esc(MelOverride.Tolerance.ToString())}. " +
-                    $"<code>output.greedy_ids</code>: the first {keep} generated ids.</p>\n");
+        body.Append("<p>Rules applied: " + string.Join("; ", ParityReport.RuleLines(comparison).Select(l => Html.Esc(l.Trim()))) +
+                    $". <code>output.greedy_ids</code>: the first {keep} generated ids.</p>\n");
         body.Append(ParityView.Render(comparison));
         var fig = ParityView.FirstFailureHeatmap(comparison, candidate, reference);
         if (fig is not null) body.Append(fig.ToHtml(420));

@@ -15,14 +15,15 @@ public sealed record PreparedAudio(IReadOnlyList<float[]> Chunks, IReadOnlyList<
 
     /// <summary>
     /// The audio inputs of a dump, as the reference dumper names them: <c>input.wav</c> (the whole 16 kHz waveform, when
-    /// there is one audio item), <c>input.mel.N</c> per chunk, <c>input.wav_lens</c>.
+    /// there is one audio item), <c>input.mel.N</c> per chunk, <c>input.wav_lens</c> — exactly the official forward's
+    /// <c>wav_lens</c> argument: per chunk the mel frame count minus 2, int32 (official <c>padding_mels</c>).
     /// </summary>
     public IEnumerable<(string Name, Tensor Value)> InputEntries()
     {
         if (ChunksPerItem.Length == 1)
             yield return ("input.wav", Tensor.FromArray(Chunks.SelectMany(c => c).ToArray(), Chunks.Sum(c => c.Length)));
         for (int i = 0; i < Mels.Count; i++) yield return ($"input.mel.{i}", Mels[i]);
-        yield return ("input.wav_lens", Tensor.FromArray(Chunks.Select(c => (long)c.Length).ToArray(), Chunks.Count));
+        yield return ("input.wav_lens", Tensor.FromArray(MelLengths, Mels.Count));
     }
 }
 

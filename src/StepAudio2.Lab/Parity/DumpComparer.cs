@@ -4,17 +4,33 @@ using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Parity;
 
-/// <summary>A tolerance for the names matching a glob (<see cref="NameGlob"/>), e.g. <c>*.qk</c> → bf16.</summary>
-public sealed record ToleranceOverride(string Pattern, Tolerance Tolerance);
+/// <summary>
+/// A tolerance for the names matching a glob (<see cref="NameGlob"/>), e.g. <c>*.qk</c> → bf16; <paramref name="Name"/>
+/// labels a documented rule in reports (null for a user's <c>--override</c>).
+/// </summary>
+public sealed record ToleranceOverride(string Pattern, Tolerance Tolerance, string? Name = null)
+{
+    /// <summary>How the report names this rule: "mel floor (input.mel.*)" or "--override 'x*'".</summary>
+    public string Label => Name is null ? $"--override '{Pattern}'" : $"{Name} ({Pattern})";
+}
 
 /// <summary>How two dumps are compared.</summary>
 public sealed record CompareOptions
 {
-    /// <summary>Tolerance for every name no override matches (default <see cref="Parity.Tolerance.F32"/>).</summary>
-    public Tolerance Tolerance { get; init; } = Tolerance.F32;
+    /// <summary>
+    /// Tolerance for every name no override matches. The default, <see cref="Parity.Tolerance.Auto"/>, picks by dtype per
+    /// row (<see cref="Parity.Tolerance.Port"/> for float32) and lets the documented floors apply.
+    /// </summary>
+    public Tolerance Tolerance { get; init; } = Tolerance.Auto;
 
     /// <summary>Per-name tolerances; when several match, the last one wins (later, more specific entries refine earlier ones).</summary>
     public IReadOnlyList<ToleranceOverride> Overrides { get; init; } = [];
+
+    /// <summary>
+    /// Whether the documented floors (<see cref="ReferenceOverrides.Defaults"/>) apply to float32 rows of their paths when
+    /// the tolerance is <see cref="Parity.Tolerance.Auto"/> and no user override matches (default true).
+    /// </summary>
+    public bool UseDefaultRules { get; init; } = true;
 
     /// <summary>Only names matching one of these globs are considered (all when empty).</summary>
     public IReadOnlyList<string> Include { get; init; } = [];
@@ -35,13 +51,27 @@ public sealed record CompareOptions
     /// <summary>Reported after each row: rows done, rows in total, the row's name.</summary>
     public IProgress<(int Done, int Total, string Name)>? Progress { get; init; }
 
-    /// <summary>The tolerance that applies to <paramref name="name"/>.</summary>
-    public Tolerance ToleranceFor(string name)
+    /// <summary>The tolerance that applies to <paramref name="name"/> (dtypes unknown: see the other overload).</summary>
+    public Tolerance ToleranceFor(string name) => RuleFor(name, null, null).Tolerance;
+
+    /// <summary>
+    /// The tolerance for <paramref name="name"/> and the rule it comes from: the last matching user override; else, under
+    /// <see cref="Parity.Tolerance.Auto"/>, a documented floor for float32 rows of its path or the dtype's tier; else the
+    /// given tolerance.
+    /// </summary>
+    public (Tolerance Tolerance, string Rule) RuleFor(string name, DType? candidate, DType? reference)
     {
-        var tol = Tolerance;
+        ToleranceOverride? match = null;
         foreach (var o in Overrides)
-            if (NameGlob.IsMatch(name, o.Pattern)) tol = o.Tolerance;
-        return tol;
+            if (NameGlob.IsMatch(name, o.Pattern)) match = o;
+        if (match is not null) return (match.Tolerance, match.Label);
+        if (!Tolerance.IsAuto) return (Tolerance, Tolerance.Name ?? "custom");
+        bool known = candidate is not null && reference is not null;
+        var tier = known ? Tolerance.ForDTypes(candidate!.Value, reference!.Value) : Tolerance.Port;
+        if (UseDefaultRules && ReferenceEquals(tier, Tolerance.Port))
+            foreach (var rule in ReferenceOverrides.Defaults)
+                if (NameGlob.IsMatch(name, rule.Pattern)) match = rule;
+        return match is not null ? (match.Tolerance, match.Label) : (known ? tier : Tolerance.Auto, tier.Name!);
     }
 
     /// <summary>Whether <paramref name="name"/> passes the include/exclude filters.</summary>
@@ -70,6 +100,8 @@ public sealed record DumpRow
     public required RowStatus Status { get; init; }
     /// <summary>The tolerance asked for this name (the comparison's own is <see cref="Parity.Tolerance.Exact"/> for integers).</summary>
     public required Tolerance Tolerance { get; init; }
+    /// <summary>Which rule gave <see cref="Tolerance"/>: a tier name ("port", "bf16", "exact"), a documented floor, or an override.</summary>
+    public string Rule { get; init; } = "";
     /// <summary>Present for Pass/Fail rows.</summary>
     public TensorComparison? Comparison { get; init; }
     /// <summary>Header entry on the candidate side, when present.</summary>
@@ -106,6 +138,16 @@ public sealed record DumpComparison
 
     /// <summary>No failing row and at least one tensor compared: an empty intersection never passes.</summary>
     public bool AllPassed => Compared > 0 && FirstFailure is null;
+
+    /// <summary>Compared rows whose shapes differ only by a leading batch dim of 1 (they passed or failed on their values).</summary>
+    public IReadOnlyList<string> BatchDimOnly => Rows.Where(r => r.Comparison?.BatchDimOnly == true).Select(r => r.Name).ToList();
+
+    /// <summary>Each rule applied to compared rows, with the tolerance it stands for and how many rows it judged, in first-use order.</summary>
+    public IReadOnlyList<(string Rule, Tolerance Tolerance, int Rows)> RulesApplied =>
+        Rows.Where(r => r.Comparison is not null)
+            .GroupBy(r => r.Comparison!.IsInteger ? "exact" : r.Rule)
+            .Select(g => (g.Key, g.First().Comparison!.IsInteger ? Tolerance.Exact : g.First().Tolerance is { IsAuto: true } ? Tolerance.Port : g.First().Tolerance with { ReferenceRms = null }, g.Count()))
+            .ToList();
 }
 
 /// <summary>Compares two dumps (any <see cref="ITensorSource"/>) tensor by tensor, by name.</summary>
@@ -135,13 +177,14 @@ public static class DumpComparer
             string name = names[i];
             candInfo.TryGetValue(name, out var ci);
             refInfo.TryGetValue(name, out var ri);
-            var tol = options.ToleranceFor(name);
+            var (tol, rule) = options.RuleFor(name, ci?.DType, ri?.DType);
             var row = new DumpRow
             {
                 Ordinal = i + 1,
                 Name = name,
                 Status = RowStatus.Pass,
                 Tolerance = tol,
+                Rule = rule,
                 CandidateInfo = ci,
                 ReferenceInfo = ri,
                 IsFailure = false,

@@ -86,6 +86,18 @@ public static class ParityReport
             w.WriteString("reference", comparison.ReferencePath);
             w.WritePropertyName("tolerance");
             WriteTolerance(w, comparison.Tolerance);
+            w.WriteStartArray("rules_applied");
+            foreach (var (rule, tol, rows) in comparison.RulesApplied)
+            {
+                w.WriteStartObject();
+                w.WriteString("rule", rule);
+                w.WritePropertyName("tolerance");
+                WriteTolerance(w, tol);
+                w.WriteNumber("rows", rows);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            WriteStrings(w, "batch_dim_only", comparison.BatchDimOnly);
             WriteStrings(w, "missing_in_candidate", comparison.MissingInCandidate);
             WriteStrings(w, "missing_in_reference", comparison.MissingInReference);
             w.WriteStartArray("rows");
@@ -186,22 +198,40 @@ public static class ParityReport
             c.ElementCount > 0 ? N(c.RelL2) : "",
             c.ElementCount > 0 ? Cos(c.Cosine) : "",
             status,
-            c.Passed ? "" : c.Hint.Text,
+            c.Passed ? (c.BatchDimOnly ? "note: only a leading batch dim of 1 differs" : "") : c.Hint.Text,
         ];
     }
 
     private static string ShapeCell(TensorComparison c)
     {
-        string shape = c.ShapeMatch ? Compact(c.ReferenceShape) : $"{Compact(c.CandidateShape)}≠{Compact(c.ReferenceShape)}";
+        string shape = c.ShapeMatch ? Compact(c.ReferenceShape)
+            : c.BatchDimOnly ? $"{Compact(c.CandidateShape)}≈{Compact(c.ReferenceShape)}" : $"{Compact(c.CandidateShape)}≠{Compact(c.ReferenceShape)}";
         string dtype = c.DTypeMatch ? c.ReferenceDType.ShortName() : $"{c.CandidateDType.ShortName()}≠{c.ReferenceDType.ShortName()}";
         return shape + " " + dtype;
+    }
+
+    /// <summary>
+    /// The rules that judged the compared rows, one per line: "port (rtol 0.0001, atol 0, 0.0001·rms(b), rel-L2 ≤ 1e-05)
+    /// — 30 tensors". What `compare` prints before its verdict, so every bound that was applied is named.
+    /// </summary>
+    public static IEnumerable<string> RuleLines(DumpComparison d)
+    {
+        foreach (var (rule, tol, rows) in d.RulesApplied)
+        {
+            string what = tol.Name is not null && rule == tol.Name ? tol.ToString() : $"{rule}: {tol}";
+            yield return $"  {what} — {rows} tensor{(rows == 1 ? "" : "s")}";
+        }
     }
 
     private static IEnumerable<string> SummaryLines(DumpComparison d)
     {
         yield return $"candidate: {d.CandidatePath}";
         yield return $"reference: {d.ReferencePath}";
-        yield return $"tolerance: {d.Tolerance}";
+        yield return "rules applied:";
+        foreach (var line in RuleLines(d)) yield return line;
+        if (d.BatchDimOnly.Count > 0)
+            yield return $"note: {d.BatchDimOnly.Count} tensor(s) differ from the reference only by a leading batch dim of 1 " +
+                $"(e.g. {d.BatchDimOnly[0]}); compared element for element (official LLM modules return [1, T, C])";
         string verdict = d.AllPassed ? "PASSED" : d.Compared == 0 ? "FAILED (nothing compared)" : "FAILED";
         yield return $"{d.Compared} compared, {d.Failed} failing, {d.MissingInCandidate.Count} missing in candidate, {d.MissingInReference.Count} missing in reference{(d.RequireAll ? " (required)" : "")}: {verdict}";
         if (d.FirstFailure is { } f)
@@ -245,6 +275,7 @@ public static class ParityReport
         w.WriteString("name", row.Name);
         w.WriteString("status", StatusName(row.Status));
         w.WriteBoolean("failed", row.IsFailure);
+        w.WriteString("rule", row.Rule);
         w.WritePropertyName("tolerance");
         WriteTolerance(w, row.Comparison?.Tolerance ?? row.Tolerance);
         if (row.Comparison is { } c)
@@ -283,6 +314,7 @@ public static class ParityReport
         w.WriteString("dtype_candidate", c.CandidateDType.ShortName());
         w.WriteString("dtype_reference", c.ReferenceDType.ShortName());
         w.WriteBoolean("shape_match", c.ShapeMatch);
+        w.WriteBoolean("batch_dim_only", c.BatchDimOnly);
         w.WriteBoolean("dtype_match", c.DTypeMatch);
         w.WriteBoolean("integer", c.IsInteger);
         w.WriteNumber("element_count", c.ElementCount);
@@ -325,6 +357,8 @@ public static class ParityReport
         if (t.Name is null) w.WriteNull("name"); else w.WriteString("name", t.Name);
         WriteDouble(w, "rtol", t.Rtol);
         WriteDouble(w, "atol", t.Atol);
+        WriteDouble(w, "rms_scale", t.Scale);
+        WriteDouble(w, "reference_rms", t.ReferenceRms);
         WriteDouble(w, "max_rel_l2", t.MaxRelL2);
         w.WriteEndObject();
     }

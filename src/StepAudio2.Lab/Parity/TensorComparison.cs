@@ -113,6 +113,12 @@ public sealed record TensorComparison
     public double? FirstMismatchReference { get; init; }
 
     public bool Passed { get; init; }
+
+    /// <summary>
+    /// The shapes differ only by a leading dim of 1 on one side (e.g. an official batch-first [1, T, C] vs [T, C]); the
+    /// values were compared as equal shapes and the report notes it.
+    /// </summary>
+    public bool BatchDimOnly { get; init; }
     public FailureHint Hint { get; init; } = FailureHint.NoneHint;
 
     /// <summary>Shape of the candidate, "[2, 3]".</summary>

@@ -95,10 +95,11 @@ public sealed class Qwen2Attention
     public Linear VProj { get; }
     public Linear OProj { get; }
 
-    /// <param name="x">[n, D] hidden states of positions start..start+n−1.</param>
+    /// <param name="x">[1, n, D] hidden states of positions start..start+n−1 (batch-first, as the official module sees them).</param>
+    /// <returns>[1, n, D], recorded as <c>{Path}</c> (the first element of the official module's tuple).</returns>
     public Tensor Forward(Tensor x, int start, LayerKvCache? cache, Trace? trace)
     {
-        int n = x.Shape[0], h = _c.NumAttentionHeads, hkv = _c.NumKeyValueHeads, hd = _c.HeadDim;
+        int n = x.Shape[1], h = _c.NumAttentionHeads, hkv = _c.NumKeyValueHeads, hd = _c.HeadDim;
         var q = QProj.Forward(x, trace);
         var k = KProj.Forward(x, trace);
         var v = VProj.Forward(x, trace);
@@ -117,7 +118,7 @@ public sealed class Qwen2Attention
             (kAll, vAll) = (k.Reshape(1, hkv, n, hd), v.Reshape(1, hkv, n, hd));
         }
         var o = Ops.ScaledDotProductAttention(q.Reshape(1, h, n, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true);
-        o = o.Reshape(h, n, hd).Permute(1, 0, 2).Reshape(n, h * hd);
+        o = o.Reshape(h, n, hd).Permute(1, 0, 2).Reshape(1, n, h * hd);
         var y = OProj.Forward(o, trace);
         trace?.Record(Path, y);
         return y;
@@ -131,17 +132,7 @@ public static class Rope
     public static Tensor Apply(Tensor x, int start, float theta)
     {
         int heads = x.Shape[0], n = x.Shape[1], hd = x.Shape[2], half = hd / 2;
-        var invFreq = new float[half];
-        for (int i = 0; i < half; i++) invFreq[i] = 1f / MathF.Pow(theta, (2 * i) / (float)hd);
-        var cos = new float[n * half];
-        var sin = new float[n * half];
-        for (int p = 0; p < n; p++)
-            for (int i = 0; i < half; i++)
-            {
-                float angle = (float)(start + p) * invFreq[i];
-                cos[p * half + i] = MathF.Cos(angle);
-                sin[p * half + i] = MathF.Sin(angle);
-            }
+        var (cos, sin) = Tables(start, n, hd, theta);
         var src = x.AsSpan<float>();
         var y = Tensor.Zeros(DType.F32, heads, n, hd);
         var dst = y.AsWritableSpan<float>();
@@ -158,6 +149,41 @@ public static class Rope
                 }
             }
         return y;
+    }
+
+    /// <summary>cos and sin of angle(p, i) = (start + p)·θ^(−2i/hd) in float32, [n, hd/2] each (the official table repeats them twice).</summary>
+    public static (float[] Cos, float[] Sin) Tables(int start, int n, int hd, float theta)
+    {
+        int half = hd / 2;
+        var invFreq = new float[half];
+        for (int i = 0; i < half; i++) invFreq[i] = 1f / MathF.Pow(theta, (2 * i) / (float)hd);
+        var cos = new float[n * half];
+        var sin = new float[n * half];
+        for (int p = 0; p < n; p++)
+            for (int i = 0; i < half; i++)
+            {
+                float angle = (float)(start + p) * invFreq[i];
+                cos[p * half + i] = MathF.Cos(angle);
+                sin[p * half + i] = MathF.Sin(angle);
+            }
+        return (cos, sin);
+    }
+
+    /// <summary>
+    /// What the official <c>model.rotary_emb</c> returns first: cos of cat(freqs, freqs), [1, n, hd] (the hook sees
+    /// the tuple (cos, sin); a dump keeps cos).
+    /// </summary>
+    public static Tensor CosTable(int start, int n, int hd, float theta)
+    {
+        int half = hd / 2;
+        var (cos, _) = Tables(start, n, hd, theta);
+        var table = new float[n * hd];
+        for (int p = 0; p < n; p++)
+        {
+            cos.AsSpan(p * half, half).CopyTo(table.AsSpan(p * hd));
+            cos.AsSpan(p * half, half).CopyTo(table.AsSpan(p * hd + half));
+        }
+        return Tensor.FromArray(table, 1, n, hd);
     }
 }
 
@@ -220,19 +246,29 @@ public sealed class Qwen2Model
     public Qwen2DecoderLayer[] Layers { get; }
     public RmsNorm Norm { get; }
 
-    /// <summary>Token embeddings [n, D] (<c>model.embed_tokens</c>, before audio features are written in).</summary>
+    /// <summary>
+    /// Token embeddings [n, D] (<c>model.embed_tokens</c>, before audio features are written in; recorded batch-first
+    /// [1, n, D] as the official module returns it).
+    /// </summary>
     public Tensor Embed(ReadOnlySpan<int> ids, Trace? trace = null)
     {
         var e = Ops.Take(EmbedTokens, ids);
-        trace?.Record(Path + ".embed_tokens", e);
+        trace?.Record(Path + ".embed_tokens", e.Reshape(1, ids.Length, Config.HiddenSize));
         return e;
     }
 
-    /// <summary>Runs the decoder over hidden states [n, D] at positions start.. and returns the normed output [n, D].</summary>
+    /// <summary>
+    /// Runs the decoder over hidden states [n, D] at positions start.. and returns the normed output [n, D]. Inside, the
+    /// activations are batch-first [1, n, D] like the official Qwen2Model's, so every traced path has the official shape;
+    /// <c>model.rotary_emb</c> (cos, [1, n, head_dim]) is recorded first, where the official model computes it.
+    /// </summary>
     public Tensor Forward(Tensor hidden, int start = 0, KvCache? cache = null, Trace? trace = null)
     {
-        var x = hidden;
+        int n = hidden.Shape[0];
+        if (trace is not null && trace.Wants(Path + ".rotary_emb"))
+            trace.Record(Path + ".rotary_emb", Rope.CosTable(start, n, Config.HeadDim, (float)Config.RopeTheta));
+        var x = hidden.Reshape(1, n, Config.HiddenSize);
         for (int i = 0; i < Layers.Length; i++) x = Layers[i].Forward(x, start, cache?.Layers[i], trace);
-        return Norm.Forward(x, trace);
+        return Norm.Forward(x, trace).Reshape(n, Config.HiddenSize);
     }
 }
