@@ -47,10 +47,21 @@ public sealed class Token2WavCliTests
         Assert.True(cmp == StepLabCli.Ok, table);
         Assert.Contains("54 compared, 0 failing, 0 missing in candidate", table);
 
-        // the same trace fails the plain f32 tier: the override is what lets the NSF chain through, not a loose default
-        var (strict, strictTable, _) = InspectCliTests.Run("compare", trace, Dump);
+        // with no options at all the documented floors apply by default and are named in the closing lines
+        var (plain, plainTable, _) = InspectCliTests.Run("compare", trace, Dump);
+        Assert.True(plain == StepLabCli.Ok, plainTable);
+        Assert.Contains("flow floor (flow*): rtol 1e-05, atol 1e-04, rel-L2 ≤ 1e-05", plainTable);
+        Assert.Contains("hift-chain floor (hift*): rtol 0.001, atol 0.001, rel-L2 ≤ 0.001", plainTable);
+        Assert.Contains("54 compared, 0 failing", plainTable);
+
+        // the same trace fails the strict f32 tier and the port rule without the floors: the floors are what let the NSF
+        // chain through, not a loose default
+        var (strict, strictTable, _) = InspectCliTests.Run("compare", trace, Dump, "--tier", "f32");
         Assert.Equal(StepLabCli.Failed, strict);
         Assert.Contains("hift.m_source", strictTable);
+        var (bare, bareTable, _) = InspectCliTests.Run("compare", trace, Dump, "--no-default-rules");
+        Assert.Equal(StepLabCli.Failed, bare);
+        Assert.Contains("first failure: #", bareTable);
     }
 
     [Fact]

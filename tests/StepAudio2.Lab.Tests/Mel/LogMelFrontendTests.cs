@@ -35,7 +35,10 @@ public sealed class LogMelFrontendTests
         var wav = dump.Get("input.wav").ToFloatArray();
 
         var chunks = LogMelFrontend.Chunk(wav);
-        Assert.Equal(dump.Get("input.wav_lens").ToInt64Array(), chunks.Select(c => (long)c.Length).ToArray());
+        // input.wav_lens is the official forward's wav_lens: per chunk the mel frame count − 2, int32 (padding_mels)
+        var wavLens = dump.Get("input.wav_lens");
+        Assert.Equal(DType.I32, wavLens.DType);
+        Assert.Equal(melLengths.Select(l => (long)(l - 2)).ToArray(), wavLens.ToInt64Array());
         Assert.Equal(chunkLengths, chunks.Select(c => (long)c.Length).ToArray());
 
         for (int i = 0; i < chunks.Length; i++)

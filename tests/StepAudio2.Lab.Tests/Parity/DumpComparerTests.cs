@@ -133,11 +133,15 @@ public class DumpComparerTests
         refs.Add("encoder.blocks.0", h);
         cand.Add("encoder.blocks.0", h.To(DType.BF16));
 
-        var plain = DumpComparer.Compare(cand, refs);
+        // the default (auto) judges a bf16 side by the bf16 tier; the strict f32 tier fails both
+        Assert.Equal(0, DumpComparer.Compare(cand, refs).Failed);
+        Assert.All(DumpComparer.Compare(cand, refs).Rows, r => Assert.Equal("bf16", r.Rule));
+        var plain = DumpComparer.Compare(cand, refs, new CompareOptions { Tolerance = Tolerance.F32 });
         Assert.Equal(2, plain.Failed);
 
         var options = new CompareOptions
         {
+            Tolerance = Tolerance.F32,
             Overrides = [new("*.attn.*", Tolerance.Exact), new("*.qk", Tolerance.BF16)],
         };
         Assert.Same(Tolerance.BF16, options.ToleranceFor("encoder.blocks.0.attn.qk"));

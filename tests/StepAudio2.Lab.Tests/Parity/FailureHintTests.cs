@@ -253,7 +253,8 @@ public class FailureHintTests
         b = TestData.Map(b, (x, i) => i % 24 > i / 24 % 24 ? -1e10f : x);
         var c = Cmp(a, b, new Tolerance(1e-5, 1e-6));
         Assert.False(c.Passed);
-        Assert.True(c.RelL2 < 1e-15);
+        // equal mask fills on both sides are matches that do not enter rel-L2: it measures the unmasked scores' noise
+        Assert.InRange(c.RelL2, 1e-7, 1e-5);
         Assert.Contains(c.Hint.Kind, new[] { HintKind.None, HintKind.Outliers });
     }
 

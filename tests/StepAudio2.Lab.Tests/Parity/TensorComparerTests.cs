@@ -248,10 +248,30 @@ public class TensorComparerTests
     }
 
     [Fact]
+    public void ALeadingBatchDimOfOneIsANoteNotAFailure()
+    {
+        // an official batch-first [1, T, C] against a [T, C]: compared element for element, passed, and flagged
+        var b = TestData.RandnTensor(9, 5, 7);
+        var c = TensorComparer.Compare("x", b.Reshape(1, 5, 7), b, Tolerance.Port);
+        Assert.True(c.Passed);
+        Assert.False(c.ShapeMatch);
+        Assert.True(c.BatchDimOnly);
+        var other = TensorComparer.Compare("x", b, b.Reshape(1, 1, 5, 7), Tolerance.Port);
+        Assert.True(other.Passed && other.BatchDimOnly);
+        // values still count: a batch-only shape difference with a wrong value fails
+        var wrong = TestData.Map(b, (v, i) => i == 3 ? v + 1f : v).Reshape(1, 5, 7);
+        var f = TensorComparer.Compare("x", wrong, b, Tolerance.Port);
+        Assert.False(f.Passed);
+        Assert.True(f.BatchDimOnly);
+        Assert.False(TensorComparer.OnlyLeadingOnesDiffer([5, 7], [7, 5]));
+        Assert.False(TensorComparer.OnlyLeadingOnesDiffer([2, 5, 7], [5, 7]));
+    }
+
+    [Fact]
     public void SameValuesInAnotherShapeIsAReshape()
     {
         var b = TestData.RandnTensor(9, 5, 7);
-        var a = b.Reshape(1, 5, 7);
+        var a = b.Reshape(7, 5);
         var c = TensorComparer.Compare("x", a, b, Tolerance.F32);
         Assert.False(c.Passed);
         Assert.False(c.ShapeMatch);

@@ -72,7 +72,8 @@ public class ToleranceTests
     {
         Assert.Same(Tolerance.BF16, Tolerance.ForDTypes(DType.BF16, DType.F32));
         Assert.Same(Tolerance.F16, Tolerance.ForDTypes(DType.F32, DType.F16));
-        Assert.Same(Tolerance.F32, Tolerance.ForDTypes(DType.F32, DType.F64));
+        Assert.Same(Tolerance.Port, Tolerance.ForDTypes(DType.F32, DType.F64));
+        Assert.Same(Tolerance.Port, Tolerance.ForDTypes(DType.F32, DType.F32));
         Assert.Same(Tolerance.Exact, Tolerance.ForDTypes(DType.I64, DType.I32));
     }
 
@@ -81,5 +82,44 @@ public class ToleranceTests
     {
         Assert.Equal("f32 (rtol 1e-05, atol 1e-05, rel-L2 ≤ 1e-05)", Tolerance.F32.ToString());
         Assert.Equal("rtol 0.001, atol 0", new Tolerance(1e-3, 0).ToString());
+        Assert.Equal("port (rtol 1e-04, atol 0, 1e-04·rms(b), rel-L2 ≤ 1e-05)", Tolerance.Port.ToString());
+        Assert.Equal("port (rtol 1e-04, atol 0, 1e-04·rms(b) [= 3e-04], rel-L2 ≤ 1e-05)", Tolerance.Port.Resolve(3).ToString());
+    }
+
+    [Fact]
+    public void PortScalesTheElementBoundByTheReferenceRms()
+    {
+        // reference rms = 10 (sentinel −1e10 excluded): the absolute part is 1e-4·10 = 1e-3, so an element off by 9e-4 on a
+        // value near zero passes, one off by 2e-3 fails, while the strict f32 tier fails both
+        var b = new double[400];
+        for (int i = 0; i < b.Length; i++) b[i] = i % 2 == 0 ? 10 : -10;
+        b[0] = 0;
+        b[399] = -1e10;
+        var near = (double[])b.Clone();
+        near[0] = 9e-4;
+        var far = (double[])b.Clone();
+        far[0] = 2e-3;
+        var refT = Tensor.FromArray(b, 400);
+        var pass = TensorComparer.Compare("x", Tensor.FromArray(near, 400), refT, Tolerance.Port);
+        Assert.True(pass.Passed);
+        Assert.Equal(10, pass.Tolerance.ReferenceRms!.Value, 1);
+        Assert.False(TensorComparer.Compare("x", Tensor.FromArray(far, 400), refT, Tolerance.Port).Passed);
+        Assert.False(TensorComparer.Compare("x", Tensor.FromArray(near, 400), refT, Tolerance.F32).Passed);
+        // a systematic 1 % error passes no element-wise bound scaled this way: rel-L2 1e-2 ≫ 1e-5
+        var scaled = b.Select(v => v * 1.01).ToArray();
+        var s = TensorComparer.Compare("x", Tensor.FromArray(scaled, 400), refT, Tolerance.Port);
+        Assert.False(s.Passed);
+        Assert.Equal(HintKind.Scaled, s.Hint.Kind);
+    }
+
+    [Fact]
+    public void ParseKnowsPortAutoAndTheRmsKey()
+    {
+        Assert.Same(Tolerance.Port, Tolerance.Parse("port"));
+        Assert.True(Tolerance.Parse("auto").IsAuto);
+        var t = Tolerance.Parse("rtol=1e-4,rms=2e-4,rel_l2=1e-5");
+        Assert.Equal(2e-4, t.Scale);
+        Assert.Equal(1e-5, t.MaxRelL2);
+        Assert.Throws<FormatException>(() => Tolerance.Parse("rms=-1"));
     }
 }

@@ -164,8 +164,8 @@ public sealed class ReportCommandTests : IClassFixture<ReportCommandTests.Passin
     [Fact]
     public void ParityAgainstTheMatchingReferencePassesAndTraceIsListed()
     {
-        Assert.Contains("parity PASS: 33 compared", _r.Stdout);
-        Assert.Contains("<p class=\"verdict pass\">PASS: 33 compared, 0 failing", _r.Html);
+        Assert.Contains("parity PASS: 34 compared", _r.Stdout);
+        Assert.Contains("<p class=\"verdict pass\">PASS: 34 compared, 0 failing", _r.Html);
         Assert.DoesNotContain("<tr class=\"fail\"", _r.Html);
         Assert.Contains("<td class=\"path\">lm_head.last</td>", _r.Html);
         Assert.Contains("<details class=\"trace-group\"><summary><code>encoder.blocks.1</code>", _r.Html);
