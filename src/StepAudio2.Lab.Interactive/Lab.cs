@@ -75,7 +75,10 @@ public static partial class Lab
         new(trace.Order.Where(p => p.StartsWith("encoder.blocks.", StringComparison.Ordinal) && p.EndsWith(".attn.qk", StringComparison.Ordinal))
             .Select(p => AttentionMaps.FromScores(p, trace[p], batchIndex)).ToList(), zoomLayer, zoomHead);
 
-    /// <summary>Compares a trace against a reference dump in the dump's execution order (default overrides: the mel, flow and HiFT bounds of <see cref="ReferenceOverrides"/>).</summary>
+    /// <summary>
+    /// Compares a trace against a reference dump in the dump's execution order, under the default rules of
+    /// <c>steplab compare</c> (port for float32, the documented mel/flow/HiFT floors of <see cref="ReferenceOverrides"/>).
+    /// </summary>
     public static ParityResult Compare(Trace trace, string referenceDump, CompareOptions? options = null)
     {
         using var candidate = trace.ToTensorSource();
@@ -92,7 +95,7 @@ public static partial class Lab
     private static ParityResult Compare(ITensorSource candidate, string referenceDump, CompareOptions? options)
     {
         using var reference = TensorFiles.Open(referenceDump);
-        var o = (options ?? new CompareOptions { Overrides = [ReferenceOverrides.Mel, .. ReferenceOverrides.Token2Wav] }) with { ExecutionOrder = options?.ExecutionOrder ?? DumpFile.ExecutionOrder(reference) };
+        var o = (options ?? new CompareOptions()) with { ExecutionOrder = options?.ExecutionOrder ?? DumpFile.ExecutionOrder(reference) };
         var c = DumpComparer.Compare(candidate, reference, o);
         var row = ParityView.RowToMap(c);
         return new ParityResult(c, row is null ? null : DiffMap.Of(row.Name, candidate.Get(row.Name), reference.Get(row.Name)));

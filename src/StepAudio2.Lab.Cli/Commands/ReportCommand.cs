@@ -105,8 +105,7 @@ public static class ReportCommand
         // the same default rules as `steplab compare`: port for float32, the documented floors of known paths
         var comparison = DumpComparer.Compare(candidate, reference, new CompareOptions { ExecutionOrder = DumpFile.ExecutionOrder(reference) });
         var body = new StringBuilder();
-        body.Append("<p>Rules applied: " + string.Join("; ", ParityReport.RuleLines(comparison).Select(l => Html.Esc(l.Trim()))) +
-                    $". <code>output.greedy_ids</code>: the first {keep} generated ids.</p>\n");
+        body.Append($"<p>Default rules of <code>steplab compare</code> (docs/parity.md). <code>output.greedy_ids</code>: the first {keep} generated ids.</p>\n");
         body.Append(ParityView.Render(comparison));
         var fig = ParityView.FirstFailureHeatmap(comparison, candidate, reference);
         if (fig is not null) body.Append(fig.ToHtml(420));

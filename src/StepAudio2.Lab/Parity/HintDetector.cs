@@ -69,6 +69,7 @@ internal sealed class HintDetector
             ?? ConstantOffset()
             ?? ChannelOffset()
             ?? ChannelScaled()
+            ?? Rounding()
             ?? Outliers()
             ?? AxisPermutation()
             ?? Shifted()
@@ -477,6 +478,22 @@ internal sealed class HintDetector
         return new FailureHint(HintKind.ValuesPermuted,
             $"same values as the reference in different positions ({_s.OutOfTolerance} of {N} elements out of place): a wrong gather/index, reshape or concatenation order",
             Count: _s.OutOfTolerance, Index: FirstMismatch());
+    }
+
+    /// <summary>
+    /// Differences at the level of float rounding: every |Δ| within 1e-3 of the reference's rms and rel-L2 ≤ 1e-4. Not
+    /// a structural error (those move a module by far more, see docs/parity.md) but summation order or precision beyond
+    /// the rule's bound: say so instead of blaming masks or boundaries.
+    /// </summary>
+    private FailureHint? Rounding()
+    {
+        if (_integer || _s.Finite == 0 || _s.SumB2 == 0) return null;
+        double rms = Math.Sqrt(_s.SumB2 / _s.Finite);
+        if (!(_s.MaxAbs <= 1e-3 * rms) || !(_s.RelL2 <= 1e-4)) return null;
+        return new FailureHint(HintKind.Rounding,
+            $"rounding-level differences (max |Δ| {G(_s.MaxAbs)} = {G(_s.MaxAbs / rms)}·rms, rel-L2 {G(_s.RelL2)}, {_s.OutOfTolerance} of {N} elements over the bound): " +
+            "summation order or precision beyond this rule, no structural error (is one side bf16/TF32? try --tier port or bf16)",
+            Value: _s.MaxAbs / rms, Count: _s.OutOfTolerance, Index: FirstMismatch());
     }
 
     /// <summary>

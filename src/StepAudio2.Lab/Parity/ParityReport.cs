@@ -148,6 +148,7 @@ public static class ParityReport
         HintKind.SlicesPermuted => "slices_permuted",
         HintKind.ValuesPermuted => "values_permuted",
         HintKind.Outliers => "outliers",
+        HintKind.Rounding => "rounding",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 

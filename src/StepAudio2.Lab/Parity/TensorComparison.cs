@@ -27,6 +27,8 @@ public enum HintKind
     ChannelOffset,
     /// <summary>candidate / reference depends only on the index along one axis: a norm weight (γ) or per-channel gain.</summary>
     ChannelScaled,
+    /// <summary>Rounding-level differences beyond the rule's bound (summation order, precision), no structural error.</summary>
+    Rounding,
     /// <summary>candidate ≈ referenceᵀ (2-D, or all axes reversed).</summary>
     Transposed,
     /// <summary>candidate ≈ reference with its axes permuted (<see cref="FailureHint.Axes"/>, as for <c>permute</c>).</summary>

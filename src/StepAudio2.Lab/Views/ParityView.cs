@@ -50,6 +50,9 @@ public static class ParityView
             if (!string.IsNullOrEmpty(hint)) sb.Append($" — <span class=\"hint\">{Html.Esc(hint)}</span>");
             sb.Append("</p>\n");
         }
+        sb.Append("<p class=\"rules\">rules applied: " + string.Join("; ", ParityReport.RuleLines(c).Select(l => Html.Esc(l.Trim()))) + "</p>\n");
+        if (c.BatchDimOnly.Count > 0)
+            sb.Append($"<p class=\"note\">note: {c.BatchDimOnly.Count} tensor(s) differ from the reference only by a leading batch dim of 1 (e.g. <code>{Html.Esc(c.BatchDimOnly[0])}</code>); compared element for element</p>\n");
         if (c.MissingInCandidate.Count > 0) sb.Append($"<p>only in the reference: {Html.Esc(string.Join(", ", c.MissingInCandidate))}</p>\n");
         if (c.MissingInReference.Count > 0) sb.Append($"<p>only in the candidate: {Html.Esc(string.Join(", ", c.MissingInReference))}</p>\n");
         sb.Append("<table class=\"parity\"><tr><th>#</th><th>name</th><th>shape</th><th>tolerance</th><th>max|Δ| @ index</th><th>mean|Δ|</th><th>relL2</th><th>cosine</th><th>NaN/Inf</th><th>status</th><th>hint</th></tr>\n");
@@ -63,13 +66,17 @@ public static class ParityView
             };
             string cls = r.IsFailure ? "fail" : r.Status == RowStatus.Pass ? "pass" : "missing";
             string shape = m is null ? Html.Esc(Tensor.ShapeString((r.ReferenceInfo ?? r.CandidateInfo)!.Shape))
-                : m.ShapeMatch ? Html.Esc(m.ReferenceShapeText) : $"{Html.Esc(m.CandidateShapeText)} vs {Html.Esc(m.ReferenceShapeText)}";
-            sb.Append($"<tr class=\"{cls}\"{(r == first ? " id=\"first-failure\"" : "")}><td>{r.Ordinal}</td><td class=\"path\">{Html.Esc(r.Name)}</td><td>{shape}</td><td>{Html.Esc(r.Tolerance.ToString())}</td>");
+                : m.ShapeMatch ? Html.Esc(m.ReferenceShapeText)
+                : $"{Html.Esc(m.CandidateShapeText)} {(m.BatchDimOnly ? "≈" : "vs")} {Html.Esc(m.ReferenceShapeText)}";
+            var tol = m?.Tolerance ?? r.Tolerance;
+            string rule = tol.Name is not null && r.Rule == tol.Name ? tol.ToString() : $"{r.Rule}: {tol}";
+            sb.Append($"<tr class=\"{cls}\"{(r == first ? " id=\"first-failure\"" : "")}><td>{r.Ordinal}</td><td class=\"path\">{Html.Esc(r.Name)}</td><td>{shape}</td><td>{Html.Esc(rule)}</td>");
             if (m is not null && m.ElementCount > 0)
                 sb.Append($"<td>{Html.Num(m.MaxAbsDiff)} @ {Html.Esc(TensorComparer.IndexString(m.MaxAbsIndex))}</td><td>{Html.Num(m.MeanAbsDiff)}</td><td>{Html.Num(m.RelL2)}</td><td>{Html.Num(m.Cosine)}</td>" +
                           $"<td>{m.CandidateNaN + m.CandidateInf}/{m.ReferenceNaN + m.ReferenceInf}</td>");
             else sb.Append("<td></td><td></td><td></td><td></td><td></td>");
-            sb.Append($"<td class=\"status\">{status}</td><td>{Html.Esc(m?.Hint.Text ?? r.Error ?? "")}</td></tr>\n");
+            string note = m is { Passed: true, BatchDimOnly: true } ? "only a leading batch dim of 1 differs" : m?.Hint.Text ?? r.Error ?? "";
+            sb.Append($"<td class=\"status\">{status}</td><td>{Html.Esc(note)}</td></tr>\n");
         }
         sb.Append("</table>\n");
         return sb.ToString();

@@ -243,6 +243,20 @@ public class FailureHintTests
     }
 
     [Fact]
+    public void RoundingLevelNoiseIsCalledRoundingNotBadPositions()
+    {
+        // 3e-5 relative noise fails the strict f32 tier; the hint must say "rounding", not blame masks or boundaries
+        var b = TestData.RandnTensor(23, 4, 32, 32);
+        var c = Cmp(TestData.AddNoise(b, 24, 3e-5), b, Tolerance.F32);
+        Assert.False(c.Passed);
+        Assert.Equal(HintKind.Rounding, c.Hint.Kind);
+        Assert.Contains("rounding-level differences", c.Hint.Text);
+        Assert.DoesNotContain("mask", c.Hint.Text);
+        // the same tensor passes the default port rule
+        Assert.True(Cmp(TestData.AddNoise(b, 24, 3e-6), b, Tolerance.Port).Passed);
+    }
+
+    [Fact]
     public void HugeMaskValuesDoNotFakeAPattern()
     {
         // Attention scores with a −1e10 additive mask on both sides dominate ‖b‖; the sums-based residual formulas cancel
@@ -255,7 +269,7 @@ public class FailureHintTests
         Assert.False(c.Passed);
         // equal mask fills on both sides are matches that do not enter rel-L2: it measures the unmasked scores' noise
         Assert.InRange(c.RelL2, 1e-7, 1e-5);
-        Assert.Contains(c.Hint.Kind, new[] { HintKind.None, HintKind.Outliers });
+        Assert.Equal(HintKind.Rounding, c.Hint.Kind);
     }
 
     [Fact]
