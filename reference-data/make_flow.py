@@ -70,6 +70,7 @@ Choices where the spec is silent are listed at the top of steplab_ref/flow.py (r
 patterns TAU_HEX, time-embedding operation order, CFG factors, DiT attention scaling, LayerNorm eps values).
 """
 import collections
+import json
 import math
 import os
 import sys
@@ -483,11 +484,9 @@ class Patch:
         setattr(self.obj, self.name, self.old)
 
 
-def check_sensitivity(flow, inputs, ref):
-    """Plants typical porting bugs one at a time and asserts each moves the generated mel by far more than the 1e-5
-    rel-L2 parity tolerance, so the dump can catch them (the tiny weights do not hide them). GELU tanh vs exact is
-    the subtlest (the two differ by < 5e-4 anywhere), so its bar is 3e-5 (3× the tolerance) instead of 1e-3."""
-    codes, prompt_tokens, xvector, prompt_mel, noise, _ = inputs
+def planted_bugs(flow):
+    """Typical porting bugs of the flow, each as (name, context manager that plants it, first recorded dump path where
+    it shows)."""
     shift = RelPositionMultiHeadedAttention.__dict__["rel_shift"].__func__
     emb = TimestepEmbedder.__dict__["timestep_embedding"].__func__
     blk = flowmod.DiTBlock
@@ -495,12 +494,6 @@ def check_sensitivity(flow, inputs, ref):
     def sin_first(t, dim, max_period=10000):
         e = emb(t, dim, max_period)
         return torch.cat([e[:, dim // 2:], e[:, :dim // 2]], dim=-1)
-
-    def f64_time(t, dim, max_period=10000):
-        half = dim // 2
-        f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
-        a = t[:, None].double() * f[None]
-        return torch.cat([torch.cos(a), torch.sin(a)], dim=-1).float()
 
     def mlp_before_conv(self, x, c, attn_mask):
         m = self.adaLN_modulation(c).chunk(9, dim=-1)
@@ -515,19 +508,36 @@ def check_sensitivity(flow, inputs, ref):
         return x + m[5] * self.mlp(flowmod.modulate(self.norm2(x), m[4], m[3]))
 
     est = flow.decoder.estimator
-    bugs = [
+    step0, enc0 = "flow.decoder.estimator.step.0", "flow.encoder.encoders.0"
+    return [
         ("rel_shift j−i", lambda: Patch(RelPositionMultiHeadedAttention, "rel_shift",
-                                         staticmethod(lambda x: shift(x.flip(-1))))),
-        ("time embedding sin first", lambda: Patch(TimestepEmbedder, "timestep_embedding", staticmethod(sin_first))),
-        ("DiT mlp before conv", lambda: Patch(blk, "forward", mlp_before_conv)),
-        ("adaLN shift/scale swapped", lambda: Patch(blk, "forward", shift_scale_swapped)),
-        ("Mish → SiLU", lambda: Patch(est.blocks[0].conv.block, "5", torch.nn.SiLU())),
-        ("GELU tanh → exact", lambda: Patch(torch.nn.GELU, "forward", lambda self, x: torch.nn.functional.gelu(x))),
-        ("CFG rate 0.5", lambda: Patch(flow.decoder, "inference_cfg_rate", 0.5)),
+                                         staticmethod(lambda x: shift(x.flip(-1)))), enc0),
+        ("time embedding sin first", lambda: Patch(TimestepEmbedder, "timestep_embedding", staticmethod(sin_first)), step0),
+        ("DiT mlp before conv", lambda: Patch(blk, "forward", mlp_before_conv), step0),
+        ("adaLN shift/scale swapped", lambda: Patch(blk, "forward", shift_scale_swapped), step0),
+        ("Mish → SiLU", lambda: Patch(est.blocks[0].conv.block, "5", torch.nn.SiLU()), step0),
+        ("GELU tanh → exact", lambda: Patch(torch.nn.GELU, "forward", lambda self, x: torch.nn.functional.gelu(x)), step0),
+        ("CFG rate 0.5", lambda: Patch(flow.decoder, "inference_cfg_rate", 0.5), "flow.decoder.estimator.step.1"),
         ("pos_bias_u/v swapped", lambda: Patch(flow.encoder.encoders[0].self_attn, "pos_bias_u",
-                                               flow.encoder.encoders[0].self_attn.pos_bias_v)),
-        ("no LeakyReLU in pre-lookahead", lambda: Patch(flowmod.F, "leaky_relu", lambda x: x)),
+                                               flow.encoder.encoders[0].self_attn.pos_bias_v), enc0),
+        ("no LeakyReLU in pre-lookahead", lambda: Patch(flowmod.F, "leaky_relu", lambda x, *a, **k: x), "flow.encoder.pre_lookahead_layer"),
     ]
+
+
+def check_sensitivity(flow, inputs, ref):
+    """Plants typical porting bugs one at a time and asserts each moves the generated mel by far more than the 1e-5
+    rel-L2 parity tolerance, so the dump can catch them (the tiny weights do not hide them). GELU tanh vs exact is
+    the subtlest (the two differ by < 5e-4 anywhere), so its bar is 3e-5 (3× the tolerance) instead of 1e-3."""
+    codes, prompt_tokens, xvector, prompt_mel, noise, _ = inputs
+    emb = TimestepEmbedder.__dict__["timestep_embedding"].__func__
+
+    def f64_time(t, dim, max_period=10000):
+        half = dim // 2
+        f = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
+        a = t[:, None].double() * f[None]
+        return torch.cat([torch.cos(a), torch.sin(a)], dim=-1).float()
+
+    bugs = [(name, make) for name, make, _ in planted_bugs(flow)]
     with torch.no_grad():
         def run():
             mel, _ = flow.inference(codes[None], torch.tensor([N]), prompt_tokens[None], torch.tensor([P]),
@@ -618,7 +628,32 @@ def run_dump(flow, hift, inputs):
     return d, mel, wav, f0
 
 
+def write_bug_dumps(out_dir):
+    """`--bugs-out DIR`: the committed tiny flow + HiFT and the inputs of the committed dump, run once per planted bug;
+    writes token2wav-bug-K.safetensors and manifest.json (bug → the first recorded path where it must fail)."""
+    torch.set_num_threads(1)
+    flow = load_flow_yaml(os.path.join(CKPT_DIR, "flow.yaml")).eval()
+    flow.load_state_dict(torch.load(os.path.join(CKPT_DIR, "flow.pt")), strict=True)
+    hift = load_hift()
+    d = safetensors_io.load_file(os.path.join(DUMP_DIR, "token2wav-short.safetensors"))
+    inputs = tuple(d[k] for k in ("input.codes", "input.prompt_tokens", "input.xvector", "input.prompt_mel", "input.noise",
+                                  "input.hift_noise"))
+    os.makedirs(out_dir, exist_ok=True)
+    manifest = {}
+    for k, (name, make, first) in enumerate(planted_bugs(flow)):
+        with make():
+            dumper, _, _, _ = run_dump(flow, hift, inputs)
+        file = f"token2wav-bug-{k}.safetensors"
+        dumper.save(os.path.join(out_dir, file), note=f"planted: {name}")
+        manifest[file] = {"bug": name, "reference": "token2wav-short.safetensors", "first_failure": first}
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1, ensure_ascii=False)
+    print(f"wrote {len(manifest)} planted flow bugs to {out_dir}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--bugs-out":
+        return write_bug_dumps(sys.argv[2])
     torch.set_num_threads(1)
     os.makedirs(CKPT_DIR, exist_ok=True)
     os.makedirs(DUMP_DIR, exist_ok=True)

@@ -24,6 +24,8 @@ public sealed class CrossImplementationFixture : IDisposable
         var (code, output) = PythonFactAttribute.Run(Path.Combine(TestPaths.ReferenceData, "make_crossimpl.py"),
             "--variants", "", "--bugs", "all,scale1pct:all", "--out", BugFolder);
         Assert.True(code == 0, output);
+        (code, output) = PythonFactAttribute.Run(Path.Combine(TestPaths.ReferenceData, "make_flow.py"), "--bugs-out", FlowBugFolder);
+        Assert.True(code == 0, output);
         (code, output) = PythonFactAttribute.Run(Path.Combine(TestPaths.ReferenceData, "dump_official.py"), "--standin",
             "--model", CrossImplementationTests.Tiny, "--tokenizer", TestPaths.SharedModel, "--audio", CrossImplementationTests.Clip,
             "--greedy", "8", "--out", Standin);
@@ -34,14 +36,16 @@ public sealed class CrossImplementationFixture : IDisposable
     }
 
     public string BugFolder => _tmp.File("bugs");
+    public string FlowBugFolder => _tmp.File("flow-bugs");
     public string Standin => _tmp.File("standin.safetensors");
     public string OurTrace => _tmp.File("ours.safetensors");
 
     /// <summary>manifest.json of the planted bugs: file → (reference dump, the path where the bug must first fail).</summary>
-    public IReadOnlyList<(string File, string Bug, string Reference, string FirstFailure)> Bugs()
+    public IReadOnlyList<(string File, string Bug, string Reference, string FirstFailure)> Bugs(bool flow = false)
     {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(BugFolder, "manifest.json")));
-        return doc.RootElement.EnumerateObject().Select(p => (Path.Combine(BugFolder, p.Name), p.Value.GetProperty("bug").GetString()!,
+        var folder = flow ? FlowBugFolder : BugFolder;
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(folder, "manifest.json")));
+        return doc.RootElement.EnumerateObject().Select(p => (Path.Combine(folder, p.Name), p.Value.GetProperty("bug").GetString()!,
             p.Value.GetProperty("reference").GetString()!, p.Value.GetProperty("first_failure").GetString()!)).ToList();
     }
 
@@ -98,6 +102,24 @@ public sealed class CrossImplementationTests(CrossImplementationFixture fx) : IC
         Assert.True(wrong.Count == 0, string.Join("\n", wrong));
         Assert.Contains(bugs, b => b.Bug == "scale1pct:model.layers.1.mlp.act_fn");
         Assert.Contains(bugs, b => b.Bug == "scale1pct:encoder.blocks.0.attn.key");
+    }
+
+    [PythonFact]
+    public void EveryPlantedFlowBugFailsCompareWithNoOptionsAtItsModule()
+    {
+        // make_flow.py's nine token2wav porting bugs against the token2wav dump, through the CLI with no options: the
+        // default rules (flow and hift-chain floors) still catch each, first at the module where it acts
+        var bugs = fx.Bugs(flow: true);
+        Assert.Equal(9, bugs.Count);
+        var wrong = new List<string>();
+        foreach (var (file, bug, referenceName, first) in bugs)
+        {
+            var (code, table, _) = InspectCliTests.Run("compare", file, Dump(referenceName));
+            var line = table.Split('\n').FirstOrDefault(l => l.StartsWith("first failure: #")) ?? "";
+            if (code != StepLabCli.Failed) wrong.Add($"{bug}: exit {code}");
+            else if (!line.Contains($" {first} — ")) wrong.Add($"{bug}: '{line}', expected {first}");
+        }
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
     }
 
     [PythonFact]
