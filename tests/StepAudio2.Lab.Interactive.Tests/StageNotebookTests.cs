@@ -122,7 +122,7 @@ public sealed class StageNotebookTests
     {
         var e = await Run("05-parity.ipynb");
         Assert.Contains("audio-short.safetensors: PASS, 39 compared", e.Text);
-        Assert.Contains("llm-short.safetensors: PASS, 33 compared", e.Text);
+        Assert.Contains("llm-short.safetensors: PASS, 34 compared", e.Text); // model.rotary_emb included
         // the demo candidate with GELU in the adaptor: first failing path adapter.relu, its |a−b| heatmap
         Assert.Contains("first failing path: #37 adapter.relu; 3 rows fail in all", e.Text);
         Assert.Contains("first failing path (#37): <code>adapter.relu</code>", e.Html);
