@@ -24,6 +24,13 @@ public sealed unsafe class CpuBackend : IBackend
     // ------------------------------------------------------------------------------------------------ helpers
 
     private static Tensor F32(Tensor x) => x.DType == DType.F32 && x.IsContiguous ? x : x.To(DType.F32);
+
+    /// <summary>
+    /// An f32 [B, H, T, D] tensor whose rows are contiguous ([T, D] blocks with row stride D) kept as it is, whatever its
+    /// batch and head strides: a view of the first T rows of a larger KV-cache buffer is used in place, not copied.
+    /// </summary>
+    private static Tensor RowsF32(Tensor x) =>
+        x.DType == DType.F32 && x.Rank == 4 && x.Strides[3] == 1 && x.Strides[2] == x.Shape[3] ? x : F32(x);
     private static Tensor New(params int[] shape) => Tensor.Zeros(DType.F32, shape);
     private static float* Ptr(Tensor t) => (float*)(t.Storage.Pointer + t.Offset * sizeof(float));
     private static Span<float> Out(Tensor t) => t.AsWritableSpan<float>();
@@ -440,9 +447,9 @@ public sealed unsafe class CpuBackend : IBackend
 
     public Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? maskBias, bool causal, Tensor? scoresOut)
     {
-        q = F32(q); k = F32(k); v = F32(v);
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
             throw new ArgumentException("scaled_dot_product_attention: q, k, v must be [B, heads, T, D]");
+        q = F32(q); k = RowsF32(k); v = RowsF32(v);
         int b = q.Shape[0], hq = q.Shape[1], tq = q.Shape[2], d = q.Shape[3];
         int hkv = k.Shape[1], tk = k.Shape[2], dv = v.Shape[3];
         if (k.Shape[0] != b || v.Shape[0] != b || k.Shape[3] != d || v.Shape[1] != hkv || v.Shape[2] != tk || hq % hkv != 0)
@@ -465,8 +472,8 @@ public sealed unsafe class CpuBackend : IBackend
             {
                 int hk = h / group;
                 float* qh = pq + ((long)bi * hq + h) * tq * d;
-                float* kh = pk + ((long)bi * hkv + hk) * tk * d;
-                float* vh = pv + ((long)bi * hkv + hk) * tk * dv;
+                float* kh = pk + bi * k.Strides[0] + hk * k.Strides[1]; // [tk, d] rows, heads possibly spaced apart
+                float* vh = pv + bi * v.Strides[0] + hk * v.Strides[1];
                 float* s = ps != null ? ps + ((long)bi * hq + h) * tq * tk : pscr;
                 Gemm.SgemmNT(tq, tk, d, qh, d, kh, d, s, tk);
                 float* sLocal = s;

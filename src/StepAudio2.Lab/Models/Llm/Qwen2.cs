@@ -20,15 +20,22 @@ public sealed class RmsNorm(string path, Tensor weight, float eps)
     }
 }
 
-/// <summary>Keys and values of one layer for the positions seen so far: [Hkv, capacity, head_dim] each, grown on demand.</summary>
+/// <summary>
+/// Keys and values of one layer for the positions seen so far: [Hkv, capacity, head_dim] each, grown by doubling, so an
+/// append copies only the new positions (amortised O(1) per token) and attention reads views of the buffers in place.
+/// </summary>
 public sealed class LayerKvCache(int kvHeads, int headDim)
 {
-    private float[] _k = [], _v = [];
+    // [1, Hkv, capacity, head_dim] each; rows 0..Length−1 of every head are valid
+    private Tensor? _k, _v;
     private int _capacity;
 
     public int Length { get; private set; }
 
-    /// <summary>Appends new keys/values [Hkv, n, hd] and returns views of all of them [1, Hkv, Length, hd].</summary>
+    /// <summary>
+    /// Appends new keys/values [Hkv, n, hd] and returns views of all of them [1, Hkv, Length, hd] (not contiguous: each
+    /// head's rows sit at its capacity-sized slot; valid until the next append).
+    /// </summary>
     public (Tensor K, Tensor V) Append(Tensor k, Tensor v)
     {
         int n = k.Shape[1];
@@ -38,26 +45,28 @@ public sealed class LayerKvCache(int kvHeads, int headDim)
             _k = Grow(_k, cap); _v = Grow(_v, cap);
             _capacity = cap;
         }
-        var ks = k.AsSpan<float>(); var vs = v.AsSpan<float>();
+        var ks = k.Contiguous().AsSpan<float>(); var vs = v.Contiguous().AsSpan<float>();
+        var kd = _k!.AsWritableSpan<float>(); var vd = _v!.AsWritableSpan<float>();
         for (int h = 0; h < kvHeads; h++)
         {
-            ks.Slice(h * n * headDim, n * headDim).CopyTo(_k.AsSpan((h * _capacity + Length) * headDim));
-            vs.Slice(h * n * headDim, n * headDim).CopyTo(_v.AsSpan((h * _capacity + Length) * headDim));
+            ks.Slice(h * n * headDim, n * headDim).CopyTo(kd[((h * _capacity + Length) * headDim)..]);
+            vs.Slice(h * n * headDim, n * headDim).CopyTo(vd[((h * _capacity + Length) * headDim)..]);
         }
         Length += n;
-        var kt = Tensor.FromArray(_k, kvHeads, _capacity, headDim).Slice(1, 0, Length).Contiguous();
-        var vt = Tensor.FromArray(_v, kvHeads, _capacity, headDim).Slice(1, 0, Length).Contiguous();
-        return (kt.Reshape(1, kvHeads, Length, headDim), vt.Reshape(1, kvHeads, Length, headDim));
+        return (_k.Slice(2, 0, Length), _v.Slice(2, 0, Length));
     }
 
     /// <summary>Forgets positions from <paramref name="length"/> on (to reuse a shared prefix).</summary>
     public void Truncate(int length) => Length = Math.Min(Length, length);
 
-    private float[] Grow(float[] old, int cap)
+    private Tensor Grow(Tensor? old, int cap)
     {
-        var fresh = new float[kvHeads * cap * headDim];
+        var fresh = Tensor.Zeros(DType.F32, 1, kvHeads, cap, headDim);
+        if (old is null) return fresh;
+        var src = old.AsSpan<float>();
+        var dst = fresh.AsWritableSpan<float>();
         for (int h = 0; h < kvHeads; h++)
-            old.AsSpan(h * _capacity * headDim, Length * headDim).CopyTo(fresh.AsSpan(h * cap * headDim));
+            src.Slice(h * _capacity * headDim, Length * headDim).CopyTo(dst[(h * cap * headDim)..]);
         return fresh;
     }
 }
