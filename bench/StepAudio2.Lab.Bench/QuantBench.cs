@@ -86,7 +86,7 @@ internal static unsafe class QuantBench
                 if (s.Name == "gate_proj/up_proj")
                 {
                     var xp = RandomF32(rng, 128, s.K);
-                    var (pm, pr) = Time(() => _ = q is null ? Ops.Linear(xp, source) : Ops.QuantizedLinear(xp, q), seconds);
+                    var (pm, pr) = Time(() => _ = q is null ? Ops.Linear(xp, source) : Ops.QuantizedLinear(xp, q), seconds, minRuns: 2);
                     double gflops = 2.0 * 128 * s.N * s.K / (pm * 1e6);
                     Console.Error.WriteLine($"[{label}] gemm m=128 {s.N}x{s.K} {format}: {pm,8:F2} ms  {gflops,6:F1} GFLOP/s");
                     rows.Add(new() { ["op"] = "gemm", ["shape"] = s.Name, ["m"] = 128, ["n"] = s.N, ["k"] = s.K, ["format"] = format,
@@ -127,13 +127,13 @@ internal static unsafe class QuantBench
         return c;
     }
 
-    /// <summary>Median wall time (ms) of <paramref name="f"/> over at least 5 runs and about <paramref name="seconds"/> s, after one warm-up.</summary>
-    private static (double Median, int Runs) Time(Action f, double seconds)
+    /// <summary>Median wall time (ms) of <paramref name="f"/> over at least <paramref name="minRuns"/> runs and about <paramref name="seconds"/> s, after one warm-up.</summary>
+    private static (double Median, int Runs) Time(Action f, double seconds, int minRuns = 5)
     {
         f();
         var times = new List<double>();
         var total = Stopwatch.StartNew();
-        while (times.Count < 5 || (total.Elapsed.TotalSeconds < seconds && times.Count < 2000))
+        while (times.Count < minRuns || (total.Elapsed.TotalSeconds < seconds && times.Count < 2000))
         {
             var sw = Stopwatch.StartNew();
             f();

@@ -123,23 +123,16 @@ internal static unsafe class QuantGemm
         }
     }
 
-    /// <summary>Lays x out in the code order of the path: AVX-512 int4 reads two words per 16 lanes (lane 2t = code t of
-    /// the first word, lane 2t+1 = code t of the second); the portable int4 path reads even codes then odd codes of each
-    /// 32; everything else reads codes in order.</summary>
+    /// <summary>Lays x out in the code order of the path: the 4-bit kernels widen bytes, so each lane holds an even code
+    /// (low nibble) and the next odd one (high nibble): per 32 elements (AVX-512, portable, scalar) or per 16 (AVX2) the
+    /// even elements come first, then the odd ones. 8 bits read codes in order.</summary>
     private static void PermuteX(QuantPath path, int bits, ReadOnlySpan<float> x, Span<float> dst)
     {
         int k = x.Length;
-        if (bits == 4 && path == QuantPath.Avx512)
-        {
-            for (int b = 0; b < k; b += 16)
-                for (int t = 0; t < 8; t++) { dst[b + 2 * t] = x[b + t]; dst[b + 2 * t + 1] = x[b + 8 + t]; }
-        }
-        else if (bits == 4 && path is QuantPath.Portable or QuantPath.Scalar)
-        {
-            for (int b = 0; b < k; b += 32)
-                for (int t = 0; t < 16; t++) { dst[b + t] = x[b + 2 * t]; dst[b + 16 + t] = x[b + 2 * t + 1]; }
-        }
-        else x.CopyTo(dst);
+        if (bits != 4) { x.CopyTo(dst); return; }
+        int block = path == QuantPath.Avx2 ? 16 : 32, half = block / 2;
+        for (int b = 0; b < k; b += block)
+            for (int t = 0; t < half; t++) { dst[b + t] = x[b + 2 * t]; dst[b + half + t] = x[b + 2 * t + 1]; }
     }
 
     private static void GemvRange(QuantPath path, int m, float* xs, float* sums, RowSource w, float* bias, float* c, int ldc, int j0, int j1)
@@ -155,63 +148,69 @@ internal static unsafe class QuantGemm
             for (int r = 0; r < m; r++)
             {
                 float* x = xs + (long)r * k;
-                float dot = RowDot(path, w.Bits, w.GroupSize, groups, row, x, s);
-                // bias term: Σ_g bias_g · Σ x over the group
-                float* sr = sums + (long)r * groups;
-                float bt = 0;
-                for (int g = 0; g < groups; g++) bt = MathF.FusedMultiplyAdd(b[g], sr[g], bt);
-                float v = dot + bt;
+                float v = RowDot(path, w.Bits, w.GroupSize, groups, row, x, s, b);
+                if (!BiasInDot(path, w.Bits))
+                {
+                    // bias term: Σ_g bias_g · Σ x over the group
+                    float* sr = sums + (long)r * groups;
+                    float bt = 0;
+                    for (int g = 0; g < groups; g++) bt = MathF.FusedMultiplyAdd(b[g], sr[g], bt);
+                    v += bt;
+                }
                 if (bias != null) v += bias[j];
                 c[(long)r * ldc + j] = v;
             }
         }
     }
 
-    /// <summary>Σ_g scale_g · Σ_{i∈g} x_i·q_i for one packed row (x already permuted for the path).</summary>
+    private static bool BiasInDot(QuantPath path, int bits) => path == QuantPath.Avx512 && bits == 4;
+
+    /// <summary>Σ_g scale_g · Σ_{i∈g} x_i·q_i for one packed row (x already permuted for the path); the AVX-512 4-bit
+    /// kernel returns the whole dot product, bias terms included (<see cref="BiasInDot"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float RowDot(QuantPath path, int bits, int gs, int groups, byte* row, float* x, float* s) => path switch
+    private static float RowDot(QuantPath path, int bits, int gs, int groups, byte* row, float* x, float* s, float* b) => path switch
     {
-        QuantPath.Avx512 => bits == 4 ? Dot4Avx512(gs, groups, row, x, s) : Dot8Avx512(gs, groups, row, x, s),
+        QuantPath.Avx512 => bits == 4 ? Dot4Avx512(gs, groups, row, x, s, b) : Dot8Avx512(gs, groups, row, x, s),
         QuantPath.Avx2 => bits == 4 ? Dot4Avx2(gs, groups, row, x, s) : Dot8Avx2(gs, groups, row, x, s),
         QuantPath.Portable => bits == 4 ? Dot4Portable(gs, groups, row, x, s) : Dot8Portable(gs, groups, row, x, s),
         _ => bits == 4 ? Dot4Scalar(gs, groups, row, x, s) : Dot8Scalar(gs, groups, row, x, s),
     };
 
-    // AVX-512, 4 bits: two words broadcast as one 64-bit value fill 16 lanes (w0, w1, w0, w1 …); lane 2t shifts by 4t.
-    private static readonly Vector512<uint> Shifts4x512 = Vector512.Create(0u, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
-    private static readonly Vector256<uint> Shifts4x256 = Vector256.Create(0u, 4, 8, 12, 16, 20, 24, 28);
+    // AVX-512, 4 bits: 16 bytes widen to 16 int lanes, each holding two codes (low nibble = even element, high = odd,
+    // matched by the even/odd layout of x). vpermps reads only the low 4 bits of each index, so the low nibble needs no
+    // mask, and the permuted table is the group's 16 dequantised values scale·q + bias: no int→float conversion, no
+    // separate bias term. Two 32-element blocks per iteration keep four independent FMA chains.
+    private static readonly Vector512<float> Iota16 = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot4Avx512(int gs, int groups, byte* row, float* x, float* s)
+    private static float Dot4Avx512(int gs, int groups, byte* row, float* x, float* s, float* b)
     {
-        var acc = Vector512<float>.Zero;
-        var mask = Vector512.Create(0xFu);
-        var shifts = Shifts4x512;
-        ulong* words = (ulong*)row;
-        for (int g = 0; g < groups; g++)
+        Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, a2 = Vector512<float>.Zero, a3 = Vector512<float>.Zero;
+        var iota = Iota16;
+        int blocks = groups * gs / 32, perGroup = gs / 32;
+        byte* p = row;
+        int blk = 0;
+        for (; blk + 2 <= blocks; blk += 2, p += 32, x += 64)
         {
-            Vector512<float> g0 = Vector512<float>.Zero, g1 = Vector512<float>.Zero;
-            int i = 0;
-            for (; i + 32 <= gs; i += 32)
-            {
-                var w0 = Vector512.Create(words[0]).AsUInt32();
-                var w1 = Vector512.Create(words[1]).AsUInt32();
-                words += 2;
-                var q0 = Avx512F.ConvertToVector512Single(Avx512F.And(Avx512F.ShiftRightLogicalVariable(w0, shifts), mask).AsInt32());
-                var q1 = Avx512F.ConvertToVector512Single(Avx512F.And(Avx512F.ShiftRightLogicalVariable(w1, shifts), mask).AsInt32());
-                g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), q0, g0);
-                g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), q1, g1);
-            }
-            for (; i < gs; i += 16)
-            {
-                var w0 = Vector512.Create(words[0]).AsUInt32();
-                words += 1;
-                g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single(Avx512F.And(Avx512F.ShiftRightLogicalVariable(w0, shifts), mask).AsInt32()), g0);
-            }
-            x += gs;
-            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), g0 + g1, acc);
+            int g0 = blk / perGroup, g1 = (blk + 1) / perGroup;
+            var lut0 = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g0]), Vector512.Create(b[g0]));
+            var lut1 = g1 == g0 ? lut0 : Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g1]), Vector512.Create(b[g1]));
+            var v0 = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+            var v1 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 16));
+            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut0, v0), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut0, Avx512F.ShiftRightLogical(v0, 4)), a1);
+            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 32), Avx512F.PermuteVar16x32(lut1, v1), a2);
+            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 48), Avx512F.PermuteVar16x32(lut1, Avx512F.ShiftRightLogical(v1, 4)), a3);
         }
-        return Vector512.Sum(acc);
+        if (blk < blocks)
+        {
+            int g = blk / perGroup;
+            var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+            var v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut, v), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4)), a1);
+        }
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -221,39 +220,49 @@ internal static unsafe class QuantGemm
         byte* p = row;
         for (int g = 0; g < groups; g++)
         {
-            Vector512<float> g0 = Vector512<float>.Zero, g1 = Vector512<float>.Zero;
-            for (int i = 0; i < gs; i += 32)
+            Vector512<float> g0 = Vector512<float>.Zero, g1 = Vector512<float>.Zero, g2 = Vector512<float>.Zero, g3 = Vector512<float>.Zero;
+            int i = 0;
+            for (; i + 64 <= gs; i += 64)
+            {
+                g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i))), g0);
+                g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16))), g1);
+                g2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 32), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 32))), g2);
+                g3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 48), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 48))), g3);
+            }
+            for (; i < gs; i += 32)
             {
                 g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i))), g0);
                 g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16))), g1);
             }
             p += gs;
             x += gs;
-            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), g0 + g1, acc);
+            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
         }
         return Vector512.Sum(acc);
     }
 
+    // AVX2, 4 bits: 8 bytes widen to 8 int lanes of two codes each (low nibble = even element, high = odd; x laid out
+    // even/odd per 16), masked and shifted, converted, four FMA chains per 32 elements.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Dot4Avx2(int gs, int groups, byte* row, float* x, float* s)
     {
         var acc = Vector256<float>.Zero;
-        var mask = Vector256.Create(0xFu);
-        var shifts = Shifts4x256;
-        uint* words = (uint*)row;
+        var mask = Vector256.Create(0xF);
+        byte* p = row;
         for (int g = 0; g < groups; g++)
         {
-            Vector256<float> g0 = Vector256<float>.Zero, g1 = Vector256<float>.Zero;
-            for (int i = 0; i < gs; i += 16)
+            Vector256<float> g0 = Vector256<float>.Zero, g1 = Vector256<float>.Zero, g2 = Vector256<float>.Zero, g3 = Vector256<float>.Zero;
+            for (int i = 0; i < gs; i += 32, p += 16)
             {
-                var q0 = Avx.ConvertToVector256Single(Avx2.And(Avx2.ShiftRightLogicalVariable(Vector256.Create(words[0]), shifts), mask).AsInt32());
-                var q1 = Avx.ConvertToVector256Single(Avx2.And(Avx2.ShiftRightLogicalVariable(Vector256.Create(words[1]), shifts), mask).AsInt32());
-                words += 2;
-                g0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), q0, g0);
-                g1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), q1, g1);
+                var v0 = Avx2.ConvertToVector256Int32(p);
+                var v1 = Avx2.ConvertToVector256Int32(p + 8);
+                g0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), Avx.ConvertToVector256Single(Avx2.And(v0, mask)), g0);
+                g1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), Avx.ConvertToVector256Single(Avx2.ShiftRightLogical(v0, 4)), g1);
+                g2 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 16), Avx.ConvertToVector256Single(Avx2.And(v1, mask)), g2);
+                g3 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 24), Avx.ConvertToVector256Single(Avx2.ShiftRightLogical(v1, 4)), g3);
             }
             x += gs;
-            acc = Fma.MultiplyAdd(Vector256.Create(s[g]), Avx.Add(g0, g1), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(s[g]), Avx.Add(Avx.Add(g0, g1), Avx.Add(g2, g3)), acc);
         }
         return Vector256.Sum(acc);
     }
@@ -265,15 +274,17 @@ internal static unsafe class QuantGemm
         byte* p = row;
         for (int g = 0; g < groups; g++)
         {
-            Vector256<float> g0 = Vector256<float>.Zero, g1 = Vector256<float>.Zero;
-            for (int i = 0; i < gs; i += 16)
+            Vector256<float> g0 = Vector256<float>.Zero, g1 = Vector256<float>.Zero, g2 = Vector256<float>.Zero, g3 = Vector256<float>.Zero;
+            for (int i = 0; i < gs; i += 32)
             {
                 g0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i)), g0);
                 g1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i + 8)), g1);
+                g2 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 16), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i + 16)), g2);
+                g3 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 24), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i + 24)), g3);
             }
             p += gs;
             x += gs;
-            acc = Fma.MultiplyAdd(Vector256.Create(s[g]), Avx.Add(g0, g1), acc);
+            acc = Fma.MultiplyAdd(Vector256.Create(s[g]), Avx.Add(Avx.Add(g0, g1), Avx.Add(g2, g3)), acc);
         }
         return Vector256.Sum(acc);
     }
