@@ -58,7 +58,7 @@ public sealed class QuantGemmTests
     {
         // k = 3584/18944-like widths (several 128-groups, odd row counts) through GEMV and GEMM on each path
         var rng = new Random(7);
-        foreach (var (n, k) in new[] { (67, 1152), (9, 2432) })
+        foreach (var (n, k) in new[] { (67, 1152), (9, 2432), (13, 8832) }) // the last: k > 8192 takes the chunked row-tile GEMV
             foreach (int bits in new[] { 4, 8 })
             {
                 var q = AffineQuantizer.Quantize(RandomMatrix(rng, n, k, bf16: true), bits, 64);

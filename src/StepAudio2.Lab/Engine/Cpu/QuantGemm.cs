@@ -135,30 +135,59 @@ internal static unsafe class QuantGemm
             for (int t = 0; t < half; t++) { dst[b + t] = x[b + 2 * t]; dst[b + half + t] = x[b + 2 * t + 1]; }
     }
 
+    /// <summary>Up to this k the permuted x row (≤ 32 KB of f32) stays in L1 while a packed row streams past it.</summary>
+    private const int ChunkElements = 8192;
+    /// <summary>Rows that share one L1-resident chunk of x when k is longer than <see cref="ChunkElements"/>.</summary>
+    private const int RowTile = 8;
+
     private static void GemvRange(QuantPath path, int m, float* xs, float* sums, RowSource w, float* bias, float* c, int ldc, int j0, int j1)
     {
-        int k = w.K, groups = w.Groups;
-        float* s = stackalloc float[groups];
-        float* b = stackalloc float[groups];
-        float* y = stackalloc float[MaxGemvRows];
-        for (int j = j0; j < j1; j++)
+        int k = w.K, groups = w.Groups, gs = w.GroupSize, bits = w.Bits;
+        // Long rows (down_proj, k = 18944): x no longer fits in L1 beside the streams, so a tile of rows walks k in
+        // chunks and every chunk of x is read from L1 by all rows of the tile (partial dots add up: the kernels are
+        // sums over groups).
+        int chunkGroups = k > ChunkElements ? ChunkElements / gs : groups;
+        int tile = k > ChunkElements ? RowTile : 1;
+        var sb = new float[tile * groups * 2];
+        var partial = new float[tile * MaxGemvRows];
+        fixed (float* psb = sb, pp = partial)
         {
-            w.ScalesOf(j, s, b);
-            byte* row = w.Packed + (long)j * w.RowBytes;
-            for (int r = 0; r < m; r++)
+            for (int jt = j0; jt < j1; jt += tile)
             {
-                float* x = xs + (long)r * k;
-                float v = RowDot(path, w.Bits, w.GroupSize, groups, row, x, s, b);
-                if (!BiasInDot(path, w.Bits))
+                int rows = Math.Min(tile, j1 - jt);
+                for (int t = 0; t < rows; t++) w.ScalesOf(jt + t, psb + 2 * t * groups, psb + (2 * t + 1) * groups);
+                new Span<float>(pp, tile * MaxGemvRows).Clear();
+                for (int g0 = 0; g0 < groups; g0 += chunkGroups)
                 {
-                    // bias term: Σ_g bias_g · Σ x over the group
-                    float* sr = sums + (long)r * groups;
-                    float bt = 0;
-                    for (int g = 0; g < groups; g++) bt = MathF.FusedMultiplyAdd(b[g], sr[g], bt);
-                    v += bt;
+                    int ng = Math.Min(chunkGroups, groups - g0);
+                    long byteOffset = (long)g0 * gs * bits / 8;
+                    for (int t = 0; t < rows; t++)
+                    {
+                        byte* row = w.Packed + (long)(jt + t) * w.RowBytes + byteOffset;
+                        float* s = psb + 2 * t * groups + g0, b = psb + (2 * t + 1) * groups + g0;
+                        for (int r = 0; r < m; r++)
+                            pp[t * MaxGemvRows + r] += RowDot(path, bits, gs, ng, row, xs + (long)r * k + (long)g0 * gs, s, b);
+                    }
                 }
-                if (bias != null) v += bias[j];
-                c[(long)r * ldc + j] = v;
+                for (int t = 0; t < rows; t++)
+                {
+                    int j = jt + t;
+                    float* b = psb + (2 * t + 1) * groups;
+                    for (int r = 0; r < m; r++)
+                    {
+                        float v = pp[t * MaxGemvRows + r];
+                        if (!BiasInDot(path, bits))
+                        {
+                            // bias term: Σ_g bias_g · Σ x over the group
+                            float* sr = sums + (long)r * groups;
+                            float bt = 0;
+                            for (int g = 0; g < groups; g++) bt = MathF.FusedMultiplyAdd(b[g], sr[g], bt);
+                            v += bt;
+                        }
+                        if (bias != null) v += bias[j];
+                        c[(long)r * ldc + j] = v;
+                    }
+                }
             }
         }
     }
