@@ -80,7 +80,7 @@ public static class AffineQuantizer
         }
     }
 
-    /// <summary>The codes of row <paramref name="row"/> (<paramref name="count"/> of them from element <paramref name="start"/>).</summary>
+    /// <summary>Codes <paramref name="start"/> … start + codes.Length − 1 of one packed row.</summary>
     public static void UnpackRow(ReadOnlySpan<uint> packedRow, int bits, int start, Span<uint> codes)
     {
         uint mask = (1u << bits) - 1;
