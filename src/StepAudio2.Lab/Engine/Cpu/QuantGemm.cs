@@ -13,7 +13,8 @@ internal enum QuantPath { Scalar, Portable, Avx2, Avx512 }
 /// Products with MLX affine-quantized weights (<see cref="QuantizedWeight"/>), the CPU side of MLX's
 /// <c>QuantizedMatmul</c> (transpose=True). Decoding (m ≤ 4 activation rows) is memory-bound: each thread streams its
 /// share of the packed rows once, widening 4-/8-bit codes in registers, and applies the group's scale and bias per
-/// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call).
+/// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call); the
+/// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values.
 /// Prefill (m &gt; 4) dequantises tiles of rows into a small f32 panel and runs the packed f32 GEMM on it.
 /// Other bit widths (2, 3, 5, 6) take the panel route for every m: correct, not tuned.
 /// </summary>
