@@ -15,9 +15,19 @@ _DTYPES = {
     torch.uint8: ("U8", 1), torch.bool: ("BOOL", 1),
 }
 _BY_NAME = {v[0]: k for k, v in _DTYPES.items()}
+# torch 1.13 has no uint32: MLX's packed quantized weights (dtype "U32") travel as numpy uint32 arrays.
+_U32 = ("U32", 4)
 
 
-def tensor_bytes(t: torch.Tensor) -> bytes:
+def _entry(t):
+    return _U32 if isinstance(t, np.ndarray) else _DTYPES[t.dtype]
+
+
+def tensor_bytes(t) -> bytes:
+    if isinstance(t, np.ndarray):
+        if t.dtype != np.uint32:
+            raise TypeError(f"numpy arrays are written only as U32, got {t.dtype}")
+        return np.ascontiguousarray(t).astype("<u4").tobytes()
     t = t.detach().contiguous().cpu()
     if t.dtype in (torch.bfloat16, torch.float16):
         return t.view(torch.int16).numpy().astype("<i2").tobytes()
@@ -27,13 +37,13 @@ def tensor_bytes(t: torch.Tensor) -> bytes:
 
 
 def save_file(tensors: dict, path: str, metadata: dict = None):
-    items = sorted(tensors.items(), key=lambda kv: (-_DTYPES[kv[1].dtype][1], kv[0]))
+    items = sorted(tensors.items(), key=lambda kv: (-_entry(kv[1])[1], kv[0]))
     header, blobs, offset = {}, [], 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, t in items:
         data = tensor_bytes(t)
-        header[name] = {"dtype": _DTYPES[t.dtype][0], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": _entry(t)[0], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
     h = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -56,8 +66,11 @@ def load_file(path: str) -> dict:
         if name == "__metadata__":
             continue
         b, end = e["data_offsets"]
-        dtype = _BY_NAME[e["dtype"]]
         buf = bytearray(raw[base + b: base + end])
+        if e["dtype"] == "U32":
+            out[name] = np.frombuffer(bytes(buf), dtype="<u4").astype(np.uint32).reshape(e["shape"])
+            continue
+        dtype = _BY_NAME[e["dtype"]]
         if dtype in (torch.bfloat16, torch.float16):
             t = torch.frombuffer(buf, dtype=torch.int16).view(dtype) if buf else torch.empty(0, dtype=dtype)
         elif dtype == torch.bool:

@@ -32,6 +32,7 @@ public static class StepLabCli
             Token2WavCommand.Create(ui),
             SynthesizeCommand.Create(ui),
             S2stCommand.Create(ui),
+            QuantizeCommand.Create(ui),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using StepAudio2.Lab.IO;
+using StepAudio2.Lab.Quantization;
 
 namespace StepAudio2.Lab.Config;
 
@@ -49,6 +50,9 @@ public sealed record AudioEncoderConfig(
 public sealed record StepAudio2Config(string ModelType, TextConfig Text, AudioEncoderConfig Audio)
 {
     public const string FileName = "config.json";
+
+    /// <summary>mlx-lm's <c>"quantization"</c> (or <c>"quantization_config"</c>) object; null for an unquantized checkpoint.</summary>
+    public QuantizationConfig? Quantization { get; init; }
 
     /// <summary>Loads <c>config.json</c> from a checkpoint folder or a file path.</summary>
     public static StepAudio2Config Load(string pathOrFolder)
@@ -116,7 +120,10 @@ public sealed record StepAudio2Config(string ModelType, TextConfig Text, AudioEn
             audio.Require(ac.LlmDim == tc.HiddenSize, "llm_dim",
                 $"llm_dim {ac.LlmDim} must equal text_config.hidden_size {tc.HiddenSize} (adaptor output is written into the LLM's embeddings)");
 
-            return new StepAudio2Config(root.OptionalString("model_type") ?? "step_audio_2", tc, ac);
+            return new StepAudio2Config(root.OptionalString("model_type") ?? "step_audio_2", tc, ac)
+            {
+                Quantization = QuantizationConfig.FromConfigRoot(doc.RootElement, source),
+            };
         }
     }
 

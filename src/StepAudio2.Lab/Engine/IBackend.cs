@@ -1,3 +1,4 @@
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Engine;
@@ -40,6 +41,13 @@ public interface IBackend
     Tensor Softmax(Tensor x);
     Tensor ScaledDotProductAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? maskBias, bool causal, Tensor? scoresOut);
     Tensor Take(Tensor table, ReadOnlySpan<int> ids);
+
+    /// <summary>x·Wᵀ (+ bias) with W in MLX's affine quantized layout (MLX <c>quantized_matmul(x, w, scales, biases,
+    /// transpose=True)</c>); the result equals dequantise-then-matmul within float32 rounding.</summary>
+    Tensor QuantizedMatmul(Tensor x, QuantizedWeight weight, Tensor? bias);
+
+    /// <summary>Rows of a quantized table, dequantised to float32 (MLX <c>QuantizedEmbedding</c>).</summary>
+    Tensor QuantizedTake(QuantizedWeight table, ReadOnlySpan<int> ids);
     Tensor Pad(Tensor x, ReadOnlySpan<(int Before, int After)> pads, PadMode mode, float value);
     Tensor Concatenate(IReadOnlyList<Tensor> xs, int axis);
     Tensor Reduce(ReduceOp op, Tensor x, int axis, bool keepDims);

@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Engine;
@@ -17,6 +18,10 @@ public static class Ops
 
     /// <summary>x·Wᵀ + b with a PyTorch Linear weight W [out, in] (f32 or bf16, used in place).</summary>
     public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null) => Backend.Linear(x, weight, bias);
+
+    /// <summary>x·Wᵀ + b with W quantized in MLX's affine layout (MLX <c>quantized_matmul</c>, transpose=True): the
+    /// packed codes are read once and dequantised in registers, never into a full float copy.</summary>
+    public static Tensor QuantizedLinear(Tensor x, QuantizedWeight weight, Tensor? bias = null) => Backend.QuantizedMatmul(x, weight, bias);
 
     /// <summary>PyTorch Conv1d (cross-correlation) on [B, Cin, T] or [Cin, T]; weight [Cout, Cin/groups, K].</summary>
     public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int dilation = 1, int groups = 1) =>
@@ -76,6 +81,9 @@ public static class Ops
 
     /// <summary>Rows of <paramref name="table"/> (an embedding lookup); bf16 tables are read in place.</summary>
     public static Tensor Take(Tensor table, ReadOnlySpan<int> ids) => Backend.Take(table, ids);
+
+    /// <summary>Rows of a quantized embedding table, dequantised (MLX <c>QuantizedEmbedding</c>).</summary>
+    public static Tensor Take(QuantizedWeight table, ReadOnlySpan<int> ids) => Backend.QuantizedTake(table, ids);
 
     /// <summary>Pads every axis by (before, after), like <c>mx.pad</c>; reflect excludes the edge sample as PyTorch does.</summary>
     public static Tensor Pad(Tensor x, ReadOnlySpan<(int Before, int After)> pads, PadMode mode = PadMode.Constant, float value = 0f) =>

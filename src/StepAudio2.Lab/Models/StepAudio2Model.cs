@@ -21,7 +21,7 @@ public sealed class StepAudio2Model
     public StepAudio2Model(ITensorSource checkpoint, StepAudio2Config config)
     {
         Config = config;
-        var w = new Weights(checkpoint);
+        var w = new Weights(checkpoint) { Quantization = config.Quantization };
         Encoder = new AudioEncoder.AudioEncoder(w, config.Audio);
         Adapter = new Adaptor(w, config.Audio);
         Model = new Qwen2Model(w, config.Text);
@@ -75,9 +75,9 @@ public sealed class StepAudio2Model
     public Tensor LastLogits(Tensor hidden, int start, KvCache? cache, Trace? trace = null)
     {
         var h = Model.Forward(hidden, start, cache, trace);
-        if (trace is not null && trace.WantsExplicitly("lm_head")) trace.Record("lm_head", Ops.Linear(h, LmHead.Weight)); // [L, vocab]: large
+        if (trace is not null && trace.WantsExplicitly("lm_head")) trace.Record("lm_head", LmHead.Apply(h)); // [L, vocab]: large
         var last = h.Slice(0, h.Shape[0] - 1, 1).Contiguous();
-        var logits = Ops.Linear(last, LmHead.Weight).Reshape(Config.Text.VocabSize);
+        var logits = LmHead.Apply(last).Reshape(Config.Text.VocabSize);
         trace?.Record("lm_head.last", logits);
         return logits;
     }

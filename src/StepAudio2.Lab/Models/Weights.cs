@@ -1,4 +1,5 @@
 using StepAudio2.Lab.IO;
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Models;
@@ -23,6 +24,47 @@ public sealed class Weights(ITensorSource source)
     public ITensorSource Source { get; } = source;
 
     public bool Has(string key) => Source.Contains(key);
+
+    /// <summary>The checkpoint's quantization (config.json), null when it has none.</summary>
+    public QuantizationConfig? Quantization { get; init; }
+
+    /// <summary>
+    /// Module <paramref name="path"/> in MLX's affine quantized layout when it is quantized (listed in the config's
+    /// quantization with a spec, or not listed and <c>&lt;path&gt;.scales</c> present), else null. Asserts
+    /// <c>.weight</c> u32 [out, in·bits/32], <c>.scales</c>/<c>.biases</c> [out, in/group_size] of one float dtype.
+    /// </summary>
+    public QuantizedWeight? GetQuantized(string path, int outFeatures, int inFeatures)
+    {
+        string wKey = path + ".weight", sKey = path + ".scales", bKey = path + ".biases";
+        bool hasScales = Has(sKey);
+        var spec = Quantization?.For(path, hasScales);
+        if (spec is null)
+        {
+            if (hasScales)
+                throw new WeightException(FileOf(sKey), Quantization is null
+                    ? "quantized weights (.scales) present but config.json has no \"quantization\""
+                    : "config.json's quantization lists this module as false (not quantized) but .scales is present", sKey);
+            return null;
+        }
+        if (inFeatures % spec.GroupSize != 0)
+            throw new WeightException(FileOf(wKey), $"input width {inFeatures} is not a multiple of the group size {spec.GroupSize} ({spec})", wKey);
+        var packed = GetRaw(wKey, DType.U32, QuantizedWeight.PackedShape(outFeatures, inFeatures, spec.Bits), spec);
+        var scales = GetRaw(sKey, null, [outFeatures, inFeatures / spec.GroupSize], spec);
+        var biases = GetRaw(bKey, scales.DType, [outFeatures, inFeatures / spec.GroupSize], spec);
+        return QuantizedWeight.Create(packed, scales, biases, spec.Bits, spec.GroupSize);
+    }
+
+    private Tensor GetRaw(string key, DType? dtype, int[] shape, QuantizationSpec spec)
+    {
+        if (!Source.Contains(key)) throw new WeightException(Source.Path, $"required weight of a quantized module ({spec}) is missing from the checkpoint", key);
+        var t = Source.Get(key);
+        if (dtype is { } d ? t.DType != d : !(t.DType is DType.F32 or DType.BF16 or DType.F16))
+            throw new WeightException(FileOf(key), $"dtype {t.DType.ShortName()} where {(dtype is { } e ? e.ShortName() : "f32/bf16/f16")} is expected ({spec})", key);
+        if (!t.Shape.SequenceEqual(shape))
+            throw new WeightException(FileOf(key), $"shape {Tensor.ShapeString(t.Shape)} does not match the expected {Tensor.ShapeString(shape)} ({spec})", key);
+        _used.Add(key);
+        return t;
+    }
 
     /// <summary>The tensor under <paramref name="key"/>, which must have exactly <paramref name="shape"/>.</summary>
     public Tensor Get(string key, params int[] shape)

@@ -13,6 +13,8 @@ public enum DType
     I8,
     U8,
     Bool,
+    /// <summary>Unsigned 32-bit words: MLX's packed quantized weights.</summary>
+    U32,
 }
 
 public static class DTypeInfo
@@ -20,7 +22,7 @@ public static class DTypeInfo
     public static int SizeOf(this DType dtype) => dtype switch
     {
         DType.F64 or DType.I64 => 8,
-        DType.F32 or DType.I32 => 4,
+        DType.F32 or DType.I32 or DType.U32 => 4,
         DType.F16 or DType.BF16 or DType.I16 => 2,
         DType.I8 or DType.U8 or DType.Bool => 1,
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
@@ -50,6 +52,7 @@ public static class DTypeInfo
             case "I8": dtype = DType.I8; return true;
             case "U8": dtype = DType.U8; return true;
             case "BOOL": dtype = DType.Bool; return true;
+            case "U32": dtype = DType.U32; return true;
             default: dtype = default; return false;
         }
     }

@@ -84,6 +84,7 @@ public sealed unsafe class Tensor
     public static Tensor FromArray(sbyte[] data, params int[] shape) => FromSpan<sbyte>(data, DType.I8, shape);
     public static Tensor FromArray(byte[] data, params int[] shape) => FromSpan<byte>(data, DType.U8, shape);
     public static Tensor FromArray(bool[] data, params int[] shape) => FromSpan<bool>(data, DType.Bool, shape);
+    public static Tensor FromArray(uint[] data, params int[] shape) => FromSpan<uint>(data, DType.U32, shape);
     public static Tensor FromArray(Half[] data, params int[] shape) => FromSpan<Half>(data, DType.F16, shape);
 
     /// <summary>bf16 tensor from raw bf16 bit patterns.</summary>
@@ -150,6 +151,7 @@ public sealed unsafe class Tensor
             DType.I16 => *(short*)p,
             DType.I8 => *(sbyte*)p,
             DType.U8 => *p,
+            DType.U32 => *(uint*)p,
             DType.Bool => *p != 0 ? 1 : 0,
             _ => throw new NotSupportedException(DType.ToString()),
         };
@@ -317,6 +319,7 @@ public sealed unsafe class Tensor
                 case DType.I16: *(short*)p = (short)v; break;
                 case DType.I8: *(sbyte*)p = (sbyte)v; break;
                 case DType.U8: *p = (byte)v; break;
+                case DType.U32: *(uint*)p = (uint)v; break;
                 case DType.Bool: *p = v != 0 ? (byte)1 : (byte)0; break;
             }
             o++;

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 using Tensor = StepAudio2.Lab.Tensors.Tensor;
 
@@ -518,6 +519,30 @@ public sealed unsafe class CpuBackend : IBackend
             else if (table.DType == DType.F32) row.AsSpan<float>().CopyTo(target);
             else row.ToFloatArray().CopyTo(target);
         }
+        return y;
+    }
+
+    public Tensor QuantizedMatmul(Tensor x, QuantizedWeight weight, Tensor? bias)
+    {
+        x = F32(x);
+        int n = weight.OutFeatures, k = weight.InFeatures;
+        if (x.Rank < 1 || x.Shape[^1] != k)
+            throw new ArgumentException($"quantized_matmul: input {Tensor.ShapeString(x.Shape)} does not end in {k} ({weight})");
+        int m = (int)(x.ElementCount / Math.Max(k, 1));
+        var shape = x.Shape.ToArray();
+        shape[^1] = n;
+        var y = New(shape);
+        var b = BiasArray(bias, n, "quantized_matmul");
+        fixed (float* pb = b)
+            QuantGemm.Run(m, Ptr(x), k, weight, pb, Ptr(y), n, Gemm.MaxThreads);
+        GC.KeepAlive(x);
+        return y;
+    }
+
+    public Tensor QuantizedTake(QuantizedWeight table, ReadOnlySpan<int> ids)
+    {
+        var y = New(ids.Length, table.InFeatures);
+        QuantGemm.TakeRows(table, ids, Out(y));
         return y;
     }
 

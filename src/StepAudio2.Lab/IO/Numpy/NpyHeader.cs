@@ -33,6 +33,7 @@ public static class NpyDescr
         DType.I16 => "<i2",
         DType.I8 => "|i1",
         DType.U8 => "|u1",
+        DType.U32 => "<u4",
         DType.Bool => "|b1",
         DType.BF16 => throw new ArgumentException("numpy has no bfloat16 dtype; convert to f32 first (or pass the BFloat16AsFloat32 option)", nameof(dtype)),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, null),
@@ -61,12 +62,13 @@ public static class NpyDescr
             case "i4": dtype = DType.I32; break;
             case "i8": dtype = DType.I64; break;
             case "u1": dtype = DType.U8; break;
+            case "u4": dtype = DType.U32; break;
             case "b1": dtype = DType.Bool; break;
             default:
                 fault = s switch
                 {
                     "O" or "O8" or "O4" => $"object dtype '{descr}' (pickled Python objects) is refused: loading it would run pickle",
-                    "u2" or "u4" or "u8" => $"unsupported dtype '{descr}': unsigned {s[1..].ToString()}-byte integers have no DType equivalent",
+                    "u2" or "u8" => $"unsupported dtype '{descr}': unsigned {s[1..].ToString()}-byte integers have no DType equivalent",
                     "V2" => $"unsupported dtype '{descr}' (raw 2-byte void; this is how ml_dtypes' bfloat16 is saved, which numpy cannot describe)",
                     _ when s.Length > 0 && s[0] is 'S' or 'U' or 'V' or 'a' => $"unsupported dtype '{descr}' (string/void dtypes are not tensors)",
                     _ when s.Length > 0 && s[0] is 'c' => $"unsupported dtype '{descr}' (complex numbers are not supported)",

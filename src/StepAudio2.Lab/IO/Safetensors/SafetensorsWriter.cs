@@ -135,6 +135,7 @@ public static class SafetensorsWriter
         DType.F16 => 7,
         DType.BF16 => 8,
         DType.I32 => 9,
+        DType.U32 => 10,
         DType.F32 => 11,
         DType.F64 => 12,
         DType.I64 => 13,

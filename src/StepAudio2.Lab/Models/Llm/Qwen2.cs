@@ -1,6 +1,7 @@
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Models.Nn;
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 
@@ -243,7 +244,8 @@ public sealed class Qwen2Model
     {
         Config = c;
         Path = path;
-        EmbedTokens = w.Get(path + ".embed_tokens.weight", c.VocabSize, c.HiddenSize);
+        EmbedTokensQuantized = w.GetQuantized(path + ".embed_tokens", c.VocabSize, c.HiddenSize);
+        EmbedTokens = EmbedTokensQuantized?.Weight ?? w.Get(path + ".embed_tokens.weight", c.VocabSize, c.HiddenSize);
         Layers = Enumerable.Range(0, c.NumHiddenLayers).Select(i => new Qwen2DecoderLayer(w, $"{path}.layers.{i}", c)).ToArray();
         Norm = RmsNorm.Load(w, path + ".norm", c.HiddenSize, (float)c.RmsNormEps);
     }
@@ -252,6 +254,9 @@ public sealed class Qwen2Model
     public string Path { get; }
     /// <summary>[vocab_size, hidden] (bf16 in the published checkpoint, read in place).</summary>
     public Tensor EmbedTokens { get; }
+    /// <summary>The table in MLX's quantized layout (mlx.nn.QuantizedEmbedding) when the checkpoint quantizes it; then
+    /// <see cref="EmbedTokens"/> holds its packed codes.</summary>
+    public QuantizedWeight? EmbedTokensQuantized { get; }
     public Qwen2DecoderLayer[] Layers { get; }
     public RmsNorm Norm { get; }
 
@@ -261,7 +266,7 @@ public sealed class Qwen2Model
     /// </summary>
     public Tensor Embed(ReadOnlySpan<int> ids, Trace? trace = null)
     {
-        var e = Ops.Take(EmbedTokens, ids);
+        var e = EmbedTokensQuantized is { } q ? Ops.Take(q, ids) : Ops.Take(EmbedTokens, ids);
         trace?.Record(Path + ".embed_tokens", e.Reshape(1, ids.Length, Config.HiddenSize));
         return e;
     }

@@ -1,21 +1,51 @@
 using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 
 namespace StepAudio2.Lab.Models.Nn;
 
-/// <summary>torch.nn.Linear: <c>{Path}.weight</c> [out, in] (f32 or bf16, used in place), optional <c>{Path}.bias</c> [out].</summary>
-public sealed class Linear(string path, Tensor weight, Tensor? bias)
+/// <summary>
+/// torch.nn.Linear: <c>{Path}.weight</c> [out, in] (f32 or bf16, used in place), optional <c>{Path}.bias</c> [out];
+/// or, in a quantized checkpoint, mlx.nn.QuantizedLinear: <c>.weight</c> packed u32, <c>.scales</c>, <c>.biases</c>.
+/// </summary>
+public sealed class Linear
 {
-    public string Path { get; } = path;
-    public Tensor Weight { get; } = weight;
-    public Tensor? Bias { get; } = bias;
-    public int InFeatures => Weight.Shape[1];
+    public Linear(string path, Tensor weight, Tensor? bias)
+    {
+        Path = path;
+        Weight = weight;
+        Bias = bias;
+    }
+
+    public Linear(string path, QuantizedWeight quantized, Tensor? bias)
+    {
+        Path = path;
+        Weight = quantized.Weight;
+        Quantized = quantized;
+        Bias = bias;
+    }
+
+    public string Path { get; }
+    /// <summary>The float weight, or the packed u32 codes of a quantized layer.</summary>
+    public Tensor Weight { get; }
+    /// <summary>The quantized matrix when the layer is quantized.</summary>
+    public QuantizedWeight? Quantized { get; }
+    public Tensor? Bias { get; }
+    public int InFeatures => Quantized?.InFeatures ?? Weight.Shape[1];
     public int OutFeatures => Weight.Shape[0];
 
-    public static Linear Load(Weights w, string path, int outFeatures, int inFeatures, bool bias = true) =>
-        new(path, w.Get(path + ".weight", outFeatures, inFeatures), bias ? w.Get(path + ".bias", outFeatures) : null);
+    /// <summary>Loads a float or (when the checkpoint's quantization says so) a quantized layer; every key and shape asserted.</summary>
+    public static Linear Load(Weights w, string path, int outFeatures, int inFeatures, bool bias = true)
+    {
+        var q = w.GetQuantized(path, outFeatures, inFeatures);
+        var b = bias ? w.Get(path + ".bias", outFeatures) : null;
+        return q is null ? new(path, w.Get(path + ".weight", outFeatures, inFeatures), b) : new(path, q, b);
+    }
+
+    /// <summary>y = x·Wᵀ + b without tracing (quantized or float).</summary>
+    public Tensor Apply(Tensor x) => Quantized is null ? Ops.Linear(x, Weight, Bias) : Ops.QuantizedLinear(x, Quantized, Bias);
 
     /// <summary>Loads with the output width read from the checkpoint (e.g. the adaptor's hidden 2048).</summary>
     public static Linear LoadInferOut(Weights w, string path, int inFeatures, bool bias = true)
@@ -29,7 +59,7 @@ public sealed class Linear(string path, Tensor weight, Tensor? bias)
 
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
-        var y = Ops.Linear(x, Weight, Bias);
+        var y = Apply(x);
         trace?.Record(Path, y);
         return y;
     }

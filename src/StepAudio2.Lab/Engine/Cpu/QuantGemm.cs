@@ -1,0 +1,518 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using StepAudio2.Lab.Quantization;
+using StepAudio2.Lab.Tensors;
+
+namespace StepAudio2.Lab.Engine.Cpu;
+
+/// <summary>Instruction paths of the quantized kernels (the best one the machine has is used unless a test forces one).</summary>
+internal enum QuantPath { Scalar, Portable, Avx2, Avx512 }
+
+/// <summary>
+/// Products with MLX affine-quantized weights (<see cref="QuantizedWeight"/>), the CPU side of MLX's
+/// <c>QuantizedMatmul</c> (transpose=True). Decoding (m ≤ 4 activation rows) is memory-bound: each thread streams its
+/// share of the packed rows once, widening 4-/8-bit codes in registers, and applies the group's scale and bias per
+/// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call); the
+/// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values.
+/// Prefill (m &gt; 4) dequantises tiles of rows into a small f32 panel and runs the packed f32 GEMM on it.
+/// Other bit widths (2, 3, 5, 6) take the panel route for every m: correct, not tuned.
+/// </summary>
+internal static unsafe class QuantGemm
+{
+    /// <summary>Test hook: force this thread's calls onto one path (the choice is made on the calling thread and passed to workers).</summary>
+    [ThreadStatic] private static QuantPath? _force;
+
+    internal static QuantPath? ForcePath { get => _force; set => _force = value; }
+
+    /// <summary>The best path of this machine (honours DOTNET_EnableAVX2=0 / DOTNET_EnableAVX512F=0 through IsSupported).</summary>
+    internal static QuantPath BestPath =>
+        Avx512F.IsSupported && Avx512BW.IsSupported ? QuantPath.Avx512
+        : Avx2.IsSupported && Fma.IsSupported ? QuantPath.Avx2
+        : Vector128.IsHardwareAccelerated ? QuantPath.Portable : QuantPath.Scalar;
+
+    internal static QuantPath CurrentPath
+    {
+        get
+        {
+            var best = BestPath;
+            if (_force is not { } f) return best;
+            if (f > best) throw new InvalidOperationException($"quantized kernels: path {f} forced, but this machine only has {best}");
+            return f;
+        }
+    }
+
+    private const long ParallelThreshold = 1L << 16;
+    private const int MaxGemvRows = 4;
+
+    /// <summary>C[m, n] = A[m, k] · dequant(W)ᵀ (+ bias), W [n, k] quantized; A and C row-major with strides.</summary>
+    public static void Run(int m, float* a, int lda, QuantizedWeight w, float* bias, float* c, int ldc, int maxThreads)
+    {
+        int n = w.OutFeatures, k = w.InFeatures;
+        if (m == 0 || n == 0) return;
+        var path = CurrentPath;
+        var rows = new RowSource(w);
+        try
+        {
+            if (m <= MaxGemvRows && (w.Bits is 4 or 8)) Gemv(path, m, a, lda, rows, bias, c, ldc, maxThreads);
+            else PanelGemm(path, m, a, lda, rows, bias, c, ldc, maxThreads);
+        }
+        finally
+        {
+            GC.KeepAlive(w);
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------- shared state
+
+    /// <summary>Raw pointers into the three tensors of a quantized matrix, with the scale/bias dtype.</summary>
+    internal readonly struct RowSource(QuantizedWeight w)
+    {
+        public readonly byte* Packed = w.Weight.Storage.Pointer + w.Weight.Offset * 4;
+        public readonly byte* Scales = w.Scales.Storage.Pointer + w.Scales.Offset * w.Scales.DType.SizeOf();
+        public readonly byte* Biases = w.Biases.Storage.Pointer + w.Biases.Offset * w.Biases.DType.SizeOf();
+        public readonly DType ScaleType = w.Scales.DType;
+        public readonly int Bits = w.Bits, GroupSize = w.GroupSize, K = w.InFeatures, N = w.OutFeatures, Groups = w.Groups;
+        public readonly int RowBytes = w.WordsPerRow * 4;
+
+        /// <summary>Scales and biases of row j widened to f32 (groups each).</summary>
+        public void ScalesOf(int j, float* s, float* b)
+        {
+            Widen(Scales, ScaleType, (long)j * Groups, Groups, s);
+            Widen(Biases, ScaleType, (long)j * Groups, Groups, b);
+        }
+
+        private static void Widen(byte* p, DType t, long start, int count, float* dst)
+        {
+            switch (t)
+            {
+                case DType.F32: new ReadOnlySpan<float>((float*)p + start, count).CopyTo(new Span<float>(dst, count)); break;
+                case DType.BF16: BFloat16.ToSingle(new ReadOnlySpan<ushort>((ushort*)p + start, count), new Span<float>(dst, count)); break;
+                default:
+                    for (int i = 0; i < count; i++) dst[i] = Float16.ToSingle(((ushort*)p)[start + i]);
+                    break;
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------- decode (GEMV)
+
+    private static void Gemv(QuantPath path, int m, float* a, int lda, RowSource w, float* bias, float* c, int ldc, int maxThreads)
+    {
+        int k = w.K, groups = w.Groups, gs = w.GroupSize;
+        // x rows in the order the path's unpacking produces codes (a permutation inside each block), and their group sums
+        var xs = new float[m * k];
+        var sums = new float[m * groups];
+        for (int r = 0; r < m; r++)
+        {
+            var row = new ReadOnlySpan<float>(a + (long)r * lda, k);
+            PermuteX(path, w.Bits, row, xs.AsSpan(r * k, k));
+            for (int g = 0; g < groups; g++) sums[r * groups + g] = System.Numerics.Tensors.TensorPrimitives.Sum(row.Slice(g * gs, gs));
+        }
+        int n = w.N;
+        long bytes = (long)n * w.RowBytes;
+        int threads = bytes < ParallelThreshold ? 1 : Math.Min(Math.Max(1, maxThreads), (n + 3) / 4);
+        fixed (float* px = xs, psum = sums)
+        {
+            float* xp = px, sp = psum;
+            if (threads <= 1) { GemvRange(path, m, xp, sp, w, bias, c, ldc, 0, n); return; }
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                var (s, e) = Gemm.Part(n, threads, t, 4);
+                if (s < e) GemvRange(path, m, xp, sp, w, bias, c, ldc, s, e);
+            });
+        }
+    }
+
+    /// <summary>Lays x out in the code order of the path: the 4-bit kernels widen bytes, so each lane holds an even code
+    /// (low nibble) and the next odd one (high nibble): per 32 elements (AVX-512, portable, scalar) or per 16 (AVX2) the
+    /// even elements come first, then the odd ones. 8 bits read codes in order.</summary>
+    private static void PermuteX(QuantPath path, int bits, ReadOnlySpan<float> x, Span<float> dst)
+    {
+        int k = x.Length;
+        if (bits != 4) { x.CopyTo(dst); return; }
+        int block = path == QuantPath.Avx2 ? 16 : 32, half = block / 2;
+        for (int b = 0; b < k; b += block)
+            for (int t = 0; t < half; t++) { dst[b + t] = x[b + 2 * t]; dst[b + half + t] = x[b + 2 * t + 1]; }
+    }
+
+    /// <summary>Up to this k the permuted x row (≤ 32 KB of f32) stays in L1 while a packed row streams past it.</summary>
+    private const int ChunkElements = 8192;
+    /// <summary>Rows that share one L1-resident chunk of x when k is longer than <see cref="ChunkElements"/>.</summary>
+    private const int RowTile = 8;
+
+    private static void GemvRange(QuantPath path, int m, float* xs, float* sums, RowSource w, float* bias, float* c, int ldc, int j0, int j1)
+    {
+        int k = w.K, groups = w.Groups, gs = w.GroupSize, bits = w.Bits;
+        // Long rows (down_proj, k = 18944): x no longer fits in L1 beside the streams, so a tile of rows walks k in
+        // chunks and every chunk of x is read from L1 by all rows of the tile (partial dots add up: the kernels are
+        // sums over groups).
+        int chunkGroups = k > ChunkElements ? ChunkElements / gs : groups;
+        int tile = k > ChunkElements ? RowTile : 1;
+        var sb = new float[tile * groups * 2];
+        var partial = new float[tile * MaxGemvRows];
+        fixed (float* psb = sb, pp = partial)
+        {
+            for (int jt = j0; jt < j1; jt += tile)
+            {
+                int rows = Math.Min(tile, j1 - jt);
+                for (int t = 0; t < rows; t++) w.ScalesOf(jt + t, psb + 2 * t * groups, psb + (2 * t + 1) * groups);
+                new Span<float>(pp, tile * MaxGemvRows).Clear();
+                for (int g0 = 0; g0 < groups; g0 += chunkGroups)
+                {
+                    int ng = Math.Min(chunkGroups, groups - g0);
+                    long byteOffset = (long)g0 * gs * bits / 8;
+                    for (int t = 0; t < rows; t++)
+                    {
+                        byte* row = w.Packed + (long)(jt + t) * w.RowBytes + byteOffset;
+                        float* s = psb + 2 * t * groups + g0, b = psb + (2 * t + 1) * groups + g0;
+                        for (int r = 0; r < m; r++)
+                            pp[t * MaxGemvRows + r] += RowDot(path, bits, gs, ng, row, xs + (long)r * k + (long)g0 * gs, s, b);
+                    }
+                }
+                for (int t = 0; t < rows; t++)
+                {
+                    int j = jt + t;
+                    float* b = psb + (2 * t + 1) * groups;
+                    for (int r = 0; r < m; r++)
+                    {
+                        float v = pp[t * MaxGemvRows + r];
+                        if (!BiasInDot(path, bits))
+                        {
+                            // bias term: Σ_g bias_g · Σ x over the group
+                            float* sr = sums + (long)r * groups;
+                            float bt = 0;
+                            for (int g = 0; g < groups; g++) bt = MathF.FusedMultiplyAdd(b[g], sr[g], bt);
+                            v += bt;
+                        }
+                        if (bias != null) v += bias[j];
+                        c[(long)r * ldc + j] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    private static bool BiasInDot(QuantPath path, int bits) => path == QuantPath.Avx512 && bits == 4;
+
+    /// <summary>Σ_g scale_g · Σ_{i∈g} x_i·q_i for one packed row (x already permuted for the path); the AVX-512 4-bit
+    /// kernel returns the whole dot product, bias terms included (<see cref="BiasInDot"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float RowDot(QuantPath path, int bits, int gs, int groups, byte* row, float* x, float* s, float* b) => path switch
+    {
+        QuantPath.Avx512 => bits == 4 ? Dot4Avx512(gs, groups, row, x, s, b) : Dot8Avx512(gs, groups, row, x, s),
+        QuantPath.Avx2 => bits == 4 ? Dot4Avx2(gs, groups, row, x, s) : Dot8Avx2(gs, groups, row, x, s),
+        QuantPath.Portable => bits == 4 ? Dot4Portable(gs, groups, row, x, s) : Dot8Portable(gs, groups, row, x, s),
+        _ => bits == 4 ? Dot4Scalar(gs, groups, row, x, s) : Dot8Scalar(gs, groups, row, x, s),
+    };
+
+    // AVX-512, 4 bits: 16 bytes widen to 16 int lanes, each holding two codes (low nibble = even element, high = odd,
+    // matched by the even/odd layout of x). vpermps reads only the low 4 bits of each index, so the low nibble needs no
+    // mask, and the permuted table is the group's 16 dequantised values scale·q + bias: no int→float conversion, no
+    // separate bias term. Two 32-element blocks per iteration keep four independent FMA chains.
+    private static readonly Vector512<float> Iota16 = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot4Avx512(int gs, int groups, byte* row, float* x, float* s, float* b)
+    {
+        Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, a2 = Vector512<float>.Zero, a3 = Vector512<float>.Zero;
+        var iota = Iota16;
+        int blocks = groups * gs / 32, perGroup = gs / 32;
+        byte* p = row;
+        int blk = 0;
+        for (; blk + 2 <= blocks; blk += 2, p += 32, x += 64)
+        {
+            int g0 = blk / perGroup, g1 = (blk + 1) / perGroup;
+            var lut0 = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g0]), Vector512.Create(b[g0]));
+            var lut1 = g1 == g0 ? lut0 : Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g1]), Vector512.Create(b[g1]));
+            var v0 = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+            var v1 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 16));
+            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut0, v0), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut0, Avx512F.ShiftRightLogical(v0, 4)), a1);
+            a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 32), Avx512F.PermuteVar16x32(lut1, v1), a2);
+            a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 48), Avx512F.PermuteVar16x32(lut1, Avx512F.ShiftRightLogical(v1, 4)), a3);
+        }
+        if (blk < blocks)
+        {
+            int g = blk / perGroup;
+            var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+            var v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+            a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut, v), a0);
+            a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4)), a1);
+        }
+        return Vector512.Sum((a0 + a1) + (a2 + a3));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot8Avx512(int gs, int groups, byte* row, float* x, float* s)
+    {
+        var acc = Vector512<float>.Zero;
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            Vector512<float> g0 = Vector512<float>.Zero, g1 = Vector512<float>.Zero, g2 = Vector512<float>.Zero, g3 = Vector512<float>.Zero;
+            int i = 0;
+            for (; i + 64 <= gs; i += 64)
+            {
+                g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i))), g0);
+                g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16))), g1);
+                g2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 32), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 32))), g2);
+                g3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 48), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 48))), g3);
+            }
+            for (; i < gs; i += 32)
+            {
+                g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i))), g0);
+                g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16))), g1);
+            }
+            p += gs;
+            x += gs;
+            acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
+        }
+        return Vector512.Sum(acc);
+    }
+
+    // AVX2, 4 bits: 8 bytes widen to 8 int lanes of two codes each (low nibble = even element, high = odd; x laid out
+    // even/odd per 16), masked and shifted, converted, four FMA chains per 32 elements.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot4Avx2(int gs, int groups, byte* row, float* x, float* s)
+    {
+        var acc = Vector256<float>.Zero;
+        var mask = Vector256.Create(0xF);
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            Vector256<float> g0 = Vector256<float>.Zero, g1 = Vector256<float>.Zero, g2 = Vector256<float>.Zero, g3 = Vector256<float>.Zero;
+            for (int i = 0; i < gs; i += 32, p += 16)
+            {
+                var v0 = Avx2.ConvertToVector256Int32(p);
+                var v1 = Avx2.ConvertToVector256Int32(p + 8);
+                g0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), Avx.ConvertToVector256Single(Avx2.And(v0, mask)), g0);
+                g1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), Avx.ConvertToVector256Single(Avx2.ShiftRightLogical(v0, 4)), g1);
+                g2 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 16), Avx.ConvertToVector256Single(Avx2.And(v1, mask)), g2);
+                g3 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 24), Avx.ConvertToVector256Single(Avx2.ShiftRightLogical(v1, 4)), g3);
+            }
+            x += gs;
+            acc = Fma.MultiplyAdd(Vector256.Create(s[g]), Avx.Add(Avx.Add(g0, g1), Avx.Add(g2, g3)), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot8Avx2(int gs, int groups, byte* row, float* x, float* s)
+    {
+        var acc = Vector256<float>.Zero;
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            Vector256<float> g0 = Vector256<float>.Zero, g1 = Vector256<float>.Zero, g2 = Vector256<float>.Zero, g3 = Vector256<float>.Zero;
+            for (int i = 0; i < gs; i += 32)
+            {
+                g0 = Fma.MultiplyAdd(Avx.LoadVector256(x + i), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i)), g0);
+                g1 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 8), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i + 8)), g1);
+                g2 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 16), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i + 16)), g2);
+                g3 = Fma.MultiplyAdd(Avx.LoadVector256(x + i + 24), Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p + i + 24)), g3);
+            }
+            p += gs;
+            x += gs;
+            acc = Fma.MultiplyAdd(Vector256.Create(s[g]), Avx.Add(Avx.Add(g0, g1), Avx.Add(g2, g3)), acc);
+        }
+        return Vector256.Sum(acc);
+    }
+
+    // Portable (Vector128: SSE on x86 without AVX2, NEON on ARM64). 4 bits: 16 bytes hold 32 codes; the low nibbles are
+    // the even codes and the high nibbles the odd ones, matched by the even/odd layout of x from PermuteX.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot4Portable(int gs, int groups, byte* row, float* x, float* s)
+    {
+        var acc = Vector128<float>.Zero;
+        var lowMask = Vector128.Create((byte)0xF);
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            Vector128<float> g0 = Vector128<float>.Zero, g1 = Vector128<float>.Zero;
+            for (int i = 0; i < gs; i += 32)
+            {
+                var v = Vector128.Load(p);
+                p += 16;
+                var lo = v & lowMask;
+                var hi = Vector128.ShiftRightLogical(v, 4);
+                Dot16(lo, x + i, ref g0);
+                Dot16(hi, x + i + 16, ref g1);
+            }
+            x += gs;
+            acc += Vector128.Create(s[g]) * (g0 + g1);
+        }
+        return Vector128.Sum(acc);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float Dot8Portable(int gs, int groups, byte* row, float* x, float* s)
+    {
+        var acc = Vector128<float>.Zero;
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            Vector128<float> g0 = Vector128<float>.Zero;
+            for (int i = 0; i < gs; i += 16) Dot16(Vector128.Load(p + i), x + i, ref g0);
+            p += gs;
+            x += gs;
+            acc += Vector128.Create(s[g]) * g0;
+        }
+        return Vector128.Sum(acc);
+    }
+
+    /// <summary>acc += x[0..16) · the 16 bytes of <paramref name="codes"/> (widened u8 → u32 → f32).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot16(Vector128<byte> codes, float* x, ref Vector128<float> acc)
+    {
+        var (l, h) = Vector128.Widen(codes);
+        var (a, b) = Vector128.Widen(l);
+        var (c, d) = Vector128.Widen(h);
+        acc += Vector128.Load(x) * Vector128.ConvertToSingle(a.AsInt32());
+        acc += Vector128.Load(x + 4) * Vector128.ConvertToSingle(b.AsInt32());
+        acc += Vector128.Load(x + 8) * Vector128.ConvertToSingle(c.AsInt32());
+        acc += Vector128.Load(x + 12) * Vector128.ConvertToSingle(d.AsInt32());
+    }
+
+    private static float Dot4Scalar(int gs, int groups, byte* row, float* x, float* s)
+    {
+        float acc = 0;
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            float gsum = 0;
+            for (int i = 0; i < gs; i += 32, p += 16)
+                for (int t = 0; t < 16; t++)
+                    gsum += x[i + t] * (p[t] & 0xF) + x[i + 16 + t] * (p[t] >> 4);
+            x += gs;
+            acc += s[g] * gsum;
+        }
+        return acc;
+    }
+
+    private static float Dot8Scalar(int gs, int groups, byte* row, float* x, float* s)
+    {
+        float acc = 0;
+        byte* p = row;
+        for (int g = 0; g < groups; g++)
+        {
+            float gsum = 0;
+            for (int i = 0; i < gs; i++) gsum += x[i] * p[i];
+            p += gs;
+            x += gs;
+            acc += s[g] * gsum;
+        }
+        return acc;
+    }
+
+    // ----------------------------------------------------------------------------------------------- prefill (panel GEMM)
+
+    /// <summary>Dequantises tiles of W's rows into an f32 panel (per worker) and multiplies it with the f32 GEMM.</summary>
+    private static void PanelGemm(QuantPath path, int m, float* a, int lda, RowSource w, float* bias, float* c, int ldc, int maxThreads)
+    {
+        int n = w.N, k = w.K;
+        // a tile of ~256 KB of f32 (at least 8 rows) stays in L2 while the GEMM packs it
+        int tile = Math.Clamp((65536 / Math.Max(k, 1)) & ~7, 8, 256);
+        int tiles = (n + tile - 1) / tile;
+        int threads = Math.Max(1, Math.Min(maxThreads, tiles));
+        bool simd = path != QuantPath.Scalar;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        {
+            var panel = new float[(long)tile * k];
+            float* s = stackalloc float[w.Groups];
+            float* b = stackalloc float[w.Groups];
+            fixed (float* pp = panel)
+            {
+                for (int ti = t; ti < tiles; ti += threads)
+                {
+                    int j0 = ti * tile, rows = Math.Min(tile, n - j0);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        w.ScalesOf(j0 + r, s, b);
+                        DequantizeRow(w, w.Packed + (long)(j0 + r) * w.RowBytes, s, b, pp + (long)r * k, simd);
+                    }
+                    if (simd) Gemm.SgemmNTOn(1, m, rows, k, a, lda, pp, k, c + j0, ldc, bias == null ? null : bias + j0);
+                    else GemmScalar.NT<F32Rows>(m, rows, k, a, lda, (byte*)pp, k, c + j0, ldc, bias == null ? null : bias + j0, false);
+                }
+            }
+        });
+    }
+
+    /// <summary>One row, scale·q + bias as a float32 product then a float32 sum (the exact dequantised value, as
+    /// <see cref="AffineQuantizer.DequantizeRow"/>). Vector128 for 4 and 8 bits, the bit-stream reader otherwise.</summary>
+    internal static void DequantizeRow(in RowSource w, byte* row, float* s, float* b, float* dst, bool simd)
+    {
+        int k = w.K, gs = w.GroupSize, bits = w.Bits;
+        if (simd && bits == 8)
+        {
+            for (int i = 0; i < k; i += 16)
+            {
+                var sv = Vector128.Create(s[i / gs]);
+                var bv = Vector128.Create(b[i / gs]);
+                Store16(Vector128.Load(row + i), sv, bv, dst + i);
+            }
+            return;
+        }
+        if (simd && bits == 4)
+        {
+            var lowMask = Vector128.Create((byte)0xF);
+            for (int i = 0; i < k; i += 32)
+            {
+                var v = Vector128.Load(row + i / 2);
+                var lo = (v & lowMask).AsByte();
+                var hi = Vector128.ShiftRightLogical(v, 4);
+                // interleave: (lo | hi << 8) as u16 lanes → bytes lo0 hi0 lo1 hi1 … = codes in order
+                var (l0, l1) = Vector128.Widen(lo);
+                var (h0, h1) = Vector128.Widen(hi);
+                var first = (l0 | Vector128.ShiftLeft(h0, 8)).AsByte();
+                var second = (l1 | Vector128.ShiftLeft(h1, 8)).AsByte();
+                var sv = Vector128.Create(s[i / gs]);
+                var bv = Vector128.Create(b[i / gs]);
+                Store16(first, sv, bv, dst + i);
+                Store16(second, sv, bv, dst + i + 16);
+            }
+            return;
+        }
+        var packed = new ReadOnlySpan<uint>(row, w.RowBytes / 4);
+        uint mask = (1u << bits) - 1;
+        for (int i = 0; i < k; i++)
+        {
+            float scaled = s[i / gs] * AffineQuantizer.Code(packed, bits, mask, i);
+            dst[i] = scaled + b[i / gs];
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store16(Vector128<byte> codes, Vector128<float> s, Vector128<float> b, float* dst)
+    {
+        var (l, h) = Vector128.Widen(codes);
+        var (q0, q1) = Vector128.Widen(l);
+        var (q2, q3) = Vector128.Widen(h);
+        // product and sum rounded separately (no FMA), matching the scalar dequantisation bit for bit
+        (s * Vector128.ConvertToSingle(q0.AsInt32()) + b).Store(dst);
+        (s * Vector128.ConvertToSingle(q1.AsInt32()) + b).Store(dst + 4);
+        (s * Vector128.ConvertToSingle(q2.AsInt32()) + b).Store(dst + 8);
+        (s * Vector128.ConvertToSingle(q3.AsInt32()) + b).Store(dst + 12);
+    }
+
+    /// <summary>Rows <paramref name="ids"/> of a quantized table dequantised into <paramref name="dst"/> [ids, k].</summary>
+    public static void TakeRows(QuantizedWeight table, ReadOnlySpan<int> ids, Span<float> dst)
+    {
+        var w = new RowSource(table);
+        int k = w.K;
+        bool simd = CurrentPath != QuantPath.Scalar;
+        float* s = stackalloc float[w.Groups];
+        float* b = stackalloc float[w.Groups];
+        fixed (float* pd = dst)
+        {
+            for (int i = 0; i < ids.Length; i++)
+            {
+                int id = ids[i];
+                if ((uint)id >= (uint)w.N) throw new ArgumentOutOfRangeException(nameof(ids), $"take: id {id} at position {i} outside table of {w.N} rows");
+                w.ScalesOf(id, s, b);
+                DequantizeRow(w, w.Packed + (long)id * w.RowBytes, s, b, pd + (long)i * k, simd);
+            }
+        }
+        GC.KeepAlive(table);
+    }
+}
