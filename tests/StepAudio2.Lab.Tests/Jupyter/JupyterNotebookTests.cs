@@ -143,6 +143,24 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         Assert.True(png.Length > 20_000, $"{name}.png is only {png.Length} bytes: nothing rendered?");
     }
 
+    /// <summary>An executed notebook small enough to commit and diff: plotly.js once per page (packed), not per chart.</summary>
+    public const long MaxExecutedBytes = 2_000_000;
+
+    [JupyterTheory]
+    [MemberData(nameof(Notebooks))]
+    public void ExecutedNotebookWeighsAtMost2MBAndCarriesPlotlyOnce(string name)
+    {
+        var r = run.Result(name);
+        var path = r.GetProperty("executed").GetString()!;
+        long bytes = new FileInfo(path).Length;
+        var text = File.ReadAllText(path);
+        int bundles = Regex.Matches(text, Regex.Escape("if(window.Plotly)return;")).Count;
+        output.WriteLine($"{name}: executed notebook {bytes:N0} bytes, plotly.js bundles: {bundles}");
+        Assert.True(bytes <= MaxExecutedBytes, $"{name}: executed notebook is {bytes:N0} bytes (limit {MaxExecutedBytes:N0})");
+        Assert.True(bundles <= 1, $"{name}: {bundles} copies of plotly.js");
+        if (ExpectedFor(name).HasFlag(Shows.Chart)) Assert.Equal(1, bundles);
+    }
+
     [JupyterFact]
     public void ColdStartOfTheQuickstartToItsFirstChartIsReported()
     {
