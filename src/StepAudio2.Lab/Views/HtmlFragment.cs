@@ -89,7 +89,7 @@ public static class HtmlFragment
     {
         var bytes = Encoding.UTF8.GetBytes(plotlyJs);
         using var ms = new MemoryStream();
-        using (var z = new DeflateStream(ms, CompressionLevel.SmallestSize, leaveOpen: true)) z.Write(bytes);
+        using (var z = new DeflateStream(ms, CompressionLevel.Optimal, leaveOpen: true)) z.Write(bytes); // SmallestSize saves 0.3 % for several times the CPU
         return (Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length), bytes.Length);
     }
 
