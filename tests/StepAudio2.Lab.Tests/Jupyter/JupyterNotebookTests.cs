@@ -159,7 +159,7 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         var text = File.ReadAllText(path);
         int bundles = Regex.Matches(text, Regex.Escape("if(window.Plotly)return;")).Count;
         // the bundle's base64 string is the one long run of base64 inside atob("…")
-        long bundleBytes = Regex.Matches(text, "atob\(\\\"([A-Za-z0-9+/=]+)\\\"\)").Sum(m => (long)m.Groups[1].Length);
+        long bundleBytes = Regex.Matches(text, @"atob\(\\""([A-Za-z0-9+/=]+)\\""\)").Sum(m => (long)m.Groups[1].Length);
         output.WriteLine($"{name}: executed notebook {bytes:N0} bytes ({(bytes <= 2_000_000 ? "within" : "OVER")} 2 MB), " +
                          $"plotly.js bundles: {bundles} ({bundleBytes:N0} bytes), the rest {bytes - bundleBytes:N0} bytes");
         Assert.True(bundles <= 1, $"{name}: {bundles} copies of plotly.js");
