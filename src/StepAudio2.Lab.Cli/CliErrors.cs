@@ -44,7 +44,8 @@ internal static partial class CliErrors
             string name = arg.Split('=', 2)[0];
             if (options.TryGetValue(name, out var known))
             {
-                valueExpected = known.Arity.MaximumNumberOfValues > 0 && !arg.Contains('=');
+                // a flag (bool) takes a value only as true/false, never a token that looks like an option
+                valueExpected = known.Arity.MaximumNumberOfValues > 0 && !arg.Contains('=') && known.ValueType != typeof(bool);
                 continue;
             }
             bool looksLikeOption = arg.Length > 1 && arg[0] == '-' && !double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out _);

@@ -52,6 +52,7 @@ public sealed class CliUsageTests
     [Theory]
     [InlineData(new[] { "tokenize", "--model", "M", "--bogus", "hi" }, "unknown option '--bogus' for 'steplab tokenize'")]
     [InlineData(new[] { "compare", "a", "b", "--bogus=1" }, "unknown option '--bogus' for 'steplab compare'")]
+    [InlineData(new[] { "tokenize", "--model", "M", "--json", "--bogus", "hi" }, "unknown option '--bogus' for 'steplab tokenize'")]
     [InlineData(new[] { "mel", "x.wav", "--out", "x.npy", "-z" }, "unknown option '-z' for 'steplab mel'")]
     [InlineData(new[] { "compare", "a", "b", "--rtol", "abc" }, "--rtol expects a number, got 'abc'")]
     [InlineData(new[] { "compare", "a", "b", "--atol", "1e-3x" }, "--atol expects a number, got '1e-3x'")]
