@@ -17,7 +17,8 @@ public enum TokenClass
 /// <summary>
 /// One token of the stream: id, its display text (<see cref="TokenStream.Display"/>), class, whether generated, the step's
 /// alternatives and the text shown for each (same order as <see cref="StepAlternatives.Ids"/>, decoded the same way as the
-/// chosen token, speech codes as <c>sN</c> so that a reader never meets raw byte-level BPE strings such as <c>Ġseptember</c> in one column only).
+/// chosen token, speech codes as <c>sN</c>, so that a reader never meets raw byte-level BPE strings such as
+/// <c>Ġseptember</c> in one column only).
 /// </summary>
 public sealed record TokenEntry(int Id, string Token, TokenClass Class, bool Generated, StepAlternatives? Alternatives,
     IReadOnlyList<string>? AlternativeTokens = null)
