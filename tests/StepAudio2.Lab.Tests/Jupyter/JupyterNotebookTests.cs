@@ -166,6 +166,9 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         if (ExpectedFor(name).HasFlag(Shows.Chart)) Assert.Equal(1, bundles);
         Assert.True(bundles == 0 || bundleBytes > 1_000_000, $"{name}: the packed bundle was not found ({bundleBytes} bytes)");
         Assert.True(bytes - bundleBytes <= MaxBytesBesidesPlotly, $"{name}: {bytes - bundleBytes:N0} bytes besides plotly.js (limit {MaxBytesBesidesPlotly:N0})");
+        // long code lines wrap in the exported page instead of being clipped at its edge (a rule every lab output carries)
+        var html = File.ReadAllText(r.GetProperty("html").GetString()!);
+        Assert.Contains(".jp-InputArea-editor pre,.jp-Cell .highlight pre,div.input_area pre{white-space:pre-wrap;overflow-wrap:anywhere}", html);
     }
 
     [JupyterFact]
