@@ -8,19 +8,28 @@ setup_python_reference   # /usr/bin/python3 with torch, torchaudio, numpy: the i
 setup_jupyter            # Debian's Jupyter + the .NET Interactive kernel: the notebook tests execute notebooks/*.ipynb in it
 setup_chromium           # headless Chromium renders the executed notebooks offline (DOM checks, screenshots)
 
+# Each assembly writes its own trx: the logger's default names are made unique per file (a fixed LogFileName lets the
+# last assembly overwrite the others, and LogFilePrefix's timestamp has whole seconds); scripts/test_summary.py renames
+# them to <assembly>.trx.
 mkdir -p artifacts/test-results
+rm -f artifacts/test-results/*.trx
 set +e
 dotnet test StepAudio2.Lab.sln -c Release --nologo \
-  --logger "trx;LogFileName=results.trx" --results-directory artifacts/test-results "$@" 2>&1 | tee artifacts/test-results/dotnet-test.log
+  --logger trx --results-directory artifacts/test-results "$@" 2>&1 | tee artifacts/test-results/dotnet-test.log
 status=${PIPESTATUS[0]}
 set -e
-# One plain closing line for CI: "N passed, N failed".
-summary=$(grep -E "^(Passed|Failed)!" artifacts/test-results/dotnet-test.log | tail -n 1 || true)
-passed=$(sed -nE 's/.*Passed: +([0-9]+).*/\1/p' <<<"$summary")
-failed=$(sed -nE 's/.*Failed: +([0-9]+).*/\1/p' <<<"$summary")
-if [[ -z "$passed" ]]; then
-  echo "dotnet test produced no result line (exit $status)"
+# One plain closing line for CI, counted over every test of every assembly: "N passed, N failed[, N skipped]".
+# Every test project must report; with extra arguments (a --filter) an assembly may legitimately run nothing.
+assemblies=$(grep -lE '<IsTestProject>true' tests/*/*.csproj | wc -l)
+[[ $# -gt 0 ]] && assemblies=0
+set +e
+summary=$(/usr/bin/python3 scripts/test_summary.py artifacts/test-results "$assemblies")
+summary_status=$?
+set -e
+if [[ -z "$summary" ]]; then
+  echo "dotnet test produced no results (exit $status)"
   exit $(( status == 0 ? 1 : status ))
 fi
-echo "${passed} passed, ${failed} failed"
+echo "$summary"
+if [[ $status -eq 0 && $summary_status -ne 0 ]]; then status=1; fi
 exit "$status"

@@ -3,6 +3,8 @@
 # bench/shapes.json, alternating for ROUNDS rounds so both sides see the same background load, then merged into
 # bench/results/gemm.json with a printed table of ratios (speed = torch_ms / ours_ms).
 # Usage: bash bench/run.sh            env: ROUNDS (2), THREADS (2), ONLY (substring of case names), STRICT=1 (exit 1 on a missed target)
+# A partial run (ONLY=…) writes artifacts/bench/gemm-partial.json instead: the tracked full results are never overwritten
+# by a subset (OUT=path overrides either).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
@@ -12,7 +14,8 @@ command -v dotnet >/dev/null || { echo "the .NET 10 SDK is required (dotnet not 
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "/usr/bin/python3 with torch is required (Debian python3-torch)" >&2; exit 2; }
 
 dotnet build bench/StepAudio2.Lab.Bench -c Release --nologo -v q -o artifacts/bench >/dev/null
-mkdir -p bench/results
+if [[ -n "$ONLY" ]]; then out=${OUT:-artifacts/bench/gemm-partial.json}; else out=${OUT:-bench/results/gemm.json}; fi
+mkdir -p "$(dirname "$out")"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 only_args=()
@@ -26,8 +29,9 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 echo "== benchmark took $((SECONDS - start)) s" >&2
 set +e
-/usr/bin/python3 bench/merge_results.py bench/results/gemm.json --ours "$tmp"/ours-*.json --torch "$tmp"/torch-*.json
+/usr/bin/python3 bench/merge_results.py "$out" --ours "$tmp"/ours-*.json --torch "$tmp"/torch-*.json
 status=$?
 set -e
+echo "wrote $out${ONLY:+ (partial run: ONLY=$ONLY)}" >&2
 if [[ "${STRICT:-0}" == 1 ]]; then exit $status; fi
 exit 0

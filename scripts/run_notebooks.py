@@ -64,6 +64,9 @@ COLLECTOR = """<script>/* steplab: error collector injected by scripts/run_noteb
 </script>
 """
 
+COLD_START_TARGET_S = 10  # issue 13: quickstart to its first chart on the 2-core machine
+COLD_START_LIMIT_S = 15   # the earlier target
+LOAD_AT_START = open("/proc/loadavg").read().split()[0] if os.path.exists("/proc/loadavg") else None
 CHART = re.compile(r"Plotly\.(newPlot|react)\(|class=\\?\"plotly-figure|<svg|<img[^>]+src=\\?\"data:image/", re.I)
 
 
@@ -93,6 +96,7 @@ def cell_timings(executed_path, started):
         nb = json.load(f)
     first_busy = first_chart = None
     code_cells = 0
+    cells = []  # where the time goes: each code cell's start and duration until the first chart
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":
             continue
@@ -100,6 +104,10 @@ def cell_timings(executed_path, started):
         ex = cell.get("metadata", {}).get("execution", {})
         if first_busy is None and "iopub.status.busy" in ex:
             first_busy = parse_time(ex["iopub.status.busy"]) - started
+        if first_chart is None and "iopub.status.busy" in ex and "shell.execute_reply" in ex:
+            busy = parse_time(ex["iopub.status.busy"])
+            cells.append({"id": cell.get("id"), "start_s": round(busy - started, 2),
+                          "took_s": round(parse_time(ex["shell.execute_reply"]) - busy, 2)})
         if first_chart is None and "shell.execute_reply" in ex:
             for o in cell.get("outputs", []):
                 data = o.get("data", {})
@@ -108,7 +116,8 @@ def cell_timings(executed_path, started):
                 if "image/png" in data or "image/svg+xml" in data or CHART.search(html):
                     first_chart = parse_time(ex["shell.execute_reply"]) - started
                     break
-    return {"code_cells": code_cells, "kernel_ready_s": first_busy, "first_chart_s": first_chart}
+    return {"code_cells": code_cells, "kernel_ready_s": first_busy, "first_chart_s": first_chart, "cells_to_first_chart": cells,
+            "executed_bytes": os.path.getsize(executed_path)}
 
 
 def inject_collector(html_path):
@@ -336,17 +345,30 @@ def main():
 
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
-    timings = {name: {k: r.get(k) for k in ("execute_s", "kernel_ready_s", "first_chart_s", "code_cells")}
+    timings = {name: {k: r.get(k) for k in ("execute_s", "kernel_ready_s", "first_chart_s", "code_cells", "executed_bytes",
+                                            "cells_to_first_chart")}
                for name, r in results.items()}
     quick = next((n for n in results if n.startswith("00-quickstart")), None)
     if quick is not None:
-        timings["cold_start_to_first_chart_s"] = {"notebook": quick, "seconds": results[quick].get("first_chart_s"),
-                                                  "target_s": 15}
+        s = results[quick].get("first_chart_s")
+        timings["cold_start_to_first_chart_s"] = {
+            "notebook": quick, "seconds": s, "target_s": COLD_START_TARGET_S, "limit_s": COLD_START_LIMIT_S,
+            "target_met": s is not None and s <= COLD_START_TARGET_S,
+            # the machine is shared: a cold start measured under load says so
+            "load_average": LOAD_AT_START, "cores": os.cpu_count()}
     with open(os.path.join(out, "timings.json"), "w", encoding="utf-8") as f:
         json.dump(timings, f, indent=2)
     if quick is not None:
         s = results[quick].get("first_chart_s")
-        log(f"cold start of {quick} to its first chart: " + (f"{s:.1f} s (target <= 15 s)" if s is not None else "no chart"))
+        if s is None:
+            log(f"cold start of {quick}: no chart")
+        else:
+            verdict = ("target met" if s <= COLD_START_TARGET_S else
+                       f"TARGET MISSED by {s - COLD_START_TARGET_S:.1f} s" + (" (over the 15 s limit too)" if s > COLD_START_LIMIT_S else ""))
+            log(f"cold start of {quick} to its first chart: {s:.1f} s (target <= {COLD_START_TARGET_S} s, limit {COLD_START_LIMIT_S} s): "
+                f"{verdict}; load average at start {LOAD_AT_START}")
+            for c in results[quick].get("cells_to_first_chart", []):
+                log(f"   cell {c['id']}: starts at {c['start_s']:.1f} s, takes {c['took_s']:.1f} s")
     log(f"{len(results) - failed} of {len(results)} notebooks executed and rendered; artifacts in {out}")
     return 1 if failed else 0
 

@@ -20,11 +20,10 @@ require_dotnet() {
   command -v dotnet >/dev/null || { echo "the .NET 10 SDK is required (dotnet not on PATH)" >&2; exit 2; }
 }
 
-# Builds the steplab CLI once into artifacts/steplab and puts a `steplab` function on hand.
+# Builds the steplab CLI into artifacts/steplab, where the launcher ./steplab (the command the README uses) runs it.
 build_cli() {
   require_dotnet
   dotnet build src/StepAudio2.Lab.Cli -c Release --nologo -v q -o artifacts/steplab >/dev/null
-  steplab() { dotnet artifacts/steplab/steplab.dll "$@"; }
 }
 
 # Real Jupyter with the .NET Interactive kernel, for the notebook tests (nbconvert --execute with kernel .net-csharp).

@@ -37,7 +37,7 @@ public static class StepLabCli
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) stderr.WriteLine($"steplab: {e.Message}");
+            foreach (var message in CliErrors.Messages(parse, args)) stderr.WriteLine($"steplab: {message}");
             stderr.WriteLine("Run 'steplab --help' for usage.");
             return BadInput;
         }

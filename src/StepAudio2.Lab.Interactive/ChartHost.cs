@@ -42,7 +42,7 @@ public static class ChartHost
     {
         try
         {
-            _ = PlotlyJs.Length; // every chart output inlines it: needed by the first chart
+            _ = PlotlyOnPage.PackedBootstrap.Length; // the first chart output of the session carries it
             // The Plotly.NET bridge (its own load context, FSharp.Core, JIT) is needed only by the tensor plots; loading it
             // a few seconds later keeps both cores free for the notebook's first cells, which come right after the load.
             await Task.Delay(WarmUpDelay);

@@ -54,10 +54,9 @@ public static partial class Lab
     /// <summary>Samples at a rate as a waveform with an offline <c>&lt;audio&gt;</c> player.</summary>
     public static Waveform Listen(float[] samples, int sampleRate, string title) => new(samples, sampleRate, title);
 
-    /// <summary>Several views in one output, carrying plotly.js once; a <c>(string name, Tensor t)</c> tuple shows a named tensor.</summary>
+    /// <summary>Several views in one output; a <c>(string name, Tensor t)</c> tuple shows a named tensor.</summary>
     public static HtmlView Stack(params object[] values) =>
-        new(HtmlFragment.Render(string.Concat(values.Select(v => v is ValueTuple<string, Tensor> named ? LabHtml.TensorBody(named.Item1, named.Item2) : LabHtml.Body(v))),
-            () => ChartHost.PlotlyJs));
+        new(string.Concat(values.Select(v => v is ValueTuple<string, Tensor> named ? LabHtml.TensorBody(named.Item1, named.Item2) : LabHtml.Body(v))));
 
     /// <summary>
     /// The flow's mel for a dump's (or voice prompt's) inputs with the CFG rate set to <paramref name="cfgRate"/> instead of

@@ -102,16 +102,16 @@ public static partial class Lab
     }
 
     /// <summary>The view of any supported value as a displayable fragment (for several views in one cell: <c>display(Lab.Show(x))</c>).</summary>
-    public static HtmlView Show(object value) => new(LabHtml.Fragment(value));
+    public static HtmlView Show(object value) => new(LabHtml.Body(value));
 
     /// <summary>A tensor's statistics and plot under a name of your choosing.</summary>
-    public static HtmlView Show(string name, Tensor tensor) => new(HtmlFragment.Render(LabHtml.TensorBody(name, tensor), () => ChartHost.PlotlyJs));
+    public static HtmlView Show(string name, Tensor tensor) => new(LabHtml.TensorBody(name, tensor));
 
     /// <summary>A static PNG of a spectrogram (renders where scripts do not, e.g. on GitHub).</summary>
-    public static HtmlView Png(SpectrogramData s) => new(HtmlFragment.Render(SpectrogramView.Image(s), null));
+    public static HtmlView Png(SpectrogramData s) => new(SpectrogramView.Image(s));
 
     /// <summary>A static PNG heatmap (or line as one row) of a tensor.</summary>
-    public static HtmlView Png(string name, Tensor t) => new(HtmlFragment.Render(TensorPlotView.Image(TensorPlotData.Of(name, t)), null));
+    public static HtmlView Png(string name, Tensor t) => new(TensorPlotView.Image(TensorPlotData.Of(name, t)));
 
     /// <summary>Plotting helpers drawn by Plotly.NET (in its own load context), shown offline.</summary>
     public static class Plot

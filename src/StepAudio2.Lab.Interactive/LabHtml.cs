@@ -23,9 +23,11 @@ public static class LabHtml
     /// <summary>A figure id unique across outputs (nbconvert puts every output on one page).</summary>
     public static string NewId() => "steplab-" + Guid.NewGuid().ToString("N")[..12];
 
-    /// <summary>The complete fragment for <paramref name="value"/> (styles, body, plotly.js when needed).</summary>
-    public static string Fragment(object value) =>
-        value is HtmlView v ? v.Html : HtmlFragment.Render(Body(value), () => ChartHost.PlotlyJs);
+    /// <summary>
+    /// The complete fragment for <paramref name="value"/> as one output (styles, body, loader; plotly.js only in the kernel
+    /// session's first chart output, see <see cref="PlotlyOnPage"/>).
+    /// </summary>
+    public static string Fragment(object value) => HtmlFragment.Compose(Body(value), PlotlyOnPage.BootstrapForThisOutput);
 
     /// <summary>The body HTML of <paramref name="value"/> (one of <see cref="SupportedTypes"/>).</summary>
     public static string Body(object value) => value switch
@@ -42,7 +44,7 @@ public static class LabHtml
         DumpComparison c => ParityView.Render(c),
         ParityResult p => ParityView.Render(p.Comparison) + (p.Diff is null ? "" : ParityView.DiffFigure(p.Diff, NewId()).ToHtml(420)),
         Chart c => c.Figure.ToHtml(c.HeightPx),
-        HtmlView v => v.Html,
+        HtmlView v => v.Body,
         null => throw new ArgumentNullException(nameof(value)),
         _ => throw new ArgumentException($"no StepAudio2.Lab view for {value.GetType().FullName}; views exist for {string.Join(", ", SupportedTypes.Select(t => t.Name))}"),
     };

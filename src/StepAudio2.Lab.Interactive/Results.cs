@@ -4,9 +4,15 @@ using StepAudio2.Lab.Views;
 
 namespace StepAudio2.Lab.Interactive;
 
-/// <summary>A finished notebook fragment (styles, body and, when it has figures, plotly.js inline); displayed as is.</summary>
-public sealed record HtmlView(string Html)
+/// <summary>
+/// Views composed for one output: the body HTML (the core views' markup). Displayed in the extension's styles, with the
+/// plotly.js bundle when it is the kernel session's first chart output (<see cref="PlotlyOnPage"/>).
+/// </summary>
+public sealed record HtmlView(string Body)
 {
+    /// <summary>The standalone fragment: styles, body and, when it has figures, plotly.js inline.</summary>
+    public string Html => HtmlFragment.Render(Body, () => ChartHost.PlotlyJs);
+
     /// <inheritdoc />
     public override string ToString() => Html;
 }

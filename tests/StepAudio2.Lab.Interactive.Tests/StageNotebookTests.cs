@@ -70,7 +70,7 @@ public sealed class StageNotebookTests
         var e = await Run("02-audio-encoder.ipynb");
         Assert.Contains("T = 309 → T₂ = 155 → T₃ = 77", e.Text);
         Assert.Contains("154 of 155 keys valid, 1 masked", e.Text); // spec §3.3: T odd, len 307 → the last conv2 frame masked
-        var grids = e.Figures.Where(f => Title(f).StartsWith("encoder.blocks.", StringComparison.Ordinal) && Title(f).Contains("(softmax; 2 heads, 154 valid frames)")).ToList();
+        var grids = e.Figures.Where(f => Title(f).StartsWith("encoder.blocks.", StringComparison.Ordinal) && Title(f).Contains("(softmax; 2 heads, 154 valid frames; downsampled: 4×4 frames per cell)")).ToList();
         Assert.Equal(2, grids.Count); // the tiny encoder's 2 blocks
         Assert.All(grids, g => Assert.Equal(2, g.GetProperty("data").GetArrayLength()));
         var zoom = FigureTitled(e, "encoder.blocks.1.attn.qk, head 0");

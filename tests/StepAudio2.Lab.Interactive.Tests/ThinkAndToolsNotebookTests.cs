@@ -160,9 +160,14 @@ public sealed class ThinkAndToolsNotebookTests
     private static string Text(CellRun r) => string.Concat(r.Outputs.Where(o => o.MimeType == "text/plain").Select(o => o.Value));
 
     /// <summary>Every token view in <paramref name="html"/>, in output order: its prompt and generated ids.</summary>
+    /// <summary>Each token stream view: its prompt ids and its generated ids (a view prints no line for ids it has none of).</summary>
     private static List<StreamView> Streams(string html) =>
-        Regex.Matches(html, "<code class=\"prompt-ids\">([^<]*)</code>.*?<code class=\"generated-ids\">([^<]*)</code>", RegexOptions.Singleline)
-            .Select(x => new StreamView(Ids(x.Groups[1].Value), Ids(x.Groups[2].Value))).ToList();
+        html.Split("<div class=\"tokens\">").Skip(1).Select(part =>
+        {
+            var prompt = Regex.Match(part, "<code class=\"prompt-ids\">([^<]*)</code>");
+            var generated = Regex.Match(part, "<code class=\"generated-ids\">([^<]*)</code>");
+            return new StreamView(prompt.Success ? Ids(prompt.Groups[1].Value) : [], generated.Success ? Ids(generated.Groups[1].Value) : []);
+        }).ToList();
 
     private static int[] Ids(string s) => s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).ToArray();
 

@@ -221,12 +221,5 @@ public sealed class Token2WavNotebookTests
         if (samples is int n) Assert.Equal(n * 2, BitConverter.ToInt32(wav, 40));
     }
 
-    private static void AssertOfflineFigures(IEnumerable<CellRun> runs)
-    {
-        foreach (var r in runs.Where(r => Figures(r.Html).Count > 0))
-        {
-            Assert.Single(Regex.Matches(r.Html, Regex.Escape("if(window.Plotly)return;")));
-            Assert.DoesNotMatch("<script[^>]+src=", r.Html);
-        }
-    }
+    private static void AssertOfflineFigures(IEnumerable<CellRun> runs) => NotebookTests.AssertPlotlyOncePerPage(runs.ToList());
 }

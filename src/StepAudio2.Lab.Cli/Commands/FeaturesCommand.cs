@@ -34,9 +34,7 @@ public static class FeaturesCommand
         // Check the cheap things first, so that a typo does not cost an audio decode.
         if (!Kinds.Contains(kind))
             throw new ArgumentException($"unknown --kind '{kind}'; expected one of {string.Join(", ", Kinds)}");
-        string ext = Path.GetExtension(output).ToLowerInvariant();
-        if (ext is not (".safetensors" or ".npz" or ".npy"))
-            throw new ArgumentException($"cannot write '{output}': --out must end in .safetensors, .npz or .npy");
+        string ext = DumpOutput.Check(output);
 
         var features = Compute(AudioFile.Read(audioPath), kind, audioPath);
         string name = $"features.{kind}";

@@ -23,8 +23,9 @@ public static class MelCommand
 
     public static int Run(string audioPath, string output, CliOutput ui)
     {
+        string ext = DumpOutput.Check(output); // before the audio decode: a typo costs nothing
         var prepared = AudioInput.Prepare([AudioInput.Load16k(audioPath)]);
-        if (output.EndsWith(".npy", StringComparison.OrdinalIgnoreCase))
+        if (ext == ".npy")
         {
             if (prepared.Mels.Count != 1)
                 throw new ArgumentException($"{audioPath} makes {prepared.Mels.Count} chunks; write .safetensors or .npz to keep them all");

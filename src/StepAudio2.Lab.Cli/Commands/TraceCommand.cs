@@ -47,7 +47,7 @@ public static class TraceCommand
         var stage = new Option<string>("--stage") { Description = "full (default) or audio (mel → encoder → adaptor only)", DefaultValueFactory = _ => "full" };
         stage.AcceptOnlyFromAmong("full", "audio");
         var tokenizer = new Option<string?>("--tokenizer") { Description = "folder with vocab.json, merges.txt, tokenizer_config.json (default: the model folder)" };
-        var output = new Option<string>("--out") { Description = "output .safetensors (or .npz)", Required = true };
+        var output = new Option<string>("--out") { Description = "output .safetensors or .npz", Required = true };
         var cmd = new Command("trace", "Run a checkpoint on audio (or flow + HiFT on a dump's inputs) and record module outputs by official module path.")
         {
             model, audio, system, instruction, greedy, capture, stage, tokenizer, output, token2wav, inputs, prompt, seed,
@@ -77,6 +77,7 @@ public static class TraceCommand
     /// <summary>Flow + HiFT from a dump's inputs; see the class summary.</summary>
     public static int RunToken2Wav(Token2WavTraceRequest r, CliOutput ui)
     {
+        DumpOutput.Check(r.Output, manyTensors: true);
         Token2WavInputs given;
         using (var dump = TensorFiles.Open(r.Inputs)) given = Token2WavInputs.Read(dump);
         if (given.Codes is null) throw new LabDataException(r.Inputs, $"has no {Token2WavInputs.CodesKey}: the speech codes to synthesise", Token2WavInputs.CodesKey);
@@ -89,7 +90,6 @@ public static class TraceCommand
             if (given.PromptMel is null) missing.Add(Token2WavInputs.PromptMelKey);
             throw new LabDataException(r.Inputs, $"lacks {string.Join(", ", missing)}: give --prompt <wav> to compute the prompt features");
         }
-        SpeechOutput.CheckOutput(r.Output);
 
         using var t2w = Token2Wav.Load(r.Token2Wav, promptModels: needPrompt);
         var computed = needPrompt ? t2w.PreparePrompt(r.Prompt!) : null;
@@ -113,6 +113,7 @@ public static class TraceCommand
     public static int Run(TraceRequest r, CliOutput ui)
     {
         if (r.Greedy < 0) throw new ArgumentException("--greedy must not be negative");
+        DumpOutput.Check(r.Output, manyTensors: true);
         var wavs = r.Audio.Select(AudioInput.Load16k).ToList();
         // inputs and outputs are always kept: a dump without them cannot be replayed
         var trace = new Trace(r.Capture.Count == 0 ? null : [.. r.Capture, "input.*", "output.*"]);

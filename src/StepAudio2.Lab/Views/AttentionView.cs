@@ -41,10 +41,13 @@ public sealed record AttentionMaps(string Path, int Heads, int Frames, float[] P
         return new AttentionMaps(path, heads, valid, p);
     }
 
+    /// <summary>Frames per pooled cell when a head is pooled to at most <paramref name="size"/> cells a side (1: not pooled).</summary>
+    public int PoolStride(int size) => Math.Max(1, (Frames + size - 1) / size);
+
     /// <summary>Head <paramref name="h"/> average-pooled to at most <paramref name="size"/>×<paramref name="size"/> (returns the pooled size).</summary>
     public (float[] Values, int Size) Pooled(int h, int size)
     {
-        int per = Math.Max(1, (Frames + size - 1) / size), n = (Frames + per - 1) / per;
+        int per = PoolStride(size), n = (Frames + per - 1) / per;
         var head = Head(h);
         var o = new float[n * n];
         for (int i = 0; i < n; i++)
@@ -66,13 +69,15 @@ public static class AttentionView
     public static PlotlyFigure LayerGrid(AttentionMaps maps, string id, int gridSize = 64)
     {
         var data = new JsonArray();
-        var layout = PlotlyFigure.BaseLayout($"{maps.Path} (softmax; {maps.Heads} heads, {maps.Frames} valid frames)", "", "");
+        int per = maps.PoolStride(gridSize);
+        var layout = PlotlyFigure.BaseLayout($"{maps.Path} (softmax; {maps.Heads} heads, {maps.Frames} valid frames{PooledNote(per)})", "", "");
         double w = 1.0 / maps.Heads;
         for (int h = 0; h < maps.Heads; h++)
         {
             var (v, n) = maps.Pooled(h, gridSize);
             var trace = PlotlyFigure.Heatmap(PlotlyFigure.Matrix(v, n, n, 3), colorscale: "Blues",
-                hover: $"head {h}<br>query %{{y}} key %{{x}}<br>p %{{z:.3f}}<extra></extra>");
+                hover: $"head {h}<br>query frame %{{y}} key frame %{{x}}<br>p %{{z:.3f}}<extra></extra>");
+            InFrames(trace, per);
             trace["showscale"] = false;
             string sfx = h == 0 ? "" : (h + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
             trace["xaxis"] = "x" + sfx;
@@ -93,11 +98,27 @@ public static class AttentionView
     public static PlotlyFigure Zoom(AttentionMaps maps, int head, string id, int size = 256)
     {
         var (v, n) = maps.Pooled(head, size);
-        var trace = PlotlyFigure.Heatmap(PlotlyFigure.Matrix(v, n, n, 3), colorscale: "Blues", hover: "query %{y} key %{x}<br>p %{z:.4f}<extra></extra>");
-        var layout = PlotlyFigure.BaseLayout($"{maps.Path}, head {head}", "key frame", "query frame");
+        int per = maps.PoolStride(size);
+        var trace = PlotlyFigure.Heatmap(PlotlyFigure.Matrix(v, n, n, 3), colorscale: "Blues", hover: "query frame %{y} key frame %{x}<br>p %{z:.4f}<extra></extra>");
+        InFrames(trace, per);
+        var layout = PlotlyFigure.BaseLayout($"{maps.Path}, head {head}{PooledNote(per)}", "key frame", "query frame");
         ((JsonObject)layout["yaxis"]!)["autorange"] = "reversed";
         return new PlotlyFigure(id, new JsonArray(trace), layout);
     }
+
+    /// <summary>
+    /// Places pooled cells at frame positions (cell i, frames i·<paramref name="per"/> … (i+1)·per − 1, is centred on the
+    /// middle of those frames), so the axes read in encoder frames whatever the pooling, not in cell indices.
+    /// </summary>
+    private static void InFrames(JsonObject trace, int per)
+    {
+        if (per == 1) return;
+        double first = (per - 1) / 2.0;
+        trace["x0"] = first; trace["dx"] = per;
+        trace["y0"] = first; trace["dy"] = per;
+    }
+
+    private static string PooledNote(int per) => per == 1 ? "" : $"; downsampled: {per}×{per} frames per cell";
 
     /// <summary>Grid per layer plus one zoomed head of the first layer given.</summary>
     public static string Render(IReadOnlyList<AttentionMaps> layers, int zoomLayer = 0, int zoomHead = 0)

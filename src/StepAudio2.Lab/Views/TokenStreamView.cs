@@ -14,8 +14,18 @@ public enum TokenClass
     SpeechCode,
 }
 
-/// <summary>One token of the stream: id, its vocabulary string, class, whether generated, and the step's alternatives.</summary>
-public sealed record TokenEntry(int Id, string Token, TokenClass Class, bool Generated, StepAlternatives? Alternatives);
+/// <summary>
+/// One token of the stream: id, its display text (<see cref="TokenStream.Display"/>), class, whether generated, the step's
+/// alternatives and the text shown for each (same order as <see cref="StepAlternatives.Ids"/>, decoded the same way as the
+/// chosen token, speech codes as <c>sN</c>, so that a reader never meets raw byte-level BPE strings such as
+/// <c>Ġseptember</c> in one column only).
+/// </summary>
+public sealed record TokenEntry(int Id, string Token, TokenClass Class, bool Generated, StepAlternatives? Alternatives,
+    IReadOnlyList<string>? AlternativeTokens = null)
+{
+    /// <summary>What a view prints for this token: speech codes as <c>sN</c>, everything else as <see cref="Token"/>.</summary>
+    public string Shown => TokenStream.Shown(Id, Token);
+}
 
 /// <summary>Prompt plus generated ids with their decoded text.</summary>
 public sealed record TokenStream(IReadOnlyList<TokenEntry> Tokens, string GeneratedText)
@@ -41,6 +51,10 @@ public sealed record TokenStream(IReadOnlyList<TokenEntry> Tokens, string Genera
         return text.Contains('\uFFFD') ? raw : text.Replace("\n", "↵");
     }
 
+    /// <summary>A speech code (id ≥ <see cref="StepAudioTokenizer.AudioCodeBase"/>) as <c>sN</c>; any other token as its display text.</summary>
+    public static string Shown(int id, string display) =>
+        Classify(id) == TokenClass.SpeechCode ? $"s{id - StepAudioTokenizer.AudioCodeBase}" : display;
+
     /// <summary>Builds the stream from the prompt and generated ids; <paramref name="alternatives"/> align with the generated ids.</summary>
     public static TokenStream Build(StepAudioTokenizer tokenizer, IReadOnlyList<int> promptIds, IReadOnlyList<int> generatedIds,
         IReadOnlyList<StepAlternatives>? alternatives = null)
@@ -48,8 +62,11 @@ public sealed record TokenStream(IReadOnlyList<TokenEntry> Tokens, string Genera
         var tokens = new List<TokenEntry>(promptIds.Count + generatedIds.Count);
         foreach (var id in promptIds) tokens.Add(new TokenEntry(id, Display(tokenizer, id), Classify(id), false, null));
         for (int i = 0; i < generatedIds.Count; i++)
-            tokens.Add(new TokenEntry(generatedIds[i], Display(tokenizer, generatedIds[i]), Classify(generatedIds[i]), true,
-                alternatives is not null && i < alternatives.Count ? alternatives[i] : null));
+        {
+            var alt = alternatives is not null && i < alternatives.Count ? alternatives[i] : null;
+            tokens.Add(new TokenEntry(generatedIds[i], Display(tokenizer, generatedIds[i]), Classify(generatedIds[i]), true, alt,
+                alt?.Ids.Select(id => Shown(id, Display(tokenizer, id))).ToArray()));
+        }
         var textIds = generatedIds.Where(i => i < StepAudioTokenizer.AudioStart && i != StepAudioTokenizer.Eot).ToArray();
         return new TokenStream(tokens, tokenizer.Decode(textIds));
     }
@@ -75,14 +92,16 @@ public static class TokenStreamView
             string cls = t.Class switch { TokenClass.Special => "special", TokenClass.SpeechCode => "speech", _ => "text" };
             string title = $"id {t.Id}";
             if (t.Alternatives is { } a)
-                title += "\n" + string.Join("\n", a.Ids.Zip(a.Probabilities, (id, p) => $"{(tokenizer is null ? id.ToString(System.Globalization.CultureInfo.InvariantCulture) : tokenizer.IdToToken(id))} ({id}) p={Html.Num(p)}"));
-            string shown = t.Class == TokenClass.SpeechCode ? $"s{t.Id - StepAudioTokenizer.AudioCodeBase}" : t.Token;
-            sb.Append($"<span class=\"tok {cls}{(t.Generated ? " gen" : "")}\" data-id=\"{t.Id}\" title=\"{Html.Esc(title)}\">{Html.Esc(shown)}</span>");
+                title += "\n" + string.Join("\n", a.Ids.Select((id, k) => $"{AlternativeText(t, k, tokenizer)} ({id}) p={Html.Num(a.Probabilities[k])}"));
+            sb.Append($"<span class=\"tok {cls}{(t.Generated ? " gen" : "")}\" data-id=\"{t.Id}\" title=\"{Html.Esc(title)}\">{Html.Esc(t.Shown)}</span>");
         }
         sb.Append("</div>\n");
-        sb.Append($"<p>prompt ids: <code class=\"prompt-ids\">{string.Join(" ", s.Tokens.Where(t => !t.Generated).Select(t => t.Id))}</code></p>\n");
-        sb.Append($"<p>generated ids: <code class=\"generated-ids\">{string.Join(" ", s.Tokens.Where(t => t.Generated).Select(t => t.Id))}</code></p>\n");
-        sb.Append($"<p>decoded text: <q class=\"generated-text\">{Html.Esc(s.GeneratedText)}</q></p>\n");
+        // Lines with nothing to show are left out (a prompt-only stream has no generated ids and no decoded text).
+        var promptIds = s.Tokens.Where(t => !t.Generated).Select(t => t.Id).ToList();
+        var generatedIds = s.Tokens.Where(t => t.Generated).Select(t => t.Id).ToList();
+        if (promptIds.Count > 0) sb.Append($"<p>prompt ids: <code class=\"prompt-ids\">{string.Join(" ", promptIds)}</code></p>\n");
+        if (generatedIds.Count > 0) sb.Append($"<p>generated ids: <code class=\"generated-ids\">{string.Join(" ", generatedIds)}</code></p>\n");
+        if (s.GeneratedText.Length > 0) sb.Append($"<p>decoded text: <q class=\"generated-text\">{Html.Esc(s.GeneratedText)}</q></p>\n");
         var alts = s.Tokens.Where(t => t.Generated && t.Alternatives is not null).ToList();
         if (alts.Count > 0)
         {
@@ -90,11 +109,23 @@ public static class TokenStreamView
             for (int i = 0; i < alts.Count; i++)
             {
                 var a = alts[i].Alternatives!;
-                var list = string.Join(", ", a.Ids.Zip(a.Probabilities, (id, p) => $"{Html.Esc(tokenizer?.IdToToken(id) ?? "")} ({id}) {Html.Num(p)}"));
-                sb.Append($"<tr><td>{i}</td><td>{Html.Esc(alts[i].Token)} ({a.ChosenId})</td><td>{Html.Num(a.ChosenProbability)}</td><td>{list}</td></tr>");
+                var list = string.Join(", ", a.Ids.Select((id, k) =>
+                    $"<span class=\"alt\" data-id=\"{id}\"><q>{Html.Esc(AlternativeText(alts[i], k, tokenizer))}</q> ({id}) {Html.Num(a.Probabilities[k])}</span>"));
+                sb.Append($"<tr><td>{i}</td><td><span class=\"chosen\" data-id=\"{a.ChosenId}\"><q>{Html.Esc(alts[i].Shown)}</q> ({a.ChosenId})</span></td><td>{Html.Num(a.ChosenProbability)}</td><td>{list}</td></tr>");
             }
             sb.Append("</table>\n");
         }
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The k-th alternative of a step, decoded like the chosen token: from the stream (built with a tokenizer), else from
+    /// <paramref name="tokenizer"/>, else its id alone.
+    /// </summary>
+    private static string AlternativeText(TokenEntry t, int k, StepAudioTokenizer? tokenizer)
+    {
+        int id = t.Alternatives!.Ids[k];
+        if (t.AlternativeTokens is { } names && k < names.Count) return names[k];
+        return tokenizer is null ? $"#{id}" : TokenStream.Shown(id, TokenStream.Display(tokenizer, id));
     }
 }

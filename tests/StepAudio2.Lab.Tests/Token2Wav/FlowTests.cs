@@ -286,7 +286,14 @@ public sealed class FlowTests(ITestOutputHelper output)
     {
         using var src = CopyOf((_, t) => t);
         var flow = Flow.Load(src, TinyConfig);
-        Assert.NotNull(flow);
+        // the copy's weights are the ones used: same embedding values, and the same mel as the flow loaded from flow.pt
+        Assert.Equal(src.Get("input_embedding.weight").ToFloatArray(), flow.InputEmbedding.ToFloatArray());
+        using (var dump = Fixtures.OpenSafetensors(DumpPath, out _))
+        {
+            Tensor Run(Flow f) => f.Generate(Ints(dump.Get("input.codes")), Ints(dump.Get("input.prompt_tokens")), dump.Get("input.prompt_mel"),
+                dump.Get("input.xvector"), dump.Get("input.noise"));
+            Assert.Equal(Run(TinyFlow.Value).ToFloatArray(), Run(flow).ToFloatArray());
+        }
         // spec §7.13 key families at tiny depth: embedding + speaker 3, embed 4, pre-lookahead 4, 2 + 2 conformer layers × 19,
         // up_layer 2, up_embed 4, after_norm 2, encoder_proj 2, t_embedder 4, in_proj 2, 2 DiT blocks × 24, final layer 4
         Assert.Equal(3 + 4 + 4 + 4 * 19 + 2 + 4 + 2 + 2 + 4 + 2 + 2 * 24 + 4, src.Tensors.Count);

@@ -159,6 +159,11 @@ public sealed class ReportCommandTests : IClassFixture<ReportCommandTests.Passin
         Assert.Contains("<span class=\"tok special\" data-id=\"151666\"", _r.Html); // <|BOT|>
         Assert.Matches("<span class=\"tok audio_patch\" data-id=\"151690\" data-count=\"39\"", _r.Html); // 3 s clip → 39 audio tokens
         Assert.Contains("class=\"alts\"", _r.Html);
+        // every chosen token and top-k alternative of the table reads as the tokenizer decodes it, id alongside
+        var tok = StepAudio2.Lab.Text.StepAudioTokenizer.Load(TestPaths.SharedModel);
+        var shown = TokenStreamViewTests.TableTokens(_r.Html);
+        Assert.True(shown.Count >= 16 * 2, $"{shown.Count} tokens in the alternatives table");
+        foreach (var (id, text) in shown) Assert.Equal(TokenStreamViewTests.Expected(tok, id), text);
     }
 
     [Fact]

@@ -76,6 +76,20 @@ public sealed class ViewBuilderTests
         var (pooled, n) = maps.Pooled(0, 16);
         Assert.True(n <= 16);
         Assert.Equal(n * n, pooled.Length);
+
+        // pooled thumbnails keep their axes in frames (cells placed at frame positions) and say that they are downsampled
+        int per = maps.PoolStride(16);
+        Assert.True(per > 1, $"{maps.Frames} frames should need pooling to 16 cells");
+        var grid = AttentionView.LayerGrid(maps, "g", gridSize: 16);
+        var trace0 = grid.Data[0]!.AsObject();
+        Assert.Equal(per, (int)trace0["dx"]!);
+        Assert.Equal(per, (int)trace0["dy"]!);
+        double lastCentre = (double)trace0["x0"]! + (n - 1) * per;
+        Assert.InRange(lastCentre, maps.Frames - per, maps.Frames + per / 2.0); // the last cell may be partial
+        Assert.Contains($"{maps.Frames} valid frames; downsampled: {per}×{per} frames per cell", grid.Layout["title"]!["text"]!.ToString());
+        var full = AttentionView.LayerGrid(maps, "f", gridSize: maps.Frames);
+        Assert.Null(full.Data[0]!["dx"]);
+        Assert.DoesNotContain("downsampled", full.Layout["title"]!["text"]!.ToString());
     }
 
     [Fact]

@@ -5,7 +5,7 @@ namespace StepAudio2.Lab.Audio.Mel;
 
 /// <summary>
 /// |STFT|² of windowed frames: the one step of the mel frontend with competing implementations (the measured
-/// alternatives live in the tests, Mel/StftPowerAlternatives.cs). Immutable and shared; each thread gets a worker.
+/// alternatives live in bench/StepAudio2.Lab.Bench/Mel/StftPowerAlternatives.cs, timed by its mel-kernels mode). Immutable and shared; each thread gets a worker.
 /// </summary>
 internal interface IStftPower
 {

@@ -5,11 +5,11 @@ using MathNet.Numerics;
 using MathNet.Numerics.IntegralTransforms;
 using StepAudio2.Lab.Audio.Mel;
 
-namespace StepAudio2.Lab.Tests.Mel;
+namespace StepAudio2.Lab.Bench.Mel;
 
 /// <summary>
 /// STFT power through MathNet.Numerics 5.0.0 (<c>Fourier.Forward</c> on Complex32; 400 is not a power of two, so
-/// MathNet takes its Bluestein path). Measured against the production mixed-radix kernel in <see cref="MelSpeedTests"/>.
+/// MathNet takes its Bluestein path). Measured against the production mixed-radix kernel by <see cref="MelKernelBench"/>.
 /// </summary>
 internal sealed class MathNetStftPower(int nFft) : IStftPower
 {
