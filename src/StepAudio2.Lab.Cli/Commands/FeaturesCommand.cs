@@ -38,7 +38,7 @@ public static class FeaturesCommand
         if (ext is not (".safetensors" or ".npz" or ".npy"))
             throw new ArgumentException($"cannot write '{output}': --out must end in .safetensors, .npz or .npy");
 
-        var features = Compute(AudioFile.Read(audioPath), kind, audioPath);
+        var features = Compute(AudioFile.RequireSamples(AudioFile.Read(audioPath), audioPath), kind, audioPath);
         string name = $"features.{kind}";
         switch (ext)
         {
