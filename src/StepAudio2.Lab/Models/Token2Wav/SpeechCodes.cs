@@ -60,7 +60,8 @@ public static class SpeechCodes
     public static int[] Load(string path, string? key = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"no such codes file: {path}", path);
-        if (IsStream(path)) return LoadFromStream(path, key);
+        var fromPipe = ReadIfStream(path);
+        if (fromPipe is not null) return LoadFromBytes(path, fromPipe, key);
         string format;
         try
         {
@@ -107,30 +108,25 @@ public static class SpeechCodes
     /// <summary>Most bytes read from a pipe (a text list of 10 minutes of codes is ~75 KB; an .npy of them ~120 KB).</summary>
     public const int MaxStreamBytes = 64 << 20;
 
-    /// <summary>True for a pipe, FIFO or character device (<c>--codes-file &lt;(…)</c>, <c>/dev/stdin</c>): not seekable.</summary>
-    private static bool IsStream(string path)
+    /// <summary>
+    /// The whole content of a pipe, FIFO or character device (<c>--codes-file &lt;(…)</c>, <c>/dev/stdin</c>), read once and
+    /// bounded; null for a regular (seekable) file. A pipe must be opened only once: sniffing its first bytes and reopening
+    /// lost them (a pipe of "100 200 300 400 500" gave 3 codes) or blocked on a writer that had gone.
+    /// </summary>
+    private static byte[]? ReadIfStream(string path)
     {
+        FileStream fs;
         try
         {
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-            return !fs.CanSeek;
+            fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
         }
         catch (IOException)
         {
-            return false; // let the normal path report it
+            return null; // let the normal path report it
         }
-    }
-
-    /// <summary>
-    /// A non-seekable source is read once, whole (bounded), and sniffed from memory: sniffing by reopening would lose the
-    /// bytes the first read consumed (a pipe of "100 200 300 400 500" gave 3 codes). Binary formats are spilled to a
-    /// temporary file for their mapped readers.
-    /// </summary>
-    private static int[] LoadFromStream(string path, string? key)
-    {
-        byte[] bytes;
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1))
+        using (fs)
         {
+            if (fs.CanSeek) return null;
             var ms = new MemoryStream();
             var buf = new byte[81920];
             int n;
@@ -140,8 +136,13 @@ public static class SpeechCodes
                     throw new LabDataException(path, $"stream is longer than {MaxStreamBytes} bytes; a codes file is far smaller");
                 ms.Write(buf, 0, n);
             }
-            bytes = ms.ToArray();
+            return ms.ToArray();
         }
+    }
+
+    /// <summary>Codes from bytes already read (a pipe): sniffed in memory; binary formats spilled to a temporary file for their mapped readers.</summary>
+    private static int[] LoadFromBytes(string path, byte[] bytes, string? key)
+    {
         bool npy = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y']);
         bool zip = bytes.AsSpan().StartsWith("PK\x03\x04"u8);
         bool safetensors = bytes.Length >= 8 && BitConverter.ToUInt64(bytes, 0) is > 1 and < 100_000_000 && bytes.Length > 8 && bytes[8] == (byte)'{';
