@@ -64,5 +64,12 @@ public static class StepLabCli
             stderr.WriteLine($"steplab: {e.Message}");
             return BadInput;
         }
+        catch (IOException e)
+        {
+            // A full disk (ENOSPC), a read error, a directory where a file was meant: .NET's message names the path and
+            // the reason; the writers are atomic, so no partial output is left behind.
+            stderr.WriteLine($"steplab: {e.Message}");
+            return BadInput;
+        }
     }
 }
