@@ -34,6 +34,7 @@ public static class AudioFile
     public static AudioClip Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (Directory.Exists(path)) throw new AudioFormatException(path, "is a directory, not an audio file");
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
         if (fs.CanSeek) return Read(fs, path);
         // A pipe (<(…), /dev/stdin): the readers seek between chunks, so the stream is buffered whole, within a bound.
