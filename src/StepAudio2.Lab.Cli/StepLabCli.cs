@@ -17,6 +17,9 @@ public static class StepLabCli
     /// <summary>Runs one command line; <paramref name="interactive"/> enables progress bars and colour; <paramref name="stdin"/> defaults to the console.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, TextReader? stdin = null)
     {
+        // Everything printed passes a filter for terminal control characters (file names, tensor names, model text).
+        stdout = stdout as TerminalSafeWriter ?? new TerminalSafeWriter(stdout);
+        stderr = stderr as TerminalSafeWriter ?? new TerminalSafeWriter(stderr);
         var ui = new CliOutput(stdout, stderr, interactive) { In = stdin ?? Console.In };
         var root = new RootCommand("StepAudio2.Lab: inspect Step-Audio 2 checkpoints and prove a port equal to PyTorch, module by module.")
         {
@@ -34,7 +37,9 @@ public static class StepLabCli
             S2stCommand.Create(ui),
             QuantizeCommand.Create(ui),
         };
-        var parse = root.Parse(args);
+        // Response files off: System.CommandLine would otherwise replace any '@path' argument — a prompt, a --system
+        // text a script passes on — with that file's contents, leaking local files into the model input.
+        var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parse.Errors.Count > 0)
         {
             foreach (var message in CliErrors.Messages(parse, args)) stderr.WriteLine($"steplab: {message}");
@@ -57,6 +62,13 @@ public static class StepLabCli
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {
+            stderr.WriteLine($"steplab: {e.Message}");
+            return BadInput;
+        }
+        catch (IOException e)
+        {
+            // A full disk (ENOSPC), a read error, a directory where a file was meant: .NET's message names the path and
+            // the reason; the writers are atomic, so no partial output is left behind.
             stderr.WriteLine($"steplab: {e.Message}");
             return BadInput;
         }

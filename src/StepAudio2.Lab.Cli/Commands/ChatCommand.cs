@@ -2,6 +2,7 @@ using System.CommandLine;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Conversations;
 using StepAudio2.Lab.Generation;
+using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
 using StepAudio2.Lab.Tools;
@@ -113,7 +114,17 @@ public static class ChatCommand
                 ui.Out.WriteLine("(history cleared)");
                 continue;
             }
-            var user = ParseUserLine(line);
+            ChatMessage user;
+            try
+            {
+                user = ParseUserLine(line);
+            }
+            catch (Exception e) when (e is LabDataException or IOException or UnauthorizedAccessException or ArgumentException)
+            {
+                // A mistyped /audio path must not end the session and lose its history.
+                ui.Out.WriteLine($"(not sent: {e.Message}; the history is unchanged)");
+                continue;
+            }
             var ct = cancelKey?.BeginTurn() ?? CancellationToken.None;
             try
             {
@@ -143,6 +154,10 @@ public static class ChatCommand
                     Stats(ui, settings, "", reply);
                 }
             }
+            catch (ContextLengthException e)
+            {
+                ui.Out.WriteLine($"(not sent: {e.Message}; the history is unchanged)");
+            }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 printer.EndLine();
@@ -154,8 +169,10 @@ public static class ChatCommand
 
     private static ChatMessage ParseUserLine(string line)
     {
+        if (line.Trim() == "/audio") throw new ArgumentException("/audio needs a file: /audio PATH [text]");
         if (!line.StartsWith("/audio ", StringComparison.Ordinal)) return ChatMessage.User(line);
         var parts = line[7..].Trim().Split(' ', 2);
+        if (parts[0].Length == 0) throw new ArgumentException("/audio needs a file: /audio PATH [text]");
         var items = new List<ContentItem>();
         if (parts.Length > 1) items.Add(new TextItem(parts[1]));
         items.Add(new AudioItem(AudioInput.Load16k(parts[0]), parts[0]));

@@ -73,13 +73,29 @@ public static class CompareCommand
         }
     }
 
+    private static ITensorSource OpenPrintable(string path, out IReadOnlyList<string>? order)
+    {
+        var raw = TensorFiles.Open(path);
+        try
+        {
+            order = DumpFile.ExecutionOrder(raw)?.Select(Printable.Escape).ToList();
+            return PrintableNameSource.Wrap(raw);
+        }
+        catch
+        {
+            raw.Dispose();
+            throw;
+        }
+    }
+
     public static int Run(string candidatePath, string referencePath, Tolerance tolerance, bool json, bool requireAll,
         IReadOnlyList<string> include, IReadOnlyList<string> exclude, IReadOnlyList<ToleranceOverride> overrides, CliOutput ui,
         bool useDefaultRules = true)
     {
-        using var candidate = TensorFiles.Open(candidatePath);
-        using var reference = TensorFiles.Open(referencePath);
-        var order = DumpFile.ExecutionOrder(reference);
+        // Names are escaped for display (PrintableNameSource): the table prints them, and a control character from the
+        // file must not reach the terminal. Both sides escape alike, so matching by name is unchanged.
+        using var candidate = OpenPrintable(candidatePath, out _);
+        using var reference = OpenPrintable(referencePath, out var order);
         var result = ui.WithProgress("comparing", progress => DumpComparer.Compare(candidate, reference, new CompareOptions
         {
             Tolerance = tolerance,

@@ -36,7 +36,7 @@ public static class FeaturesCommand
             throw new ArgumentException($"unknown --kind '{kind}'; expected one of {string.Join(", ", Kinds)}");
         string ext = DumpOutput.Check(output);
 
-        var features = Compute(AudioFile.Read(audioPath), kind, audioPath);
+        var features = Compute(AudioFile.RequireSamples(AudioFile.Read(audioPath), audioPath), kind, audioPath);
         string name = $"features.{kind}";
         switch (ext)
         {

@@ -83,10 +83,11 @@ public static class InspectCommand
         int nameWidth = Math.Min(64, tensors.Count == 0 ? 4 : tensors.Max(t => t.Name.Length));
         foreach (var t in tensors)
         {
+            string name = Printable.Escape(t.Name); // names come from the file: a line feed would forge a row
             string dtype = t.IsResolved ? t.DType.ShortName() : "?";
             string shape = t.IsResolved ? Tensor.ShapeString(t.Shape) : "?";
             string bytes = t.IsResolved ? FormatBytes(t.ByteLength) : "(shard missing)";
-            o.WriteLine($"  {t.Name.PadRight(nameWidth)}  {dtype,-5} {shape,-22} {bytes,12}{(showFile ? "  " + Path.GetFileName(t.File) : "")}");
+            o.WriteLine($"  {name.PadRight(nameWidth)}  {dtype,-5} {shape,-22} {bytes,12}{(showFile ? "  " + Path.GetFileName(t.File) : "")}");
         }
         o.WriteLine($"total: {resolved.Count} tensors resolved, {FormatBytes(totalBytes)}");
         foreach (var d in byDtype) o.WriteLine($"  {d.DType.ShortName(),-5} {d.Count,6} tensors {d.Elements,16:N0} elements {FormatBytes(d.Bytes),12}");
@@ -95,9 +96,9 @@ public static class InspectCommand
             o.WriteLine($"index: {report.IndexPath}");
             if (report.DeclaredTotalSize is long declared)
                 o.WriteLine($"  total_size {declared:N0} bytes declared{(report.ComputedTotalSize is long c ? $", {c:N0} found" : "")}{(report.TotalSizeMatches == false ? "  MISMATCH" : "")}");
-            foreach (var m in report.MissingShards) o.WriteLine($"  missing shard: {m.Shard} ({m.Tensors.Count} tensors)");
-            foreach (var e in report.NotInShard) o.WriteLine($"  in index but not in {e.Shard}: {e.Name}");
-            foreach (var e in report.NotInIndex) o.WriteLine($"  in {Path.GetFileName(e.File)} but not in the index: {e.Name}");
+            foreach (var m in report.MissingShards) o.WriteLine($"  missing shard: {Printable.Escape(m.Shard)} ({m.Tensors.Count} tensors)");
+            foreach (var e in report.NotInShard) o.WriteLine($"  in index but not in {Printable.Escape(e.Shard)}: {Printable.Escape(e.Name)}");
+            foreach (var e in report.NotInIndex) o.WriteLine($"  in {Printable.Escape(Path.GetFileName(e.File))} but not in the index: {Printable.Escape(e.Name)}");
             o.WriteLine(complete ? "  index and shards agree" : "  checkpoint is INCOMPLETE");
         }
         return complete ? StepLabCli.Ok : StepLabCli.Failed;

@@ -74,7 +74,7 @@ public static class ReportCommand
         var sections = BuildSections(r, wav, prompt.Audio!, trace, tok, prompt.Ids, generated, alternatives);
         if (comparison is not null) sections.Add(new ReportSection("parity", "Parity against the reference", paritySection));
         var html = ReportPage.Render($"steplab report: {Path.GetFileName(r.Audio)} through {Path.GetFileName(Path.GetFullPath(r.Model).TrimEnd('/'))}", sections, plotly);
-        File.WriteAllText(r.Output, html, new UTF8Encoding(false));
+        AtomicFile.Write(r.Output, s => { using var w = new StreamWriter(s, new UTF8Encoding(false), leaveOpen: true); w.Write(html); });
 
         ui.Out.WriteLine($"prompt {prompt.Ids.Length} ids, {generated.Count} generated: {tok.Decode(generated.Where(g => g < StepAudioTokenizer.AudioStart && g != StepAudioTokenizer.Eot).ToArray())}");
         ui.Out.WriteLine($"{trace.Count} activations; report written to {r.Output} ({html.Length / 1024} KiB)");

@@ -102,8 +102,8 @@ internal static class AiffReader
         int bits = BinaryPrimitives.ReadInt16BigEndian(c[6..]);
         if (channels <= 0) throw new AudioFormatException(path, $"COMM declares {channels} channels", "COMM", body);
         double rate = Extended80ToDouble(c.Slice(8, 10));
-        if (!(rate >= 1 && rate <= AudioFile.MaxSampleRate)) // also rejects NaN
-            throw new AudioFormatException(path, $"implausible sample rate {rate} Hz (accepted: 1…{AudioFile.MaxSampleRate})", "COMM", body + 8);
+        if (!(rate >= AudioFile.MinSampleRate && rate <= AudioFile.MaxSampleRate)) // also rejects NaN
+            throw new AudioFormatException(path, $"implausible sample rate {rate} Hz ({AudioFile.SampleRateRange})", "COMM", body + 8);
 
         string codec = "NONE", codecName = "not compressed";
         if (aifc)

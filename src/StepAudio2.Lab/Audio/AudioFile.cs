@@ -6,8 +6,25 @@ namespace StepAudio2.Lab.Audio;
 /// <summary>Reads WAV (RIFF, RF64), AIFF and AIFF-C files into <see cref="AudioClip"/>s, recognising the container by its magic bytes.</summary>
 public static class AudioFile
 {
-    /// <summary>Highest sample rate we believe (Hz). Anything above is treated as a corrupt header, not as audio.</summary>
-    public const int MaxSampleRate = 4_000_000;
+    /// <summary>
+    /// Lowest sample rate accepted (Hz). Below it a header is corrupt or hostile, not audio: resampling a 1 Hz file to
+    /// 16/24 kHz would multiply its size by up to 24 000 (a 10 KB file → GBs). With this floor, every resampled signal
+    /// is at most 24 kHz / 1 kHz = 24× its input, i.e. bounded by the input's duration.
+    /// </summary>
+    public const int MinSampleRate = 1_000;
+
+    /// <summary>Highest sample rate accepted (Hz): 768 kHz, the highest rate audio interfaces offer. Anything above is treated as a corrupt header.</summary>
+    public const int MaxSampleRate = 768_000;
+
+    /// <summary>The accepted range as messages print it.</summary>
+    internal static string SampleRateRange => $"accepted: {MinSampleRate}…{MaxSampleRate} Hz";
+
+    /// <summary>
+    /// Refuses a clip with no samples: every consumer (mel, features, prompts, chat) needs at least one, and an empty mel
+    /// would otherwise pass as a result.
+    /// </summary>
+    public static AudioClip RequireSamples(AudioClip clip, string path) =>
+        clip.Frames > 0 ? clip : throw new AudioFormatException(path, "audio holds no samples (0 frames)", key: "data");
 
     /// <summary>
     /// Decodes a file to float32 with torchaudio's scaling (int16/32768, int24/2^23, int32/2^31, WAV uint8 (x−128)/128,
@@ -17,9 +34,25 @@ public static class AudioFile
     public static AudioClip Read(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (Directory.Exists(path)) throw new AudioFormatException(path, "is a directory, not an audio file");
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
-        return Read(fs, path);
+        if (fs.CanSeek) return Read(fs, path);
+        // A pipe (<(…), /dev/stdin): the readers seek between chunks, so the stream is buffered whole, within a bound.
+        var ms = new MemoryStream();
+        var buf = new byte[1 << 16];
+        int n;
+        while ((n = fs.Read(buf)) > 0)
+        {
+            if (ms.Length + n > MaxStreamBytes)
+                throw new AudioFormatException(path, $"piped audio is longer than {MaxStreamBytes >> 20} MiB; give a regular file instead");
+            ms.Write(buf, 0, n);
+        }
+        ms.Position = 0;
+        return Read(ms, path);
     }
+
+    /// <summary>Most bytes buffered from a non-seekable source (a pipe): 1 GiB, about 93 minutes of 48 kHz stereo float32.</summary>
+    public const long MaxStreamBytes = 1L << 30;
 
     /// <summary>Decodes from a seekable stream; <paramref name="sourceName"/> names the source in errors and in <see cref="AudioClip.SourcePath"/>.</summary>
     public static AudioClip Read(Stream stream, string sourceName)

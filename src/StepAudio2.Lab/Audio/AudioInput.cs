@@ -34,7 +34,8 @@ public sealed record PreparedAudio(IReadOnlyList<float[]> Chunks, IReadOnlyList<
 public static class AudioInput
 {
     /// <summary>Channel 0 of <paramref name="path"/> as float32 at 16 kHz (the official <c>load_audio</c>).</summary>
-    public static float[] Load16k(string path) => To16k(AudioFile.Read(path));
+    /// <remarks>A file with no samples is bad input (<see cref="AudioFile.RequireSamples"/>).</remarks>
+    public static float[] Load16k(string path) => To16k(AudioFile.RequireSamples(AudioFile.Read(path), path));
 
     public static float[] To16k(AudioClip clip)
     {

@@ -133,8 +133,12 @@ public static class Resampler
         ArgumentOutOfRangeException.ThrowIfNegative(inputLength);
         if (fromRate == toRate) return inputLength;
         int g = ResampleKernel.Gcd(fromRate, toRate);
-        long n = (long)Math.Ceiling((double)((long)(toRate / g) * inputLength) / (fromRate / g));
-        return checked((int)n);
+        double n = Math.Ceiling((double)((long)(toRate / g) * inputLength) / (fromRate / g));
+        // A typed refusal rather than an OverflowException: the output must fit one .NET array.
+        if (n > Array.MaxLength)
+            throw new ArgumentException(
+                $"resampling {inputLength} samples from {fromRate} to {toRate} Hz would give {n:0} samples, more than one array holds ({Array.MaxLength})");
+        return (int)n;
     }
 
     // One long loop per call: skip tier-0 JIT so the first call is already fast.

@@ -36,9 +36,33 @@ internal static class SampleDecoder
                     offset: dataOffset + (long)done * frameBytes, inner: e);
             }
             Decode(span, enc, channels, dst, done, n);
+            if (enc is SampleEncoding.Float32LE or SampleEncoding.Float32BE or SampleEncoding.Float64LE or SampleEncoding.Float64BE)
+                RefuseNonFinite(path, dst, done, n, dataOffset, frameBytes, bps);
             done += n;
         }
         return dst;
+    }
+
+    /// <summary>
+    /// NaN/±Inf samples (only float encodings can hold them) are bad input: they would flow through the resampler and
+    /// the mel into an all-NaN result that looks like a success.
+    /// </summary>
+    private static void RefuseNonFinite(string path, float[][] dst, int start, int count, long dataOffset, int frameBytes, int bps)
+    {
+        for (int c = 0; c < dst.Length; c++)
+        {
+            var d = dst[c].AsSpan(start, count);
+            // A double beyond float range also lands here (as ±Inf after narrowing).
+            if (System.Numerics.Tensors.TensorPrimitives.Sum(d) is var sum && float.IsFinite(sum * 0f)) continue;
+            for (int i = 0; i < d.Length; i++)
+            {
+                if (float.IsFinite(d[i])) continue;
+                long frame = start + (long)i;
+                throw new AudioFormatException(path,
+                    $"sample {frame} of channel {c} is {(float.IsNaN(d[i]) ? "NaN" : d[i] > 0 ? "+Inf" : "-Inf")} (or out of float32 range); non-finite audio is not accepted",
+                    key: "data", offset: dataOffset + frame * frameBytes + (long)c * bps);
+            }
+        }
     }
 
     /// <summary>Decodes <paramref name="count"/> interleaved frames into <c>dst[c][start..start+count]</c>.</summary>

@@ -123,8 +123,8 @@ internal static class WavReader
         int? validBits = null;
 
         if (channels == 0) throw new AudioFormatException(path, "fmt chunk declares 0 channels", "fmt ", body + 2);
-        if (rate < 1 || rate > AudioFile.MaxSampleRate)
-            throw new AudioFormatException(path, $"implausible sample rate {rate} Hz (accepted: 1…{AudioFile.MaxSampleRate})", "fmt ", body + 4);
+        if (rate < AudioFile.MinSampleRate || rate > AudioFile.MaxSampleRate)
+            throw new AudioFormatException(path, $"implausible sample rate {rate} Hz ({AudioFile.SampleRateRange})", "fmt ", body + 4);
 
         if (tag == WaveFormatExtensible)
         {

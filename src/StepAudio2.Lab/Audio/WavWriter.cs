@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using StepAudio2.Lab.IO;
 
 namespace StepAudio2.Lab.Audio;
 
@@ -20,15 +21,17 @@ public static class WavWriter
     public static void Write(string path, AudioClip clip, WavSampleFormat format = WavSampleFormat.Float32)
     {
         ArgumentNullException.ThrowIfNull(clip);
-        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-        Write(fs, clip, format);
+        using var f = AtomicFile.Create(path); // a full disk leaves no truncated WAV behind
+        Write(f.Stream, clip, format);
+        f.Commit();
     }
 
     /// <summary>Writes a mono signal.</summary>
     public static void Write(string path, ReadOnlySpan<float> mono, int sampleRate, WavSampleFormat format = WavSampleFormat.Float32)
     {
-        using var fs = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-        Write(fs, mono, channels: 1, sampleRate, format);
+        using var f = AtomicFile.Create(path);
+        Write(f.Stream, mono, channels: 1, sampleRate, format);
+        f.Commit();
     }
 
     /// <summary>Writes every channel of <paramref name="clip"/> to a stream (left open).</summary>

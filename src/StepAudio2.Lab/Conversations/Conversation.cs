@@ -204,6 +204,7 @@ public sealed class Conversation
         public int LastPrefilled { get; private set; }
         public float[] LastPrefillLogits { get; private set; } = [];
         public int VocabSize => model.Config.Text.VocabSize;
+        public int? ContextLength => model.Config.Text.MaxPositionEmbeddings;
 
         public void Reset()
         {

@@ -55,6 +55,14 @@ public sealed class Generator
         options.Validate();
         if (options.StopStrings.Count > 0 && decoder is null)
             throw new ArgumentException("StopStrings need a token decoder to match decoded text", nameof(decoder));
+        if (Source.ContextLength is int context)
+        {
+            // The model's positions end at max_position_embeddings: a longer prompt is refused with the numbers, and
+            // generation stops there (StopReason MaxTokens) instead of running past what RoPE was trained for.
+            if (promptIds.Count >= context)
+                throw new ContextLengthException(promptIds.Count, context);
+            if (options.MaxNewTokens > context - promptIds.Count) options = options with { MaxNewTokens = context - promptIds.Count };
+        }
         if (Interlocked.Exchange(ref _busy, 1) != 0)
             throw new InvalidOperationException("this generator is already running a generation");
         try
@@ -155,4 +163,13 @@ public sealed class Generator
         }
         return new StepAlternatives(chosen, probs[chosen], ids, values);
     }
+}
+
+/// <summary>A prompt that does not fit the model's context (<c>max_position_embeddings</c>).</summary>
+public sealed class ContextLengthException(int promptTokens, int contextLength)
+    : ArgumentException($"the prompt is {promptTokens} tokens, but the model's context holds {contextLength} (max_position_embeddings) " +
+        "including at least one generated token; shorten the input (in chat: /reset the history)")
+{
+    public int PromptTokens { get; } = promptTokens;
+    public int ContextLength { get; } = contextLength;
 }

@@ -18,6 +18,12 @@ public interface ILogitsSource
 
     /// <summary>Feeds <paramref name="id"/> at the next position and returns the logits that follow it.</summary>
     float[] Step(int id);
+
+    /// <summary>
+    /// Most positions the model can attend over (<c>max_position_embeddings</c>), or null when unbounded (test sources).
+    /// The generator refuses a longer prompt and stops generating when the sequence reaches it.
+    /// </summary>
+    int? ContextLength => null;
 }
 
 /// <summary>
@@ -44,6 +50,7 @@ public sealed class StepAudio2LogitsSource(StepAudio2Model model) : ILogitsSourc
     private int _position;
 
     public int VocabSize => _model.Config.Text.VocabSize;
+    public int? ContextLength => _model.Config.Text.MaxPositionEmbeddings;
 
     /// <summary>When set, the prefill records <c>model.*</c> and <c>lm_head.last</c> activations into this trace.</summary>
     public Tracing.Trace? PrefillTrace { get; set; }

@@ -27,7 +27,7 @@ public class LabDataException : Exception
     private static string Compose(string file, string fault, string? key, long? offset)
     {
         var where = file;
-        if (key is not null) where += $" [{key}]";
+        if (key is not null) where += $" [{Printable.Escape(key)}]"; // keys come from files: no line breaks or escapes
         if (offset is not null) where += $" @ byte {offset}";
         return $"{where}: {fault}";
     }

@@ -14,7 +14,13 @@ public static class TensorFiles
         if (!File.Exists(path)) throw new FileNotFoundException($"no such file or folder: {path}", path);
         Span<byte> head = stackalloc byte[8];
         int n;
-        using (var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read)) n = f.ReadAtLeast(head, 8, throwOnEndOfStream: false);
+        using (var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        {
+            // Sniffing a pipe would consume its first bytes, and the readers map the file: refuse rather than misread.
+            if (!f.CanSeek)
+                throw new LabDataException(path, "is a pipe or other non-seekable stream; tensor files are memory-mapped, so save it to a regular file first");
+            n = f.ReadAtLeast(head, 8, throwOnEndOfStream: false);
+        }
         head = head[..n];
         // Not "\x93NUMPY"u8: that literal UTF-8-encodes U+0093 as two bytes (C2 93) and never matches a .npy file.
         if (head.StartsWith((ReadOnlySpan<byte>)[0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'])) return "npy";

@@ -71,14 +71,15 @@ public sealed class ShardedCheckpoint : ITensorSource
 
     private readonly Dictionary<string, SafetensorsFile> _shards; // present shards by file name
     private readonly Dictionary<string, IndexEntry> _byName;
-    private readonly IReadOnlyList<(string Name, string Shard)> _weightMap;
+    private readonly ILookup<string, string> _namesByShard; // index order within each shard
 
     private ShardedCheckpoint(string folder, string? indexPath, long? totalSize, List<(string Name, string Shard)> weightMap, Dictionary<string, SafetensorsFile> shards)
     {
         Path = folder;
         IndexPath = indexPath;
         DeclaredTotalSize = totalSize;
-        _weightMap = weightMap;
+        // One grouping pass: filtering the map once per shard was O(shards × tensors), minutes for an index of 100 k shards.
+        _namesByShard = weightMap.ToLookup(w => w.Shard, w => w.Name, StringComparer.Ordinal);
         _shards = shards;
         ShardNames = weightMap.Select(w => w.Shard).Distinct().Order(StringComparer.Ordinal).ToArray();
         MissingShards = ShardNames.Where(s => !shards.ContainsKey(s)).ToArray();
@@ -87,8 +88,7 @@ public sealed class ShardedCheckpoint : ITensorSource
         var entries = new List<IndexEntry>(weightMap.Count);
         foreach (string shard in ShardNames)
         {
-            var mine = weightMap.Where(w => w.Shard == shard).Select(w => w.Name).ToList();
-            string shardPath = ShardPath(shard);
+            var mine = _namesByShard[shard].ToList();
             if (shards.TryGetValue(shard, out var file))
             {
                 var wanted = mine.ToHashSet(StringComparer.Ordinal);
@@ -175,7 +175,7 @@ public sealed class ShardedCheckpoint : ITensorSource
     public CheckpointReport Verify()
     {
         var missing = MissingShards
-            .Select(s => new MissingShard(s, ShardPath(s), _weightMap.Where(w => w.Shard == s).Select(w => w.Name).ToArray()))
+            .Select(s => new MissingShard(s, ShardPath(s), _namesByShard[s].ToArray()))
             .ToArray();
         var notInShard = Entries.Where(e => e.Info is null && _shards.ContainsKey(e.Shard)).ToArray();
         var notInIndex = new List<TensorInfo>();

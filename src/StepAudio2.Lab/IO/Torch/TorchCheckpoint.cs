@@ -19,6 +19,13 @@ public sealed class TorchCheckpoint : ITensorSource
     /// <summary>Largest <c>data.pkl</c> accepted (real state dicts have pickles of a few hundred KB).</summary>
     public const long MaxPickleBytes = 256L << 20;
     private const int MaxDepth = 64;
+
+    /// <summary>
+    /// Most containers, leaves and tensor entries the flattener visits. Memo-shared containers (a "billion laughs" pickle)
+    /// are re-walked under every name that reaches them, so a few hundred bytes can name 2^60 entries; the depth cap
+    /// does not bound width. Real state dicts visit a few thousand (flow.pt: ~1 500).
+    /// </summary>
+    public const int MaxFlattenedItems = 1_000_000;
     private const int MaxRank = 64;
 
     private readonly MappedFileStorage _file;
@@ -268,6 +275,15 @@ public sealed class TorchCheckpoint : ITensorSource
         private readonly HashSet<object> _onPath = new(ReferenceEqualityComparer.Instance);
         private readonly Dictionary<object, int> _firstTensor = new(ReferenceEqualityComparer.Instance);
         private readonly HashSet<string> _names = new(StringComparer.Ordinal);
+        private int _work;
+
+        /// <summary>One more visited item; beyond <see cref="MaxFlattenedItems"/> the pickle is refused.</summary>
+        private void Count(string name)
+        {
+            if (++_work > MaxFlattenedItems)
+                throw new TorchCheckpointException(path,
+                    $"pickle expands to more than {MaxFlattenedItems:N0} entries (shared or repeated containers); refusing to flatten it", name.Length > 0 ? name : null);
+        }
 
         public List<(string Name, TensorRebuild Rebuild)> Tensors { get; } = [];
         public Dictionary<string, object?> Metadata { get; } = new(StringComparer.Ordinal);
@@ -275,6 +291,7 @@ public sealed class TorchCheckpoint : ITensorSource
         public void Visit(object? value, string name, int depth)
         {
             if (depth > MaxDepth) throw new TorchCheckpointException(path, $"containers nested deeper than {MaxDepth} levels (or cyclic)", name);
+            Count(name);
             switch (value)
             {
                 case TensorRebuild r:
@@ -328,6 +345,7 @@ public sealed class TorchCheckpoint : ITensorSource
         private object? Plain(object? value, string name, int depth)
         {
             if (depth > MaxDepth) throw new TorchCheckpointException(path, $"containers nested deeper than {MaxDepth} levels (or cyclic)", name);
+            Count(name);
             return value switch
             {
                 null or bool or string or double or long or byte[] or BigInteger => value,

@@ -60,6 +60,8 @@ public static class SpeechCodes
     public static int[] Load(string path, string? key = null)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"no such codes file: {path}", path);
+        var fromPipe = ReadIfStream(path);
+        if (fromPipe is not null) return LoadFromBytes(path, fromPipe, key);
         string format;
         try
         {
@@ -101,6 +103,71 @@ public static class SpeechCodes
         var codes = new int[values.Length];
         for (int i = 0; i < values.Length; i++) codes[i] = Check(values[i], i, path, name);
         return codes;
+    }
+
+    /// <summary>Most bytes read from a pipe (a text list of 10 minutes of codes is ~75 KB; an .npy of them ~120 KB).</summary>
+    public const int MaxStreamBytes = 64 << 20;
+
+    /// <summary>
+    /// The whole content of a pipe, FIFO or character device (<c>--codes-file &lt;(…)</c>, <c>/dev/stdin</c>), read once and
+    /// bounded; null for a regular (seekable) file. A pipe must be opened only once: sniffing its first bytes and reopening
+    /// lost them (a pipe of "100 200 300 400 500" gave 3 codes) or blocked on a writer that had gone.
+    /// </summary>
+    private static byte[]? ReadIfStream(string path)
+    {
+        FileStream fs;
+        try
+        {
+            fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+        }
+        catch (IOException)
+        {
+            return null; // let the normal path report it
+        }
+        using (fs)
+        {
+            if (fs.CanSeek) return null;
+            var ms = new MemoryStream();
+            var buf = new byte[81920];
+            int n;
+            while ((n = fs.Read(buf)) > 0)
+            {
+                if (ms.Length + n > MaxStreamBytes)
+                    throw new LabDataException(path, $"stream is longer than {MaxStreamBytes} bytes; a codes file is far smaller");
+                ms.Write(buf, 0, n);
+            }
+            return ms.ToArray();
+        }
+    }
+
+    /// <summary>Codes from bytes already read (a pipe): sniffed in memory; binary formats spilled to a temporary file for their mapped readers.</summary>
+    private static int[] LoadFromBytes(string path, byte[] bytes, string? key)
+    {
+        bool npy = bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y']);
+        bool zip = bytes.AsSpan().StartsWith("PK\x03\x04"u8);
+        bool safetensors = bytes.Length >= 8 && BitConverter.ToUInt64(bytes, 0) is > 1 and < 100_000_000 && bytes.Length > 8 && bytes[8] == (byte)'{';
+        if (!(npy || zip || safetensors))
+        {
+            if (Array.IndexOf(bytes, (byte)0) >= 0) throw new LabDataException(path, "is neither a text list of codes nor a .npy/safetensors file");
+            return Parse(System.Text.Encoding.UTF8.GetString(bytes), path);
+        }
+        string temp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"steplab-codes-{Guid.NewGuid():N}{(npy ? ".npy" : zip ? ".npz" : ".safetensors")}");
+        try
+        {
+            File.WriteAllBytes(temp, bytes);
+            try
+            {
+                return Load(temp, key);
+            }
+            catch (LabDataException e) when (e.FilePath == temp)
+            {
+                throw new LabDataException(path, e.Fault, e.Key, e.ByteOffset, e);
+            }
+        }
+        finally
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+        }
     }
 
     private static int Check(long v, int index, string source, string? key = null)

@@ -99,7 +99,7 @@ public sealed class VoicePrompt : IDisposable
         if (!info.Exists) throw new FileNotFoundException($"no such voice prompt: {path}", path);
         string key = $"{full}|{info.Length}|{info.LastWriteTimeUtc.Ticks}|{ModelIdentity(Tokenizer.FilePath)}|{ModelIdentity(CampPlus.FilePath)}";
 
-        var features = _memory.GetOrAdd(key, k => ReadDiskCache(k, full) ?? WriteDiskCache(k, Compute(AudioFile.Read(full), full)));
+        var features = _memory.GetOrAdd(key, k => ReadDiskCache(k, full) ?? WriteDiskCache(k, Compute(AudioFile.RequireSamples(AudioFile.Read(full), full), full)));
         if (trace is not null) features.RecordInto(trace);
         return features;
     }

@@ -1,0 +1,50 @@
+using StepAudio2.Lab.Cli;
+
+namespace StepAudio2.Lab.Tests.Hostile;
+
+/// <summary>
+/// <c>steplab chat</c> on the tiny checkpoint (max_position_embeddings 16 384) with a careless user: an over-long turn and
+/// mistyped <c>/audio</c> lines are reported and the session goes on with its history intact.
+/// </summary>
+public sealed class HostileChatTests
+{
+    private static (int Code, string Out, string Err) Chat(string input)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = StepLabCli.Run(["chat", "--model", Path.Combine(TestPaths.ReferenceData, "tiny"), "--tokenizer", TestPaths.SharedModel,
+            "--greedy", "--max-tokens", "2"], o, e, stdin: new StringReader(input));
+        return (code, o.ToString(), e.ToString());
+    }
+
+    [Fact]
+    public void A_turn_beyond_the_context_is_refused_with_the_numbers_and_the_session_continues()
+    {
+        string huge = string.Concat(Enumerable.Repeat(" a", 17_000));
+        var (code, stdout, stderr) = Chat($"hello\n{huge}\nagain\n/quit\n");
+        Assert.True(code == StepLabCli.Ok, stderr);
+        Assert.Contains("(not sent: the prompt is", stdout);
+        Assert.Contains("holds 16384 (max_position_embeddings)", stdout);
+        Assert.Equal(2, stdout.Split("assistant> ").Length - 1); // "hello" and "again" were answered
+        Assert.Contains("reused", stderr);
+    }
+
+    [Fact]
+    public void Mistyped_audio_lines_are_reported_and_the_session_continues()
+    {
+        using var dir = TestPaths.Temp();
+        var (code, stdout, stderr) = Chat($"hello\n/audio {dir.File("missing.wav")}\n/audio \n/audio {dir.Path}\nagain\n/quit\n");
+        Assert.True(code == StepLabCli.Ok, stderr);
+        var notSent = stdout.Split('\n').Where(l => l.StartsWith("(not sent: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, notSent.Count);
+        Assert.Contains("missing.wav", notSent[0]);
+        Assert.Contains("/audio needs a file", notSent[1]);
+        Assert.Contains("is a directory", notSent[2]);
+        Assert.DoesNotContain("Access", stdout);
+        Assert.Equal(2, stdout.Split("assistant> ").Length - 1);
+        // The second answered turn reused the first exchange from the cache: the history survived the errors.
+        var stats = stderr.Split('\n').Where(l => l.Contains("reused", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, stats.Count);
+        Assert.DoesNotContain("reused 0 from", stats[1]);
+    }
+}
