@@ -86,13 +86,28 @@ public static partial class CheckpointQuantizer
     private static IEnumerable<KeyValuePair<string, QuantizationSpec?>> ReadRecipe(string file)
     {
         if (!File.Exists(file)) throw new ArgumentException($"--recipe: '{file}' is neither {string.Join(", ", BuiltInRecipes)} nor an existing JSON file");
-        using var doc = JsonDocument.Parse(File.ReadAllText(file));
-        var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object) throw new ConfigException(file, "a recipe is a JSON object of module path → {\"bits\", \"group_size\"} | false");
-        // reuse the config reader: a recipe is a "quantization" object without defaults
-        var wrapped = JsonDocument.Parse($"{{\"quantization\": {{\"bits\": 4, \"group_size\": 64, {string.Join(", ", root.EnumerateObject().Select(p => JsonSerializer.Serialize(p.Name) + ": " + p.Value.GetRawText()))}}}}}");
-        var cfg = QuantizationConfig.FromConfigRoot(wrapped.RootElement, file)!;
-        return cfg.Overrides.ToList();
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllText(file));
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException(file, $"not valid JSON: {e.Message}", inner: e);
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new ConfigException(file, "a recipe is a JSON object of module path → {\"bits\", \"group_size\"} | false");
+            foreach (var p in root.EnumerateObject())
+                if (p.Name is "bits" or "group_size" or "mode")
+                    throw new ConfigException(file, "a recipe lists modules only; --bits and --group-size set the default", p.Name);
+            // the entries are read by the config reader, as a "quantization" object around them
+            var wrapped = new JsonObject { ["bits"] = 4, ["group_size"] = 64 };
+            foreach (var p in root.EnumerateObject()) wrapped[p.Name] = JsonNode.Parse(p.Value.GetRawText());
+            using var config = JsonDocument.Parse(new JsonObject { ["quantization"] = wrapped }.ToJsonString());
+            return QuantizationConfig.FromConfigRoot(config.RootElement, file)!.Overrides.ToList();
+        }
     }
 
     /// <summary>Quantizes the checkpoint in <paramref name="modelDir"/> into <paramref name="outDir"/> (absent or empty).</summary>

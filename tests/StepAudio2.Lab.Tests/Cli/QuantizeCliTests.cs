@@ -118,6 +118,12 @@ public sealed class QuantizeCliTests
         Assert.Equal(StepLabCli.BadInput, Run("quantize", "--model", Tiny, "--bits", "4", "--group-size", "48", "--out", Path.Combine(dir.Path, "b")).Code);
         Assert.Equal(StepLabCli.BadInput, Run("quantize", "--model", Path.Combine(dir.Path, "none"), "--bits", "4", "--out", Path.Combine(dir.Path, "c")).Code);
         Assert.Equal(StepLabCli.BadInput, Run("quantize", "--model", Tiny, "--bits", "4", "--recipe", "nonsense", "--out", Path.Combine(dir.Path, "d")).Code);
+        File.WriteAllText(dir.File("bad.json"), "{\"lm_head\": {\"bits\": 8");
+        Assert.Equal(StepLabCli.BadInput, Run("quantize", "--model", Tiny, "--bits", "4", "--recipe", dir.File("bad.json"), "--out", Path.Combine(dir.Path, "f")).Code);
+        File.WriteAllText(dir.File("default.json"), "{\"bits\": 8}");
+        var (rc, _, rerr) = Run("quantize", "--model", Tiny, "--bits", "4", "--recipe", dir.File("default.json"), "--out", Path.Combine(dir.Path, "g"));
+        Assert.Equal(StepLabCli.BadInput, rc);
+        Assert.Contains("--bits", rerr);
         File.WriteAllText(dir.File("x.txt"), "occupied");
         var (code, _, err) = Run("quantize", "--model", Tiny, "--bits", "4", "--out", dir.Path);
         Assert.Equal(StepLabCli.BadInput, code);

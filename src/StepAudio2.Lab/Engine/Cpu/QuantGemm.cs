@@ -431,11 +431,24 @@ internal static unsafe class QuantGemm
                         w.ScalesOf(j0 + r, s, b);
                         DequantizeRow(w, w.Packed + (long)(j0 + r) * w.RowBytes, s, b, pp + (long)r * k, simd);
                     }
-                    if (simd) Gemm.SgemmNTOn(1, m, rows, k, a, lda, pp, k, c + j0, ldc, bias == null ? null : bias + j0);
+                    if (path >= QuantPath.Avx2) Gemm.SgemmNTOn(1, m, rows, k, a, lda, pp, k, c + j0, ldc, bias == null ? null : bias + j0);
+                    else if (path == QuantPath.Portable) PortablePanel(m, rows, k, a, lda, pp, c + j0, ldc, bias == null ? null : bias + j0);
                     else GemmScalar.NT<F32Rows>(m, rows, k, a, lda, (byte*)pp, k, c + j0, ldc, bias == null ? null : bias + j0, false);
                 }
             }
         });
+    }
+
+    /// <summary>C[m, rows] = A · panelᵀ by vectorised dot products (TensorPrimitives: Vector128 on SSE/NEON), for machines
+    /// where the packed f32 GEMM has no SIMD kernel; the panel tile stays in cache across the m rows of A.</summary>
+    private static void PortablePanel(int m, int rows, int k, float* a, int lda, float* panel, float* c, int ldc, float* bias)
+    {
+        for (int i = 0; i < m; i++)
+        {
+            var ai = new ReadOnlySpan<float>(a + (long)i * lda, k);
+            for (int r = 0; r < rows; r++)
+                c[(long)i * ldc + r] = System.Numerics.Tensors.TensorPrimitives.Dot(ai, new ReadOnlySpan<float>(panel + (long)r * k, k)) + (bias == null ? 0f : bias[r]);
+        }
     }
 
     /// <summary>One row, scale·q + bias as a float32 product then a float32 sum (the exact dequantised value, as
