@@ -55,14 +55,7 @@ public sealed class Generator
         options.Validate();
         if (options.StopStrings.Count > 0 && decoder is null)
             throw new ArgumentException("StopStrings need a token decoder to match decoded text", nameof(decoder));
-        if (Source.ContextLength is int context)
-        {
-            // The model's positions end at max_position_embeddings: a longer prompt is refused with the numbers, and
-            // generation stops there (StopReason MaxTokens) instead of running past what RoPE was trained for.
-            if (promptIds.Count >= context)
-                throw new ContextLengthException(promptIds.Count, context);
-            if (options.MaxNewTokens > context - promptIds.Count) options = options with { MaxNewTokens = context - promptIds.Count };
-        }
+        options = FitContext(promptIds.Count, options, Source.ContextLength);
         if (Interlocked.Exchange(ref _busy, 1) != 0)
             throw new InvalidOperationException("this generator is already running a generation");
         try
@@ -75,93 +68,33 @@ public sealed class Generator
         }
     }
 
+    /// <summary>
+    /// The model's positions end at max_position_embeddings: a longer prompt is refused with the numbers, and generation
+    /// stops there (StopReason MaxNewTokens) instead of running past what RoPE was trained for.
+    /// </summary>
+    internal static SamplingOptions FitContext(int promptTokens, SamplingOptions options, int? contextLength)
+    {
+        if (contextLength is not int context) return options;
+        if (promptTokens >= context) throw new ContextLengthException(promptTokens, context);
+        return options.MaxNewTokens > context - promptTokens ? options with { MaxNewTokens = context - promptTokens } : options;
+    }
+
     private IEnumerable<GenerationEvent> Loop(int[] prompt, SamplingOptions options, PromptAudio? audio, ITokenDecoder? decoder, CancellationToken ct)
     {
-        var processor = new LogitsProcessor(options);
-        var rng = options.DoSample ? (options.Seed is int seed ? new Random(seed) : new Random()) : null;
-        var stopIds = options.StopTokenIds.ToHashSet();
-        var text = decoder is null ? null : new IncrementalText(decoder, options.StopStrings);
-        var sequence = new List<int>(prompt.Length + Math.Min(options.MaxNewTokens, 4096));
-        sequence.AddRange(prompt);
-        var generated = new List<int>();
-        var alternatives = options.RecordAlternatives ? new List<StepAlternatives>() : null;
-        var scratch = new float[Source.VocabSize];
-        TimeSpan prefill = default, decode = default;
-        StopReason? reason = null;
-        string? matched = null;
-
+        var state = new GenerationState(prompt, options, decoder, Source.VocabSize);
         ct.ThrowIfCancellationRequested();
         var clock = Stopwatch.StartNew();
         var logits = Source.Prefill(prompt, audio);
-        for (int step = 0; ; step++)
+        while (true)
         {
-            if (step > 0)
-            {
-                ct.ThrowIfCancellationRequested();
-                clock.Restart();
-                logits = Source.Step(generated[^1]);
-            }
-            if (logits.Length != scratch.Length)
-                throw new InvalidOperationException($"the logits source returned {logits.Length} logits, its vocabulary has {scratch.Length}");
-            int id = processor.Next(logits, CollectionsMarshal.AsSpan(sequence), rng, scratch);
-            var alt = alternatives is null ? null : Alternatives(scratch, id, options);
-            if (step == 0) prefill = clock.Elapsed; else decode += clock.Elapsed;
-
-            generated.Add(id);
-            sequence.Add(id);
-            alternatives?.Add(alt!);
-            TokenKind kind = stopIds.Contains(id) ? TokenKind.Stop
-                : StepAudio2Tokens.IsText(id) ? TokenKind.Text
-                : StepAudio2Tokens.IsAudioCode(id) ? TokenKind.AudioCode : TokenKind.Marker;
-            if (kind == TokenKind.Stop) reason = StopReason.StopToken;
-            else if (kind == TokenKind.Text && text is not null && (matched = text.Append(id)) is not null) reason = StopReason.StopString;
-            else if (generated.Count >= options.MaxNewTokens) reason = StopReason.MaxNewTokens;
-
-            string delta = text?.TakeDelta(final: reason is not null) ?? "";
-            int? code = kind == TokenKind.AudioCode ? id - StepAudio2Tokens.FirstAudioCode : null;
-            yield return new TokenGenerated(step, id, kind, delta, code, alt);
-            if (reason is not null) break;
+            var e = state.Accept(logits, clock);
+            yield return e;
+            if (state.Done) break;
+            ct.ThrowIfCancellationRequested();
+            clock.Restart();
+            logits = Source.Step(e.Id);
         }
-
-        var ids = generated.ToArray();
-        var (textIds, audioCodes) = OutputSplitter.Split(ids, stopIds); // a final stop id only when one ended it
-        yield return new GenerationCompleted(new GenerationResult
-        {
-            PromptIds = prompt,
-            GeneratedIds = ids,
-            StopReason = reason!.Value,
-            MatchedStopString = matched,
-            TextIds = textIds,
-            AudioCodes = audioCodes,
-            Text = text?.Text,
-            Prefill = prefill,
-            Decode = decode,
-            Alternatives = alternatives,
-        });
-    }
-
-    /// <summary>Top ids of this step's distribution; <paramref name="scratch"/> holds probabilities (sampling) or scores (greedy).</summary>
-    private static StepAlternatives Alternatives(float[] scratch, int chosen, SamplingOptions options)
-    {
-        float[] probs = scratch;
-        if (!options.DoSample)
-        {
-            probs = (float[])scratch.Clone();
-            LogitsProcessor.Softmax(probs);
-        }
-        int k = Math.Min(options.AlternativesCount, probs.Length);
-        var ids = new int[k];
-        var values = new float[k];
-        int n = 0;
-        for (int i = 0; i < probs.Length; i++)
-        {
-            float p = probs[i];
-            if (n == k && !(p > values[k - 1])) continue; // ties keep the lower id already held
-            int j = n < k ? n++ : k - 1;
-            while (j > 0 && p > values[j - 1]) { values[j] = values[j - 1]; ids[j] = ids[j - 1]; j--; }
-            values[j] = p; ids[j] = i;
-        }
-        return new StepAlternatives(chosen, probs[chosen], ids, values);
+        yield return new GenerationCompleted(state.Result());
     }
 }
 

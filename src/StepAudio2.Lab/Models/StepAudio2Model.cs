@@ -75,10 +75,25 @@ public sealed class StepAudio2Model
     public Tensor LastLogits(Tensor hidden, int start, KvCache? cache, Trace? trace = null)
     {
         var h = Model.Forward(hidden, start, cache, trace);
-        if (trace is not null && trace.WantsExplicitly("lm_head")) trace.Record("lm_head", LmHead.Apply(h)); // [L, vocab]: large
+        if (trace is not null && trace.WantsExplicitly("lm_head")) // [1, L, vocab] as the official module returns it: large
+            trace.Record("lm_head", LmHead.Apply(h).Reshape(1, h.Shape[0], Config.Text.VocabSize));
         var last = h.Slice(0, h.Shape[0] - 1, 1).Contiguous();
         var logits = LmHead.Apply(last).Reshape(Config.Text.VocabSize);
         trace?.Record("lm_head.last", logits);
         return logits;
+    }
+
+    /// <summary>
+    /// One decoding step for several requests at once: request r feeds <paramref name="ids"/>[r] at position
+    /// <paramref name="positions"/>[r] with its own KV cache. The linear layers and lm_head see all requests as one
+    /// [m, D] batch, so every weight streams once per step; attention runs per request over its own cache.
+    /// </summary>
+    /// <returns>float32 logits [m, vocab].</returns>
+    public Tensor StepLogitsBatch(ReadOnlySpan<int> ids, ReadOnlySpan<int> positions, IReadOnlyList<KvCache> caches)
+    {
+        if (ids.Length != positions.Length || ids.Length != caches.Count)
+            throw new ArgumentException($"{ids.Length} ids, {positions.Length} positions and {caches.Count} caches: one each per request");
+        var h = Model.StepBatch(Model.Embed(ids), positions, caches);
+        return LmHead.Apply(h);
     }
 }

@@ -83,6 +83,32 @@ public sealed partial class StepAudio2Pipeline : IDisposable
             options ?? SamplingOptions.Greedy, trace);
 
     /// <summary>
+    /// Speech recognition of several files as one batch (official ASR prompt, greedy by default): each is encoded and
+    /// prefilled on its own, then decoded together, one batched forward per step (<see cref="BatchGenerator"/>), so the
+    /// decoder's weights stream once per step for all. Results in the order of <paramref name="audioPaths"/>, each equal
+    /// to what <see cref="Transcribe"/> gives it alone.
+    /// </summary>
+    public IReadOnlyList<ChatResult> TranscribeBatch(IReadOnlyList<string> audioPaths, SamplingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(audioPaths);
+        var prompts = new List<(Prompt Prompt, PromptAudio? Audio, TimeSpan AudioTime, TimeSpan EncoderTime)>();
+        foreach (var path in audioPaths)
+        {
+            var sw = Stopwatch.StartNew();
+            var prompt = PromptBuilder.Chat(Tokenizer, [ChatMessage.System(AsrSystemPrompt),
+                ChatMessage.User(new AudioItem(AudioInput.Load16k(path), path)), ChatMessage.AssistantPrompt()]);
+            var audioTime = sw.Elapsed;
+            sw.Restart();
+            var (features, lengths) = Model.EncodeAudio(prompt.Audio!.Batch.Mels, prompt.Audio.MelLengths);
+            prompts.Add((prompt, new PromptAudio(features, lengths), audioTime, sw.Elapsed));
+        }
+        var results = new BatchGenerator(Model).Generate(
+            prompts.Select(p => new BatchRequest(p.Prompt.Ids, p.Audio, options ?? SamplingOptions.Greedy)).ToList(), Decoder);
+        return results.Select((g, i) => new ChatResult(g.Text ?? Tokenizer.Decode(g.TextIds), g.TextIds, g.AudioCodes, g, prompts[i].Prompt,
+            new StageTimings(prompts[i].AudioTime, prompts[i].EncoderTime, g.Prefill, g.Decode), null)).ToList();
+    }
+
+    /// <summary>
     /// Speech translation: the audio with an instruction to translate into <paramref name="targetLanguage"/>
     /// (the official examples word this per task; the instruction here is ours), temperature 0.1 by default.
     /// </summary>

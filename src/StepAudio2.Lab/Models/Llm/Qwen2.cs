@@ -135,6 +135,29 @@ public sealed class Qwen2Attention
     }
 }
 
+/// <summary>Batched decoding steps (one new position per request, each with its own cache), used by <see cref="Qwen2Model.StepBatch"/>.</summary>
+public static class Qwen2BatchStep
+{
+    /// <param name="x">[1, m, D]: request r's new position is positions[r].</param>
+    public static Tensor Attention(Qwen2Attention a, TextConfig c, Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
+    {
+        int m = x.Shape[1], h = c.NumAttentionHeads, hkv = c.NumKeyValueHeads, hd = c.HeadDim;
+        var q = a.QProj.Forward(x);
+        var k = a.KProj.Forward(x);
+        var v = a.VProj.Forward(x);
+        var outs = new Tensor[m];
+        for (int r = 0; r < m; r++)
+        {
+            if (caches[r].Length != positions[r]) throw new InvalidOperationException($"request {r}: KV cache holds {caches[r].Length} positions, decoding at {positions[r]}");
+            var qr = Rope.Apply(q.Slice(1, r, 1).Reshape(h, 1, hd), positions[r], (float)c.RopeTheta);
+            var kr = Rope.Apply(k.Slice(1, r, 1).Reshape(hkv, 1, hd), positions[r], (float)c.RopeTheta);
+            var (kAll, vAll) = caches[r].Append(kr, v.Slice(1, r, 1).Reshape(hkv, 1, hd));
+            outs[r] = Ops.ScaledDotProductAttention(qr.Reshape(1, h, 1, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true).Reshape(1, 1, h * hd);
+        }
+        return a.OProj.Forward(m == 1 ? outs[0] : Ops.Concatenate(outs, axis: 1));
+    }
+}
+
 /// <summary>Rotate-half (GPT-NeoX) rotary embedding as HF Qwen2: inv_freq_i = θ^(−2i/hd) in float32, x·cos + rot(x)·sin.</summary>
 public static class Rope
 {
@@ -225,6 +248,13 @@ public sealed class Qwen2DecoderLayer(Weights w, string path, TextConfig c)
     public RmsNorm PostAttentionLayernorm { get; } = RmsNorm.Load(w, path + ".post_attention_layernorm", c.HiddenSize, (float)c.RmsNormEps);
     public Qwen2Mlp Mlp { get; } = new(w, path + ".mlp", c);
 
+    /// <summary>One decoding step for m requests (x [1, m, D]), each at its own position with its own cache.</summary>
+    public Tensor StepBatch(Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches, TextConfig c)
+    {
+        x = Ops.Add(x, Qwen2BatchStep.Attention(SelfAttn, c, InputLayernorm.Forward(x), positions, caches));
+        return Ops.Add(x, Mlp.Forward(PostAttentionLayernorm.Forward(x), null));
+    }
+
     public Tensor Forward(Tensor x, int start, LayerKvCache? cache, Trace? trace)
     {
         x = Ops.Add(x, SelfAttn.Forward(InputLayernorm.Forward(x, trace), start, cache, trace));
@@ -284,5 +314,22 @@ public sealed class Qwen2Model
         var x = hidden.Reshape(1, n, Config.HiddenSize);
         for (int i = 0; i < Layers.Length; i++) x = Layers[i].Forward(x, start, cache?.Layers[i], trace);
         return Norm.Forward(x, trace).Reshape(n, Config.HiddenSize);
+    }
+
+    /// <summary>
+    /// One decoding step for m requests: hidden [m, D] (request r's new token at positions[r], its cache caches[r]) →
+    /// normed output [m, D]. Untraced: a dump records the prefill, as the official forward.
+    /// </summary>
+    public Tensor StepBatch(Tensor hidden, ReadOnlySpan<int> positions, IReadOnlyList<KvCache> caches)
+    {
+        int m = hidden.Shape[0];
+        var x = hidden.Reshape(1, m, Config.HiddenSize);
+        var layerCaches = new LayerKvCache[m];
+        for (int i = 0; i < Layers.Length; i++)
+        {
+            for (int r = 0; r < m; r++) layerCaches[r] = caches[r].Layers[i];
+            x = Layers[i].StepBatch(x, positions, layerCaches, Config);
+        }
+        return Norm.Forward(x).Reshape(m, Config.HiddenSize);
     }
 }
