@@ -251,6 +251,47 @@ public sealed class HostileInputTests
             Assert.False(c is not ('\n' or '\t') && Printable.IsUnsafe(c), $"output holds control character U+{(int)c:X4}");
     }
 
+    // ------------------------------------------------------------------ 10. contract: unreadable tensor in compare
+
+    [Fact]
+    public void Compare_on_a_crc_corrupt_npz_member_is_bad_input_after_reporting_the_rest()
+    {
+        using var dir = TestPaths.Temp();
+        string good = dir.File("good.npz"), bad = dir.File("bad.npz");
+        var ones = Enumerable.Repeat(1f, 1000).ToArray();
+        StepAudio2.Lab.IO.Numpy.NpzWriter.Write(good, [("a", StepAudio2.Lab.Tensors.Tensor.FromArray(ones, 1000)), ("b", StepAudio2.Lab.Tensors.Tensor.FromArray(ones, 1000))]);
+        var bytes = File.ReadAllBytes(good);
+        int at = bytes.AsSpan().LastIndexOf((ReadOnlySpan<byte>)[0x00, 0x00, 0x80, 0x3F]); // inside member b's stored data
+        Assert.True(at > 0);
+        bytes[at + 3] = 0x40; // 1.0 → 2.0: a valid float, but the CRC no longer matches
+        File.WriteAllBytes(bad, bytes);
+        var (code, stdout, err) = RunCli("compare", bad, good);
+        Assert.Equal(StepLabCli.BadInput, code);
+        Assert.Contains("CRC-32 mismatch", err);
+        Assert.Contains("bad.npz", err);
+        Assert.Contains("a", stdout); // the readable row is still reported
+    }
+
+    [Fact]
+    public void Legacy_pickle_and_huge_header_length_get_specific_messages()
+    {
+        using var dir = TestPaths.Temp();
+        string legacy = dir.File("old.pt");
+        File.WriteAllBytes(legacy, [0x80, 0x02, (byte)'}', (byte)'.']);
+        var (code, _, err) = RunCli("inspect", legacy);
+        Assert.Equal(StepLabCli.BadInput, code);
+        Assert.Contains("legacy torch.save format", err);
+
+        string huge = dir.File("huge.safetensors");
+        var bytes = new byte[64];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, 1UL << 40);
+        File.WriteAllBytes(huge, bytes);
+        var (code2, _, err2) = RunCli("inspect", huge);
+        Assert.Equal(StepLabCli.BadInput, code2);
+        Assert.DoesNotContain("not a recognised tensor file", err2);
+        Assert.Contains(huge, err2);
+    }
+
     // ------------------------------------------------------------------ 5. quadratic index handling
 
     [Fact]
