@@ -149,6 +149,28 @@ public sealed class HostileInputTests
         try { await writer2.WaitAsync(TimeSpan.FromSeconds(10)); } catch (IOException) { }
     }
 
+    [Fact]
+    public async Task Token2wav_reads_every_piped_code_and_refuses_more_than_its_limit_by_number()
+    {
+        using var dir = TestPaths.Temp();
+        string t2w = Path.Combine(TestPaths.ReferenceData, "tiny", "token2wav");
+        string features = Path.Combine(TestPaths.ReferenceData, "tiny", "dumps", "token2wav-short.safetensors");
+
+        // <(printf "100 200 300 400 500"): five codes in, 5 × 2 × 480 samples out
+        string fifo = dir.File("codes.fifo");
+        var writer = FeedFifo(fifo, "100 200 300 400 500"u8.ToArray());
+        var (code, stdout, err) = RunCli("token2wav", "--token2wav", t2w, "--prompt-features", features, "--codes-file", fifo, "--out", dir.File("o.wav"), "--json");
+        await writer.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(code == StepLabCli.Ok, err);
+        Assert.Equal(5 * 2 * 480, AudioFile.Read(dir.File("o.wav")).Frames);
+
+        string many = string.Join(' ', Enumerable.Range(0, StepAudio2.Lab.Models.Token2Wav.Token2Wav.MaxCodes + 1).Select(i => i % 6561));
+        var (code2, _, err2) = RunCli("token2wav", "--token2wav", t2w, "--prompt-features", features, "--codes", many, "--out", dir.File("big.wav"));
+        Assert.Equal(StepLabCli.BadInput, code2);
+        Assert.Contains($"exceed the limit of {StepAudio2.Lab.Models.Token2Wav.Token2Wav.MaxCodes} codes", err2);
+        Assert.False(File.Exists(dir.File("big.wav")));
+    }
+
     // ------------------------------------------------------------------ 8. response files
 
     [Fact]
