@@ -314,6 +314,16 @@ public sealed class HostileInputTests
         Assert.Contains(huge, err2);
     }
 
+    [Fact]
+    public void Flow_yaml_without_its_root_key_names_no_line_zero()
+    {
+        string yaml = File.ReadAllText(Path.Combine(TestPaths.ReferenceData, "tiny", "token2wav", "flow.yaml")).Replace("flow: !new:", "flaw: !new:");
+        var ex = Assert.Throws<ConfigException>(() => StepAudio2.Lab.Config.FlowConfig.Parse(yaml));
+        Assert.Contains("[flow]", ex.Message);
+        Assert.Contains("required key is missing", ex.Message);
+        Assert.DoesNotContain("line 0", ex.Message);
+    }
+
     // ------------------------------------------------------------------ 5. quadratic index handling
 
     [Fact]
