@@ -171,6 +171,25 @@ public sealed class HostileInputTests
         Assert.False(File.Exists(dir.File("big.wav")));
     }
 
+    [Fact]
+    public void A_transposed_prompt_mel_names_the_features_file_and_key()
+    {
+        using var dir = TestPaths.Temp();
+        string t2w = Path.Combine(TestPaths.ReferenceData, "tiny", "token2wav");
+        string bad = dir.File("features.safetensors");
+        using (var src = StepAudio2.Lab.IO.Safetensors.SafetensorsFile.Open(Path.Combine(TestPaths.ReferenceData, "tiny", "dumps", "token2wav-short.safetensors")))
+        {
+            var keep = new[] { "input.prompt_tokens", "input.xvector" }.Select(k => KeyValuePair.Create(k, src.Get(k).Contiguous())).ToList();
+            keep.Add(KeyValuePair.Create("input.prompt_mel", src.Get("input.prompt_mel").Permute(0, 2, 1).Contiguous())); // [1, 80, 2P]
+            StepAudio2.Lab.IO.Safetensors.SafetensorsWriter.Write(bad, keep);
+        }
+        var (code, _, err) = RunCli("token2wav", "--token2wav", t2w, "--prompt-features", bad, "--codes", "1 2 3", "--out", dir.File("o.wav"));
+        Assert.Equal(StepLabCli.BadInput, code);
+        Assert.Contains(bad, err);
+        Assert.Contains("[input.prompt_mel]", err);
+        Assert.DoesNotContain("(Parameter", err);
+    }
+
     // ------------------------------------------------------------------ 8. response files
 
     [Fact]
