@@ -44,12 +44,10 @@ public sealed class HostileInputTests
         PickleWriter.WriteZip(path, BillionLaughsPickle());
         Assert.True(new FileInfo(path).Length < 2000);
         var sw = Stopwatch.StartNew();
-        var ex = Assert.Throws<TorchCheckpointException>(() => TorchCheckpoint.Open(path));
-        Assert.Contains("expands to more than", ex.Message);
-        Assert.Contains(path, ex.Message);
         var (code, _, err) = RunCli("inspect", path);
         Assert.Equal(StepLabCli.BadInput, code);
         Assert.Contains("expands to more than", err);
+        Assert.Contains(path, err);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}");
     }
 
@@ -349,7 +347,7 @@ public sealed class HostileInputTests
     public void An_index_naming_many_distinct_shards_opens_in_linear_time()
     {
         using var dir = TestPaths.Temp();
-        const int n = 60_000;
+        const int n = 40_000; // O(n²) took minutes at 100 k; linear is well under a second
         var sb = new StringBuilder("{\"weight_map\":{");
         for (int i = 0; i < n; i++) sb.Append(i == 0 ? "" : ",").Append($"\"t{i}\":\"s{i}.safetensors\"");
         sb.Append("}}");
