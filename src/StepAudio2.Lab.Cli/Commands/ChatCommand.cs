@@ -36,9 +36,11 @@ public static class ChatCommand
         var searchTimeout = new Option<double>("--search-timeout") { Description = "seconds a search may take", DefaultValueFactory = _ => 10 };
         var maxToolRounds = new Option<int>("--max-tool-rounds") { Description = "most generations per turn when tools are on", DefaultValueFactory = _ => 4 };
         var showPrompt = new Option<bool>("--show-prompt") { Description = "print each generation's prompt ids" };
+        var specialTokens = new Option<bool>("--special-tokens") { Description = "recognise special tokens such as <|EOT|> in typed lines, as the official runner does (default: typed text is plain text)" };
         var cmd = new Command("chat", "Chat with Step-Audio 2 (text and audio files), streaming the replies; optional think mode and web search.")
         {
             model, tokenizer, system, maxTokens, greedy, seed, think, thinkMaxTokens, tools, searchUrl, searchKey, searchTimeout, maxToolRounds, showPrompt,
+            specialTokens,
         };
         cmd.SetAction(p =>
         {
@@ -57,6 +59,7 @@ public static class ChatCommand
                 SearchTimeout = TimeSpan.FromSeconds(p.GetValue(searchTimeout)),
                 MaxToolRounds = p.GetValue(maxToolRounds),
                 ShowPrompt = p.GetValue(showPrompt),
+                ParseSpecialTokens = p.GetValue(specialTokens),
             };
             return Run(settings, ui.In, ui);
         });
@@ -117,7 +120,7 @@ public static class ChatCommand
             ChatMessage user;
             try
             {
-                user = ParseUserLine(line);
+                user = ParseUserLine(line) with { PlainText = !settings.ParseSpecialTokens };
             }
             catch (Exception e) when (e is LabDataException or IOException or UnauthorizedAccessException or ArgumentException)
             {

@@ -7,6 +7,12 @@ namespace StepAudio2.Lab.Cli.Commands;
 public sealed record ChatSettings(string ModelDir, string? Tokenizer = null, string System = StepAudio2Pipeline.DefaultSystemPrompt,
     int MaxTokens = 256, bool Greedy = false, int? Seed = null)
 {
+    /// <summary>
+    /// Recognise special tokens (<c>&lt;|EOT|&gt;</c>, <c>&lt;|BOT|&gt;</c>, …) in typed lines, as the official runner
+    /// does (<c>--special-tokens</c>). Off by default: typed text is plain text, so a line cannot forge a turn.
+    /// </summary>
+    public bool ParseSpecialTokens { get; init; }
+
     /// <summary>Environment variable read when <c>--search-url</c> is not given.</summary>
     public const string SearchUrlVariable = "STEPLAB_SEARCH_URL";
 

@@ -108,6 +108,13 @@ public static class CompareCommand
             Progress = progress,
         }));
         ui.Out.Write(json ? ParityReport.ToJson(result) + Environment.NewLine : ParityReport.ToTable(result));
+        // A tensor that could not be read (corrupt member, CRC mismatch) is bad input, not a parity verdict: the report
+        // still lists every other row, but the exit code says the input is broken.
+        if (result.Rows.Any(r => r.Status == RowStatus.Error))
+        {
+            foreach (var r in result.Rows.Where(r => r.Status == RowStatus.Error).Take(5)) ui.Error.WriteLine($"steplab: {r.Error}");
+            return StepLabCli.BadInput;
+        }
         return result.AllPassed ? StepLabCli.Ok : StepLabCli.Failed;
     }
 }

@@ -61,9 +61,22 @@ public static class Token2WavCommand
         var result = ui.WithProgress("token2wav", bar =>
         {
             var progress = SpeechOutput.Relay(bar);
-            return features is null
-                ? t2w.TokensToWav(codes, r.Prompt!, r.Seed, progress: progress)
-                : t2w.Generate(codes, features.PromptTokens, features.PromptMel!, features.Xvector!, seed: r.Seed, progress: progress);
+            if (features is null) return t2w.TokensToWav(codes, r.Prompt!, r.Seed, progress: progress);
+            try
+            {
+                return t2w.Generate(codes, features.PromptTokens, features.PromptMel!, features.Xvector!, seed: r.Seed, progress: progress);
+            }
+            catch (ArgumentException e) when (e.ParamName is "promptMel" or "xvector" or "promptTokens")
+            {
+                // A mis-shaped (e.g. transposed) prompt tensor is a fault of the features file: name it and the key.
+                string key = e.ParamName switch
+                {
+                    "promptMel" => Token2WavInputs.PromptMelKey,
+                    "xvector" => Token2WavInputs.XvectorKey,
+                    _ => Token2WavInputs.PromptTokensKey,
+                };
+                throw new LabDataException(r.PromptFeatures!, e.Message.Split(" (Parameter")[0], key, inner: e);
+            }
         });
         SpeechOutput.WriteWav(r.Output, result.Waveform, r.Pcm16);
         long peak = ProcessMemory.PeakRssBytes();

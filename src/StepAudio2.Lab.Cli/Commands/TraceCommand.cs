@@ -128,7 +128,7 @@ public static class TraceCommand
             var (_, lengths) = model.EncodeAudio(prepared.Batch.Mels, prepared.MelLengths, trace);
             DumpFile.Save(r.Output, trace, note);
             ui.Out.WriteLine($"{prepared.Mels.Count} chunk(s), audio tokens {string.Join(" + ", lengths)}; {trace.Count} activations written to {r.Output}");
-            return StepLabCli.Ok;
+            return NonFiniteVerdict(trace, r.Model, ui);
         }
 
         using var pipeline = StepAudio2Pipeline.Load(r.Model, r.Tokenizer);
@@ -145,6 +145,18 @@ public static class TraceCommand
         DumpFile.Save(r.Output, trace, note);
         ui.Out.WriteLine($"prompt {prompt.Ids.Length} ids ({prompt.Audio.Mels.Count} audio chunk(s), {string.Join(" + ", featLens)} audio tokens); {trace.Count} activations written to {r.Output}");
         if (greedy.Count > 0) ui.Out.WriteLine($"greedy: {string.Join(" ", greedy)} → {pipeline.Tokenizer.Decode(greedy.Select(g => (int)g).ToArray())}");
-        return StepLabCli.Ok;
+        return NonFiniteVerdict(trace, r.Model, ui);
+    }
+
+    /// <summary>
+    /// A forward that produced NaN/Inf is not a result: the dump is kept for inspection, but the run exits 2 naming the
+    /// module path where non-finite values first appeared (inputs are checked finite, so the weights are at fault).
+    /// </summary>
+    private static int NonFiniteVerdict(Trace trace, string model, CliOutput ui)
+    {
+        if (trace.FirstNonFinite() is not { } bad) return StepLabCli.Ok;
+        ui.Error.WriteLine($"steplab: {model}: the forward produced {bad.Value} first at {bad.Path} (element {bad.Index}); " +
+            "non-finite weights or an overflow upstream of it — the dump was written for inspection");
+        return StepLabCli.BadInput;
     }
 }

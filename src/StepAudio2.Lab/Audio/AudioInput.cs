@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Audio.Mel;
+using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Audio;
@@ -40,7 +41,17 @@ public static class AudioInput
     public static float[] To16k(AudioClip clip)
     {
         var x = clip.MonoChannel0();
-        return clip.SampleRate == LogMelFrontend.SampleRate ? x : Resampler.Resample(x, clip.SampleRate, LogMelFrontend.SampleRate);
+        if (clip.SampleRate == LogMelFrontend.SampleRate) return x;
+        try
+        {
+            return Resampler.Resample(x, clip.SampleRate, LogMelFrontend.SampleRate);
+        }
+        catch (ArgumentException e) when (clip.SourcePath is not null)
+        {
+            // A rate whose ratio to 16 kHz does not reduce (8001 Hz, 11057 Hz) needs a kernel too large to build: that is
+            // a property of the file, so the error names it.
+            throw new AudioFormatException(clip.SourcePath, $"sample rate {clip.SampleRate} Hz cannot be resampled to {LogMelFrontend.SampleRate} Hz: {e.Message}", inner: e);
+        }
     }
 
     /// <summary>Chunks, mels and the batch for the audio items of one request (each a 16 kHz waveform).</summary>

@@ -219,18 +219,21 @@ public sealed class YamlSection
 
     private YamlScalar Scalar(string key)
     {
-        var node = Find(key) ?? throw new ConfigException(File, "required key is missing", KeyPath(key), line: _map.Line);
+        var node = Find(key) ?? throw new ConfigException(File, "required key is missing", KeyPath(key), line: MapLine);
         return node as YamlScalar ?? throw FlowYaml.Fail(File, node.Line, KeyPath(key), "expected a scalar value, found a mapping");
     }
 
     public bool Has(string key) => _map.Entries.Any(e => e.Key == key);
 
     /// <summary>The line of <paramref name="key"/>'s entry (the mapping's own line when absent).</summary>
-    public int LineOf(string key)
+    public int? LineOf(string key)
     {
         foreach (var e in _map.Entries) if (e.Key == key) return e.Value.Line;
-        return _map.Line;
+        return MapLine;
     }
+
+    /// <summary>The mapping's own line; null for the document root, which has none (it printed as "line 0").</summary>
+    private int? MapLine => _map.Line > 0 ? _map.Line : null;
 
     public int Int(string key, int min = int.MinValue)
     {
@@ -275,7 +278,7 @@ public sealed class YamlSection
     /// <summary>A nested mapping; when <paramref name="tag"/> is given it must carry exactly <c>!new:tag</c>.</summary>
     public YamlSection Section(string key, string? tag = null)
     {
-        var node = Find(key) ?? throw new ConfigException(File, "required key is missing", KeyPath(key), line: _map.Line);
+        var node = Find(key) ?? throw new ConfigException(File, "required key is missing", KeyPath(key), line: MapLine);
         if (node is not YamlMapping m) throw FlowYaml.Fail(File, node.Line, KeyPath(key), "expected a mapping, found a scalar");
         if (tag is not null && m.Tag != tag)
             throw FlowYaml.Fail(File, m.Line, KeyPath(key), m.Tag is null ? $"expected the tag !new:{tag}" : $"class '{m.Tag}' is not the expected '{tag}'");

@@ -27,6 +27,9 @@ public static class TensorFiles
         if (head.StartsWith("PK\x03\x04"u8) || head.StartsWith("PK\x05\x06"u8))
             return path.EndsWith(".npz", StringComparison.OrdinalIgnoreCase) ? "npz" : IsNpz(path) ? "npz" : "torch";
         if (n == 8 && head[..8].ToArray() is var h && BitConverter.ToUInt64(h) is > 1 and < 100_000_000) return "safetensors";
+        // Recognisable but broken: let the format's reader say what is wrong (header length, legacy pickle) with offsets.
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return "safetensors";
+        if (n > 0 && head[0] == 0x80) return "torch"; // pickle PROTO: a pre-1.6 torch.save raw pickle stream
         throw new LabDataException(path, "not a recognised tensor file (expected safetensors, .npy, .npz, torch zip checkpoint or a checkpoint folder)");
     }
 

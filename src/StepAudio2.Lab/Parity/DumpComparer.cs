@@ -202,6 +202,7 @@ public static class DumpComparer
             else
             {
                 row = CompareOne(row, candidate, reference, tol);
+                ReleaseIfLarge(ci, ri);
             }
             rows.Add(row);
             options.Progress?.Report((i + 1, names.Count, name));
@@ -241,6 +242,20 @@ public static class DumpComparer
         {
             return row with { Status = RowStatus.Error, Error = e.Message, IsFailure = true };
         }
+    }
+
+    /// <summary>Pairs at least this large (bytes, both sides) are released before the next pair is loaded.</summary>
+    private const long LargePairBytes = 256L << 20;
+
+    /// <summary>
+    /// One tensor pair in memory at a time: inflated .npz members are managed arrays that the GC would otherwise free
+    /// only under pressure, so three 1 GB members could be alive together. After a large pair, collect at once.
+    /// </summary>
+    private static void ReleaseIfLarge(TensorInfo candidate, TensorInfo reference)
+    {
+        if (candidate.ByteLength + reference.ByteLength < LargePairBytes) return;
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
     }
 
     private static Dictionary<string, TensorInfo> Index(ITensorSource source)

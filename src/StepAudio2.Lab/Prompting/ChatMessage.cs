@@ -30,6 +30,13 @@ public sealed record ChatMessage(string Role, string? Text, IReadOnlyList<Conten
     /// <summary>The generation prompt for a speech reply: <c>&lt;|BOT|&gt;assistant\n&lt;tts_start&gt;</c> (spec §6.2).</summary>
     public static ChatMessage AssistantSpeechPrompt() => new("assistant", "<tts_start>", null, Eot: false);
 
+    /// <summary>
+    /// Text of this message is plain text: strings such as <c>&lt;|EOT|&gt;</c> or <c>&lt;audio_5&gt;</c> in it are
+    /// tokenised as characters, never as control tokens (so a typed line cannot forge a turn). Off by default, as in
+    /// the official runner; <c>steplab chat</c> sets it for what a user types.
+    /// </summary>
+    public bool PlainText { get; init; }
+
     /// <summary>Role as rendered: the official runner renames <c>user</c> to <c>human</c>.</summary>
     public string RenderedRole => Role == "user" ? "human" : Role;
 }

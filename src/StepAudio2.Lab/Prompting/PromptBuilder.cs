@@ -42,6 +42,15 @@ public sealed class PromptBuilder(StepAudioTokenizer tokenizer)
     public PromptBuilder Add(ChatMessage message)
     {
         string head = $"<|BOT|>{message.RenderedRole}\n";
+        if (message.Items is null && message.PlainText && message.Text is not null)
+        {
+            // Same ids as the one-segment form for ordinary text (added tokens split it at the same places), but the
+            // user's text cannot contain control tokens.
+            string body = message.RenderedRole + "\n" + message.Text;
+            int[] ids = [.. tokenizer.Encode("<|BOT|>"), .. tokenizer.EncodePlain(body), .. message.Eot ? tokenizer.Encode("<|EOT|>") : []];
+            Append(ids, "text", head + message.Text + (message.Eot ? "<|EOT|>" : ""));
+            return this;
+        }
         if (message.Items is null)
         {
             // string content: one segment holding the turn header, the text and the EOT
@@ -50,7 +59,11 @@ public sealed class PromptBuilder(StepAudioTokenizer tokenizer)
             return this;
         }
         AddText(head, "text");
-        foreach (var item in message.Items) AddItem(item);
+        foreach (var item in message.Items)
+        {
+            if (message.PlainText && item is TextItem t) { if (t.Text.Length > 0) Append(tokenizer.EncodePlain(t.Text), "text", t.Text); }
+            else AddItem(item);
+        }
         if (message.Eot) AddText("<|EOT|>", "eot");
         return this;
     }

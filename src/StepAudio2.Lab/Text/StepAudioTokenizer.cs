@@ -174,6 +174,18 @@ public sealed class StepAudioTokenizer
     }
 
     /// <summary>
+    /// Token ids of <paramref name="text"/> as plain text: no added token (special or not) is recognised, so
+    /// <c>&lt;|EOT|&gt;</c> becomes the ids of its characters (HF's <c>split_special_tokens=True</c> for all added
+    /// tokens). Equal to <see cref="Encode"/> for text that holds no added-token string.
+    /// </summary>
+    public int[] EncodePlain(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var normalized = UnicodeTables.Nfc(ReplaceLoneSurrogates(text).AsSpan());
+        return normalized.Length == 0 ? [] : [.. _bpe.EncodeToIds(normalized.AsSpan(), considerPreTokenization: true, considerNormalization: false)];
+    }
+
+    /// <summary>
     /// Text of <paramref name="ids"/> as HF decodes it with skip_special_tokens=False: bytes of all tokens joined, invalid
     /// UTF-8 replaced by U+FFFD (maximal subparts, as Rust's from_utf8_lossy), no space clean-up. Ids outside the
     /// vocabulary (the model's padded embedding rows 158 352..) are skipped, as HF does.

@@ -47,6 +47,25 @@ public sealed class Trace
 
     public IEnumerable<(string Path, Tensor Value)> Entries => _order.Select(p => (p, _tensors[p]));
 
+    /// <summary>
+    /// The first recorded activation (execution order) holding NaN or ±Inf, with the flat index of its first such
+    /// element; null when every floating activation is finite. Where a broken forward (NaN weights, overflow) starts.
+    /// Attention-score captures (<c>*.qk</c>) are skipped: masked scores are −inf on purpose.
+    /// </summary>
+    public (string Path, long Index, float Value)? FirstNonFinite()
+    {
+        foreach (var path in _order)
+        {
+            var t = _tensors[path];
+            // Attention scores carry −inf by design (padding and causal masks), so they are not evidence of a fault.
+            if (!t.DType.IsFloating() || path.EndsWith(".qk", StringComparison.Ordinal)) continue;
+            var values = t.ToFloatArray();
+            int i = Array.FindIndex(values, v => !float.IsFinite(v));
+            if (i >= 0) return (path, i, values[i]);
+        }
+        return null;
+    }
+
     /// <summary>The recorded activations as a dump in memory (execution order), e.g. to compare without writing a file.</summary>
     public ITensorSource ToTensorSource() => new TraceSource(this);
 

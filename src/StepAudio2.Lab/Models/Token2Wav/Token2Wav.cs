@@ -103,6 +103,13 @@ public sealed class Token2Wav : IDisposable
             $"token2wav at {Directory} was loaded without {S3Tokenizer.FileName} and {CampPlus.FileName}: supply prompt features instead of a prompt wav"))
         .Prepare(promptWav);
 
+    /// <summary>
+    /// Most speech codes one call synthesises: 1 500 codes = 60 s of speech at 25 Hz. The flow attends over the whole
+    /// sequence, so its memory grows with the square of the code count (3 000 codes took 2.5 GB, 20 000 overflowed);
+    /// longer speech is refused with this number rather than exhausting memory.
+    /// </summary>
+    public const int MaxCodes = 1500;
+
     /// <summary>Codes + a prompt wav → waveform; see <see cref="TokensToWav(ReadOnlySpan{int}, VoicePromptFeatures, Tensor?, Tensor?, int, Trace?, IProgress{Token2WavProgress}?)"/>.</summary>
     public Token2WavResult TokensToWav(ReadOnlySpan<int> codes, string promptWav, int seed = 0, Trace? trace = null, IProgress<Token2WavProgress>? progress = null) =>
         TokensToWav(codes, PreparePrompt(promptWav), null, null, seed, trace, progress);
@@ -130,6 +137,10 @@ public sealed class Token2Wav : IDisposable
         var kept = SpeechCodes.Filter(codes);
         if (kept.Length == 0)
             throw new ArgumentException(codes.Length == 0 ? "token2wav: no speech codes" : $"token2wav: none of the {codes.Length} codes is a speech code (0..{SpeechCodes.CodebookSize - 1})", nameof(codes));
+        if (kept.Length > MaxCodes)
+            throw new ArgumentException(
+                $"token2wav: {kept.Length} codes ({kept.Length / 25.0:0.#} s of speech) exceed the limit of {MaxCodes} codes ({MaxCodes / 25} s) per call: " +
+                "the flow's attention memory grows with the square of the length; synthesise the codes in shorter pieces", nameof(codes));
         int frames = Flow.Config.TokenMelRatio * kept.Length;
         int samples = frames * Hift.Config.SamplesPerFrame;
         if (hiftNoise is not null && (hiftNoise.Rank != 3 || hiftNoise.Shape[0] != 1 || hiftNoise.Shape[1] != samples || hiftNoise.Shape[2] != Hift.Config.Harmonics))
