@@ -46,12 +46,16 @@ public static class CompareCommand
             candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides, noDefaultRules, quantization,
         };
         cmd.SetAction(p => p.GetValue(quantization)
-            ? RunQuantization(p.GetValue(candidate)!, p.GetValue(reference)!, p.GetValue(json), ui)
+            ? RunQuantization(p.GetValue(candidate)!, p.GetValue(reference)!, p.GetValue(json), ui,
+                IgnoredWithQuantization(p, rtol, atol, tier, requireAll, include, exclude, overrides, noDefaultRules))
             : Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
             p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [],
             (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui, !p.GetValue(noDefaultRules)));
         return cmd;
     }
+
+    private static string? IgnoredWithQuantization(ParseResult p, params Option[] options) =>
+        options.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).FirstOrDefault();
 
     /// <summary>--tier picks a tier (default auto); --rtol/--atol replace its bounds (a custom elementwise rule, from port's under auto).</summary>
     public static Tolerance ResolveTolerance(string? tier, double? rtol, double? atol)
@@ -101,8 +105,10 @@ public static class CompareCommand
     }
 
     /// <summary>The quantization measurement: always exit 0 once both dumps are read (bad input throws, exit 2).</summary>
-    public static int RunQuantization(string candidatePath, string referencePath, bool json, CliOutput ui)
+    public static int RunQuantization(string candidatePath, string referencePath, bool json, CliOutput ui, string? ignored = null)
     {
+        // a tolerance would suggest a verdict this measurement does not give
+        if (ignored is not null) throw new ArgumentException($"--quantization measures and judges nothing: it takes no {ignored}");
         using var candidate = OpenPrintable(candidatePath, out _);
         using var reference = OpenPrintable(referencePath, out var order);
         var result = ui.WithProgress("comparing", progress => QuantizationReport.Compare(candidate, reference, order, progress));

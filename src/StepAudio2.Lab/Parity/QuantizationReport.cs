@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Tensors;
+using StepAudio2.Lab.Tracing;
 
 namespace StepAudio2.Lab.Parity;
 
@@ -69,12 +70,16 @@ public static partial class QuantizationReport
     [GeneratedRegex(@"^(?<stack>.+?\.(?:layers|blocks))\.(?<n>\d+)(?:\.|$)", RegexOptions.CultureInvariant)]
     private static partial Regex LayerPattern();
 
-    /// <summary>Compares two traces; <paramref name="executionOrder"/> is the reference's recorded order (see <see cref="DumpComparer.ParseOrder"/>).</summary>
+    /// <summary>
+    /// Compares two traces in execution order: <paramref name="executionOrder"/>, else the order the reference dump records
+    /// (<see cref="DumpFile.ExecutionOrder"/>), else module-path order.
+    /// </summary>
     public static QuantizationComparison Compare(ITensorSource candidate, ITensorSource reference, IReadOnlyList<string>? executionOrder = null,
         IProgress<(int Done, int Total, string Name)>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(candidate);
         ArgumentNullException.ThrowIfNull(reference);
+        executionOrder ??= DumpFile.ExecutionOrder(reference);
         var notes = new List<string>();
         // The rows are the parity machinery's; the tolerance only decides a status this report does not use.
         var dump = DumpComparer.Compare(candidate, reference, new CompareOptions
@@ -223,7 +228,7 @@ public static partial class QuantizationReport
         return arg;
     }
 
-    private static string G(double v) => double.IsNaN(v) ? "-" : v.ToString("0.###e+0", CultureInfo.InvariantCulture);
+    private static string G(double v) => double.IsNaN(v) ? "-" : v == 0 ? "0" : v.ToString("0.###e+0", CultureInfo.InvariantCulture);
 
     /// <summary>The per-layer table, the logits summary and the first greedy divergence, for a terminal.</summary>
     public static string ToTable(QuantizationComparison q)
@@ -234,7 +239,7 @@ public static partial class QuantizationReport
         sb.AppendLine($"{q.Modules.Count} modules compared in execution order; rel-L2 = ‖cand − ref‖₂ / ‖ref‖₂");
         sb.AppendLine();
         string[] head = ["stack", "layer", "modules", "output relL2", "worst relL2", "worst module"];
-        var rows = q.Layers.Select(l => new[] { l.Stack, l.Layer.ToString(CultureInfo.InvariantCulture), l.Modules.ToString(CultureInfo.InvariantCulture), G(l.OutputRelL2), G(l.MaxRelL2), l.WorstModule }).ToList();
+        var rows = q.Layers.Select(l => new[] { l.Stack, l.Layer.ToString(CultureInfo.InvariantCulture), l.Modules.ToString(CultureInfo.InvariantCulture), G(l.OutputRelL2), G(l.MaxRelL2), l.MaxRelL2 == 0 ? "(bit-identical)" : l.WorstModule }).ToList();
         var w = head.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
         string Line(string[] c) => string.Join("  ", c.Select((s, i) => i is 1 or 2 or 3 or 4 ? s.PadLeft(w[i]) : i == c.Length - 1 ? s : s.PadRight(w[i])));
         sb.AppendLine(Line(head));
