@@ -18,6 +18,7 @@ public static class LabHtml
     [
         typeof(Tensor), typeof(SpectrogramData), typeof(AudioClip), typeof(Waveform), typeof(AttentionMaps), typeof(AttentionLayers),
         typeof(TokenStream), typeof(Trace), typeof(DumpComparison), typeof(ParityResult), typeof(Chart), typeof(HtmlView),
+        typeof(QuantizationComparison), typeof(QuantizationSet),
     ];
 
     /// <summary>A figure id unique across outputs (nbconvert puts every output on one page).</summary>
@@ -44,6 +45,8 @@ public static class LabHtml
         DumpComparison c => ParityView.Render(c),
         ParityResult p => ParityView.Render(p.Comparison) + (p.Diff is null ? "" : ParityView.DiffFigure(p.Diff, NewId()).ToHtml(420)),
         Chart c => c.Figure.ToHtml(c.HeightPx),
+        QuantizationComparison q => QuantizationView.Render([("candidate", q)], NewId()),
+        QuantizationSet s => QuantizationView.Render(s.Runs, NewId()),
         HtmlView v => v.Body,
         null => throw new ArgumentNullException(nameof(value)),
         _ => throw new ArgumentException($"no StepAudio2.Lab view for {value.GetType().FullName}; views exist for {string.Join(", ", SupportedTypes.Select(t => t.Name))}"),

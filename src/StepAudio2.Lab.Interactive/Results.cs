@@ -42,3 +42,6 @@ public sealed record ParityResult(DumpComparison Comparison, DiffMap? Diff)
     /// <summary>True when every compared tensor is within tolerance.</summary>
     public bool AllPassed => Comparison.AllPassed;
 }
+
+/// <summary>Quantized checkpoints against one float trace, labelled ("int8", "int4"): summary, rel-L2 by depth, KL by position.</summary>
+public sealed record QuantizationSet(IReadOnlyList<(string Label, QuantizationComparison Comparison)> Runs);

@@ -11,6 +11,11 @@ namespace StepAudio2.Lab.Cli.Commands;
 /// tensor-by-tensor parity of two dumps in the reference's execution order, under the default rules (docs/parity.md)
 /// unless told otherwise; the closing lines name every rule applied. Exit 0 when everything compared passes,
 /// 1 when something fails (or, with --require-all, is missing), 2 on bad input.
+/// <para>
+/// <c>--quantization</c>: the candidate is a quantized checkpoint's trace and the reference the float checkpoint's
+/// trace of the same inputs; prints the measurement of <see cref="QuantizationReport"/> (per-layer rel-L2, next-token
+/// KL and top-1 agreement, first greedy divergence) and exits 0 whenever both dumps are readable.
+/// </para>
 /// </summary>
 public static class CompareCommand
 {
@@ -31,15 +36,26 @@ public static class CompareCommand
             Description = "per-name tolerance GLOB=TOLERANCE (a tier or rtol=…,atol=…), e.g. 'input.mel.*=1e-4' '*.qk=loose'; the last match wins",
             AllowMultipleArgumentsPerToken = true,
         };
+        var quantization = new Option<bool>("--quantization")
+        {
+            Description = "measure a quantized checkpoint's trace (candidate) against the float one's (reference): rel-L2 per module and layer, " +
+                          "next-token KL and top-1 agreement (needs --capture lm_head in both traces), first greedy divergence; exit 0 when readable",
+        };
         var cmd = new Command("compare", "Compare two dumps tensor by tensor in execution order; report the first module that departs.")
         {
-            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides, noDefaultRules,
+            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides, noDefaultRules, quantization,
         };
-        cmd.SetAction(p => Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
+        cmd.SetAction(p => p.GetValue(quantization)
+            ? RunQuantization(p.GetValue(candidate)!, p.GetValue(reference)!, p.GetValue(json), ui,
+                IgnoredWithQuantization(p, rtol, atol, tier, requireAll, include, exclude, overrides, noDefaultRules))
+            : Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
             p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [],
             (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui, !p.GetValue(noDefaultRules)));
         return cmd;
     }
+
+    private static string? IgnoredWithQuantization(ParseResult p, params Option[] options) =>
+        options.Where(o => p.GetResult(o) is { Implicit: false }).Select(o => o.Name).FirstOrDefault();
 
     /// <summary>--tier picks a tier (default auto); --rtol/--atol replace its bounds (a custom elementwise rule, from port's under auto).</summary>
     public static Tolerance ResolveTolerance(string? tier, double? rtol, double? atol)
@@ -86,6 +102,18 @@ public static class CompareCommand
             raw.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The quantization measurement: always exit 0 once both dumps are read (bad input throws, exit 2).</summary>
+    public static int RunQuantization(string candidatePath, string referencePath, bool json, CliOutput ui, string? ignored = null)
+    {
+        // a tolerance would suggest a verdict this measurement does not give
+        if (ignored is not null) throw new ArgumentException($"--quantization measures and judges nothing: it takes no {ignored}");
+        using var candidate = OpenPrintable(candidatePath, out _);
+        using var reference = OpenPrintable(referencePath, out var order);
+        var result = ui.WithProgress("comparing", progress => QuantizationReport.Compare(candidate, reference, order, progress));
+        ui.Out.Write(json ? QuantizationReport.ToJson(result) + Environment.NewLine : QuantizationReport.ToTable(result));
+        return StepLabCli.Ok;
     }
 
     public static int Run(string candidatePath, string referencePath, Tolerance tolerance, bool json, bool requireAll,

@@ -40,6 +40,7 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         ("06-flow", Shows.Heatmap | Shows.ParityTable),                   // μ, the CFM strip, CFG, final mel; flow parity
         ("07-vocoder", Shows.Heatmap | Shows.Audio | Shows.ParityTable),  // upsample stages, waveform + player; HiFT parity
         ("08-end-to-end", Shows.Heatmap | Shows.Audio),                   // question/prompt/answer players, prompt mel
+        ("10-quantization", Shows.Chart),                                 // rel-L2 by depth, KL per position
     ];
 
     public static TheoryData<string> Notebooks()
