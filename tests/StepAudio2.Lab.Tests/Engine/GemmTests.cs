@@ -139,6 +139,19 @@ public sealed unsafe class GemmTests
         Assert.Null(Gemm.ForcePath);
     }
 
+    [Fact]
+    public void BestPathHonoursTheDisabledInstructionSets()
+    {
+        // test.sh runs the kernel tests a second time with DOTNET_EnableAVX2=0: this pins that that run really takes
+        // the portable kernels (and the normal run the AVX2 ones where the machine has them).
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0")
+            Assert.Equal(GemmPath.Portable, Gemm.BestPath);
+        else if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+            Assert.Equal(GemmPath.Avx2, Gemm.BestPath);
+        else
+            Assert.Equal(System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? GemmPath.Portable : GemmPath.Scalar, Gemm.BestPath);
+    }
+
     private static void OnPath(GemmPath path, Action run)
     {
         Gemm.ForcePath = path;
