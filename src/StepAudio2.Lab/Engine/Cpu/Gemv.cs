@@ -51,7 +51,20 @@ internal static unsafe class Gemv
         nint rowBytes = ldb * TRow.ElementSize;
         if (m == 1)
         {
-            for (int j = j0; j < j1; j++) c[j] = Finish(DotPortable<TRow>(k, a, b + j * rowBytes), c[j], bias, j, accumulate);
+            int jj = j0;
+            if (k > SingleRowMaxK)
+            {
+                // As on the AVX2 path: once A outgrows L1, four rows share each A load (no portable prefetch hint).
+                for (; jj + 4 <= j1; jj += 4)
+                {
+                    Dot4RowsPortable<TRow>(k, a, b + jj * rowBytes, rowBytes, out float r0, out float r1, out float r2, out float r3);
+                    c[jj] = Finish(r0, c[jj], bias, jj, accumulate);
+                    c[jj + 1] = Finish(r1, c[jj + 1], bias, jj + 1, accumulate);
+                    c[jj + 2] = Finish(r2, c[jj + 2], bias, jj + 2, accumulate);
+                    c[jj + 3] = Finish(r3, c[jj + 3], bias, jj + 3, accumulate);
+                }
+            }
+            for (; jj < j1; jj++) c[jj] = Finish(DotPortable<TRow>(k, a, b + jj * rowBytes), c[jj], bias, jj, accumulate);
             return;
         }
         float* a0 = a, a1 = a + lda, a2 = m > 2 ? a + 2 * lda : a, a3 = m > 3 ? a + 3 * lda : a;
@@ -91,6 +104,25 @@ internal static unsafe class Gemv
         float r = Vector128.Sum(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)));
         for (; p < k; p++) r = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b, p), r);
         return r;
+    }
+
+    /// <summary>One A row against four consecutive B rows: each A vector feeds four multiply-adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4RowsPortable<TRow>(int k, float* a, byte* b0, nint rowBytes, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat
+    {
+        byte* b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
+        Vector128<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        nint p = 0;
+        for (; p + 8 <= k; p += 8)
+        {
+            var x0 = Vector128.Load(a + p); var x1 = Vector128.Load(a + p + 4);
+            TRow.Load8x2(b0, p, out var y0, out var y1); s0 = PortableKernels.Mad(x0, y0, s0); t0 = PortableKernels.Mad(x1, y1, t0);
+            TRow.Load8x2(b1, p, out y0, out y1); s1 = PortableKernels.Mad(x0, y0, s1); t1 = PortableKernels.Mad(x1, y1, t1);
+            TRow.Load8x2(b2, p, out y0, out y1); s2 = PortableKernels.Mad(x0, y0, s2); t2 = PortableKernels.Mad(x1, y1, t2);
+            TRow.Load8x2(b3, p, out y0, out y1); s3 = PortableKernels.Mad(x0, y0, s3); t3 = PortableKernels.Mad(x1, y1, t3);
+        }
+        r0 = Vector128.Sum(s0 + t0); r1 = Vector128.Sum(s1 + t1); r2 = Vector128.Sum(s2 + t2); r3 = Vector128.Sum(s3 + t3);
+        for (; p < k; p++) { r0 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b0, p), r0); r1 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b1, p), r1); r2 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b2, p), r2); r3 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b3, p), r3); }
     }
 
     /// <summary>Four A rows against one B row: each widened B vector feeds four multiply-adds.</summary>
