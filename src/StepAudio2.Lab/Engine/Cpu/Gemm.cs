@@ -34,7 +34,7 @@ public static unsafe class Gemm
         }
     }
 
-    /// <summary>Test hook: route this thread's calls through the portable scalar fallback.</summary>
+    /// <summary>Test hook: route this thread's calls through the plain scalar fallback (<see cref="GemmScalar"/>).</summary>
     internal static bool ForceScalar { get => _forcePath == GemmPath.Scalar; set => _forcePath = value ? GemmPath.Scalar : null; }
 
     /// <summary>The best path of this machine (honours DOTNET_EnableAVX2=0 through IsSupported).</summary>
@@ -44,9 +44,6 @@ public static unsafe class Gemm
 
     /// <summary>The path this thread's calls take.</summary>
     internal static GemmPath CurrentPath => _forcePath ?? BestPath;
-
-    /// <summary>Whether the AVX2/FMA kernels are in use (false on machines without them, or when forced off by tests).</summary>
-    internal static bool UseSimd => CurrentPath == GemmPath.Avx2;
 
     /// <summary>Degree of parallelism used (default <see cref="Environment.ProcessorCount"/>); settable for benchmarks.</summary>
     public static int MaxThreads
