@@ -21,7 +21,9 @@ internal sealed record BenchResult(BenchCase Case, double MedianMs, double MinMs
 
 /// <summary>
 /// Console benchmark of the CPU GEMM/GEMV kernels and of the machine's streaming read bandwidth.
-/// Usage: StepAudio2.Lab.Bench [--shapes bench/shapes.json] [--out results.json] [--threads N] [--only substring]
+/// Usage: StepAudio2.Lab.Bench [--shapes bench/shapes.json] [--out results.json] [--threads N] [--only substring] [--portable]
+/// --portable times every case a second time on the portable Vector128 path (<see cref="Gemm.ForcePath"/>), right after
+/// the best path, and adds portable_* fields to its entry.
 /// </summary>
 internal static unsafe class Program
 {
@@ -39,6 +41,7 @@ internal static unsafe class Program
         if (args.Length > 0 && args[0] == "quant") return QuantBench.Run(args[1..]);
         if (args.Length > 0 && args[0] == "mel-kernels") return Mel.MelKernelBench.Run(args[1..]);
         string? shapesPath = null, outPath = null, only = null;
+        bool portable = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -47,6 +50,7 @@ internal static unsafe class Program
                 case "--out": outPath = args[++i]; break;
                 case "--threads": Gemm.MaxThreads = int.Parse(args[++i]); break;
                 case "--only": only = args[++i]; break;
+                case "--portable": portable = true; break;
                 default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
             }
         }
@@ -59,12 +63,22 @@ internal static unsafe class Program
         Console.Error.WriteLine($"stream read: {streamAll:F1} GB/s ({Gemm.MaxThreads} threads), {streamOne:F1} GB/s (1 thread)");
 
         var results = new List<BenchResult>();
+        var portableResults = new List<BenchResult>();
+        Console.Error.WriteLine($"best path: {Gemm.BestPath}");
         foreach (var c in cases)
         {
             var r = Run(c);
             results.Add(r);
-            Console.Error.WriteLine($"{c.Name,-28} {c.M,6}x{c.N,6}x{c.K,6}  {r.MedianMs,9:F3} ms (cpu {r.CpuMs,9:F3} ms)  {Gflops(r),7:F1} GFLOP/s  {Gbps(r),6:F1} GB/s" + (r.BwFraction is { } f ? $"  {100 * f,4:F0}% of paired stream ({r.PairedStreamGbps:F1} GB/s)" : ""));
+            Report(c.Name, r);
+            if (!portable) continue;
+            Gemm.ForcePath = GemmPath.Portable;
+            try { portableResults.Add(Run(c)); }
+            finally { Gemm.ForcePath = null; }
+            Report(c.Name + " [portable]", portableResults[^1]);
         }
+
+        static void Report(string name, BenchResult r) =>
+            Console.Error.WriteLine($"{name,-28} {r.Case.M,6}x{r.Case.N,6}x{r.Case.K,6}  {r.MedianMs,9:F3} ms (cpu {r.CpuMs,9:F3} ms)  {Gflops(r),7:F1} GFLOP/s  {Gbps(r),6:F1} GB/s" + (r.BwFraction is { } f ? $"  {100 * f,4:F0}% of paired stream ({r.PairedStreamGbps:F1} GB/s)" : ""));
 
         using var stream = outPath is null ? Console.OpenStandardOutput() : File.Create(outPath);
         using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
@@ -76,6 +90,8 @@ internal static unsafe class Program
         w.WriteBoolean("avx2", Avx2.IsSupported);
         w.WriteBoolean("fma", Fma.IsSupported);
         w.WriteBoolean("avx512f", Avx512F.IsSupported);
+        w.WriteString("gemm_path", Gemm.BestPath.ToString());
+        w.WriteBoolean("vector128_accelerated", Vector128.IsHardwareAccelerated);
         w.WriteString("runtime", RuntimeInformation.FrameworkDescription);
         w.WriteString("os", RuntimeInformation.OSDescription);
         w.WriteString("loadavg_at_start", loadAvg);
@@ -84,8 +100,9 @@ internal static unsafe class Program
         w.WriteNumber("stream_read_1thread_gbps", Math.Round(streamOne, 2));
         w.WriteNumber("stream_buffer_bytes", StreamBytes);
         w.WriteStartArray("entries");
-        foreach (var r in results)
+        for (int ri = 0; ri < results.Count; ri++)
         {
+            var r = results[ri];
             w.WriteStartObject();
             w.WriteString("name", r.Case.Name);
             w.WriteString("op", r.Case.Op);
@@ -100,6 +117,15 @@ internal static unsafe class Program
             w.WriteNumber("weight_copies", r.WeightCopies);
             if (r.BwFraction is { } f) w.WriteNumber("bw_fraction", Math.Round(f, 3));
             if (r.PairedStreamGbps is { } ps) w.WriteNumber("paired_stream_gbps", Math.Round(ps, 2));
+            if (portable)
+            {
+                var q = portableResults[ri];
+                w.WriteNumber("portable_ms", Math.Round(q.MedianMs, 4));
+                w.WriteNumber("portable_cpu_ms", Math.Round(q.CpuMs, 4));
+                w.WriteNumber("portable_gflops", Math.Round(Gflops(q), 2));
+                w.WriteNumber("portable_gbps", Math.Round(Gbps(q), 2));
+                if (q.BwFraction is { } qf) w.WriteNumber("portable_bw_fraction", Math.Round(qf, 3));
+            }
             w.WriteEndObject();
         }
         w.WriteEndArray();

@@ -9,7 +9,7 @@ namespace StepAudio2.Lab.Tests.Engine;
 /// <summary>
 /// The packed implicit-im2col conv kernels (<see cref="ConvGemm"/>, used by the Conv1d / ConvTranspose1d layers) against a
 /// float64 direct convolution and against the generic <see cref="Ops"/> path, and the vectorised sine / Snake
-/// (<see cref="VectorTrig"/>) against float64.
+/// (<see cref="VectorTrig"/>) against float64; the conv layers also on the portable Vector128 path (<see cref="Gemm.ForcePath"/>).
 /// </summary>
 public sealed class ConvGemmTests
 {
@@ -30,8 +30,29 @@ public sealed class ConvGemmTests
     [Theory]
     [MemberData(nameof(ConvCases))]
     public void Conv1dLayerMatchesFloat64AndTheGenericOp(int b, int cin, int cout, int k, int stride, int pad, int dil, int t)
+        => CheckConv1d(b, cin, cout, k, stride, pad, dil, t);
+
+    // The portable Vector128 tile (ARM64 NEON, x86 without AVX2) forced on this thread; the generic op it is compared
+    // with bit for bit runs on the same path, so the shared k order is checked too.
+    [Theory]
+    [MemberData(nameof(ConvCases))]
+    public void Conv1dLayerOnThePortablePath(int b, int cin, int cout, int k, int stride, int pad, int dil, int t)
+        => OnPortablePath(() => CheckConv1d(b, cin, cout, k, stride, pad, dil, t));
+
+    private static void OnPortablePath(Action run)
     {
-        Assert.True(ConvGemm.IsSupported, "these tests run on the AVX2/FMA machine");
+        Gemm.ForcePath = GemmPath.Portable;
+        try
+        {
+            Assert.True(ConvGemm.IsSupported);
+            run();
+        }
+        finally { Gemm.ForcePath = null; }
+    }
+
+    private static void CheckConv1d(int b, int cin, int cout, int k, int stride, int pad, int dil, int t)
+    {
+        Assert.True(ConvGemm.IsSupported, "these tests run on a machine with hardware vectors (AVX2/FMA, NEON or SSE)");
         var rng = new Random(cin * 1000 + cout * 10 + k);
         var x = Rand(rng, b, cin, t);
         var w = Rand(rng, cout, cin, k);
@@ -88,6 +109,14 @@ public sealed class ConvGemmTests
     [Theory]
     [MemberData(nameof(TransposeCases))]
     public void ConvTransposeLayerMatchesFloat64AndTheGenericOp(int b, int cin, int cout, int k, int stride, int pad, int t)
+        => CheckConvTranspose(b, cin, cout, k, stride, pad, t);
+
+    [Theory]
+    [MemberData(nameof(TransposeCases))]
+    public void ConvTransposeLayerOnThePortablePath(int b, int cin, int cout, int k, int stride, int pad, int t)
+        => OnPortablePath(() => CheckConvTranspose(b, cin, cout, k, stride, pad, t));
+
+    private static void CheckConvTranspose(int b, int cin, int cout, int k, int stride, int pad, int t)
     {
         var rng = new Random(cin * 77 + k);
         var x = Rand(rng, b, cin, t);

@@ -5,7 +5,8 @@ using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Tests.Engine;
 
-/// <summary>Gemm against a float64 naive product (many shapes, tails, strides, bias, accumulate) and against PyTorch fixtures.</summary>
+/// <summary>Gemm against a float64 naive product (many shapes, tails, strides, bias, accumulate) and against PyTorch fixtures,
+/// on the best path of the machine and on the portable Vector128 path (<see cref="Gemm.ForcePath"/>).</summary>
 public sealed unsafe class GemmTests
 {
     public enum Op { NT, NN, Bf16NT }
@@ -57,6 +58,107 @@ public sealed unsafe class GemmTests
         p.AssertMatchesReference();
     }
 
+    // The portable Vector128 path (ARM64 NEON, x86 without AVX2), forced on this thread as on such a machine.
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void PortablePathMatchesFloat64Reference(Op op, int m, int n, int k, bool bias, bool accumulate, int pad)
+    {
+        var p = new Problem(op, m, n, k, bias, accumulate, pad, seed: m * 1_000_003 + n * 1009 + k + 1);
+        OnPath(GemmPath.Portable, p.Run);
+        p.AssertMatchesReference();
+    }
+
+    [Theory]
+    [InlineData(Op.NT)]
+    [InlineData(Op.NN)]
+    [InlineData(Op.Bf16NT)]
+    public void PortablePathCrossesEveryCacheBlockBoundary(Op op)
+    {
+        var p = new Problem(op, 150, 2100, 300, bias: op != Op.NN, accumulate: true, pad: 5, seed: 12);
+        OnPath(GemmPath.Portable, p.Run);
+        p.AssertMatchesReference();
+    }
+
+    [Fact]
+    public void PortablePathRandomShapesAndStridesMatchFloat64Reference()
+    {
+        Gen.Select(Gen.Int[0, 2], Gen.Int[1, 30], Gen.Int[1, 40], Gen.Int[0, 70], Gen.Int[0, 4], Gen.Bool, Gen.Bool, Gen.Int)
+            .Sample(t =>
+            {
+                var (opIndex, m, n, k, pad, bias, acc, seed) = t;
+                var op = (Op)opIndex;
+                var p = new Problem(op, m, n, k, bias && op != Op.NN, acc, pad, seed);
+                OnPath(GemmPath.Portable, p.Run);
+                p.AssertMatchesReference();
+            }, iter: 200);
+    }
+
+    [Theory]
+    [InlineData(Op.NT, 13, 35, 300)]   // blocked GEMM with edge tiles
+    [InlineData(Op.NN, 64, 100, 513)]
+    [InlineData(Op.Bf16NT, 17, 33, 270)]
+    [InlineData(Op.NN, 3, 37, 70)]     // NN GEMV: one multiply-add per k into each column's accumulator
+    public void PortableTileGivesTheAvx2BitsWhereTheMultiplyAddIsFused(Op op, int m, int n, int k)
+    {
+        // Same packing, same k order, same (sum + bias) then C + sum merge: with a fused multiply-add the two paths must
+        // agree bit for bit. Without hardware FMA (SSE-only x86) the portable path rounds each product and is held to
+        // the float64 tolerance above instead; an ARM64 machine has no AVX2 path to compare with.
+        if (Gemm.BestPath != GemmPath.Avx2) return;
+        var avx = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: true, pad: 2, seed: 21);
+        avx.Run();
+        var portable = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: true, pad: 2, seed: 21);
+        OnPath(GemmPath.Portable, portable.Run);
+        Assert.Equal(avx.C, portable.C);
+    }
+
+    [Theory]
+    [InlineData(1, 37, 70)]
+    [InlineData(3, 20, 33)]
+    [InlineData(40, 50, 300)]
+    public void PortableBf16WeightsGiveTheSameBitsAsTheirF32Widening(int m, int n, int k)
+    {
+        // The 128-bit bf16 widening (u16 → u32, shift 16) is exact, so bf16 and f32 rows take identical sums.
+        var bf = new Problem(Op.Bf16NT, m, n, k, bias: true, accumulate: false, pad: 0, seed: 4);
+        OnPath(GemmPath.Portable, bf.Run);
+        var f = new float[bf.BF32.Length];
+        for (int i = 0; i < f.Length; i++) f[i] = BFloat16.ToSingle(bf.B16![i]);
+        var c = new float[m * n];
+        OnPath(GemmPath.Portable, () =>
+        {
+            fixed (float* pa = bf.A, pb = f, pc = c, pbias = bf.Bias)
+                Gemm.SgemmNT(m, n, k, pa, bf.Lda, pb, bf.Ldb, pc, n, pbias);
+        });
+        Assert.Equal(bf.C, c);
+    }
+
+    [Fact]
+    public void ForcingAPathRestoresTheBestOneAfterwards()
+    {
+        OnPath(GemmPath.Portable, () => Assert.Equal(GemmPath.Portable, Gemm.CurrentPath));
+        Assert.Equal(Gemm.BestPath, Gemm.CurrentPath);
+        Assert.Null(Gemm.ForcePath);
+    }
+
+    [Fact]
+    public void BestPathHonoursTheDisabledInstructionSets()
+    {
+        // test.sh runs the kernel tests a second time with DOTNET_EnableAVX2=0: this pins that that run really takes
+        // the portable kernels (and the normal run the AVX2 ones where the machine has them).
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0")
+            Assert.Equal(GemmPath.Portable, Gemm.BestPath);
+        else if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+            Assert.Equal(GemmPath.Avx2, Gemm.BestPath);
+        else
+            Assert.Equal(System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? GemmPath.Portable : GemmPath.Scalar, Gemm.BestPath);
+    }
+
+    private static void OnPath(GemmPath path, Action run)
+    {
+        Gemm.ForcePath = path;
+        try { run(); }
+        finally { Gemm.ForcePath = null; }
+    }
+
     [Theory]
     [InlineData(Op.NT)]
     [InlineData(Op.NN)]
@@ -93,19 +195,22 @@ public sealed unsafe class GemmTests
     [InlineData(Op.NN, 2, 3000, 40)]     // NN GEMV, columns split
     public void ResultDoesNotDependOnThreadCount(Op op, int m, int n, int k)
     {
-        int saved = Gemm.MaxThreads;
-        try
+        foreach (var path in new[] { Gemm.BestPath, GemmPath.Portable }.Distinct())
         {
-            var one = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: false, pad: 1, seed: 5);
-            Gemm.MaxThreads = 1;
-            one.Run();
-            var two = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: false, pad: 1, seed: 5);
-            Gemm.MaxThreads = 2;
-            two.Run();
-            Assert.Equal(one.C, two.C);
-            two.AssertMatchesReference();
+            int saved = Gemm.MaxThreads;
+            try
+            {
+                var one = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: false, pad: 1, seed: 5);
+                Gemm.MaxThreads = 1;
+                OnPath(path, one.Run);
+                var two = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: false, pad: 1, seed: 5);
+                Gemm.MaxThreads = 2;
+                OnPath(path, two.Run);
+                Assert.Equal(one.C, two.C);
+                two.AssertMatchesReference();
+            }
+            finally { Gemm.MaxThreads = saved; }
         }
-        finally { Gemm.MaxThreads = saved; }
     }
 
     [Theory]

@@ -17,7 +17,9 @@ namespace StepAudio2.Lab.Engine.Cpu;
 /// from a shared counter (whole 256-column strips when there are enough of them, so B is packed once per strip), so a
 /// thread that the (busy, shared) machine deschedules does not hold the others up. The register tile is 6×32 with
 /// AVX-512 (measured about 1.8× the 6×16 AVX2 tile per core on this Zen 4: the narrower tile runs out of issue slots,
-/// not FMA pipes), else 6×16; both sum each output in the same order. Requires AVX2 and FMA (<see cref="IsSupported"/>).
+/// not FMA pipes), else 6×16; both sum each output in the same order. Without AVX2/FMA (ARM64, SSE-only x86, or
+/// <see cref="Gemm.ForcePath"/> in tests) the same panels go through <see cref="PortableKernels"/>' 128-bit tile, again in
+/// the same order; only the plain scalar path is unsupported (<see cref="IsSupported"/>).
 /// </remarks>
 public static unsafe class ConvGemm
 {
@@ -27,8 +29,9 @@ public static unsafe class ConvGemm
     // what lets the tile keep both FMA pipes busy on Zen 4), else 6×16. Read-only static: the JIT folds it.
     private static readonly int NR = Avx512F.IsSupported ? 32 : 16;
 
-    /// <summary>Whether this machine runs the kernels (AVX2 + FMA, and not forced to the scalar path by tests).</summary>
-    public static bool IsSupported => Gemm.UseSimd;
+    /// <summary>Whether this machine runs the kernels (AVX2 + FMA or hardware 128-bit vectors, and not forced to the
+    /// scalar path by tests).</summary>
+    public static bool IsSupported => Gemm.CurrentPath != GemmPath.Scalar;
 
     /// <summary>
     /// A [m, k] row-major → 6-row micro-panels [⌈m/6⌉][k][6] (zero-padded rows), the layout the 6×16 kernel streams; one
@@ -58,7 +61,8 @@ public static unsafe class ConvGemm
     public static void Conv(float[] packedA, int m, int cin, int kernel, float* x, int t, int stride, int padding, int dilation,
         float* bias, float* y, int tout, int threads)
     {
-        if (!IsSupported) throw new PlatformNotSupportedException("conv gemm needs AVX2 and FMA");
+        var path = Gemm.CurrentPath;
+        if (path == GemmPath.Scalar) throw new PlatformNotSupportedException("conv gemm needs hardware vectors (AVX2+FMA, NEON or SSE)");
         int kk = cin * kernel;
         if (packedA.Length < (m + MR - 1) / MR * MR * kk) throw new ArgumentException("conv gemm: packed weight too small for the shape");
         if (m == 0 || tout <= 0) return;
@@ -71,7 +75,7 @@ public static unsafe class ConvGemm
         threads = work < (1L << 20) ? 1 : Math.Min(Math.Max(1, threads), items);
         fixed (float* pa = packedA)
         {
-            var job = new Job(pa, m, cin, kernel, x, t, stride, padding, dilation, bias, y, tout);
+            var job = new Job(path == GemmPath.Portable, pa, m, cin, kernel, x, t, stride, padding, dilation, bias, y, tout);
             if (threads == 1) { for (int c = 0; c < items; c++) Dispatch(job, c); return; }
             int next = -1;
             Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
@@ -128,7 +132,7 @@ public static unsafe class ConvGemm
         });
     }
 
-    private readonly struct Job(float* a, int m, int cin, int kernel, float* x, int t, int stride, int padding, int dilation,
+    private readonly struct Job(bool portable, float* a, int m, int cin, int kernel, float* x, int t, int stride, int padding, int dilation,
         float* bias, float* y, int tout)
     {
         /// <summary>Output columns of <paramref name="chunk"/>, row blocks [block0, block1).</summary>
@@ -155,10 +159,10 @@ public static unsafe class ConvGemm
                             float* api = a + (nint)row * kk + (nint)pc * MR; // panel row/6 starts at (row/6)·6·kk = row·kk
                             float* cij = y + (nint)row * tout + j0 + jr;
                             float* b6 = first && bias != null ? bias + row : null;
-                            if (mr == MR && nr == NR) Tile(kc, api, bpj, cij, tout, !first, b6);
+                            if (mr == MR && nr == NR) Tile(portable, kc, api, bpj, cij, tout, !first, b6);
                             else
                             {
-                                Tile(kc, api, bpj, tile, NR, false, null);
+                                Tile(portable, kc, api, bpj, tile, NR, false, null);
                                 for (int i = 0; i < mr; i++)
                                 for (int j = 0; j < nr; j++)
                                 {
@@ -190,7 +194,8 @@ public static unsafe class ConvGemm
                     int start = (j0 + jr) * stride + off;
                     if (stride == 1 && nr == NR && start >= 0 && start + NR <= t)
                     {
-                        for (int q = 0; q < NR; q += 8) Avx.StoreAligned(d + q, Avx.LoadVector256(src + start + q));
+                        if (portable) PortableKernels.Copy(src + start, d, NR);
+                        else for (int q = 0; q < NR; q += 8) Avx.StoreAligned(d + q, Avx.LoadVector256(src + start + q));
                     }
                     else
                     {
@@ -206,9 +211,10 @@ public static unsafe class ConvGemm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Tile(int kc, float* a, float* b, float* c, nint ldc, bool load, float* bias)
+    private static void Tile(bool portable, int kc, float* a, float* b, float* c, nint ldc, bool load, float* bias)
     {
-        if (NR == 32) Kernel6x32(kc, a, b, c, ldc, load, bias);
+        if (portable) PortableKernels.Tile(kc, a, b, NR, c, ldc, load, bias, biasPerRow: true);
+        else if (NR == 32) Kernel6x32(kc, a, b, c, ldc, load, bias);
         else Kernel6x16(kc, a, b, c, ldc, load, bias);
     }
 

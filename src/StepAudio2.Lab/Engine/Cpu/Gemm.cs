@@ -1,9 +1,11 @@
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace StepAudio2.Lab.Engine.Cpu;
 
 /// <summary>
-/// Single-precision matrix products on the CPU: a packed, cache-blocked AVX2/FMA GEMM (6×16 register tile), a
+/// Single-precision matrix products on the CPU: a packed, cache-blocked AVX2/FMA GEMM (6×16 register tile; a portable
+/// <see cref="Vector128{T}"/> tile of the same shape elsewhere, e.g. ARM64 NEON or x86 without AVX2), a
 /// memory-bound GEMV path for m ≤ 4 (LLM decoding), and bf16-weight variants that read the weight in place
 /// (e.g. from a memory-mapped safetensors file) and widen it to f32 only inside small packed panels or registers.
 /// </summary>
@@ -16,15 +18,32 @@ public static unsafe class Gemm
 {
     private static int _maxThreads = Environment.ProcessorCount;
 
-    // Thread-static so a test forcing the fallback does not slow down tests running beside it; the scalar path runs
-    // entirely on the calling thread, so the flag is seen wherever it matters.
-    [ThreadStatic] private static bool _forceScalar;
+    // Thread-static so a test forcing a path does not change tests running beside it; a forced call's worker threads
+    // take the path chosen on the calling thread (it is passed down), so the flag is seen wherever it matters.
+    [ThreadStatic] private static GemmPath? _forcePath;
 
-    /// <summary>Test hook: route this thread's calls through the portable scalar fallback, as on a machine without AVX2/FMA.</summary>
-    internal static bool ForceScalar { get => _forceScalar; set => _forceScalar = value; }
+    /// <summary>Test/bench hook: run this thread's calls on the given path (one at most <see cref="BestPath"/>), as on a
+    /// machine without AVX2/FMA; null restores the best path.</summary>
+    internal static GemmPath? ForcePath
+    {
+        get => _forcePath;
+        set
+        {
+            if (value > BestPath) throw new PlatformNotSupportedException($"gemm path {value} is not supported on this machine (best: {BestPath})");
+            _forcePath = value;
+        }
+    }
 
-    /// <summary>Whether the AVX2/FMA kernels are in use (false on machines without them, or when forced off by tests).</summary>
-    internal static bool UseSimd => !ForceScalar && Avx2.IsSupported && Fma.IsSupported;
+    /// <summary>Test hook: route this thread's calls through the plain scalar fallback (<see cref="GemmScalar"/>).</summary>
+    internal static bool ForceScalar { get => _forcePath == GemmPath.Scalar; set => _forcePath = value ? GemmPath.Scalar : null; }
+
+    /// <summary>The best path of this machine (honours DOTNET_EnableAVX2=0 through IsSupported).</summary>
+    internal static GemmPath BestPath =>
+        Avx2.IsSupported && Fma.IsSupported ? GemmPath.Avx2
+        : Vector128.IsHardwareAccelerated ? GemmPath.Portable : GemmPath.Scalar;
+
+    /// <summary>The path this thread's calls take.</summary>
+    internal static GemmPath CurrentPath => _forcePath ?? BestPath;
 
     /// <summary>Degree of parallelism used (default <see cref="Environment.ProcessorCount"/>); settable for benchmarks.</summary>
     public static int MaxThreads
@@ -44,9 +63,10 @@ public static unsafe class Gemm
         Validate(m, n, k, a, lda, k, b, ldb, k, c, ldc);
         if (m == 0 || n == 0) return;
         if (k == 0) { BiasOnly(m, n, c, ldc, bias, accumulate); return; }
-        if (!UseSimd) { GemmScalar.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
-        if (m <= Gemv.MaxRows) { Gemv.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, MaxThreads); return; }
-        GemmBlocked.Run(BLayout.F32NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, MaxThreads);
+        var path = CurrentPath;
+        if (path == GemmPath.Scalar) { GemmScalar.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NT<F32Rows>(path, m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, MaxThreads); return; }
+        GemmBlocked.Run(path, BLayout.F32NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, MaxThreads);
     }
 
     /// <summary>C[m,n] = A[m,k] · B[k,n], all row-major with row strides.</summary>
@@ -55,9 +75,10 @@ public static unsafe class Gemm
         Validate(m, n, k, a, lda, k, b, ldb, n, c, ldc);
         if (m == 0 || n == 0) return;
         if (k == 0) { BiasOnly(m, n, c, ldc, null, accumulate); return; }
-        if (!UseSimd) { GemmScalar.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate); return; }
-        if (m <= Gemv.MaxRows) { Gemv.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate, MaxThreads); return; }
-        GemmBlocked.Run(BLayout.F32NN, m, n, k, a, lda, b, ldb, c, ldc, null, accumulate, MaxThreads);
+        var path = CurrentPath;
+        if (path == GemmPath.Scalar) { GemmScalar.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NN(path, m, n, k, a, lda, b, ldb, c, ldc, accumulate, MaxThreads); return; }
+        GemmBlocked.Run(path, BLayout.F32NN, m, n, k, a, lda, b, ldb, c, ldc, null, accumulate, MaxThreads);
     }
 
     /// <summary>Same as <see cref="SgemmNT"/> but B holds bfloat16 bits (value = float bits &lt;&lt; 16), read in place:
@@ -67,9 +88,10 @@ public static unsafe class Gemm
         Validate(m, n, k, a, lda, k, b, ldb, k, c, ldc);
         if (m == 0 || n == 0) return;
         if (k == 0) { BiasOnly(m, n, c, ldc, bias, accumulate); return; }
-        if (!UseSimd) { GemmScalar.NT<Bf16Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
-        if (m <= Gemv.MaxRows) { Gemv.NT<Bf16Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, MaxThreads); return; }
-        GemmBlocked.Run(BLayout.Bf16NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, MaxThreads);
+        var path = CurrentPath;
+        if (path == GemmPath.Scalar) { GemmScalar.NT<Bf16Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NT<Bf16Rows>(path, m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, MaxThreads); return; }
+        GemmBlocked.Run(path, BLayout.Bf16NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, MaxThreads);
     }
 
     /// <summary><see cref="SgemmNT"/> on at most <paramref name="threads"/> threads (1: the calling thread only), for
@@ -80,9 +102,10 @@ public static unsafe class Gemm
         Validate(m, n, k, a, lda, k, b, ldb, k, c, ldc);
         if (m == 0 || n == 0) return;
         if (k == 0) { BiasOnly(m, n, c, ldc, bias, accumulate); return; }
-        if (!UseSimd) { GemmScalar.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
-        if (m <= Gemv.MaxRows) { Gemv.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, threads); return; }
-        GemmBlocked.Run(BLayout.F32NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, threads);
+        var path = CurrentPath;
+        if (path == GemmPath.Scalar) { GemmScalar.NT<F32Rows>(m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NT<F32Rows>(path, m, n, k, a, lda, (byte*)b, ldb, c, ldc, bias, accumulate, threads); return; }
+        GemmBlocked.Run(path, BLayout.F32NT, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, threads);
     }
 
     /// <summary><see cref="SgemmNN"/> on at most <paramref name="threads"/> threads (1: the calling thread only).</summary>
@@ -92,9 +115,10 @@ public static unsafe class Gemm
         Validate(m, n, k, a, lda, k, b, ldb, n, c, ldc);
         if (m == 0 || n == 0) return;
         if (k == 0) { BiasOnly(m, n, c, ldc, null, accumulate); return; }
-        if (!UseSimd) { GemmScalar.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate); return; }
-        if (m <= Gemv.MaxRows) { Gemv.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads); return; }
-        GemmBlocked.Run(BLayout.F32NN, m, n, k, a, lda, b, ldb, c, ldc, null, accumulate, threads);
+        var path = CurrentPath;
+        if (path == GemmPath.Scalar) { GemmScalar.NN(m, n, k, a, lda, b, ldb, c, ldc, accumulate); return; }
+        if (m <= Gemv.MaxRows) { Gemv.NN(path, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads); return; }
+        GemmBlocked.Run(path, BLayout.F32NN, m, n, k, a, lda, b, ldb, c, ldc, null, accumulate, threads);
     }
 
     private static void Validate(int m, int n, int k, void* a, int lda, int aCols, void* b, int ldb, int bCols, float* c, int ldc)
@@ -130,4 +154,15 @@ public static unsafe class Gemm
         int e = index == parts - 1 ? count : (int)((long)units * (index + 1) / parts) * unit;
         return (Math.Min(s, count), Math.Min(e, count));
     }
+}
+
+/// <summary>Which kernels <see cref="Gemm"/> (and <see cref="ConvGemm"/>) run, slowest first.</summary>
+internal enum GemmPath
+{
+    /// <summary>Plain loops (no hardware vectors).</summary>
+    Scalar,
+    /// <summary><see cref="Vector128{T}"/> kernels through the cross-platform APIs: NEON on ARM64, SSE on x86 without AVX2.</summary>
+    Portable,
+    /// <summary>AVX2/FMA (and AVX-512 in <see cref="ConvGemm"/>) kernels.</summary>
+    Avx2,
 }

@@ -19,7 +19,9 @@ internal enum BLayout
 
 /// <summary>
 /// Goto/BLIS-style GEMM: B is packed into KC×NC panels of 16-column micro-panels, A into MC×KC blocks of 6-row
-/// micro-panels, and a 6×16 AVX2/FMA register tile (12 accumulators) does the arithmetic.
+/// micro-panels, and a 6×16 AVX2/FMA register tile (12 accumulators) does the arithmetic. On the portable path
+/// (<see cref="GemmPath.Portable"/>) the same packed layout is packed with plain or 128-bit moves and swept by
+/// <see cref="PortableKernels"/>' 6×8 <see cref="Vector128{T}"/> tile, so both paths share the blocking and the k order.
 /// </summary>
 /// <remarks>
 /// Threads split C into disjoint row or column ranges and each runs the whole blocked loop on its own packed buffers.
@@ -37,7 +39,7 @@ internal static unsafe class GemmBlocked
     /// <summary>Below this many multiply-adds a second thread costs more than it saves.</summary>
     private const long ParallelThreshold = 1L << 20;
 
-    public static void Run(BLayout layout, int m, int n, int k, float* a, int lda, void* b, int ldb, float* c, int ldc,
+    public static void Run(GemmPath path, BLayout layout, int m, int n, int k, float* a, int lda, void* b, int ldb, float* c, int ldc,
         float* bias, bool accumulate, int maxThreads)
     {
         int tilesM = (m + MR - 1) / MR, tilesN = (n + NR - 1) / NR;
@@ -45,7 +47,7 @@ internal static unsafe class GemmBlocked
         // Split the larger side: the thread then duplicates packing of the smaller operand only.
         bool splitM = tilesM >= tilesN ? tilesM >= threads || tilesN < threads : tilesN < threads && tilesM >= threads;
         threads = Math.Min(threads, splitM ? tilesM : tilesN);
-        var job = new Job(layout, k, a, lda, b, ldb, c, ldc, bias, accumulate);
+        var job = new Job(path == GemmPath.Portable, layout, k, a, lda, b, ldb, c, ldc, bias, accumulate);
         if (threads <= 1) { job.Block(0, m, 0, n); return; }
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
@@ -54,7 +56,7 @@ internal static unsafe class GemmBlocked
         });
     }
 
-    private readonly struct Job(BLayout layout, int k, float* a, int lda, void* b, int ldb, float* c, int ldc, float* bias, bool accumulate)
+    private readonly struct Job(bool portable, BLayout layout, int k, float* a, int lda, void* b, int ldb, float* c, int ldc, float* bias, bool accumulate)
     {
         public void Block(int m0, int m1, int n0, int n1)
         {
@@ -71,9 +73,9 @@ internal static unsafe class GemmBlocked
                         int kc = Math.Min(kcMax, k - pc);
                         switch (layout)
                         {
-                            case BLayout.F32NT: PackBNT<F32Rows>((byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                            case BLayout.Bf16NT: PackBNT<Bf16Rows>((byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                            default: PackBNN((float*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
+                            case BLayout.F32NT: PackBNT<F32Rows>(portable, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
+                            case BLayout.Bf16NT: PackBNT<Bf16Rows>(portable, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
+                            default: PackBNN(portable, (float*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
                         }
                         bool first = pc == 0;
                         bool load = !first || accumulate;
@@ -81,8 +83,8 @@ internal static unsafe class GemmBlocked
                         for (int ic = m0; ic < m1; ic += mcMax)
                         {
                             int mc = Math.Min(mcMax, m1 - ic);
-                            PackA(a, lda, ic, mc, pc, kc, ws.Ap);
-                            Macro(mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
+                            PackA(portable, a, lda, ic, mc, pc, kc, ws.Ap);
+                            Macro(portable, mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
                         }
                     }
                 }
@@ -91,7 +93,7 @@ internal static unsafe class GemmBlocked
         }
     }
 
-    private static void Macro(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, bool load, float* bias, float* tile)
+    private static void Macro(bool portable, int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, bool load, float* bias, float* tile)
     {
         for (int jr = 0; jr < nc; jr += NR)
         {
@@ -105,13 +107,15 @@ internal static unsafe class GemmBlocked
                 float* cij = c + ir * ldc + jr;
                 if (mr == MR && nr == NR)
                 {
-                    Kernel6x16(kc, api, bpj, cij, ldc, load, biasj);
+                    if (portable) PortableKernels.Tile(kc, api, bpj, NR, cij, ldc, load, biasj, biasPerRow: false);
+                    else Kernel6x16(kc, api, bpj, cij, ldc, load, biasj);
                 }
                 else
                 {
                     // Edge tile: full 6×16 into scratch (packed panels are zero-padded), then merge the valid part
                     // with the same operation order as the kernel so edge and interior elements round alike.
-                    Kernel6x16(kc, api, bpj, tile, NR, false, null);
+                    if (portable) PortableKernels.Tile(kc, api, bpj, NR, tile, NR, false, null, biasPerRow: false);
+                    else Kernel6x16(kc, api, bpj, tile, NR, false, null);
                     for (int i = 0; i < mr; i++)
                     for (int j = 0; j < nr; j++)
                     {
@@ -167,7 +171,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into 6-row micro-panels (k-major, 6 values per k), zero-padding the last panel.</summary>
-    private static void PackA(float* a, nint lda, int ic, int mc, int pc, int kc, float* dst)
+    private static void PackA(bool portable, float* a, nint lda, int ic, int mc, int pc, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += MR)
         {
@@ -178,6 +182,8 @@ internal static unsafe class GemmBlocked
             if (mr == MR)
             {
                 float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                // The portable path packs with the scalar loop below (O(mk) next to the O(mnk) tile work).
+                if (!portable)
                 for (; p + 8 <= kc; p += 8)
                 {
                     var x0 = Avx.LoadVector256(r0 + p); var x1 = Avx.LoadVector256(r1 + p);
@@ -209,7 +215,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Packs the [n,k] row-major B[jc..jc+nc, pc..pc+kc] into 16-column micro-panels (k-major), widening to f32.</summary>
-    private static void PackBNT<TRow>(byte* b, nint ldb, int jc, int nc, int pc, int kc, float* dst) where TRow : struct, IRowFormat
+    private static void PackBNT<TRow>(bool portable, byte* b, nint ldb, int jc, int nc, int pc, int kc, float* dst) where TRow : struct, IRowFormat
     {
         nint rowBytes = ldb * TRow.ElementSize;
         for (int jr = 0; jr < nc; jr += NR)
@@ -220,6 +226,7 @@ internal static unsafe class GemmBlocked
             if (nr == NR)
             {
                 int p = 0;
+                if (!portable)
                 for (; p + 8 <= kc; p += 8)
                 {
                     for (int half = 0; half < 2; half++)
@@ -247,14 +254,18 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Packs the [k,n] row-major B[pc..pc+kc, jc..jc+nc] into 16-column micro-panels (k-major).</summary>
-    private static void PackBNN(float* b, nint ldb, int jc, int nc, int pc, int kc, float* dst)
+    private static void PackBNN(bool portable, float* b, nint ldb, int jc, int nc, int pc, int kc, float* dst)
     {
         for (int jr = 0; jr < nc; jr += NR)
         {
             int nr = Math.Min(NR, nc - jr);
             float* d = dst + (nint)jr * kc;
             float* s = b + pc * ldb + jc + jr;
-            if (nr == NR)
+            if (nr == NR && portable)
+            {
+                for (int p = 0; p < kc; p++, s += ldb) PortableKernels.Copy(s, d + p * NR, NR);
+            }
+            else if (nr == NR)
             {
                 for (int p = 0; p < kc; p++, s += ldb)
                 {

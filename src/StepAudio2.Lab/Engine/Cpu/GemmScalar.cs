@@ -1,6 +1,7 @@
 namespace StepAudio2.Lab.Engine.Cpu;
 
-/// <summary>Portable single-threaded fallback for machines without AVX2/FMA: plain f32 dot products, no intrinsics.</summary>
+/// <summary>Plain single-threaded fallback for machines without hardware vectors (no AVX2/FMA, no NEON/SSE acceleration; or
+/// <see cref="Gemm.ForceScalar"/> in tests): plain f32 dot products, no intrinsics.</summary>
 internal static unsafe class GemmScalar
 {
     public static void NT<TRow>(int m, int n, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate)

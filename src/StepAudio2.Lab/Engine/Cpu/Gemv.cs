@@ -8,8 +8,11 @@ namespace StepAudio2.Lab.Engine.Cpu;
 /// Matrix-vector products for m ≤ 4 rows of A (LLM decoding). Each B element is used m times at most, so these are
 /// memory-bound: each thread streams its contiguous share of B's rows once, front to back (one sequential stream keeps
 /// the hardware prefetcher running ahead, so many cache lines are in flight), widening bf16 in registers and keeping
-/// eight independent FMA chains so arithmetic never waits on its own latency.
+/// eight independent FMA chains so arithmetic never waits on its own latency. The portable path (<see cref="GemmPath.Portable"/>:
+/// ARM64 NEON, SSE-only x86) streams B the same way with <see cref="Vector128{T}"/> and eight 4-lane partial sums.
 /// </summary>
+/// <remarks>Partial sums are split differently on the two paths (64 vs 32 lanes per step), so their results differ in
+/// rounding and each is tested against the float64 oracle; each is independent of the thread count (rows are split).</remarks>
 internal static unsafe class Gemv
 {
     public const int MaxRows = 4;
@@ -23,16 +26,130 @@ internal static unsafe class Gemv
     /// <summary>Below this many B elements one thread streams faster than two can be woken.</summary>
     private const long ParallelThreshold = 1L << 16;
 
-    public static void NT<TRow>(int m, int n, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int maxThreads)
+    public static void NT<TRow>(GemmPath path, int m, int n, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int maxThreads)
         where TRow : struct, IRowFormat
     {
+        bool portable = path == GemmPath.Portable;
         int threads = (long)n * k < ParallelThreshold ? 1 : Math.Min(Math.Max(1, maxThreads), (n + 3) / 4);
-        if (threads <= 1) { NTRange<TRow>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, 0, n); return; }
+        if (threads <= 1) { Range(0, n); return; }
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
             var (s, e) = Gemm.Part(n, threads, t, 4);
-            if (s < e) NTRange<TRow>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
+            if (s < e) Range(s, e);
         });
+
+        void Range(int s, int e)
+        {
+            if (portable) NTRangePortable<TRow>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
+            else NTRange<TRow>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
+        }
+    }
+
+    private static void NTRangePortable<TRow>(int m, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int j0, int j1)
+        where TRow : struct, IRowFormat
+    {
+        nint rowBytes = ldb * TRow.ElementSize;
+        if (m == 1)
+        {
+            int jj = j0;
+            if (k > SingleRowMaxK)
+            {
+                // As on the AVX2 path: once A outgrows L1, four rows share each A load (no portable prefetch hint).
+                for (; jj + 4 <= j1; jj += 4)
+                {
+                    Dot4RowsPortable<TRow>(k, a, b + jj * rowBytes, rowBytes, out float r0, out float r1, out float r2, out float r3);
+                    c[jj] = Finish(r0, c[jj], bias, jj, accumulate);
+                    c[jj + 1] = Finish(r1, c[jj + 1], bias, jj + 1, accumulate);
+                    c[jj + 2] = Finish(r2, c[jj + 2], bias, jj + 2, accumulate);
+                    c[jj + 3] = Finish(r3, c[jj + 3], bias, jj + 3, accumulate);
+                }
+            }
+            for (; jj < j1; jj++) c[jj] = Finish(DotPortable<TRow>(k, a, b + jj * rowBytes), c[jj], bias, jj, accumulate);
+            return;
+        }
+        float* a0 = a, a1 = a + lda, a2 = m > 2 ? a + 2 * lda : a, a3 = m > 3 ? a + 3 * lda : a;
+        for (int j = j0; j < j1; j++)
+        {
+            Dot4x1Portable<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out float r0, out float r1, out float r2, out float r3);
+            c[j] = Finish(r0, c[j], bias, j, accumulate);
+            c[ldc + j] = Finish(r1, c[ldc + j], bias, j, accumulate);
+            if (m > 2) c[2 * ldc + j] = Finish(r2, c[2 * ldc + j], bias, j, accumulate);
+            if (m > 3) c[3 * ldc + j] = Finish(r3, c[3 * ldc + j], bias, j, accumulate);
+        }
+    }
+
+    /// <summary>One A row against one B row, 32 elements a step into eight 128-bit partial sums (independent chains
+    /// cover the multiply-add latency; 16 live registers leave SSE's last ones for the loads).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float DotPortable<TRow>(int k, float* a, byte* b) where TRow : struct, IRowFormat
+    {
+        Vector128<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+        nint p = 0;
+        for (; p + 32 <= k; p += 32)
+        {
+            TRow.Load8x2(b, p, out var x0, out var x1);
+            TRow.Load8x2(b, p + 8, out var x2, out var x3);
+            s0 = PortableKernels.Mad(Vector128.Load(a + p), x0, s0); s1 = PortableKernels.Mad(Vector128.Load(a + p + 4), x1, s1);
+            s2 = PortableKernels.Mad(Vector128.Load(a + p + 8), x2, s2); s3 = PortableKernels.Mad(Vector128.Load(a + p + 12), x3, s3);
+            TRow.Load8x2(b, p + 16, out x0, out x1);
+            TRow.Load8x2(b, p + 24, out x2, out x3);
+            s4 = PortableKernels.Mad(Vector128.Load(a + p + 16), x0, s4); s5 = PortableKernels.Mad(Vector128.Load(a + p + 20), x1, s5);
+            s6 = PortableKernels.Mad(Vector128.Load(a + p + 24), x2, s6); s7 = PortableKernels.Mad(Vector128.Load(a + p + 28), x3, s7);
+        }
+        for (; p + 8 <= k; p += 8)
+        {
+            TRow.Load8x2(b, p, out var x0, out var x1);
+            s0 = PortableKernels.Mad(Vector128.Load(a + p), x0, s0); s1 = PortableKernels.Mad(Vector128.Load(a + p + 4), x1, s1);
+        }
+        float r = Vector128.Sum(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)));
+        for (; p < k; p++) r = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b, p), r);
+        return r;
+    }
+
+    /// <summary>One A row against four consecutive B rows: each A vector feeds four multiply-adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4RowsPortable<TRow>(int k, float* a, byte* b0, nint rowBytes, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat
+    {
+        byte* b1 = b0 + rowBytes, b2 = b1 + rowBytes, b3 = b2 + rowBytes;
+        Vector128<float> s0 = default, s1 = default, s2 = default, s3 = default, t0 = default, t1 = default, t2 = default, t3 = default;
+        nint p = 0;
+        for (; p + 8 <= k; p += 8)
+        {
+            var x0 = Vector128.Load(a + p); var x1 = Vector128.Load(a + p + 4);
+            TRow.Load8x2(b0, p, out var y0, out var y1); s0 = PortableKernels.Mad(x0, y0, s0); t0 = PortableKernels.Mad(x1, y1, t0);
+            TRow.Load8x2(b1, p, out y0, out y1); s1 = PortableKernels.Mad(x0, y0, s1); t1 = PortableKernels.Mad(x1, y1, t1);
+            TRow.Load8x2(b2, p, out y0, out y1); s2 = PortableKernels.Mad(x0, y0, s2); t2 = PortableKernels.Mad(x1, y1, t2);
+            TRow.Load8x2(b3, p, out y0, out y1); s3 = PortableKernels.Mad(x0, y0, s3); t3 = PortableKernels.Mad(x1, y1, t3);
+        }
+        r0 = Vector128.Sum(s0 + t0); r1 = Vector128.Sum(s1 + t1); r2 = Vector128.Sum(s2 + t2); r3 = Vector128.Sum(s3 + t3);
+        for (; p < k; p++) { r0 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b0, p), r0); r1 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b1, p), r1); r2 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b2, p), r2); r3 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b3, p), r3); }
+    }
+
+    /// <summary>Four A rows against one B row: each widened B vector feeds four multiply-adds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x1Portable<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b,
+        out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat
+    {
+        Vector128<float> s0 = default, s1 = default, s2 = default, s3 = default;
+        Vector128<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        nint p = 0;
+        for (; p + 8 <= k; p += 8)
+        {
+            TRow.Load8x2(b, p, out var x, out var y);
+            s0 = PortableKernels.Mad(Vector128.Load(a0 + p), x, s0); t0 = PortableKernels.Mad(Vector128.Load(a0 + p + 4), y, t0);
+            s1 = PortableKernels.Mad(Vector128.Load(a1 + p), x, s1); t1 = PortableKernels.Mad(Vector128.Load(a1 + p + 4), y, t1);
+            s2 = PortableKernels.Mad(Vector128.Load(a2 + p), x, s2); t2 = PortableKernels.Mad(Vector128.Load(a2 + p + 4), y, t2);
+            s3 = PortableKernels.Mad(Vector128.Load(a3 + p), x, s3); t3 = PortableKernels.Mad(Vector128.Load(a3 + p + 4), y, t3);
+        }
+        r0 = Vector128.Sum(s0 + t0); r1 = Vector128.Sum(s1 + t1); r2 = Vector128.Sum(s2 + t2); r3 = Vector128.Sum(s3 + t3);
+        for (; p < k; p++)
+        {
+            float bp = TRow.Load1(b, p);
+            r0 = MathF.FusedMultiplyAdd(a0[p], bp, r0);
+            r1 = MathF.FusedMultiplyAdd(a1[p], bp, r1);
+            r2 = MathF.FusedMultiplyAdd(a2[p], bp, r2);
+            r3 = MathF.FusedMultiplyAdd(a3[p], bp, r3);
+        }
     }
 
     private static void NTRange<TRow>(int m, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int j0, int j1)
@@ -166,22 +283,23 @@ internal static unsafe class Gemv
 
     /// <summary>C[m≤4, n] = A · B with B [k,n] row-major: B rows are streamed contiguously into per-row accumulators
     /// that stay in L1 (column chunks of <see cref="NNChunk"/>); threads split the columns.</summary>
-    public static void NN(int m, int n, int k, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads)
+    public static void NN(GemmPath path, int m, int n, int k, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int maxThreads)
     {
+        bool portable = path == GemmPath.Portable;
         int chunks = (n + NNChunk - 1) / NNChunk;
         int threads = (long)n * k < ParallelThreshold ? 1 : Math.Min(Math.Max(1, maxThreads), chunks);
-        if (threads <= 1) { NNRange(m, k, a, lda, b, ldb, c, ldc, accumulate, 0, n); return; }
+        if (threads <= 1) { NNRange(portable, m, k, a, lda, b, ldb, c, ldc, accumulate, 0, n); return; }
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
             var (s, e) = Gemm.Part(n, threads, t, 8);
-            if (s < e) NNRange(m, k, a, lda, b, ldb, c, ldc, accumulate, s, e);
+            if (s < e) NNRange(portable, m, k, a, lda, b, ldb, c, ldc, accumulate, s, e);
         });
     }
 
     private const int NNChunk = 512;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void NNRange(int m, int k, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int j0, int j1)
+    private static void NNRange(bool portable, int m, int k, float* a, nint lda, float* b, nint ldb, float* c, nint ldc, bool accumulate, int j0, int j1)
     {
         float* acc = stackalloc float[MaxRows * NNChunk];
         for (int jc = j0; jc < j1; jc += NNChunk)
@@ -196,9 +314,17 @@ internal static unsafe class Gemv
                 {
                     float* ai = acc + i * NNChunk;
                     float av = a[i * lda + p];
-                    var avv = Vector256.Create(av);
                     int j = 0;
-                    for (; j < wv; j += 8) Avx.Store(ai + j, Fma.MultiplyAdd(avv, Avx.LoadVector256(bp + j), Avx.LoadVector256(ai + j)));
+                    if (portable)
+                    {
+                        var avq = Vector128.Create(av);
+                        for (; j + 4 <= w; j += 4) PortableKernels.Mad(avq, Vector128.Load(bp + j), Vector128.Load(ai + j)).Store(ai + j);
+                    }
+                    else
+                    {
+                        var avv = Vector256.Create(av);
+                        for (; j < wv; j += 8) Avx.Store(ai + j, Fma.MultiplyAdd(avv, Avx.LoadVector256(bp + j), Avx.LoadVector256(ai + j)));
+                    }
                     for (; j < w; j++) ai[j] = MathF.FusedMultiplyAdd(av, bp[j], ai[j]);
                 }
             }

@@ -11,6 +11,8 @@ internal unsafe interface IRowFormat
     static abstract int ElementSize { get; }
     /// <summary>Eight consecutive elements starting at element <paramref name="index"/>, widened to f32 (AVX2 only).</summary>
     static abstract Vector256<float> Load8(byte* row, nint index);
+    /// <summary>The same eight elements as two 128-bit halves, through the cross-platform vector APIs (NEON, SSE).</summary>
+    static abstract void Load8x2(byte* row, nint index, out Vector128<float> lo, out Vector128<float> hi);
     /// <summary>One element widened to f32.</summary>
     static abstract float Load1(byte* row, nint index);
 }
@@ -24,6 +26,13 @@ internal readonly unsafe struct F32Rows : IRowFormat
     public static Vector256<float> Load8(byte* row, nint index) => Avx.LoadVector256((float*)row + index);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load8x2(byte* row, nint index, out Vector128<float> lo, out Vector128<float> hi)
+    {
+        lo = Vector128.Load((float*)row + index);
+        hi = Vector128.Load((float*)row + index + 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1(byte* row, nint index) => ((float*)row)[index];
 }
 
@@ -35,6 +44,16 @@ internal readonly unsafe struct Bf16Rows : IRowFormat
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Load8(byte* row, nint index)
         => Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32((ushort*)row + index), 16).AsSingle();
+
+    // One 16-byte load of eight bf16, zero-extended to u32 halves (NEON uxtl/ushll, SSE punpck) and shifted into the
+    // f32 exponent/mantissa position: exact, like Load8.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load8x2(byte* row, nint index, out Vector128<float> lo, out Vector128<float> hi)
+    {
+        var (l, h) = Vector128.Widen(Vector128.Load((ushort*)row + index));
+        lo = Vector128.ShiftLeft(l, 16).AsSingle();
+        hi = Vector128.ShiftLeft(h, 16).AsSingle();
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Load1(byte* row, nint index) => BitConverter.Int32BitsToSingle(((ushort*)row)[index] << 16);
