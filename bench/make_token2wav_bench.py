@@ -6,8 +6,8 @@ Usage: /usr/bin/python3 bench/make_token2wav_bench.py OUT_DIR [--codes N (100)] 
 OUT_DIR/token2wav/flow.yaml   the real ../shared/models/step-audio-2-mini/token2wav/flow.yaml (copied)
 OUT_DIR/token2wav/flow.pt     CausalMaskedDiffWithXvec built from that yaml by the Python reference
                               (reference-data/steplab_ref/flow.py), PyTorch default init, fixed seed: 512-d conformer
-                              6 + 4 blocks, DiT 16 blocks × 512 (spec §7.6–7.9), official keys (§7.13)
-OUT_DIR/token2wav/hift.pt     HiFTGenerator with all defaults (base 512, [8,5,3], spec §7.10), weight-norm keys,
+                              6 + 4 blocks, DiT 16 blocks × 512 (docs/model.md §7.6–7.9), official keys (§7.13)
+OUT_DIR/token2wav/hift.pt     HiFTGenerator with all defaults (base 512, [8,5,3], docs/model.md §7.10), weight-norm keys,
                               `generator.` prefix, like the official file
 OUT_DIR/inputs.safetensors    input.codes [N] and input.prompt_tokens [P] uniform in 0..6560, input.xvector [1,192]
                               N(0,1)·3, input.prompt_mel [1,2P,80] = the real 24 kHz mel of default_female.wav

@@ -23,7 +23,7 @@ Writes into reference-data/fixtures/audio/ (re-running reproduces every file bit
 
   Which torchaudio entry point: the official Step-Audio 2 `load_audio` calls
   `torchaudio.transforms.Resample(orig, new)(waveform)`, which builds the kernel in float64 and stores it as
-  float32 (spec §2.1). `torchaudio.functional.resample` (0.13.1) instead builds the kernel in the waveform's
+  float32 (docs/model.md §2.1). `torchaudio.functional.resample` (0.13.1) instead builds the kernel in the waveform's
   dtype, i.e. float32 for float32 audio, and its output differs from the transform's by up to ~1e-5 (the
   float32 sin() of arguments up to 6*pi). The outputs stored here are the transform's (the official path);
   each case records the functional-vs-transform difference for information.
@@ -355,7 +355,7 @@ def make_resample(real_ch0):
             f32_file(f"resample_input_{fr}.f32", inputs[fr])
         x = torch.from_numpy(inputs[fr])
         y_f = taf.resample(x, fr, to).numpy()  # float32-built kernel, for information only
-        y = torchaudio.transforms.Resample(fr, to)(x).numpy()  # float64-built kernel: official path, spec §2.1
+        y = torchaudio.transforms.Resample(fr, to)(x).numpy()  # float64-built kernel: official path, docs/model.md §2.1
         out = f32_file(f"resample_chirp_{fr}_to_{to}.f32", y)
         cases.append(dict(name=f"chirp {fr}->{to}", from_rate=fr, to_rate=to, input=f"resample_input_{fr}.f32",
                           input_length=len(inputs[fr]), output=out, output_length=len(y),

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes a tiny token2wav flow (spec §7.6–7.9, §7.13), its flow.yaml, and a flow + HiFT reference dump.
+"""Writes a tiny token2wav flow (docs/model.md §7.6–7.9, §7.13), its flow.yaml, and a flow + HiFT reference dump.
 
 Run: /usr/bin/python3 reference-data/make_flow.py   (deterministic: fixed seeds, one thread; torch.save's zip and our
 safetensors writer carry no timestamps, so re-running rewrites identical bytes).
@@ -63,7 +63,7 @@ formula positional rows and time embedding) within rel-L2 1e-5 (measured worst 2
 and nine planted porting bugs (rel_shift j−i, sin-first time embedding, DiT conv/MLP order, adaLN shift/scale swap,
 Mish→SiLU, exact GELU, CFG 0.5, pos_bias_u/v swapped, no LeakyReLU) each move the generated mel by rel-L2 ≥ 3e-5
 (all but exact GELU ≥ 3.8e-3), so the 1e-5 parity tier catches them. Informative: forming the time-embedding argument
-in float64 moves this tiny model's mel by only 3.4e-7 (the real model by up to 1e-5, spec §7.8), so this dump does
+in float64 moves this tiny model's mel by only 3.4e-7 (the real model by up to 1e-5, docs/model.md §7.8), so this dump does
 not by itself prove the float32 time schedule; match TAU_HEX and the float32 order of steplab_ref/flow.py anyway.
 
 Choices where the spec is silent are listed at the top of steplab_ref/flow.py (rel-pos table construction, τ bit
@@ -291,7 +291,7 @@ def check_time():
     tau = cosine_t_span(10)
     assert [float(x).hex() for x in tau.tolist()] == [float.fromhex(h).hex() for h in TAU_HEX], "τ bit patterns"
     listed = [0, 0.012312, 0.048943, 0.108993, 0.190983, 0.292893, 0.412215, 0.546010, 0.690983, 0.843566, 1.0]
-    assert max(abs(a - b) for a, b in zip(tau.tolist(), listed)) < 1e-6, "τ vs spec §7.8 list"
+    assert max(abs(a - b) for a, b in zip(tau.tolist(), listed)) < 1e-6, "τ vs docs/model.md §7.8 list"
     emb0 = TimestepEmbedder.timestep_embedding(torch.zeros(1), 256)
     assert torch.equal(emb0[0, :128], torch.ones(128)) and torch.equal(emb0[0, 128:], torch.zeros(128)), "cos first"
     t = torch.tensor([0.3], dtype=torch.float32)
@@ -712,7 +712,7 @@ def main():
     assert t["input.codes"].dtype == torch.int64 and t["input.prompt_tokens"].dtype == torch.int64
 
     note = (f"make_flow.py: tiny flow (tiny/token2wav/flow.pt, flow.yaml) + tiny HiFT (hift.pt); P={P} prompt tokens, "
-            f"N={N} codes, float32, fp32 time schedule (spec §7.8)")
+            f"N={N} codes, float32, fp32 time schedule (docs/model.md §7.8)")
     d.save(os.path.join(DUMP_DIR, "token2wav-short.safetensors"), note=note)
 
     check_against_spec(flow.state_dict(), inputs, t)

@@ -1,4 +1,4 @@
-"""Writes a tiny HiFT vocoder checkpoint and its reference dump (spec §7.10, §7.13).
+"""Writes a tiny HiFT vocoder checkpoint and its reference dump (docs/model.md §7.10, §7.13).
 
 Outputs (deterministic: fixed seed; torch.save's zip carries no timestamps, so re-running rewrites identical bytes):
   tiny/token2wav/hift.pt                    state dict, keys `generator.*`, legacy weight-norm keys weight_g/weight_v

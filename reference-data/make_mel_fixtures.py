@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Makes reference-data/fixtures/mel/mel_reference.safetensors for the C# log-mel frontend tests (spec §2.2–§2.7, §7.3.1, §7.5).
+"""Makes reference-data/fixtures/mel/mel_reference.safetensors for the C# log-mel frontend tests (docs/model.md §2.2–§2.7, §7.3.1, §7.5).
 
 Everything comes from steplab_ref/audio.py, the same code that made the tiny dumps' input.mel.N:
 * filters.16k: Slaney filter bank sr 16000, n_fft 400, 128 bands (the LLM path, §2.4) [128, 201] f32;

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Makes the tiny ONNX models of the token2wav voice-prompt path and their expected outputs (spec §7.2–7.4, §9).
+"""Makes the tiny ONNX models of the token2wav voice-prompt path and their expected outputs (docs/model.md §7.2–7.4, §9).
 
 reference-data/tiny/token2wav/ (ONNX opset 17, exported with torch.onnx.export, dynamic frame axes):
-* speech_tokenizer_v2_25hz.onnx: `TinyS3Tokenizer`, the structure of S3TokenizerV2 (spec §7.3.2) in miniature:
+* speech_tokenizer_v2_25hz.onnx: `TinyS3Tokenizer`, the structure of S3TokenizerV2 (docs/model.md §7.3.2) in miniature:
   masked conv1/conv2 (k3, stride 2, exact GELU), one pre-LN block (RoPE attention with k without bias, q/k scaled by
   d^−¼, additive −1e10 key mask, FSMN depth-wise memory on v added after the out-projection, GELU MLP), project_down
   to 8, tanh, ×0.999, round, +1, code = Σ d_i·3^i. Input 0 mel float32 [1, 128, L], input 1 length int32 [1];
@@ -12,7 +12,7 @@ reference-data/tiny/token2wav/ (ONNX opset 17, exported with torch.onnx.export, 
 * bad_rank_tokenizer.onnx (mel input of rank 2) and bad_dtype_campplus.onnx (float64 input): malformed signatures
   for the C# signature check.
 * tokenizer_int64.onnx: the same tokenizer with int64 length input and int64 ids (the upstream dtype is unconfirmed,
-  spec §11.1), to test that the loader accepts both integer widths.
+  docs/model.md §11.1), to test that the loader accepts both integer widths.
 
 reference-data/fixtures/voice_prompt/:
 * onnx_io.safetensors: fixed inputs and the PyTorch outputs of the tiny models (tokenizer cases with full and
@@ -105,7 +105,7 @@ class TinyBlock(nn.Module):
 
 
 class TinyS3Tokenizer(nn.Module):
-    """S3TokenizerV2 (spec §7.3.2) in miniature: width 16, 2 heads, 1 block, FSMN kernel 5, FSQ 8 digits of base 3."""
+    """S3TokenizerV2 (docs/model.md §7.3.2) in miniature: width 16, 2 heads, 1 block, FSMN kernel 5, FSQ 8 digits of base 3."""
 
     def __init__(self, d: int = 16, heads: int = 2, kernel: int = 5, out_dtype=torch.int32):
         super().__init__()
@@ -200,7 +200,7 @@ def check_onnx(path, expect_inputs):
 
 
 def clip_features(path):
-    """The voice-prompt inputs of the reference (spec §7.2): 16 kHz channel 0 and 24 kHz channel mean."""
+    """The voice-prompt inputs of the reference (docs/model.md §7.2): 16 kHz channel 0 and 24 kHz channel mean."""
     wav16 = audio.load_audio_16k(path)
     raw, sr = torchaudio.load(path)
     mono = raw.mean(dim=0)
@@ -292,7 +292,7 @@ def main():
             tokens = codes[0].to(torch.int32)
             p = tokens.shape[0]
             target = 2 * p
-            # Pad by repeating the last frame (official "padding for prompt mel"), or crop (spec §7.2 item 3).
+            # Pad by repeating the last frame (official "padding for prompt mel"), or crop (docs/model.md §7.2 item 3).
             prompt_mel = mel[:, :target] if mel.shape[1] >= target else \
                 torch.cat([mel, mel[:, -1:].expand(1, target - mel.shape[1], 80)], dim=1)
             out = {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Makes reference-data/fixtures/prompt_features/*.safetensors for the token2wav prompt feature tests (spec §7.4, §7.5).
+"""Makes reference-data/fixtures/prompt_features/*.safetensors for the token2wav prompt feature tests (docs/model.md §7.4, §7.5).
 
-fbank.safetensors (spec §7.4), each case <c> ∈ {female, synth}:
+fbank.safetensors (docs/model.md §7.4), each case <c> ∈ {female, synth}:
 * <c>.wav16k: the 16 kHz float32 input in [−1, 1] (the C# test feeds exactly these samples).
 * <c>.fbank: torchaudio.compliance.kaldi.fbank(wav[None], num_mel_bins=80, dither=0, sample_frequency=16000) [T, 80].
 * <c>.cmn: <c>.fbank minus its per-bin mean over time (the CAM++ input).
@@ -10,7 +10,7 @@ fbank.safetensors (spec §7.4), each case <c> ∈ {female, synth}:
   (torchaudio.transforms.Resample); synth = a seeded tone + noise signal with exact-zero and very quiet stretches,
   so that many mel energies fall below the float-epsilon floor.
 
-mel24k.safetensors (spec §7.5):
+mel24k.safetensors (docs/model.md §7.5):
 * female.wav24k: the first 4 s of default_female.wav, channel mean, resampled 48 → 24 kHz.
 * female.mel: [1, T, 80] from the spec recipe written here with torch.stft (reflect pad 720, center=False,
   n_fft 1920, hop 480, periodic Hann, sqrt(|X|² + 1e−9), Slaney bank sr 24000/80 bands/f_max 8000, ln(max(x, 1e−5))).

@@ -4,7 +4,7 @@
 * tiny/: config.json (same schema as the real one, tiny widths, real vocab size so real token ids work),
   3 bf16 safetensors shards + model.safetensors.index.json, keys exactly as the published checkpoint.
   Values are bf16-exact, so float32 math on them is what a port must reproduce.
-* tiny/dumps/*.safetensors: every module output of the audio path under its official module path (spec §3–§4),
+* tiny/dumps/*.safetensors: every module output of the audio path under its official module path (docs/model.md §3–§4),
   inputs under input.*; metadata `steplab.order` = execution order.
 * tiny/demo/*.safetensors: candidate dumps for the `steplab compare` demo: an independent float64 run (passes) and a
   run with the adaptor's ReLU swapped for GELU, a real porting bug (fails first at adapter.relu).
@@ -119,7 +119,7 @@ def run_audio_path(model, wav, with_qk, dtype=torch.float32):
     return tensors, order
 
 
-# Prompt ids of the official chat format (spec §6.2), tokenised by hand from vocab.json (the tokenizer issue checks
+# Prompt ids of the official chat format (docs/model.md §6.2), tokenised by hand from vocab.json (the tokenizer issue checks
 # these against an independent tokenizer): <|BOT|>system\nYou are a helpful assistant.<|EOT|><|BOT|>human\n …
 BOT, EOT, AUDIO_START, AUDIO_END, AUDIO_PATCH = 151666, 151665, 151688, 151689, 151690
 SYSTEM = [BOT, 8948, 198, 2610, 525, 264, 10950, 17847, 13, EOT]
@@ -173,7 +173,7 @@ def main():
             t64, _ = run_audio_path(model, wav, with_qk, dtype=torch.float64)
             save_dump(t64, order, os.path.join(OUT, "demo", "candidate-float64.safetensors"),
                       "independent float64 run of the same reference, cast to float32 (passes the f32 tier)")
-            model.adapter.relu = torch.nn.GELU()  # the porting bug from spec §10: GELU where ReLU belongs
+            model.adapter.relu = torch.nn.GELU()  # the porting bug from docs/model.md §10: GELU where ReLU belongs
             bad, _ = run_audio_path(model, wav, with_qk)
             model.adapter.relu = torch.nn.ReLU()
             save_dump(bad, order, os.path.join(OUT, "demo", "candidate-gelu-adaptor.safetensors"),

@@ -326,7 +326,7 @@ internal static class FlowBench
         return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 
-    /// <summary>Random f32 weights under every flow.pt key of spec §7.13 with the shapes <paramref name="c"/> implies.</summary>
+    /// <summary>Random f32 weights under every flow.pt key of docs/model.md §7.13 with the shapes <paramref name="c"/> implies.</summary>
     internal static RandomF32Weights RandomFlowWeights(FlowConfig c)
     {
         var w = new RandomF32Weights(1234);

@@ -8,7 +8,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Bench;
 
 /// <summary>
-/// Full-size HiFT benchmark (spec §7.10 defaults: base 512 → 256/128/64, upsample 8/5/3, nine Snake ResBlocks, source
+/// Full-size HiFT benchmark (docs/model.md §7.10 defaults: base 512 → 256/128/64, upsample 8/5/3, nine Snake ResBlocks, source
 /// path, iSTFT) with random f32 weights built in memory under hift.pt's keys, on T mel frames (default 200 = 4 s).
 /// Times every decoder module twice per repetition, interleaved so both see the same load on a shared machine:
 /// "old" = the generic engine ops (<see cref="Ops.Conv1d"/> with an explicit im2col and a transpose,

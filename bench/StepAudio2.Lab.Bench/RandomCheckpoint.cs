@@ -39,7 +39,7 @@ internal static class RandomCheckpoint
         return 0;
     }
 
-    /// <summary>Shapes from spec §8, derived from the config (as the official constructors do).</summary>
+    /// <summary>Shapes from docs/model.md §8, derived from the config (as the official constructors do).</summary>
     public static int[] ShapeOf(string name, StepAudio2Config c)
     {
         var t = c.Text; var a = c.Audio;
@@ -72,7 +72,7 @@ internal static class RandomCheckpoint
         };
     }
 
-    /// <summary>Shape of an <c>encoder.*</c> weight (spec §3, §8), from the encoder config alone.</summary>
+    /// <summary>Shape of an <c>encoder.*</c> weight (docs/model.md §3, §8), from the encoder config alone.</summary>
     public static int[] EncoderShapeOf(string name, AudioEncoderConfig a)
     {
         int e = a.NAudioState;

@@ -1,4 +1,4 @@
-"""Plain-PyTorch reference of Step-Audio 2 mini, written from docs/step-audio-2-spec.md.
+"""Plain-PyTorch reference of Step-Audio 2 mini, written from docs/model.md.
 
 Module names and state-dict keys are identical to the official model, so dumps made here look exactly like dumps made
 from the official model with forward hooks. Runs with Debian 12's python3-torch 1.13 (CPU).

@@ -1,4 +1,4 @@
-"""Audio frontend of the LLM path (spec §2): loading, resampling, 25 s chunking, 128-bin log-mel."""
+"""Audio frontend of the LLM path (docs/model.md §2): loading, resampling, 25 s chunking, 128-bin log-mel."""
 import math
 
 import numpy as np
@@ -10,7 +10,7 @@ N_FFT, HOP, N_MELS = 400, 160, 128
 
 
 def load_audio_16k(path: str) -> torch.Tensor:
-    """Channel 0 as float32 in [-1, 1], resampled to 16 kHz with torchaudio's default sinc resampler (spec §2.1)."""
+    """Channel 0 as float32 in [-1, 1], resampled to 16 kHz with torchaudio's default sinc resampler (docs/model.md §2.1)."""
     import torchaudio
     wav, sr = torchaudio.load(path)  # sox backend: reads WAV, AIFF and AIFF-C 'twos'
     wav = wav[0]
@@ -47,7 +47,7 @@ def slaney_mel_filters(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, f_min=0.0, f_
 
 
 def log_mel_spectrogram(x: torch.Tensor, pad_479: bool = True) -> torch.Tensor:
-    """[N] float32 → [128, L] (spec §2.3–2.5); pad_479=False gives the S3-tokenizer variant (spec §7.3.1)."""
+    """[N] float32 → [128, L] (docs/model.md §2.3–2.5); pad_479=False gives the S3-tokenizer variant (docs/model.md §7.3.1)."""
     if pad_479:
         x = torch.nn.functional.pad(x, (0, 479))
     window = torch.hann_window(N_FFT, periodic=True, dtype=x.dtype)  # float32 input → the reference; float64 → a cross-check
@@ -60,12 +60,12 @@ def log_mel_spectrogram(x: torch.Tensor, pad_479: bool = True) -> torch.Tensor:
 
 
 def chunk_audio(x: torch.Tensor):
-    """25 s chunks; the last holds the remainder (spec §2.2)."""
+    """25 s chunks; the last holds the remainder (docs/model.md §2.2)."""
     return [x[i:i + CHUNK_SAMPLES] for i in range(0, max(len(x), 1), CHUNK_SAMPLES)]
 
 
 def n_audio_tokens(mel_len: int) -> int:
-    """Number of <audio_patch> placeholders for a chunk with L mel frames (spec §2.6)."""
+    """Number of <audio_patch> placeholders for a chunk with L mel frames (docs/model.md §2.6)."""
     x_len = mel_len - 2
     e = ((x_len + 1) // 2) // 2
     return (e + 2 * 1 - 3) // 2 + 1

@@ -1,6 +1,6 @@
 """Plain-PyTorch reference of Step-Audio 2's token2wav flow (`CausalMaskedDiffWithXvec`), written from the spec.
 
-Mirrors docs/step-audio-2-spec.md §7.1 (files), §7.6 (flow inference), §7.7 (UpsampleConformerEncoderV2 with ESPnet
+Mirrors docs/model.md §7.1 (files), §7.6 (flow inference), §7.7 (UpsampleConformerEncoderV2 with ESPnet
 rel-pos attention), §7.8 (CausalConditionalCFM: 10 Euler steps, cosine schedule, CFG as a batch of two), §7.9 (DiT
 estimator), §7.13 (state-dict keys) and §9 (the CFM noise is an input). Class names, module tree and parameter names
 follow the upstream CosyVoice 2 / Step-Audio 2 classes, so `state_dict()` has exactly the keys of the real

@@ -1,4 +1,4 @@
-"""Plain-PyTorch reference of Step-Audio 2's HiFT vocoder (CosyVoice 2 `HiFTGenerator`, spec §7.10).
+"""Plain-PyTorch reference of Step-Audio 2's HiFT vocoder (CosyVoice 2 `HiFTGenerator`, docs/model.md §7.10).
 
 Module tree and parameter names follow the official classes, so `state_dict()` (prefixed `generator.`) has the keys
 of the real `token2wav/hift.pt` (§7.13). The only departure: SineGen2's N(0,1) noise can be passed in (`noise`,
@@ -104,7 +104,7 @@ class SourceModuleHnNSF2(nn.Module):
         with torch.no_grad():
             sine_wavs, uv, _ = self.l_sin_gen(x, noise)
         sine_merge = self.l_tanh(self.l_linear(sine_wavs))
-        noise_branch = torch.randn_like(uv) * self.sine_amp / 3  # computed but unused by HiFT (spec §9)
+        noise_branch = torch.randn_like(uv) * self.sine_amp / 3  # computed but unused by HiFT (docs/model.md §9)
         return sine_merge, noise_branch, uv
 
 

@@ -1,4 +1,4 @@
-"""Step-Audio 2 mini modules (spec §3–§5) with the official module tree and state-dict keys.
+"""Step-Audio 2 mini modules (docs/model.md §3–§5) with the official module tree and state-dict keys.
 
 `encoder` (AudioEncoder), `adapter` (Adaptor), `model` (Qwen2 decoder), `lm_head`. Computation in float32; the official
 model runs bf16, so tiny checkpoints hold bf16-exact values and the f32 math here is what a port should reproduce.
@@ -13,7 +13,7 @@ from torch import nn
 # ----------------------------------------------------------------------------------------------- audio encoder
 
 class MultiHeadAttention(nn.Module):
-    """Whisper attention: key without bias, split d^-0.25 scaling on q and k (spec §3.5). Returns (out, qk) like the
+    """Whisper attention: key without bias, split d^-0.25 scaling on q and k (docs/model.md §3.5). Returns (out, qk) like the
     official module: qk = the masked pre-softmax scores in float32 [B, heads, T, T] (dumpers record it as `<path>.qk`)."""
 
     def __init__(self, n_state, n_head):
@@ -55,7 +55,7 @@ class ResidualAttentionBlock(nn.Module):
 
 
 def make_pad_mask_bias(lengths: torch.Tensor, t_pad: int) -> torch.Tensor:
-    """Additive key mask after conv2 (spec §3.3): valid over the padded mel length, subsampled from (T+1) mod 2."""
+    """Additive key mask after conv2 (docs/model.md §3.3): valid over the padded mel length, subsampled from (T+1) mod 2."""
     valid = torch.arange(t_pad)[None, :] < lengths[:, None]
     valid = valid[:, (t_pad + 1) % 2::2]
     bias = torch.zeros(valid.shape, dtype=torch.float32).masked_fill(~valid, -1e10)
@@ -88,7 +88,7 @@ class AudioEncoder(nn.Module):
 
 
 class Adaptor(nn.Module):
-    """Conv k3 s2 + GELU, linear1 → ReLU → linear2 (spec §4; ReLU confirmed)."""
+    """Conv k3 s2 + GELU, linear1 → ReLU → linear2 (docs/model.md §4; ReLU confirmed)."""
 
     def __init__(self, n_state, llm_dim, kernel_size=3, stride=2, hidden=2048):
         super().__init__()

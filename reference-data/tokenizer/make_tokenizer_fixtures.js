@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Oracle fixtures for the Step-Audio 2 mini tokenizer (spec §6.1), from Hugging Face `tokenizers` (the Rust library
+// Oracle fixtures for the Step-Audio 2 mini tokenizer (docs/model.md §6.1), from Hugging Face `tokenizers` (the Rust library
 // behind Python's Qwen2TokenizerFast) through its Node binding, pinned in package.json.
 //
 // There is no tokenizer.json in the checkpoint, so this script builds the one that transformers' Qwen2Converter

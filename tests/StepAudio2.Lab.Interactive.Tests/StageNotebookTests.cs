@@ -45,7 +45,7 @@ public sealed class StageNotebookTests
         var e = await Run("01-mel-frontend.ipynb");
         Assert.Matches("<audio controls[^>]*src=\"data:audio/wav;base64,UklGR", e.Html);
         Assert.Equal("scatter", TraceType(FigureTitled(e, "waveform, 49001 samples")));
-        // spec §2.3: 49 001 samples → L = ⌊(49 001 + 479)/160⌋ = 309 frames, 306 without the pad; 39 audio tokens (§2.6)
+        // docs/model.md §2.3: 49 001 samples → L = ⌊(49 001 + 479)/160⌋ = 309 frames, 306 without the pad; 39 audio tokens (§2.6)
         var mel = FigureTitled(e, "log-mel [128, 309]");
         Assert.Equal("heatmap", TraceType(mel));
         Assert.Equal((128, 309), ZShape(mel));
@@ -69,7 +69,7 @@ public sealed class StageNotebookTests
     {
         var e = await Run("02-audio-encoder.ipynb");
         Assert.Contains("T = 309 → T₂ = 155 → T₃ = 77", e.Text);
-        Assert.Contains("154 of 155 keys valid, 1 masked", e.Text); // spec §3.3: T odd, len 307 → the last conv2 frame masked
+        Assert.Contains("154 of 155 keys valid, 1 masked", e.Text); // docs/model.md §3.3: T odd, len 307 → the last conv2 frame masked
         var grids = e.Figures.Where(f => Title(f).StartsWith("encoder.blocks.", StringComparison.Ordinal) && Title(f).Contains("(softmax; 2 heads, 154 valid frames; downsampled: 4×4 frames per cell)")).ToList();
         Assert.Equal(2, grids.Count); // the tiny encoder's 2 blocks
         Assert.All(grids, g => Assert.Equal(2, g.GetProperty("data").GetArrayLength()));
@@ -88,7 +88,7 @@ public sealed class StageNotebookTests
         Assert.Contains("T₄ = ⌊(77 − 1)/2⌋ + 1 = 39; feat_len = ⌊(77 − 1)/2⌋ + 1 = 39", e.Text);
         Assert.Equal((39, 32), ZShape(FigureTitled(e, "adapter (batch 0) [39, 32]")));
         Assert.Contains("GELU instead of ReLU: FAIL", e.Text);
-        // the table of spec §2.6 durations: formula, model bookkeeping and the spec's value agree, the ≤ 20 ms chunk included
+        // the table of docs/model.md §2.6 durations: formula, model bookkeeping and the spec's value agree, the ≤ 20 ms chunk included
         Assert.Contains("<tr><td>25 s (full chunk)</td><td>400000</td><td>2502</td><td>1251</td><td>625</td><td>313</td><td>313</td><td>313</td></tr>", e.Html);
         Assert.Contains("<tr><td>20 ms</td><td>320</td><td>4</td><td>2</td><td>0</td><td>0</td><td>0</td><td>0</td></tr>", e.Html);
         Assert.Contains("all agree; this clip takes 39 <audio_patch> slots", e.Text);

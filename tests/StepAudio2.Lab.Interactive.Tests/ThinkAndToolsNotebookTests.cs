@@ -6,7 +6,7 @@ namespace StepAudio2.Lab.Interactive.Tests;
 
 /// <summary>
 /// 09-think-and-tools on the tiny checkpoint: the live stream grows one token per update, the think prompts are the
-/// hand-built ones of spec §6.7, the thought stays out of the history, the stop string ends the recorded thought where
+/// hand-built ones of docs/model.md §6.7, the thought stays out of the history, the stop string ends the recorded thought where
 /// the decoded text first holds it, the parser and the tool loop report what the recorded replies contain, and the
 /// conversation's cache reuse is what its prompts imply.
 /// </summary>
@@ -31,7 +31,7 @@ public sealed class ThinkAndToolsNotebookTests
         Assert.Contains("TINY RANDOM checkpoint", setup);
         Assert.Contains("budgets: think 12, answer 6 tokens; web search: not configured (nothing is contacted)", setup);
 
-        // 1 · live stream: the prompt is the hand-built chat prompt (spec §6.2); one update per token, each a prefix of the last
+        // 1 · live stream: the prompt is the hand-built chat prompt (docs/model.md §6.2); one update per token, each a prefix of the last
         var stream = byId["think-07"];
         int[] system = Enc("<|BOT|>system\nYou are a helpful assistant.<|EOT|>");
         int[] prompt1 = [.. system, .. Enc("<|BOT|>human\nWhy is the sky blue?<|EOT|>"), .. Enc("<|BOT|>assistant\n")];
@@ -46,7 +46,7 @@ public sealed class ThinkAndToolsNotebookTests
         Assert.Contains("6 tokens streamed, stop: MaxNewTokens; the text deltas concatenate to the reply: True", Text(stream));
         Assert.Contains($"prompt as rendered by the conversation = the prompt shown: True; prefilled {prompt1.Length} of {prompt1.Length} ids (reused 0)", Text(stream));
 
-        // 2 · think: call 1 ends in the pre-filled "\n<think>\n" without <|EOT|> (spec §6.7)
+        // 2 · think: call 1 ends in the pre-filled "\n<think>\n" without <|EOT|> (docs/model.md §6.7)
         var thinkPrompt = Streams(byId["think-09"].Html).Single().Prompt;
         int[] open = Enc("<|BOT|>assistant\n\n<think>\n");
         Assert.Equal(open, thinkPrompt[^open.Length..]);
@@ -79,7 +79,7 @@ public sealed class ThinkAndToolsNotebookTests
         Assert.DoesNotContain(history, r => r[2].Contains("<think>") || r[2].Contains("</think>"));
         Assert.Contains("thought in the history: False; last turn = the answer: True", Text(byId["think-15"]));
 
-        // 3 · the stop string: "</think>" is 522 26865 29 (spec §6.7); generation stops at the first prefix whose text holds it
+        // 3 · the stop string: "</think>" is 522 26865 29 (docs/model.md §6.7); generation stops at the first prefix whose text holds it
         var stop = byId["think-17"];
         Assert.Contains("\"</think>\" = 522 26865 29 (</ | think | >)", Text(stop));
         int[] recorded = Enc("The sunlight crosses more air at sunset, so the blue is scattered away and red remains.</think>\n\nAt sunset the light travels");
@@ -92,7 +92,7 @@ public sealed class ThinkAndToolsNotebookTests
         Assert.Equal(recorded[k - 1].ToString(), steps[^1][1]);
         Assert.StartsWith(">", steps[^1][2]);
 
-        // 4 · tools: the schema turn right after the system turn (spec §6.8)
+        // 4 · tools: the schema turn right after the system turn (docs/model.md §6.8)
         var schemaCell = byId["think-19"];
         var json = Text(schemaCell).Split('\n')[0];
         Assert.StartsWith("[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"", json);

@@ -18,7 +18,7 @@ internal static class TestMath
         return Math.Sqrt(num / Math.Max(den, 1e-300));
     }
 
-    /// <summary>The dump's <c>input.mel.N</c> batched as the encoder takes them (spec §2.7): mels [B, 128, T] and lengths L − 2.</summary>
+    /// <summary>The dump's <c>input.mel.N</c> batched as the encoder takes them (docs/model.md §2.7): mels [B, 128, T] and lengths L − 2.</summary>
     public static (Tensor Batch, int[] Lengths) MelBatch(ITensorSource dump)
     {
         var mels = dump.Tensors.Select(t => t.Name).Where(n => n.StartsWith("input.mel.")).OrderBy(n => int.Parse(n[10..])).Select(dump.Get).ToList();

@@ -92,7 +92,7 @@ public static class ChatCommand
         Conversation NewConversation()
         {
             var c = new Conversation(pipeline.Model, pipeline.Tokenizer, settings.System);
-            if (registry is not null) c.Add(registry.ToolSchemasMessage()); // spec §6.8: right after the system turn
+            if (registry is not null) c.Add(registry.ToolSchemasMessage()); // docs/model.md §6.8: right after the system turn
             return c;
         }
         var conversation = NewConversation();

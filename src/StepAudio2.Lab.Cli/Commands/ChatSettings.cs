@@ -22,7 +22,7 @@ public sealed record ChatSettings(string ModelDir, string? Tokenizer = null, str
     /// <summary>The one tool the CLI offers so far.</summary>
     public const string WebSearchTool = "web-search";
 
-    /// <summary>Think mode (spec §6.7): each turn is a thinking call then an answering call.</summary>
+    /// <summary>Think mode (docs/model.md §6.7): each turn is a thinking call then an answering call.</summary>
     public bool Think { get; init; }
 
     /// <summary>Budget of the thinking call, separate from <see cref="MaxTokens"/>.</summary>

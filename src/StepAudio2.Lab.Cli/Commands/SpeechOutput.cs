@@ -11,7 +11,7 @@ internal static class SpeechOutput
 
     /// <summary>
     /// Writes 24 kHz mono: IEEE float32 by default (lossless; what the official non-streaming path is assumed to write,
-    /// spec §7.11), 16-bit PCM with <paramref name="pcm16"/> (clip to ±1, × 32767).
+    /// docs/model.md §7.11), 16-bit PCM with <paramref name="pcm16"/> (clip to ±1, × 32767).
     /// </summary>
     public static void WriteWav(string path, float[] waveform, bool pcm16)
     {

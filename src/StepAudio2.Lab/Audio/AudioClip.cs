@@ -114,11 +114,11 @@ public sealed class AudioClip
         return _channels[index];
     }
 
-    /// <summary>Channel 0 only (a copy): the LLM path of spec §2.1 takes the first channel, never a mean.</summary>
+    /// <summary>Channel 0 only (a copy): the LLM path of docs/model.md §2.1 takes the first channel, never a mean.</summary>
     public float[] MonoChannel0() => (float[])_channels[0].Clone();
 
     /// <summary>
-    /// Mean over channels (spec §7.2, 24 kHz prompt path). Summed in float32 in channel order and divided by the
+    /// Mean over channels (docs/model.md §7.2, 24 kHz prompt path). Summed in float32 in channel order and divided by the
     /// channel count, as <c>torch.mean(dim=0)</c> does on a float32 tensor (bit-identical for two channels).
     /// </summary>
     public float[] MonoMean()

@@ -7,8 +7,8 @@ namespace StepAudio2.Lab.Audio;
 /// <summary>The audio items of one request, ready for the encoder: 25 s chunks, their mels and the zero-padded batch.</summary>
 /// <param name="Chunks">16 kHz samples per chunk, in order of appearance across all audio items.</param>
 /// <param name="Mels">[128, L] log-mel per chunk.</param>
-/// <param name="Batch">all chunk mels right-padded to the longest, lengths L − 2 (spec §2.7).</param>
-/// <param name="TokenCounts">&lt;audio_patch&gt; placeholders per chunk (spec §2.6).</param>
+/// <param name="Batch">all chunk mels right-padded to the longest, lengths L − 2 (docs/model.md §2.7).</param>
+/// <param name="TokenCounts">&lt;audio_patch&gt; placeholders per chunk (docs/model.md §2.6).</param>
 /// <param name="ChunksPerItem">how many chunks each audio item produced.</param>
 public sealed record PreparedAudio(IReadOnlyList<float[]> Chunks, IReadOnlyList<Tensor> Mels, MelBatch Batch, int[] TokenCounts, int[] ChunksPerItem)
 {
@@ -29,7 +29,7 @@ public sealed record PreparedAudio(IReadOnlyList<float[]> Chunks, IReadOnlyList<
 }
 
 /// <summary>
-/// The official audio path into the LLM (spec §2): decode, channel 0, torchaudio-exact resampling to 16 kHz, 25 s
+/// The official audio path into the LLM (docs/model.md §2): decode, channel 0, torchaudio-exact resampling to 16 kHz, 25 s
 /// chunks, per-chunk log-mel, one batch for all chunks of a request.
 /// </summary>
 public static class AudioInput

@@ -100,7 +100,7 @@ public sealed class ResampleKernel
 }
 
 /// <summary>
-/// torchaudio's default resampler (spec §2.1): zero-pad W left and W + A right, strided correlation with stride A
+/// torchaudio's default resampler (docs/model.md §2.1): zero-pad W left and W + A right, strided correlation with stride A
 /// giving B outputs per step (one per kernel phase), phases interleaved, first ⌈B·N/A⌉ samples kept.
 /// </summary>
 public static class Resampler

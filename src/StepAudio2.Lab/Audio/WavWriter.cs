@@ -115,7 +115,7 @@ public static class WavWriter
     }
 
     /// <summary>
-    /// float → int16 as spec §7.11's streaming output does it: clip to [−1, 1] and scale by 32767 (so ±1 map to ±32767
+    /// float → int16 as docs/model.md §7.11's streaming output does it: clip to [−1, 1] and scale by 32767 (so ±1 map to ±32767
     /// and −32768 is never produced), then round to nearest with ties to even, which is libsndfile's (soundfile's)
     /// <c>lrintf</c> under the default rounding mode. NaN writes 0. Reading back divides by 32768 (torchaudio), so a
     /// PCM16 round trip scales by 32767/32768 and quantises; use <see cref="WavSampleFormat.Float32"/> to be lossless.

@@ -3,7 +3,7 @@ using StepAudio2.Lab.IO;
 namespace StepAudio2.Lab.Config;
 
 /// <summary>
-/// <c>encoder</c> of flow.yaml: the arguments of <c>UpsampleConformerEncoderV2</c> (spec §7.6–7.7). Only the
+/// <c>encoder</c> of flow.yaml: the arguments of <c>UpsampleConformerEncoderV2</c> (docs/model.md §7.6–7.7). Only the
 /// configuration Step-Audio 2 ships is implemented (linear input layer, ESPnet relative positions, pre-norm), so other
 /// values of those switches are rejected at load.
 /// </summary>
@@ -32,7 +32,7 @@ public sealed record FlowEncoderConfig(
     public int HeadDim => OutputSize / AttentionHeads;
 }
 
-/// <summary><c>estimator</c> of flow.yaml: the arguments of the <c>DiT</c> (spec §7.9).</summary>
+/// <summary><c>estimator</c> of flow.yaml: the arguments of the <c>DiT</c> (docs/model.md §7.9).</summary>
 public sealed record DitConfig(int InChannels, int OutChannels, double MlpRatio, int Depth, int NumHeads, int HeadDim, int HiddenSize)
 {
     public const string ClassName = "cosyvoice2.flow.decoder_dit.DiT";
@@ -45,14 +45,14 @@ public sealed record DitConfig(int InChannels, int OutChannels, double MlpRatio,
     public int FrequencyEmbeddingSize => 256;
 }
 
-/// <summary><c>decoder</c> of flow.yaml: <c>CausalConditionalCFM</c> with its estimator (spec §7.8).</summary>
+/// <summary><c>decoder</c> of flow.yaml: <c>CausalConditionalCFM</c> with its estimator (docs/model.md §7.8).</summary>
 public sealed record CfmConfig(double InferenceCfgRate, DitConfig Estimator)
 {
     public const string ClassName = "cosyvoice2.flow.flow_matching.CausalConditionalCFM";
 }
 
 /// <summary>
-/// token2wav/flow.yaml bound to typed records (<c>CausalMaskedDiffWithXvec</c>, spec §7.6), read by the strict
+/// token2wav/flow.yaml bound to typed records (<c>CausalMaskedDiffWithXvec</c>, docs/model.md §7.6), read by the strict
 /// <see cref="FlowYaml"/> subset reader: tag classes, every key and every value are checked, unknown keys rejected.
 /// </summary>
 public sealed record FlowConfig(int InputSize, int OutputSize, int SpkEmbedDim, string OutputType, int VocabSize, FlowEncoderConfig Encoder, CfmConfig Decoder)

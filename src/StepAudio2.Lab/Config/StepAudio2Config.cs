@@ -5,7 +5,7 @@ using StepAudio2.Lab.Quantization;
 namespace StepAudio2.Lab.Config;
 
 /// <summary>
-/// <c>text_config</c> of Step-Audio 2 mini: the Qwen2.5-7B-style decoder (spec §5.1).
+/// <c>text_config</c> of Step-Audio 2 mini: the Qwen2.5-7B-style decoder (docs/model.md §5.1).
 /// Mirrors <c>configuration_step_audio_2.StepAudio2TextConfig</c>.
 /// </summary>
 public sealed record TextConfig(
@@ -29,7 +29,7 @@ public sealed record TextConfig(
 }
 
 /// <summary>
-/// <c>audio_encoder_config</c>: the Whisper-style encoder and the adaptor (spec §3.1, §4).
+/// <c>audio_encoder_config</c>: the Whisper-style encoder and the adaptor (docs/model.md §3.1, §4).
 /// Mirrors the <c>AudioEncoder</c>/<c>Adaptor</c> constructor arguments of the official modeling code.
 /// </summary>
 public sealed record AudioEncoderConfig(

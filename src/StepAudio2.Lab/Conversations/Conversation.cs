@@ -23,12 +23,12 @@ public sealed record ConversationToolReply(ToolLoopResult Loop, IReadOnlyList<Co
 
 /// <summary>
 /// A multi-turn conversation that keeps the decoder's KV cache between turns: each turn renders the whole history in
-/// the official format (spec §6.6), finds the longest prefix already in the cache, truncates the cache there and
+/// the official format (docs/model.md §6.6), finds the longest prefix already in the cache, truncates the cache there and
 /// prefills only the new tokens. Text replies go back into the history as text; speech replies as
 /// <c>&lt;tts_start&gt;</c> + the raw generated ids, as the official runner re-feeds them.
 /// Audio: only the chunks after the reused prefix are encoded, batched per turn; the official runner re-encodes every
 /// chunk of the history in one batch each time, which differs only where a longer batch changes a short chunk's
-/// padding parity (spec §2.7). Set <see cref="ReuseCache"/> false to recompute everything as the official runner does.
+/// padding parity (docs/model.md §2.7). Set <see cref="ReuseCache"/> false to recompute everything as the official runner does.
 /// </summary>
 public sealed class Conversation
 {
@@ -70,7 +70,7 @@ public sealed class Conversation
     }
 
     /// <summary>
-    /// A think-mode turn (spec §6.7): call 1 thinks under <paramref name="thinkOptions"/> (its own budget) until the decoded
+    /// A think-mode turn (docs/model.md §6.7): call 1 thinks under <paramref name="thinkOptions"/> (its own budget) until the decoded
     /// text reaches <c>&lt;/think&gt;</c>; call 2 answers under <paramref name="answerOptions"/> with the thought pre-filled.
     /// Only <paramref name="user"/> and the answer join the history: the thought is dropped, as the official example does.
     /// Both calls reuse the cache: call 2 prefills little more than the closing tag.
@@ -88,7 +88,7 @@ public sealed class Conversation
     }
 
     /// <summary>
-    /// A tool-using turn (spec §6.8) through <see cref="ToolLoop.RunAsync"/>: text replies, each parsed for tool calls whose
+    /// A tool-using turn (docs/model.md §6.8) through <see cref="ToolLoop.RunAsync"/>: text replies, each parsed for tool calls whose
     /// results come back as <c>input</c> turns, until a reply calls no tool or <paramref name="maxRounds"/> generations
     /// were made. The tools are announced by a <c>tool_json_schemas</c> turn the caller adds once (e.g.
     /// <c>Add(registry.ToolSchemasMessage())</c> right after the system turn). Every generation reuses the cache.

@@ -11,7 +11,7 @@ public enum StopReason
     MaxNewTokens,
 }
 
-/// <summary>What a generated id is, by range (spec §6.4).</summary>
+/// <summary>What a generated id is, by range (docs/model.md §6.4).</summary>
 public enum TokenKind
 {
     /// <summary>Text or turn-control id (&lt; 151688): part of <see cref="GenerationResult.TextIds"/>.</summary>

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace StepAudio2.Lab.Generation;
 
 /// <summary>
-/// One request's side of autoregressive generation (spec §6.4): given the logits of each step it chooses the next id
+/// One request's side of autoregressive generation (docs/model.md §6.4): given the logits of each step it chooses the next id
 /// (<see cref="LogitsProcessor"/>: penalty, temperature, top-k, top-p, draw), classifies it, tracks stop tokens, stop
 /// strings and the token budget, and finally assembles the <see cref="GenerationResult"/>. The model side (prefill,
 /// KV-cached steps) belongs to the caller: <see cref="Generator"/> drives one state, <see cref="BatchGenerator"/> several

@@ -6,7 +6,7 @@ using StepAudio2.Lab.Models;
 namespace StepAudio2.Lab.Generation;
 
 /// <summary>
-/// Autoregressive generation (spec §6.4): one prefill of the prompt (with audio features), then one KV-cached step per
+/// Autoregressive generation (docs/model.md §6.4): one prefill of the prompt (with audio features), then one KV-cached step per
 /// token, each token chosen by <see cref="LogitsProcessor"/>, until a stop token, a stop string or
 /// <see cref="SamplingOptions.MaxNewTokens"/>. Blocking, streaming (async events) and callback forms share one loop.
 /// </summary>

@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace StepAudio2.Lab.Generation;
 
 /// <summary>
-/// Hugging Face's per-step processing of float32 logits, in <c>generate</c>'s order (spec §6.4): repetition penalty →
+/// Hugging Face's per-step processing of float32 logits, in <c>generate</c>'s order (docs/model.md §6.4): repetition penalty →
 /// temperature → top-k → top-p → softmax → multinomial draw; greedy takes the argmax after the penalty.
 /// </summary>
 /// <remarks>

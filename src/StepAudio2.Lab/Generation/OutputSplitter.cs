@@ -1,6 +1,6 @@
 namespace StepAudio2.Lab.Generation;
 
-/// <summary>Token id ranges of the Step-Audio 2 vocabulary that generation needs (spec §6.1).</summary>
+/// <summary>Token id ranges of the Step-Audio 2 vocabulary that generation needs (docs/model.md §6.1).</summary>
 public static class StepAudio2Tokens
 {
     /// <summary><c>&lt;|EOT|&gt;</c>, end of turn: the only official stop token.</summary>
@@ -31,7 +31,7 @@ public static class StepAudio2Tokens
 }
 
 /// <summary>
-/// Partitions generated ids into text ids and speech codes by id range (spec §6.4); the interleaved "TA4" layout of a
+/// Partitions generated ids into text ids and speech codes by id range (docs/model.md §6.4); the interleaved "TA4" layout of a
 /// speech reply (§6.5) needs no parsing for this, since every id belongs to exactly one range.
 /// </summary>
 public static class OutputSplitter

@@ -2,7 +2,7 @@ namespace StepAudio2.Lab.Generation;
 
 /// <summary>
 /// How the next token is chosen and when generation stops: Hugging Face <c>GenerationConfig</c> semantics as the
-/// official runner uses them (spec §6.4), plus stop strings (HF <c>stop_strings</c>, for think mode §6.7).
+/// official runner uses them (docs/model.md §6.4), plus stop strings (HF <c>stop_strings</c>, for think mode §6.7).
 /// </summary>
 /// <remarks>
 /// Like HF, each processor is active only where it changes something: repetition penalty ≠ 1, and when

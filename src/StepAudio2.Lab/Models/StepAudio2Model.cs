@@ -46,7 +46,7 @@ public sealed class StepAudio2Model
 
     /// <summary>
     /// Prompt embeddings [L, D]: token embeddings with the k-th chunk's first feat_len rows written over the rows after
-    /// the k-th <c>&lt;audio_start&gt;</c> (spec §5.3).
+    /// the k-th <c>&lt;audio_start&gt;</c> (docs/model.md §5.3).
     /// </summary>
     public Tensor EmbedPrompt(ReadOnlySpan<int> ids, Tensor? audioFeatures, ReadOnlySpan<int> featureLengths, Trace? trace = null)
     {

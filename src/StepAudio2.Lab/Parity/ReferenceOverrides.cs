@@ -21,7 +21,7 @@ public static class ReferenceOverrides
     public static ToleranceOverride Flow { get; } = new("flow*", Tolerance.Of(1e-5, 1e-4, 1e-5), "flow floor");
 
     /// <summary>
-    /// HiFT as a whole chain: the NSF phase accumulates in float32 over every sample (spec §9), so the chain is held to
+    /// HiFT as a whole chain: the NSF phase accumulates in float32 over every sample (docs/model.md §9), so the chain is held to
     /// 1e-3 (rtol, atol and rel-L2); each module fed the reference's own inputs meets 1e-5 in the unit tests.
     /// </summary>
     public static ToleranceOverride Hift { get; } = new("hift*", Tolerance.Of(1e-3, 1e-3, 1e-3), "hift-chain floor");

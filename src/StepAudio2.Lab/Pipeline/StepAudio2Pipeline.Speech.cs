@@ -33,7 +33,7 @@ public sealed record SpeechResult(string Text, int[] TextIds, int[] AudioCodes, 
 public sealed partial class StepAudio2Pipeline
 {
     /// <summary>
-    /// The system turn of the official TTS examples (“read the following text at a natural pace”, spec §6.3); the chat
+    /// The system turn of the official TTS examples (“read the following text at a natural pace”, docs/model.md §6.3); the chat
     /// model gets it as a system turn, the text as the human turn, and <c>&lt;tts_start&gt;</c> opens the assistant turn.
     /// </summary>
     public const string TtsSystemPrompt = "以自然的语速读出下面的文字。\n";
@@ -73,7 +73,7 @@ public sealed partial class StepAudio2Pipeline
         return [ChatMessage.System(systemPrompt), ChatMessage.User(text), ChatMessage.AssistantSpeechPrompt()];
     }
 
-    /// <summary>Spoken conversation (spec §6.2 example): system turn, human = the audio, assistant <c>&lt;tts_start&gt;</c>.</summary>
+    /// <summary>Spoken conversation (docs/model.md §6.2 example): system turn, human = the audio, assistant <c>&lt;tts_start&gt;</c>.</summary>
     public static IReadOnlyList<ChatMessage> SpeechToSpeechMessages(float[] audio16k, string? source = null, string systemPrompt = DefaultSystemPrompt) =>
         [ChatMessage.System(systemPrompt), ChatMessage.User(new AudioItem(audio16k, source)), ChatMessage.AssistantSpeechPrompt()];
 
@@ -93,7 +93,7 @@ public sealed partial class StepAudio2Pipeline
 
     /// <summary>
     /// Any conversation ending in the speech prompt (<see cref="ChatMessage.AssistantSpeechPrompt"/>): generate, split text
-    /// from speech codes (spec §6.4), keep codes &lt; 6561 and synthesise them. Token2wav and the voice prompt are checked
+    /// from speech codes (docs/model.md §6.4), keep codes &lt; 6561 and synthesise them. Token2wav and the voice prompt are checked
     /// before the LLM runs, so a missing file fails fast.
     /// </summary>
     public SpeechResult SpeechReply(IReadOnlyList<ChatMessage> messages, string voicePromptPath, SamplingOptions? options = null, int seed = 0,
@@ -118,7 +118,7 @@ public sealed partial class StepAudio2Pipeline
     }
 
     /// <summary>
-    /// Think mode with a spoken answer (spec §6.7): <see cref="Think"/> with the <c>&lt;tts_start&gt;</c> answer prompt, then
+    /// Think mode with a spoken answer (docs/model.md §6.7): <see cref="Think"/> with the <c>&lt;tts_start&gt;</c> answer prompt, then
     /// the answer's speech codes (&lt; 6561) through token2wav in the voice of <paramref name="voicePromptPath"/>.
     /// <see cref="ThinkResult.Audio"/> stays null when the answer holds no speech codes.
     /// </summary>

@@ -21,7 +21,7 @@ public sealed record StageTimings(TimeSpan Audio, TimeSpan Encoder, TimeSpan Pre
 /// <summary>What a request returns: the reply text, its ids, the speech codes (for token2wav), timings and the trace.</summary>
 public sealed record ChatResult(string Text, int[] TextIds, int[] AudioCodes, GenerationResult Generation, Prompt Prompt, StageTimings Timings, Trace? Trace);
 
-/// <summary>The two-call think-mode result (spec §6.7): the thought (kept out of any history), the answer and, from
+/// <summary>The two-call think-mode result (docs/model.md §6.7): the thought (kept out of any history), the answer and, from
 /// <see cref="StepAudio2Pipeline.ThinkAndSpeak"/>, the spoken answer.</summary>
 public sealed record ThinkResult(string Thinking, string Text, int[] AudioCodes, ChatResult ThinkCall, ChatResult AnswerCall,
     Models.Token2Wav.Token2WavResult? Audio = null);
@@ -29,7 +29,7 @@ public sealed record ThinkResult(string Thinking, string Text, int[] AudioCodes,
 /// <summary>
 /// The speech-in, text-out path of Step-Audio 2 mini for people: load a checkpoint folder once, then
 /// <see cref="Transcribe(string, SamplingOptions?, Trace?)"/>, <see cref="Translate"/> and <see cref="Chat"/> with the
-/// official prompts (spec §6.2–6.4). bf16 weights stay memory-mapped.
+/// official prompts (docs/model.md §6.2–6.4). bf16 weights stay memory-mapped.
 /// </summary>
 public sealed partial class StepAudio2Pipeline : IDisposable
 {
@@ -159,7 +159,7 @@ public sealed partial class StepAudio2Pipeline : IDisposable
     }
 
     /// <summary>
-    /// Think mode of Step-Audio-2-mini-Think (spec §6.7, official examples-think): call 1 pre-fills the assistant turn with
+    /// Think mode of Step-Audio-2-mini-Think (docs/model.md §6.7, official examples-think): call 1 pre-fills the assistant turn with
     /// <c>"\n&lt;think&gt;\n"</c> and stops on the decoded text <c>&lt;/think&gt;</c> (three ordinary tokens, so a stop
     /// string, not a stop id); call 2 pre-fills <c>"\n&lt;think&gt;\n" + thought + "&lt;/think&gt;\n\n"</c> plus
     /// <c>&lt;tts_start&gt;</c> for a speech reply. Separate budgets: <paramref name="thinkOptions"/> and
@@ -178,7 +178,7 @@ public sealed partial class StepAudio2Pipeline : IDisposable
     }
 
     /// <summary>
-    /// A tool-using conversation (spec §6.8): the <c>tool_json_schemas</c> turn goes right after the system turn, each
+    /// A tool-using conversation (docs/model.md §6.8): the <c>tool_json_schemas</c> turn goes right after the system turn, each
     /// reply is parsed for <c>&lt;tool_call&gt;</c> blocks, the registered tools run and their results come back as an
     /// <c>input</c> turn, until a reply calls no tool or <paramref name="maxRounds"/> generations were made.
     /// </summary>

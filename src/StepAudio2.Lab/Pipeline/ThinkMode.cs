@@ -4,7 +4,7 @@ using StepAudio2.Lab.Prompting;
 namespace StepAudio2.Lab.Pipeline;
 
 /// <summary>
-/// The two-call think protocol of Step-Audio-2-mini-Think (spec §6.7, official <c>examples-think.py</c>): the turns each
+/// The two-call think protocol of Step-Audio-2-mini-Think (docs/model.md §6.7, official <c>examples-think.py</c>): the turns each
 /// call ends with, the stop string of the first call, and the thought cut out of its reply. Shared by
 /// <see cref="StepAudio2Pipeline.Think"/> and <see cref="Conversations.Conversation.Think"/>.
 /// </summary>

@@ -1,6 +1,6 @@
 namespace StepAudio2.Lab.Prompting;
 
-/// <summary>One item of a list content (spec §6.2): text, audio, or raw token ids.</summary>
+/// <summary>One item of a list content (docs/model.md §6.2): text, audio, or raw token ids.</summary>
 public abstract record ContentItem;
 
 /// <summary>Text, tokenised as its own segment.</summary>
@@ -27,7 +27,7 @@ public sealed record ChatMessage(string Role, string? Text, IReadOnlyList<Conten
     /// <summary>The generation prompt for a text reply: <c>&lt;|BOT|&gt;assistant\n</c>.</summary>
     public static ChatMessage AssistantPrompt() => new("assistant", null, null, Eot: false);
 
-    /// <summary>The generation prompt for a speech reply: <c>&lt;|BOT|&gt;assistant\n&lt;tts_start&gt;</c> (spec §6.2).</summary>
+    /// <summary>The generation prompt for a speech reply: <c>&lt;|BOT|&gt;assistant\n&lt;tts_start&gt;</c> (docs/model.md §6.2).</summary>
     public static ChatMessage AssistantSpeechPrompt() => new("assistant", "<tts_start>", null, Eot: false);
 
     /// <summary>

@@ -11,10 +11,10 @@ public sealed record PromptSegment(int Start, int Length, string Kind, string So
 public sealed record Prompt(int[] Ids, PreparedAudio? Audio, IReadOnlyList<PromptSegment> Segments);
 
 /// <summary>
-/// Renders messages into ids exactly as the official runner (spec §6.2): segment-wise tokenisation (each segment is
+/// Renders messages into ids exactly as the official runner (docs/model.md §6.2): segment-wise tokenisation (each segment is
 /// encoded separately and the id lists concatenated, which matters at BPE boundaries), audio items chunked at 25 s into
 /// <c>&lt;audio_start&gt;&lt;audio_patch&gt;×n&lt;audio_end&gt;</c> blocks, token items appended raw. All audio chunks
-/// of the request are batched in order of appearance (spec §2.7).
+/// of the request are batched in order of appearance (docs/model.md §2.7).
 /// </summary>
 public sealed class PromptBuilder(StepAudioTokenizer tokenizer)
 {

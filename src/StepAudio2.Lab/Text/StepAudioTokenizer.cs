@@ -6,7 +6,7 @@ using StepAudio2.Lab.IO;
 namespace StepAudio2.Lab.Text;
 
 /// <summary>
-/// The Step-Audio 2 mini tokenizer (spec §6.1): Qwen2 byte-level BPE from vocab.json + merges.txt plus the 6 709 added
+/// The Step-Audio 2 mini tokenizer (docs/model.md §6.1): Qwen2 byte-level BPE from vocab.json + merges.txt plus the 6 709 added
 /// tokens of tokenizer_config.json, with the ids Hugging Face's <c>Qwen2TokenizerFast</c> produces.
 /// </summary>
 /// <remarks>

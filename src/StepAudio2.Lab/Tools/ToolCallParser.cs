@@ -5,7 +5,7 @@ namespace StepAudio2.Lab.Tools;
 
 /// <summary>
 /// Parses Step-Audio 2 tool calls, <c>&lt;tool_call&gt;function\nNAME\nJSON&lt;/tool_call&gt;</c> (StepFun's vLLM
-/// <c>step_audio_2</c> tool parser format, spec §6.8), from a decoded reply. The markers are ordinary added tokens
+/// <c>step_audio_2</c> tool parser format, docs/model.md §6.8), from a decoded reply. The markers are ordinary added tokens
 /// 151657/151658 that decode to exactly these strings.
 /// </summary>
 /// <remarks>

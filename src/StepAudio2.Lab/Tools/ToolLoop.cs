@@ -44,7 +44,7 @@ public sealed record ToolLoopOptions(TimeSpan ToolTimeout, string? ResultInstruc
 }
 
 /// <summary>
-/// Tool calling as pure steps (spec §6.8): run the calls of a parsed reply, render the results as an <c>input</c> turn,
+/// Tool calling as pure steps (docs/model.md §6.8): run the calls of a parsed reply, render the results as an <c>input</c> turn,
 /// and <see cref="RunAsync"/> to alternate generation and tool rounds through a caller-supplied generator.
 /// </summary>
 public static class ToolLoop

@@ -5,7 +5,7 @@ using StepAudio2.Lab.Prompting;
 
 namespace StepAudio2.Lab.Tools;
 
-/// <summary>The tools offered to the model, in registration order, and the <c>tool_json_schemas</c> turn that announces them (spec §6.8).</summary>
+/// <summary>The tools offered to the model, in registration order, and the <c>tool_json_schemas</c> turn that announces them (docs/model.md §6.8).</summary>
 public sealed class ToolRegistry
 {
     private readonly List<ITool> _tools = [];
@@ -63,7 +63,7 @@ public sealed class ToolRegistry
     public ChatMessage ToolSchemasMessage() => new("tool_json_schemas", RenderSchemasJson(), null);
 
     /// <summary>
-    /// <paramref name="history"/> with <see cref="ToolSchemasMessage"/> right after its leading system turn (spec §6.8), or
+    /// <paramref name="history"/> with <see cref="ToolSchemasMessage"/> right after its leading system turn (docs/model.md §6.8), or
     /// first when it has none.
     /// </summary>
     public IReadOnlyList<ChatMessage> WithSchemas(IReadOnlyList<ChatMessage> history)

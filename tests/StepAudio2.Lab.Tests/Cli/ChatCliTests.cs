@@ -39,7 +39,7 @@ public sealed class ChatCliTests
         Assert.True(code == StepLabCli.Ok, stderr);
         Assert.Contains($"tools: search via {server.BaseUrl.AbsoluteUri}; up to 2 rounds per turn.", stderr);
 
-        // spec §6.8: the tool_json_schemas turn right after the system turn; spec §6.2: one segment per string turn
+        // docs/model.md §6.8: the tool_json_schemas turn right after the system turn; docs/model.md §6.2: one segment per string turn
         string schemas = new ToolRegistry().Register(new WebSearchTool(WebSearchOptions.Unconfigured, new HttpClient())).RenderSchemasJson();
         int[] head = [.. System, .. Enc("<|BOT|>tool_json_schemas\n" + schemas + "<|EOT|>")];
         var prompts = PromptIds(stderr);
@@ -75,7 +75,7 @@ public sealed class ChatCliTests
         Assert.Equal(4, prompts.Count);
         Assert.Equal([.. System, .. human1, .. Enc("<|BOT|>assistant\n\n<think>\n")], prompts[0]);
         Assert.Equal([.. System, .. human1, .. Enc("<|BOT|>assistant\n\n<think>\n" + t1 + "</think>\n\n")], prompts[1]);
-        // spec §6.7: afterwards only the answer is in the history
+        // docs/model.md §6.7: afterwards only the answer is in the history
         int[] history = [.. System, .. human1, .. Enc("<|BOT|>assistant\n" + a1 + "<|EOT|>"), .. human2];
         Assert.Equal([.. history, .. Enc("<|BOT|>assistant\n\n<think>\n")], prompts[2]);
         Assert.Equal([.. history, .. Enc("<|BOT|>assistant\n\n<think>\n" + t2 + "</think>\n\n")], prompts[3]);

@@ -23,7 +23,7 @@ public sealed class Token2WavCliTests
     /// The acceptance tolerances of issue 6, as <c>compare --override</c> globs: flow at rel-L2 ≤ 1e-5 (the f32 tier's bound)
     /// with an element bound of 1e-4 absolute, because a handful of conformer elements move by up to 3e-5 in float32
     /// (summation order) while the tensor's rel-L2 stays near 5e-7; the whole HiFT chain at rel-L2 ≤ 1e-3 (the NSF
-    /// phase accumulates in float32, spec §9). Inputs are compared at the default f32 tier (they are copied: exact).
+    /// phase accumulates in float32, docs/model.md §9). Inputs are compared at the default f32 tier (they are copied: exact).
     /// </summary>
     public static readonly string[] Overrides = ["flow*=rtol=1e-5,atol=1e-4,rel_l2=1e-5", "hift*=rtol=1e-3,atol=1e-3,rel_l2=1e-3"];
 

@@ -91,7 +91,7 @@ public sealed class ConversationTests
         var first = conversation.Send(ChatMessage.User("Hello there."), options);
         var second = conversation.Send(ChatMessage.User("Tell me more."), options);
 
-        // spec §6.2/§6.6: each string turn one segment; the text reply goes back as a string turn
+        // docs/model.md §6.2/§6.6: each string turn one segment; the text reply goes back as a string turn
         int[] system = tok.Encode("<|BOT|>system\nYou are a helpful assistant.<|EOT|>");
         int[] human1 = tok.Encode("<|BOT|>human\nHello there.<|EOT|>");
         int[] gen = tok.Encode("<|BOT|>assistant\n");

@@ -2,7 +2,7 @@ using StepAudio2.Lab.Generation;
 
 namespace StepAudio2.Lab.Tests.Generation;
 
-/// <summary>Partition of generated ids into text ids and speech codes (spec §6.4, §6.5), on hand-made id lists.</summary>
+/// <summary>Partition of generated ids into text ids and speech codes (docs/model.md §6.4, §6.5), on hand-made id lists.</summary>
 public sealed class OutputSplitterTests
 {
     private static readonly int[] Eot = [StepAudio2Tokens.EndOfTurn];

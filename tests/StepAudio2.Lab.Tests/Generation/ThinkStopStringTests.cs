@@ -5,7 +5,7 @@ using StepAudio2.Lab.Tests.Tools;
 
 namespace StepAudio2.Lab.Tests.Generation;
 
-/// <summary>Think mode's stop string on real token ids (spec §6.7: <c>&lt;/think&gt;</c> is three ordinary tokens) and its prompts.</summary>
+/// <summary>Think mode's stop string on real token ids (docs/model.md §6.7: <c>&lt;/think&gt;</c> is three ordinary tokens) and its prompts.</summary>
 public sealed class ThinkStopStringTests
 {
     private const int FullVocab = 158720;
@@ -15,7 +15,7 @@ public sealed class ThinkStopStringTests
     [Fact]
     public void CloseTagIsThreeOrdinaryTokens()
     {
-        // spec §6.1/§6.7: "</" = 522, "think" = 26865, ">" = 29; never the special ids 151669/151670
+        // docs/model.md §6.1/§6.7: "</" = 522, "think" = 26865, ">" = 29; never the special ids 151669/151670
         Assert.Equal([522, 26865, 29], SharedTokenizer.Value.Encode(ThinkMode.Close));
     }
 

@@ -24,7 +24,7 @@ public sealed class LogMelFrontendTests
         return max;
     }
 
-    // The dumps' chunk lengths L and the <audio_patch> counts they give by spec §2.6 (worked by hand from the formula):
+    // The dumps' chunk lengths L and the <audio_patch> counts they give by docs/model.md §2.6 (worked by hand from the formula):
     // 3 s clip: N 49 001 → L 309 → x 307, e 77, n 39. 27 s clip: 400 000 → 2 502 → 313; 32 000 → 202 → x 200, e 50, n 25.
     [Theory]
     [InlineData("short", new long[] { 49_001 }, new[] { 309 }, new[] { 39 })]
@@ -69,7 +69,7 @@ public sealed class LogMelFrontendTests
         Assert.Equal(21_937, wav.Length);
 
         var mel = LogMelFrontend.Compute(wav, pad479: false);
-        Assert.Equal(new[] { 128, 21_937 / 160 }, mel.Shape); // L = ⌊N/160⌋ = 137 (spec §7.3.1)
+        Assert.Equal(new[] { 128, 21_937 / 160 }, mel.Shape); // L = ⌊N/160⌋ = 137 (docs/model.md §7.3.1)
         Assert.Equal(137, LogMelFrontend.FrameCount(wav.Length, pad479: false));
         double diff = MaxAbsDiff(mel, expected);
         Assert.True(diff <= MelTolerance, $"s3 variant: max |Δ| = {diff:E3}");

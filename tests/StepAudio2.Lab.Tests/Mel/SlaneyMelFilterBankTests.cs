@@ -35,7 +35,7 @@ public sealed class SlaneyMelFilterBankTests
 
     [Theory]
     [InlineData("16k", 16000, 400, 128, 8000.0)]
-    [InlineData("24k", 24000, 1920, 80, 8000.0)] // flow prompt mel (spec §7.5): f_max below Nyquist
+    [InlineData("24k", 24000, 1920, 80, 8000.0)] // flow prompt mel (docs/model.md §7.5): f_max below Nyquist
     public void Bank_MatchesReferenceFiltersAndEdges(string key, int sr, int nFft, int nMels, double fMax)
     {
         var bank = new SlaneyMelFilterBank(sr, nFft, nMels, 0.0, fMax);

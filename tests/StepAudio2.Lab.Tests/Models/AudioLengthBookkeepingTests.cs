@@ -3,7 +3,7 @@ using StepAudio2.Lab.Models.AudioEncoder;
 
 namespace StepAudio2.Lab.Tests.Models;
 
-/// <summary>The model's own length bookkeeping (encoder then adaptor) against the prompt's <c>compute_token_num</c> (spec §2.6, §3.6, §4).</summary>
+/// <summary>The model's own length bookkeeping (encoder then adaptor) against the prompt's <c>compute_token_num</c> (docs/model.md §2.6, §3.6, §4).</summary>
 public sealed class AudioLengthBookkeepingTests
 {
     [Fact]

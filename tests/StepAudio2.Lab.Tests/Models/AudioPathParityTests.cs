@@ -45,7 +45,7 @@ public sealed class AudioPathParityTests
             compared++;
         }
         Assert.True(compared >= 30, $"only {compared} activations compared");
-        // the adaptor's valid lengths equal the <audio_patch> counts of spec §2.6
+        // the adaptor's valid lengths equal the <audio_patch> counts of docs/model.md §2.6
         for (int i = 0; i < lengths.Length; i++)
             Assert.Equal((((lengths[i] + 2 - 1) / 4) - 1) / 2 + 1, Adaptor.OutputLength(encLengths[i]));
     }

@@ -10,7 +10,7 @@ using StepAudio2.Lab.Text;
 namespace StepAudio2.Lab.Tests.Pipeline;
 
 /// <summary>
-/// Speech replies: the TTS and speech-to-speech prompts against spec §6.2 ids, and synthesize / s2st / TokensToWav on the
+/// Speech replies: the TTS and speech-to-speech prompts against docs/model.md §6.2 ids, and synthesize / s2st / TokensToWav on the
 /// tiny checkpoint (random LLM: its codes are arbitrary, so what is checked is the contract between ids, codes and audio).
 /// </summary>
 public sealed class SpeechPipelineTests
@@ -26,7 +26,7 @@ public sealed class SpeechPipelineTests
         var tok = Tokenizer.Value;
         const string text = "Hello, I am your assistant.";
         var ids = PromptBuilder.Chat(tok, StepAudio2Pipeline.SynthesisMessages(text)).Ids;
-        // <|BOT|>system\n{TTS prompt}<|EOT|> <|BOT|>human\n{text}<|EOT|> <|BOT|>assistant\n<tts_start>  (spec §6.2, §6.3)
+        // <|BOT|>system\n{TTS prompt}<|EOT|> <|BOT|>human\n{text}<|EOT|> <|BOT|>assistant\n<tts_start>  (docs/model.md §6.2, §6.3)
         int[] expected =
         [
             151666, 8948, 198, .. tok.Encode(StepAudio2Pipeline.TtsSystemPrompt), 151665,
@@ -46,7 +46,7 @@ public sealed class SpeechPipelineTests
         var wav = new float[5 * 16000];
         for (int i = 0; i < wav.Length; i++) wav[i] = 0.1f * MathF.Sin(2 * MathF.PI * 220 * i / 16000f);
         var ids = PromptBuilder.Chat(tok, StepAudio2Pipeline.SpeechToSpeechMessages(wav)).Ids;
-        // spec §6.2: 151666 8948 198 ⟨"You are a helpful assistant."⟩ 151665 | 151666 25312 198 | 151688 151690×63 151689 | 151665 | 151666 77091 198 151693
+        // docs/model.md §6.2: 151666 8948 198 ⟨"You are a helpful assistant."⟩ 151665 | 151666 25312 198 | 151688 151690×63 151689 | 151665 | 151666 77091 198 151693
         int[] expected =
         [
             151666, 8948, 198, .. tok.Encode("You are a helpful assistant."), 151665,

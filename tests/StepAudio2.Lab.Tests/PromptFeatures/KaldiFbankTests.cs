@@ -6,9 +6,9 @@ namespace StepAudio2.Lab.Tests.PromptFeatures;
 
 public sealed class KaldiFbankTests
 {
-    // Against torchaudio's float32 output: rel-L2 1e-5 (spec §9). Its max abs error is the reference's own float32
+    // Against torchaudio's float32 output: rel-L2 1e-5 (docs/model.md §9). Its max abs error is the reference's own float32
     // rounding in near-silent bins: the fixture script's float64 run of the same call differs from the float32 one by
-    // up to 2.3e-4 (female) and 4.3e-4 (synth), so 3e-4 (spec §9) holds for speech and 5e-4 for the near-silent signal.
+    // up to 2.3e-4 (female) and 4.3e-4 (synth), so 3e-4 (docs/model.md §9) holds for speech and 5e-4 for the near-silent signal.
     private const double RelTolerance = 1e-5;
     // Against the float64 run (our arithmetic is float64 too; the input is the same float32 waveform): measured
     // rel-L2 ~6e-8, max abs ~9e-6 (float32 output rounding plus float32 log ulps in the bank).

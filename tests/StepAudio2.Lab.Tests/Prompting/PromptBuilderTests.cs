@@ -4,7 +4,7 @@ using StepAudio2.Lab.Text;
 
 namespace StepAudio2.Lab.Tests.Prompting;
 
-/// <summary>The official chat format (spec §6.2) against the ids in the reference dumps and the spec's worked example.</summary>
+/// <summary>The official chat format (docs/model.md §6.2) against the ids in the reference dumps and the spec's worked example.</summary>
 public sealed class PromptBuilderTests
 {
     private static readonly Lazy<StepAudioTokenizer> s_tokenizer = new(() => StepAudioTokenizer.Load(TestPaths.SharedModel));

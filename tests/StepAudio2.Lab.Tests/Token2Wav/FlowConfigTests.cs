@@ -3,7 +3,7 @@ using StepAudio2.Lab.IO;
 
 namespace StepAudio2.Lab.Tests.Token2Wav;
 
-/// <summary>flow.yaml binding: the real file to the spec §7.6 values, the tiny file, and the strict subset reader's errors.</summary>
+/// <summary>flow.yaml binding: the real file to the docs/model.md §7.6 values, the tiny file, and the strict subset reader's errors.</summary>
 public sealed class FlowConfigTests
 {
     private static string RealYaml => Path.Combine(TestPaths.SharedModel, "token2wav", "flow.yaml");

@@ -294,7 +294,7 @@ public sealed class FlowTests(ITestOutputHelper output)
                 dump.Get("input.xvector"), dump.Get("input.noise"));
             Assert.Equal(Run(TinyFlow.Value).ToFloatArray(), Run(flow).ToFloatArray());
         }
-        // spec §7.13 key families at tiny depth: embedding + speaker 3, embed 4, pre-lookahead 4, 2 + 2 conformer layers × 19,
+        // docs/model.md §7.13 key families at tiny depth: embedding + speaker 3, embed 4, pre-lookahead 4, 2 + 2 conformer layers × 19,
         // up_layer 2, up_embed 4, after_norm 2, encoder_proj 2, t_embedder 4, in_proj 2, 2 DiT blocks × 24, final layer 4
         Assert.Equal(3 + 4 + 4 + 4 * 19 + 2 + 4 + 2 + 2 + 4 + 2 + 2 * 24 + 4, src.Tensors.Count);
     }
@@ -393,7 +393,7 @@ public sealed class FlowTests(ITestOutputHelper output)
         using var dump = Fixtures.OpenSafetensors(DumpPath, out _);
         var mel = dump.Get("flow");
         AssertClose(hift.F0Predictor.Forward(mel), dump.Get("hift.f0_predictor"), "hift.f0_predictor");
-        // the NSF source integrates the phase in float32 over 19 200 samples (spec §9): one ulp of a phase sample moves the
+        // the NSF source integrates the phase in float32 over 19 200 samples (docs/model.md §9): one ulp of a phase sample moves the
         // sine, so this stage sits at ~2e-5 here rather than at the per-module 1e-5 of the stages after it
         AssertClose(hift.Source.Forward(dump.Get("hift.f0_predictor"), dump.Get("input.hift_noise")), dump.Get("hift.m_source"), "hift.m_source (reference f0)", 1e-4);
         var trace = new Trace();

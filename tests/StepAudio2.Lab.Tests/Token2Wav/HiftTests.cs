@@ -10,7 +10,7 @@ namespace StepAudio2.Lab.Tests.Token2Wav;
 
 /// <summary>
 /// The tiny HiFT of reference-data/make_hift.py (official key names and structure, small widths) against the Python
-/// reference dump: f0 predictor, NSF source, decoder fed the reference's own source, and the whole chain (spec §9).
+/// reference dump: f0 predictor, NSF source, decoder fed the reference's own source, and the whole chain (docs/model.md §9).
 /// </summary>
 public sealed class HiftTests(ITestOutputHelper output)
 {
@@ -224,7 +224,7 @@ public sealed class HiftTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The full-size key table of spec §7.13 (new-style weight-norm keys, `generator.` prefix), written here from the
+    /// The full-size key table of docs/model.md §7.13 (new-style weight-norm keys, `generator.` prefix), written here from the
     /// spec, loads with the widths 512 → 256/128/64 and F0 width 512 inferred, and a two-frame mel runs to 960 samples.
     /// </summary>
     [Fact]

@@ -37,7 +37,7 @@ public sealed class Token2WavTests(ITestOutputHelper output)
         double wav = TestMath.RelL2(Tensor.FromArray(r.Waveform, 1, r.Waveform.Length), dump.Get("hift"));
         output.WriteLine($"flow rel-L2 {flow:E2}, waveform rel-L2 {wav:E2}");
         Assert.True(flow <= 1e-5, $"flow rel-L2 {flow:E2}");
-        Assert.True(wav <= 1e-3, $"waveform rel-L2 {wav:E2}"); // NSF phase accumulates in float32 (spec §9)
+        Assert.True(wav <= 1e-3, $"waveform rel-L2 {wav:E2}"); // NSF phase accumulates in float32 (docs/model.md §9)
         Assert.Equal(20 * 960, r.Waveform.Length);
         Assert.Equal(i.Codes, r.Codes);
         Assert.Equal(0, r.DroppedCodes);

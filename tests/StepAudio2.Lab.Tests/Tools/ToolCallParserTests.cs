@@ -4,7 +4,7 @@ using StepAudio2.Lab.Tools;
 
 namespace StepAudio2.Lab.Tests.Tools;
 
-/// <summary>The <c>&lt;tool_call&gt;function\nNAME\nJSON&lt;/tool_call&gt;</c> format of spec §6.8 on hand-written replies.</summary>
+/// <summary>The <c>&lt;tool_call&gt;function\nNAME\nJSON&lt;/tool_call&gt;</c> format of docs/model.md §6.8 on hand-written replies.</summary>
 public sealed class ToolCallParserTests
 {
 

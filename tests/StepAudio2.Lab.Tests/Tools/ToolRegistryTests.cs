@@ -5,7 +5,7 @@ using StepAudio2.Lab.Tools;
 
 namespace StepAudio2.Lab.Tests.Tools;
 
-/// <summary>The <c>tool_json_schemas</c> turn (spec §6.8) as JSON and as prompt ids (spec §6.2).</summary>
+/// <summary>The <c>tool_json_schemas</c> turn (docs/model.md §6.8) as JSON and as prompt ids (docs/model.md §6.2).</summary>
 public sealed class ToolRegistryTests
 {
 
@@ -54,7 +54,7 @@ public sealed class ToolRegistryTests
             ChatMessage.User("What is the weather in Shanghai today?"),
             ChatMessage.AssistantPrompt()]);
 
-        // spec §6.2: each string turn is one segment, tokenised on its own; §6.8: the schema turn right after system
+        // docs/model.md §6.2: each string turn is one segment, tokenised on its own; §6.8: the schema turn right after system
         int[] system = tok.Encode("<|BOT|>system\nYou are a helpful assistant.<|EOT|>");
         int[] schemas = tok.Encode("<|BOT|>tool_json_schemas\n" + SearchSchemaJson + "<|EOT|>");
         int[] human = tok.Encode("<|BOT|>human\nWhat is the weather in Shanghai today?<|EOT|>");

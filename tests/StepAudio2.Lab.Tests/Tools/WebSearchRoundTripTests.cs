@@ -16,7 +16,7 @@ public sealed class WebSearchRoundTripTests
 
     private const string Body = """{"results":[{"title":"Shanghai weather","url":"https://weather.example/sh","content":"Sunny, 31 °C."}]}""";
 
-    // recorded reply in the format of StepFun's vLLM step_audio_2 tool parser (spec §6.8)
+    // recorded reply in the format of StepFun's vLLM step_audio_2 tool parser (docs/model.md §6.8)
     private const string CallReply = "I will look it up.<tool_call>function\nsearch\n{\"query\": \"上海 天气\"}</tool_call>";
     private const string FinalReply = "It is sunny in Shanghai.";
 

@@ -15,7 +15,7 @@ public sealed class TensorPlotFigureTests
         var z = trace["z"]!.AsArray();
         Assert.Equal(128, z.Count); // [128 bands, 201 bins], not pooled at maxSide 256
         Assert.Equal(201, z[0]!.AsArray().Count);
-        Assert.Equal(0.01237, (double)z[0]![1]!, 5); // spec §2.4: band 0 has its single weight 0.01237399 at bin 1
+        Assert.Equal(0.01237, (double)z[0]![1]!, 5); // docs/model.md §2.4: band 0 has its single weight 0.01237399 at bin 1
         Assert.Equal("Viridis", (string)trace["colorscale"]!); // all weights ≥ 0: no diverging scale
         Assert.Null(trace["zmid"]);
         Assert.Equal("FFT bin", fig.Layout["xaxis"]!["title"]!["text"]!.ToString());

@@ -5,16 +5,16 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Audio.Mel;
 
 /// <summary>
-/// The 128-bin log-mel frontend of the LLM audio path (spec §2.2–§2.7), mirroring the official Step-Audio2 <c>utils.py</c>:
+/// The 128-bin log-mel frontend of the LLM audio path (docs/model.md §2.2–§2.7), mirroring the official Step-Audio2 <c>utils.py</c>:
 /// <see cref="Compute"/> is <c>log_mel_spectrogram</c> (whisper's recipe plus a 479-sample tail pad; with
-/// <c>pad479: false</c> it is <c>s3tokenizer.log_mel_spectrogram</c>, spec §7.3.1), <see cref="AudioTokenCount"/> is
+/// <c>pad479: false</c> it is <c>s3tokenizer.log_mel_spectrogram</c>, docs/model.md §7.3.1), <see cref="AudioTokenCount"/> is
 /// <c>compute_token_num</c>, <see cref="Batch"/> is <c>padding_mels</c>, and <see cref="Chunk"/> is the official 25 s
-/// chunking (spec §2.2). Input is 16 kHz mono float32.
+/// chunking (docs/model.md §2.2). Input is 16 kHz mono float32.
 /// </summary>
 public static class LogMelFrontend
 {
     public const int SampleRate = 16_000;
-    /// <summary>25 s: each chunk gets its own mel, normalisation and audio block in the prompt (spec §2.2).</summary>
+    /// <summary>25 s: each chunk gets its own mel, normalisation and audio block in the prompt (docs/model.md §2.2).</summary>
     public const int ChunkSamples = 400_000;
     public const int NFft = 400;
     public const int HopLength = 160;
@@ -144,7 +144,7 @@ public static class LogMelFrontend
 
     /// <summary>
     /// Number of <c>&lt;audio_patch&gt;</c> placeholders for a chunk with <paramref name="melLength"/> frames
-    /// (<c>compute_token_num</c>, spec §2.6): x = L − 2; e = ⌊⌊(x + 1)/2⌋/2⌋; n = ⌊(e − 1)/2⌋ + 1, with floor division.
+    /// (<c>compute_token_num</c>, docs/model.md §2.6): x = L − 2; e = ⌊⌊(x + 1)/2⌋/2⌋; n = ⌊(e − 1)/2⌋ + 1, with floor division.
     /// 0 for L ≤ 4 (chunks of ≤ 20 ms).
     /// </summary>
     public static int AudioTokenCount(int melLength)
@@ -156,7 +156,7 @@ public static class LogMelFrontend
     }
 
     /// <summary>
-    /// Batches the chunk mels of one request (<c>padding_mels</c>, spec §2.7): zero right-padding to the longest L
+    /// Batches the chunk mels of one request (<c>padding_mels</c>, docs/model.md §2.7): zero right-padding to the longest L
     /// (<c>[B, 128, T_pad]</c>, float32) and encoder lengths L − 2 (int64 <c>[B]</c>).
     /// </summary>
     public static MelBatch Batch(IReadOnlyList<Tensor> mels)

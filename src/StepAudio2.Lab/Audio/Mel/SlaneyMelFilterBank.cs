@@ -6,7 +6,7 @@ namespace StepAudio2.Lab.Audio.Mel;
 /// Triangular mel filter bank on the Slaney scale with Slaney area normalisation: mirrors <c>librosa.filters.mel</c> with its
 /// defaults (<c>htk=False</c>, <c>norm="slaney"</c>), which the official code calls in <c>utils._mel_filters</c> (LLM path),
 /// s3tokenizer's <c>_mel_filters</c> and the flow-prompt <c>mel_spectrogram</c> (sr 24 000, n_fft 1920, 80 bands, f_max 8000). Built in float64 from the formula
-/// (spec §2.4), stored as float32 <c>[nMels, nFft/2 + 1]</c>, row-major.
+/// (docs/model.md §2.4), stored as float32 <c>[nMels, nFft/2 + 1]</c>, row-major.
 /// </summary>
 public sealed class SlaneyMelFilterBank
 {
@@ -68,7 +68,7 @@ public sealed class SlaneyMelFilterBank
         }
     }
 
-    /// <summary>The LLM-path bank (and the S3 tokenizer's): sr 16 000, n_fft 400, 128 bands, 0–8000 Hz (spec §2.4).</summary>
+    /// <summary>The LLM-path bank (and the S3 tokenizer's): sr 16 000, n_fft 400, 128 bands, 0–8000 Hz (docs/model.md §2.4).</summary>
     public static SlaneyMelFilterBank Llm128 => s_llm.Value;
 
     public int SampleRate { get; }

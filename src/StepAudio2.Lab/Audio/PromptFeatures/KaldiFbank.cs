@@ -5,7 +5,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Audio.PromptFeatures;
 
 /// <summary>
-/// Kaldi-compatible log mel filter bank of the CAM++ speaker embedding (spec §7.4): what
+/// Kaldi-compatible log mel filter bank of the CAM++ speaker embedding (docs/model.md §7.4): what
 /// <c>torchaudio.compliance.kaldi.fbank(wav[None], num_mel_bins=80, dither=0, sample_frequency=16000)</c> returns with
 /// its remaining defaults (25 ms / 10 ms frames, snip_edges, DC removal, pre-emphasis 0.97, Povey window, 512-point FFT,
 /// power spectrum, HTK mel 20 Hz – Nyquist, ln with the float-epsilon floor, no energy column). Framing, FFT and

@@ -4,7 +4,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Audio.PromptFeatures;
 
 /// <summary>
-/// The 24 kHz prompt mel of the flow and vocoder domain (spec §7.5): reflect pad 720 both sides, STFT without centring
+/// The 24 kHz prompt mel of the flow and vocoder domain (docs/model.md §7.5): reflect pad 720 both sides, STFT without centring
 /// (n_fft 1920, hop 480, periodic Hann), magnitude sqrt(|X|² + 1e−9), Slaney mel sr 24 000 / 80 bands / 0–8000 Hz,
 /// ln(max(x, 1e−5)). Float64 inside, float32 out.
 /// </summary>

@@ -2,7 +2,7 @@ using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Audio.PromptFeatures;
 
-/// <summary>Aligns the 24 kHz prompt mel to the flow's requirement of exactly two frames per prompt token (spec §7.2 item 3).</summary>
+/// <summary>Aligns the 24 kHz prompt mel to the flow's requirement of exactly two frames per prompt token (docs/model.md §7.2 item 3).</summary>
 public static class PromptMel
 {
     /// <summary>

@@ -7,7 +7,7 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.AudioEncoder;
 
 /// <summary>
-/// Whisper attention of the audio encoder (official <c>MultiHeadAttention</c>, spec §3.5). Weights:
+/// Whisper attention of the audio encoder (official <c>MultiHeadAttention</c>, docs/model.md §3.5). Weights:
 /// <c>query</c> [D, D] + bias, <c>key</c> [D, D] (no bias), <c>value</c> [D, D] + bias, <c>out</c> [D, D] + bias.
 /// q and k are each scaled by head_dim^-1/4 (net 1/√head_dim), as the official code splits it.
 /// </summary>
@@ -89,7 +89,7 @@ public sealed class ResidualAttentionBlock
 }
 
 /// <summary>
-/// The Whisper-style audio encoder (official <c>AudioEncoder</c>, module path <c>encoder</c>, spec §3):
+/// The Whisper-style audio encoder (official <c>AudioEncoder</c>, module path <c>encoder</c>, docs/model.md §3):
 /// conv1 [D, n_mels, 3] (pad 1) → GELU → conv2 [D, D, 3] (stride 2, pad 1) → GELU → + positional_embedding [n_ctx, D]
 /// → n_layer pre-LN blocks → avg_pooler (k 2, s 2) → after_norm.
 /// </summary>
@@ -116,7 +116,7 @@ public sealed class AudioEncoder
     public LayerNorm AfterNorm { get; }
 
     /// <summary>
-    /// Key mask after conv2 (spec §3.3): valid[t] = t &lt; len over the padded mel length T, subsampled from (T+1) mod 2
+    /// Key mask after conv2 (docs/model.md §3.3): valid[t] = t &lt; len over the padded mel length T, subsampled from (T+1) mod 2
     /// with step 2; −1e10 where padded. Shape [B, 1, 1, T₂].
     /// </summary>
     public static Tensor PaddingMaskBias(ReadOnlySpan<int> lengths, int paddedLength)
@@ -129,11 +129,11 @@ public sealed class AudioEncoder
         return Tensor.FromArray(bias, lengths.Length, 1, 1, t2);
     }
 
-    /// <summary>Valid output frames per chunk: ⌊(⌊(len + 1)/2⌋)/2⌋ (spec §3.6).</summary>
+    /// <summary>Valid output frames per chunk: ⌊(⌊(len + 1)/2⌋)/2⌋ (docs/model.md §3.6).</summary>
     public static int OutputLength(int melLength) => (melLength + 1) / 2 / 2;
 
     /// <param name="mels">[B, n_mels, T] zero-padded batch of chunk mels.</param>
-    /// <param name="lengths">valid mel frames per chunk (L − 2, spec §2.7).</param>
+    /// <param name="lengths">valid mel frames per chunk (L − 2, docs/model.md §2.7).</param>
     /// <returns>[B, ⌊T₂/2⌋, D] and the valid lengths after pooling.</returns>
     public (Tensor Output, int[] Lengths) Forward(Tensor mels, ReadOnlySpan<int> lengths, Trace? trace = null)
     {
@@ -159,7 +159,7 @@ public sealed class AudioEncoder
 }
 
 /// <summary>
-/// The adaptor (official <c>Adaptor</c>, module path <c>adapter</c>, spec §4): conv [D, D, 3] stride 2 pad 1 → GELU →
+/// The adaptor (official <c>Adaptor</c>, module path <c>adapter</c>, docs/model.md §4): conv [D, D, 3] stride 2 pad 1 → GELU →
 /// linear1 [H, D] → ReLU (module <c>relu</c>) → linear2 [llm_dim, H]. H is 2048 in the published model and is read from
 /// <c>adapter.linear1.weight</c>.
 /// </summary>

@@ -81,7 +81,7 @@ public sealed class KvCache(TextConfig c)
 }
 
 /// <summary>
-/// Qwen2Attention (spec §5.2): q_proj [H·hd, D] + bias, k_proj/v_proj [Hkv·hd, D] + bias, o_proj [D, H·hd] no bias;
+/// Qwen2Attention (docs/model.md §5.2): q_proj [H·hd, D] + bias, k_proj/v_proj [Hkv·hd, D] + bias, o_proj [D, H·hd] no bias;
 /// rotate-half RoPE (θ from config) on q and k; causal softmax(q·kᵀ/√hd); query head h reads KV head h / (H/Hkv).
 /// </summary>
 public sealed class Qwen2Attention
@@ -266,7 +266,7 @@ public sealed class Qwen2DecoderLayer(Weights w, string path, TextConfig c)
 
 /// <summary>
 /// Qwen2Model (module path <c>model</c>): embed_tokens [vocab, D], num_hidden_layers decoder layers, norm [D].
-/// Positions are 0..L−1 with no offset (spec §5.2).
+/// Positions are 0..L−1 with no offset (docs/model.md §5.2).
 /// </summary>
 public sealed class Qwen2Model
 {

@@ -7,7 +7,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The CAM++ speaker encoder (spec §7.4) run from <c>campplus.onnx</c> in ONNX Runtime, as the official
+/// The CAM++ speaker encoder (docs/model.md §7.4) run from <c>campplus.onnx</c> in ONNX Runtime, as the official
 /// <c>token2wav.py</c> does: input 0 float32 [1, T, 80] (Kaldi fbank after CMN) → output 0 float32 [1, 192], the
 /// x-vector before the flow's normalisation.
 /// </summary>

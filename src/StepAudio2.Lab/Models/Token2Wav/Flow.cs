@@ -9,7 +9,7 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The flow model <c>CausalMaskedDiffWithXvec</c> (module <c>flow</c>, spec §7.6): speech codes + voice prompt → 80-bin
+/// The flow model <c>CausalMaskedDiffWithXvec</c> (module <c>flow</c>, docs/model.md §7.6): speech codes + voice prompt → 80-bin
 /// mel at 50 fps. <c>input_embedding</c> [vocab, D], <c>spk_embed_affine_layer</c> [80, 192] + bias, <c>encoder</c>
 /// (<see cref="FlowEncoder"/>), <c>encoder_proj</c> [80, D] + bias, <c>decoder</c> (<see cref="CausalConditionalCfm"/>).
 /// Weights come from flow.pt by exact key with shapes from flow.yaml; a missing, extra or mis-shaped key is a
@@ -99,7 +99,7 @@ public sealed class Flow : IDisposable
 
     /// <summary>
     /// Speech codes (N) with the voice prompt's tokens (P), mel [1, 2P, 80] and x-vector [1, 192] → mel [1, 80, 2N]
-    /// (spec §7.6). <paramref name="noise"/> [1, 80, 2(P+N)] is the CFM's starting point; null draws it from
+    /// (docs/model.md §7.6). <paramref name="noise"/> [1, 80, 2(P+N)] is the CFM's starting point; null draws it from
     /// <paramref name="seed"/>. With a trace, the inputs are recorded as <c>input.*</c> and every stage under <c>flow.</c>.
     /// </summary>
     public Tensor Generate(ReadOnlySpan<int> codes, ReadOnlySpan<int> promptTokens, Tensor promptMel, Tensor xvector,

@@ -10,7 +10,7 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 public readonly record struct FlowProgress(int Step, int Steps, int Frames, TimeSpan Elapsed);
 
 /// <summary>
-/// <c>CausalConditionalCFM</c> (module <c>flow.decoder</c>, spec §7.8): Euler integration of the DiT's velocity from the
+/// <c>CausalConditionalCFM</c> (module <c>flow.decoder</c>, docs/model.md §7.8): Euler integration of the DiT's velocity from the
 /// noise z over the cosine schedule τ_k = 1 − cos(k·π/2n), with classifier-free guidance as a batch of two rows
 /// (conditioned; μ = s = cond = 0) mixed as (1+r)·v₀ − r·v₁. τ, t and dt are float32 exactly as the official loop keeps
 /// them (running t ← t + dt, dt ← τ_{k+1} − t). The estimator output of step K (both rows, [2, 80, T]) is traced as

@@ -7,7 +7,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// <c>TimestepEmbedder</c> of the DiT (spec §7.9 step 1): e = [cos((1000·t)·f_i), sin((1000·t)·f_i)], f_i =
+/// <c>TimestepEmbedder</c> of the DiT (docs/model.md §7.9 step 1): e = [cos((1000·t)·f_i), sin((1000·t)·f_i)], f_i =
 /// exp(−ln(10000)·i/128), all float32 as the module forms them (the argument reaches ~1000 rad, so its rounding matters);
 /// then <c>mlp.0</c> [D, 256] → SiLU → <c>mlp.2</c> [D, D].
 /// </summary>
@@ -114,7 +114,7 @@ public sealed class CausalConvBlock
 }
 
 /// <summary>
-/// <c>DiTBlock</c> (spec §7.9 step 3): <c>adaLN_modulation.1</c> [9D, D] on SiLU(c) gives shift/scale/gate for attention,
+/// <c>DiTBlock</c> (docs/model.md §7.9 step 3): <c>adaLN_modulation.1</c> [9D, D] on SiLU(c) gives shift/scale/gate for attention,
 /// MLP and conv (in that chunk order); the residual order is attention, conv, MLP; norm1/2/3 are LayerNorm without affine,
 /// eps 1e−6. <c>mlp.fc1</c> [U, D] → tanh-GELU → <c>mlp.fc2</c> [D, U].
 /// </summary>
@@ -163,7 +163,7 @@ public sealed class DitBlock
 }
 
 /// <summary>
-/// The <c>DiT</c> estimator (module <c>flow.decoder.estimator</c>, spec §7.9): time embedding, channel concat
+/// The <c>DiT</c> estimator (module <c>flow.decoder.estimator</c>, docs/model.md §7.9): time embedding, channel concat
 /// [x, μ, s, cond] → <c>in_proj</c> [D, 320], <c>blocks.0..</c>, <c>final_layer</c> (<c>adaLN_modulation.1</c> [2D, D] shift then
 /// scale, LayerNorm without affine 1e−6, <c>linear</c> [80, D]).
 /// </summary>

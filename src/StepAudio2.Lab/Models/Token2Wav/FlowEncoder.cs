@@ -10,7 +10,7 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The relative position table of ESPnet's <c>EspnetRelPositionalEncoding</c> (spec §7.7): 2T−1 rows for
+/// The relative position table of ESPnet's <c>EspnetRelPositionalEncoding</c> (docs/model.md §7.7): 2T−1 rows for
 /// r = T−1, …, −(T−1), row(r)[2m] = sin(r·ω_m), row(r)[2m+1] = cos(r·ω_m), ω_m = exp(2m·(−ln 10000/d)), all in float32 as
 /// the module builds them.
 /// </summary>
@@ -42,7 +42,7 @@ public static class EspnetRelPositionalEncoding
 }
 
 /// <summary>
-/// <c>RelPositionMultiHeadedAttention</c> (wenet/CosyVoice, spec §7.7): weights <c>linear_q/k/v/out</c> [D, D] + bias
+/// <c>RelPositionMultiHeadedAttention</c> (wenet/CosyVoice, docs/model.md §7.7): weights <c>linear_q/k/v/out</c> [D, D] + bias
 /// (the key bias per <c>key_bias</c>), <c>linear_pos</c> [D, D] without bias, <c>pos_bias_u</c>/<c>pos_bias_v</c> [H, d_k].
 /// score[i, j] = ((Q_i + u)·K_j + (Q_i + v)·P_{i−j}) / √d_k. The position term is one [T, 2T−1] product per head against
 /// the 2T−1 projected rows, then read at column T−1−i+j (the Transformer-XL shift) into the additive score bias.
@@ -182,7 +182,7 @@ public sealed class RelPositionMultiHeadedAttention
 }
 
 /// <summary>
-/// <c>ConformerEncoderLayer</c> as the flow builds it (no macaron FFN, no conv module, pre-norm, spec §7.7):
+/// <c>ConformerEncoderLayer</c> as the flow builds it (no macaron FFN, no conv module, pre-norm, docs/model.md §7.7):
 /// x ← x + self_attn(norm_mha(x)); x ← x + feed_forward(norm_ff(x)); LayerNorms eps 1e−12;
 /// <c>feed_forward</c> = w_1 [U, D] → SiLU → w_2 [D, U].
 /// </summary>
@@ -219,7 +219,7 @@ public sealed class ConformerEncoderLayer
 }
 
 /// <summary>
-/// <c>PreLookaheadLayer</c> (spec §7.7 step 2): right-pad L zeros, conv1 [D, D, L+1] → LeakyReLU(0.01), left-pad 2,
+/// <c>PreLookaheadLayer</c> (docs/model.md §7.7 step 2): right-pad L zeros, conv1 [D, D, L+1] → LeakyReLU(0.01), left-pad 2,
 /// conv2 [D, D, 3], plus the input. Output frame t sees inputs t−2 … t+L.
 /// </summary>
 public sealed class PreLookaheadLayer
@@ -246,7 +246,7 @@ public sealed class PreLookaheadLayer
 }
 
 /// <summary>
-/// <c>Upsample1D</c> (spec §7.7 step 4): nearest-neighbour ×s in time, left-pad 2s zeros, <c>conv</c> [D, D, 2s+1].
+/// <c>Upsample1D</c> (docs/model.md §7.7 step 4): nearest-neighbour ×s in time, left-pad 2s zeros, <c>conv</c> [D, D, 2s+1].
 /// Traced channels-first [1, D, sT] as the module returns it.
 /// </summary>
 public sealed class Upsample1D
@@ -278,7 +278,7 @@ public sealed class Upsample1D
 }
 
 /// <summary>
-/// <c>UpsampleConformerEncoderV2</c> (module <c>flow.encoder</c>, spec §7.7, non-streaming): embed (Linear, LayerNorm
+/// <c>UpsampleConformerEncoderV2</c> (module <c>flow.encoder</c>, docs/model.md §7.7, non-streaming): embed (Linear, LayerNorm
 /// 1e−5, ×√D), pre_lookahead_layer, <c>encoders.0..</c>, up_layer, up_embed, <c>up_encoders.0..</c>, after_norm (1e−5).
 /// Attention is bidirectional over the whole sequence (batch 1, no padding).
 /// </summary>

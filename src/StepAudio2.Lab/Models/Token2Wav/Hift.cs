@@ -10,7 +10,7 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The fixed hyper-parameters of the CosyVoice 2 HiFT that Step-Audio 2 builds with all defaults (spec §7.10); channel
+/// The fixed hyper-parameters of the CosyVoice 2 HiFT that Step-Audio 2 builds with all defaults (docs/model.md §7.10); channel
 /// widths are not here: they are read from the checkpoint's shapes.
 /// </summary>
 public sealed record HiftConfig
@@ -32,7 +32,7 @@ public sealed record HiftConfig
 }
 
 /// <summary>
-/// HiFT vocoder (<c>HiFTGenerator</c>, spec §7.10): mel [B, 80, T] → 24 kHz waveform [B, 480·T]. Weights are taken by
+/// HiFT vocoder (<c>HiFTGenerator</c>, docs/model.md §7.10): mel [B, 80, T] → 24 kHz waveform [B, 480·T]. Weights are taken by
 /// exact key from hift.pt (the <c>generator.</c> prefix stripped), weight norm folded at load, widths inferred from shapes.
 /// Activations are traced under <c>hift.&lt;module path&gt;</c>, plus <c>hift.source_stft</c> and <c>hift</c> (waveform).
 /// </summary>
@@ -149,7 +149,7 @@ public sealed class Hift
         return (f0, Source.Forward(f0, noise, trace));
     }
 
-    /// <summary>The decoder (spec §7.10 steps 4–8): mel [B, 80, T] and source [B, 480·T, 1] (or [B, 1, 480·T]) → waveform.</summary>
+    /// <summary>The decoder (docs/model.md §7.10 steps 4–8): mel [B, 80, T] and source [B, 480·T, 1] (or [B, 1, 480·T]) → waveform.</summary>
     public Tensor Decode(Tensor mel, Tensor source, Trace? trace = null)
     {
         CheckMel(mel);

@@ -105,7 +105,7 @@ public static class Snake
 }
 
 /// <summary>
-/// HiFT ResBlock (spec §7.10 step 6): three rounds of Snake → dilated conv → Snake → conv, each added back to x.
+/// HiFT ResBlock (docs/model.md §7.10 step 6): three rounds of Snake → dilated conv → Snake → conv, each added back to x.
 /// Keys <c>{key}.convs1/convs2.{j}</c> (weight-normed) and <c>{key}.activations1/2.{j}.alpha</c>.
 /// </summary>
 public sealed class HiftResBlock
@@ -181,7 +181,7 @@ public sealed class HiftResBlock
 }
 
 /// <summary>
-/// <c>ConvRNNF0Predictor</c> (spec §7.10 step 1): five weight-normed Conv1d(k3, p1) + ELU, then Linear → 1 and |·|.
+/// <c>ConvRNNF0Predictor</c> (docs/model.md §7.10 step 1): five weight-normed Conv1d(k3, p1) + ELU, then Linear → 1 and |·|.
 /// The hidden width (cond_channels) is read from the checkpoint.
 /// </summary>
 public sealed class F0Predictor

@@ -4,7 +4,7 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The NSF harmonic source <c>SourceModuleHnNSF2</c> with <c>SineGen2</c> (spec §7.10 steps 2–3): f0 [B, T] at frame
+/// The NSF harmonic source <c>SourceModuleHnNSF2</c> with <c>SineGen2</c> (docs/model.md §7.10 steps 2–3): f0 [B, T] at frame
 /// rate → source [B, upsample·T, 1] = tanh(l_linear(sine·uv + noise)). The N(0,1) noise [B, upsample·T, harmonics] is an
 /// input so a run can reproduce the reference; <see cref="SampleNoise"/> draws it from a seed otherwise.
 /// </summary>
@@ -61,7 +61,7 @@ public sealed class HiftSource
         var outp = new float[bsz * n];
         var phaseFrames = new float[frames * h];
         var e = new float[h];
-        // float32 operation order of SineGen2 (spec §9: Φ reaches thousands of radians, so ulps matter)
+        // float32 operation order of SineGen2 (docs/model.md §9: Φ reaches thousands of radians, so ulps matter)
         float pi = (float)Math.PI, upF = up, sr = SampleRate;
         float scale = (float)(1.0 / up);
         float unvoicedAmp = (float)(0.1 / 3), sineAmp = SineAmp, noiseStd = NoiseStd;

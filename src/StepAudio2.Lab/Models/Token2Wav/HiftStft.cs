@@ -3,7 +3,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The vocoder's short STFT pair (n_fft 16, hop 4, periodic Hann, centred with reflect padding; spec §7.10 steps 4, 8)
+/// The vocoder's short STFT pair (n_fft 16, hop 4, periodic Hann, centred with reflect padding; docs/model.md §7.10 steps 4, 8)
 /// as a direct DFT in double: at 16 points a table beats an FFT and keeps the numbers close to torch's.
 /// </summary>
 public sealed class HiftStft

@@ -25,7 +25,7 @@ public sealed record OnnxTensorSpec(string Description, TensorElementType[] Elem
 
 /// <summary>
 /// An ONNX Runtime CPU session whose inputs and outputs are taken by position (their names are unconfirmed upstream,
-/// spec §11.1, so they are only reported) and whose signature is checked against the session metadata when it opens.
+/// docs/model.md §11.1, so they are only reported) and whose signature is checked against the session metadata when it opens.
 /// Two intra-op threads, sequential execution, no spinning. CPU kernels with a fixed thread count partition work the
 /// same way every run, so results are reproducible (the C API's deterministic-compute switch only matters on GPUs and is
 /// not exposed by the managed API).

@@ -5,7 +5,7 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
 /// The tensors of another source whose names start with a prefix, shown with the prefix stripped (hift.pt stores every
-/// key under <c>generator.</c>, spec §7.13). Keys outside the prefix are hidden; disposing disposes the inner source
+/// key under <c>generator.</c>, docs/model.md §7.13). Keys outside the prefix are hidden; disposing disposes the inner source
 /// only when <c>ownsInner</c>.
 /// </summary>
 public sealed class PrefixedTensorSource : ITensorSource

@@ -7,9 +7,9 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The S3 speech tokenizer v2 (25 Hz, 6561 codes; spec §7.3) run from <c>speech_tokenizer_v2_25hz.onnx</c> in ONNX
+/// The S3 speech tokenizer v2 (25 Hz, 6561 codes; docs/model.md §7.3) run from <c>speech_tokenizer_v2_25hz.onnx</c> in ONNX
 /// Runtime, as CosyVoice upstream does: input 0 mel float32 [1, 128, L], input 1 length int32 [1] (int64 accepted),
-/// output 0 token ids [1, L₂] (int32 or int64: the upstream dtype is unconfirmed, spec §11.1). Mirrors the official
+/// output 0 token ids [1, L₂] (int32 or int64: the upstream dtype is unconfirmed, docs/model.md §11.1). Mirrors the official
 /// <c>S3TokenizerV2</c> (whose weights are converted from this file) as a black box.
 /// </summary>
 public sealed class S3Tokenizer : IDisposable
@@ -58,7 +58,7 @@ public sealed class S3Tokenizer : IDisposable
         return (l1 - 1) / 2 + 1;
     }
 
-    /// <summary>The S3 log-mel of a 16 kHz waveform (spec §7.3.1: the LLM recipe without the 479-sample pad) → tokens.</summary>
+    /// <summary>The S3 log-mel of a 16 kHz waveform (docs/model.md §7.3.1: the LLM recipe without the 479-sample pad) → tokens.</summary>
     public int[] Tokenize(ReadOnlySpan<float> wav16k) => Tokenize(LogMelFrontend.Compute(wav16k, pad479: false));
 
     /// <summary>
@@ -67,7 +67,7 @@ public sealed class S3Tokenizer : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">Wrong layout, L = 0, or L &gt; 3000 (prompts over 30 s need the official
     /// windowed path, which this workbench does not implement; cut the prompt).</exception>
-    /// <exception cref="OnnxModelException">The model returned a shape or ids that contradict spec §7.3.</exception>
+    /// <exception cref="OnnxModelException">The model returned a shape or ids that contradict docs/model.md §7.3.</exception>
     public int[] Tokenize(Tensor mel, int? validFrames = null)
     {
         ArgumentNullException.ThrowIfNull(mel);

@@ -11,14 +11,14 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 /// </summary>
 public static class SpeechCodes
 {
-    /// <summary>3⁸: codes 0..6560 are flow inputs; 6561 is the speech-slot padding, higher ids are unused (spec §6.1).</summary>
+    /// <summary>3⁸: codes 0..6560 are flow inputs; 6561 is the speech-slot padding, higher ids are unused (docs/model.md §6.1).</summary>
     public const int CodebookSize = StepAudio2Tokens.SpeechCodebookSize;
 
     /// <summary>The safetensors key read when a file holds several tensors (the name reference dumps use).</summary>
     public const string DumpKey = "input.codes";
 
     /// <summary>
-    /// The official examples' filter before token2wav (<c>[x for x in audio if x &lt; 6561]</c>, spec §6.4): drops the
+    /// The official examples' filter before token2wav (<c>[x for x in audio if x &lt; 6561]</c>, docs/model.md §6.4): drops the
     /// <c>&lt;audio_6561&gt;</c> padding and anything higher (and negative values, which no splitter produces).
     /// </summary>
     public static int[] Filter(ReadOnlySpan<int> codes) => OutputSplitter.SpeechCodesForToken2Wav(codes);

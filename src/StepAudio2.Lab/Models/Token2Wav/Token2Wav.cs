@@ -34,7 +34,7 @@ public sealed record Token2WavResult(float[] Waveform, Tensor Mel, int[] Codes, 
 /// (non-streaming <c>__call__</c>): prompt features (<see cref="VoicePrompt"/>, S3 tokenizer + CAM++ ONNX), the flow
 /// (<see cref="Models.Token2Wav.Flow"/>, flow.pt + flow.yaml) with 10 CFM steps, then HiFT (<see cref="Models.Token2Wav.Hift"/>,
 /// hift.pt). Unlike the official class it returns float samples rather than WAV bytes, filters the codes itself
-/// (spec §6.4) and takes both random inputs as arguments: the CFM noise <c>[1, 80, 2(P+N)]</c> (officially an unseeded
+/// (docs/model.md §6.4) and takes both random inputs as arguments: the CFM noise <c>[1, 80, 2(P+N)]</c> (officially an unseeded
 /// buffer drawn once) and the NSF noise <c>[1, 480·2N, 9]</c> (officially fresh every call). When absent they are drawn
 /// from <c>seed</c> (CFM) and <c>seed + 1</c> (NSF) with System.Random, so one seed reproduces one waveform bit for bit.
 /// Traced under <c>flow.*</c>, <c>hift.*</c> and <c>input.*</c> (codes, prompt tokens, x-vector, prompt mel, noise, hift_noise).

@@ -12,12 +12,12 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The flow's voice-prompt inputs made from one prompt wav (spec §7.2): S3 prompt tokens, the CAM++ x-vector and the
+/// The flow's voice-prompt inputs made from one prompt wav (docs/model.md §7.2): S3 prompt tokens, the CAM++ x-vector and the
 /// 24 kHz prompt mel padded/cropped to 2·P frames. Shared between callers when cached: treat the tensors as read-only.
 /// </summary>
 /// <param name="PromptTokens">S3 tokens p₀..p_{P−1} (0..6560).</param>
 /// <param name="Xvector">float32 [1, 192], CAM++ output before the flow's normalisation.</param>
-/// <param name="PromptMel">float32 [1, 2P, 80], the 24 kHz mel (spec §7.5) after <see cref="PromptMel.PadOrCrop"/>.</param>
+/// <param name="PromptMel">float32 [1, 2P, 80], the 24 kHz mel (docs/model.md §7.5) after <see cref="PromptMel.PadOrCrop"/>.</param>
 /// <param name="SourcePath">The prompt wav's full path (or a caller-chosen name for in-memory audio).</param>
 public sealed record VoicePromptFeatures(int[] PromptTokens, Tensor Xvector, Tensor PromptMel, string SourcePath)
 {
@@ -35,7 +35,7 @@ public sealed record VoicePromptFeatures(int[] PromptTokens, Tensor Xvector, Ten
 }
 
 /// <summary>
-/// Prepares voice prompts (spec §7.2) with the S3 tokenizer and CAM++ ONNX models, mirroring the prompt half of the
+/// Prepares voice prompts (docs/model.md §7.2) with the S3 tokenizer and CAM++ ONNX models, mirroring the prompt half of the
 /// official <c>Token2wav</c> (<c>_prepare_prompt</c>): 16 kHz channel 0 → S3 log-mel (no pad) → tokens, and → Kaldi
 /// fbank + CMN → CAM++; 24 kHz channel mean → 80-bin mel → pad/crop to 2·P. Results are cached per prompt file in memory
 /// and, when a cache folder is given, on disk as safetensors (key: full path, length, last-write time and the identity
@@ -104,7 +104,7 @@ public sealed class VoicePrompt : IDisposable
         return features;
     }
 
-    /// <summary>Computes the features of a decoded clip, uncached (spec §7.2).</summary>
+    /// <summary>Computes the features of a decoded clip, uncached (docs/model.md §7.2).</summary>
     /// <exception cref="ArgumentException">The clip is too short for a mel frame (under 25 ms at 16 kHz).</exception>
     public VoicePromptFeatures Compute(AudioClip clip, string sourceName)
     {

@@ -7,7 +7,7 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 /// Loads weight-normed parameters folded into one effective weight, w = g · v/‖v‖ with the norm over every axis but
 /// axis 0 (torch's weight_norm with dim 0; for ConvTranspose1d axis 0 is the input-channel axis). Accepts the new-style
 /// <c>&lt;m&gt;.parametrizations.weight.original0/1</c> keys, the legacy <c>&lt;m&gt;.weight_g/_v</c> keys, and a plain
-/// <c>&lt;m&gt;.weight</c> (weight norm already removed). No epsilon on ‖v‖, as the official code (spec §10).
+/// <c>&lt;m&gt;.weight</c> (weight norm already removed). No epsilon on ‖v‖, as the official code (docs/model.md §10).
 /// </summary>
 public static class WeightNorm
 {
