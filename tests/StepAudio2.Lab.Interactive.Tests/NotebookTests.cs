@@ -134,7 +134,7 @@ public sealed class NotebookTests
             Assert.Contains("script.plotly-figure:not([data-drawn])", r.Html);
             Assert.DoesNotMatch("<script[^>]+src=", r.Html);
         }
-        // what a notebook output weighs now: the bundle once (~1.45 MB packed), the rest is data
+        // what a notebook output weighs now: the bundle once (~1.34 MB packed), the rest is data
         int total = runs.Sum(r => r.Html.Length), first = withFigures[0].Html.Length;
         Assert.True(first < 1_600_000 + 500_000, $"first chart output {first:N0} chars");
         Assert.True(total - first < 2_000_000, $"outputs after the first chart weigh {total - first:N0} chars");
