@@ -158,7 +158,7 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         var text = File.ReadAllText(path);
         int bundles = Regex.Matches(text, Regex.Escape("if(window.Plotly)return;")).Count;
         // the bundle's text is the one long basE91 string inside steplabBase91("…", n) (JSON-escaped quotes in the file)
-        long bundleBytes = Regex.Matches(text, @"steplabBase91\(\""([^""\\]+)\"",[0-9]+\)").Sum(m => (long)m.Groups[1].Length);
+        long bundleBytes = Regex.Matches(text, @"steplabBase91\(\\""([^""\\]+)\\"",[0-9]+\)").Sum(m => (long)m.Groups[1].Length);
         output.WriteLine($"{name}: executed notebook {bytes:N0} bytes ({(bytes <= MaxExecutedBytes ? "within" : "OVER")} 2 MB), " +
                          $"plotly.js bundles: {bundles} ({bundleBytes:N0} bytes), the rest {bytes - bundleBytes:N0} bytes");
         Assert.True(bundles <= 1, $"{name}: {bundles} copies of plotly.js");
