@@ -34,8 +34,8 @@ public static class LabHtml
     public static string Body(object value) => value switch
     {
         Tensor t => TensorBody("tensor", t),
-        SpectrogramData s => SpectrogramView.Figure(s, NewId()).ToHtml(380) +
-                             "<details><summary>static rendering (PNG)</summary>" + SpectrogramView.Image(s) + "</details>\n",
+        // the heatmap only: a PNG of the same values beside it doubled the output (Lab.Png(s) gives the static rendering)
+        SpectrogramData s => SpectrogramView.Figure(s, NewId()).ToHtml(380),
         AudioClip c => WaveformView.Render(Waveform.Of(c), NewId()),
         Waveform w => WaveformView.Render(w, NewId()),
         AttentionMaps m => AttentionView.LayerGrid(m, NewId()).ToHtml(260) + AttentionView.Zoom(m, 0, NewId()).ToHtml(420),

@@ -6,7 +6,7 @@ using StepAudio2.Lab.Views;
 namespace StepAudio2.Lab.Interactive;
 
 /// <summary>
-/// plotly.js once per notebook page: the first chart output of a kernel session carries the bundle (deflated, 1.45 MB),
+/// plotly.js once per notebook page: the first chart output of a kernel session carries the bundle (deflated, 1.34 MB),
 /// every later one only its figure JSON and a loader that uses <c>window.Plotly</c>. A notebook page (Jupyter, its
 /// exported HTML, VS Code's output webview) runs the outputs' scripts in one window, in order, so the later charts find it.
 /// Outside a kernel (no invocation context: tests, <see cref="HtmlView.Html"/>) every fragment carries its own bundle.
@@ -25,8 +25,8 @@ public static class PlotlyOnPage
     private static readonly ConditionalWeakTable<Kernel, Carrier> Sent = new();
     private static readonly Lazy<string> Packed = new(() =>
     {
-        var (b64, length) = HtmlFragment.Pack(ChartHost.PlotlyJs);
-        return HtmlFragment.PackedBootstrap(b64, length);
+        var (text, deflated, length) = HtmlFragment.Pack(ChartHost.PlotlyJs);
+        return HtmlFragment.PackedBootstrap(text, deflated, length);
     });
 
     /// <summary>The bootstrap script of the packed bundle (computed once, on first use or by the warm-up).</summary>

@@ -47,10 +47,10 @@ public static class ReportPage
         return sb.ToString();
     }
 
-    // Draws every figure whose JSON sits in a <script type="application/json" class="plotly-figure">.
+    // Draws every figure whose JSON sits in a <script type="application/json" class="plotly-figure"> (inflated when deflated).
     private const string Loader = """
         document.querySelectorAll('script.plotly-figure').forEach(function(s){
-          var f = JSON.parse(s.textContent);
+          var f = steplabFigure(s);
           Plotly.newPlot(document.getElementById(s.dataset.target), f.data, f.layout, {responsive:true, displaylogo:false});
         });
         """;
@@ -68,7 +68,7 @@ public static class ReportPage
         sb.Append("</nav>\n");
         foreach (var s in list)
             sb.Append($"<section id=\"{Html.Esc(s.Id)}\"><h2>{Html.Esc(s.Title)}</h2>\n{s.Body}</section>\n");
-        sb.Append("<script>").Append(Loader).Append("</script>\n</body></html>\n");
+        sb.Append("<script>").Append(HtmlFragment.InflateJs).Append(HtmlFragment.FigureJs).Append(Loader).Append("</script>\n</body></html>\n");
         return sb.ToString();
     }
 }

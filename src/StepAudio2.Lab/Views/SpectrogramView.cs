@@ -82,9 +82,12 @@ public static class SpectrogramView
     // Piecewise-linear approximation of viridis through five of its stops.
     private static readonly (double R, double G, double B)[] Stops = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)];
 
+    private const int RampSteps = 240;
+
     internal static (byte R, byte G, byte B) Ramp(double u)
     {
-        u = Math.Clamp(double.IsFinite(u) ? u : 0, 0, 1) * (Stops.Length - 1);
+        // 240 steps: invisible banding, and with the red marks the image fits a PNG palette (one byte per pixel)
+        u = Math.Round(Math.Clamp(double.IsFinite(u) ? u : 0, 0, 1) * RampSteps) / RampSteps * (Stops.Length - 1);
         int i = Math.Min((int)u, Stops.Length - 2);
         double f = u - i;
         var (a, b) = (Stops[i], Stops[i + 1]);

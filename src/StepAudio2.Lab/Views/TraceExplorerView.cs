@@ -45,7 +45,13 @@ public static class TraceExplorerView
         return sb.ToString();
     }
 
-    /// <summary>The explorer of <paramref name="trace"/> with every activation expandable to a PNG heatmap or line of its values.</summary>
+    /// <summary>Cells per side of the explorer's thumbnails (a trace holds dozens; <c>Lab.Heatmap</c> draws one in full).</summary>
+    public const int ThumbnailSide = 64;
+
+    /// <summary>
+    /// The explorer of <paramref name="trace"/> with every activation expandable to a PNG heatmap or line of its values,
+    /// mean-pooled to <see cref="ThumbnailSide"/> cells per side (the title says over how many cells).
+    /// </summary>
     public static string RenderWithTensors(Trace trace) =>
-        Render(Entries(trace), e => TensorPlotView.Image(TensorPlotData.Of(e.Path, trace[e.Path])));
+        Render(Entries(trace), e => TensorPlotView.Image(TensorPlotData.Of(e.Path, trace[e.Path], ThumbnailSide)));
 }

@@ -5,6 +5,7 @@ using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Cli;
 using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Tests.Cli;
+using StepAudio2.Lab.Views;
 
 namespace StepAudio2.Lab.Tests.Views;
 
@@ -50,9 +51,9 @@ public sealed class ReportCommandTests : IClassFixture<ReportCommandTests.Passin
 
     internal static JsonObject Figure(string html, string id)
     {
-        var m = Regex.Match(html, $"<script type=\"application/json\" class=\"plotly-figure\" data-target=\"{Regex.Escape(id)}\">(.*?)</script>", RegexOptions.Singleline);
-        Assert.True(m.Success, $"no figure '{id}'");
-        return JsonNode.Parse(m.Groups[1].Value)!.AsObject();
+        var figures = PlotlyFigure.ReadFigures(html).Where(f => f.Target == id).ToList();
+        Assert.True(figures.Count == 1, $"{figures.Count} figures '{id}'");
+        return JsonNode.Parse(figures[0].Json)!.AsObject();
     }
 
     [Fact]

@@ -131,17 +131,26 @@ public sealed class ViewBuilderTests
         Assert.Equal("IHDR"u8.ToArray(), png[12..16]);
         int w = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)), h = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20));
         Assert.Equal((2 * mel.Shape[1], 128), (w, h));
-        // IDAT inflates to one filter byte plus 3·w bytes per row
-        int idat = 8 + 25;
+        // a palette image (the ramp has fewer than 256 steps): PLTE follows IHDR, IDAT inflates to 1 + w bytes per row
+        Assert.Equal(3, png[25]);
+        int plte = 8 + 25, plteLen = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(plte));
+        Assert.Equal("PLTE"u8.ToArray(), png[(plte + 4)..(plte + 8)]);
+        Assert.True(plteLen % 3 == 0 && plteLen is > 3 and <= 768, $"PLTE of {plteLen} bytes");
+        var palette = png.AsSpan(plte + 8, plteLen).ToArray();
+        int idat = plte + 12 + plteLen;
         int len = BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(idat));
         Assert.Equal("IDAT"u8.ToArray(), png[(idat + 4)..(idat + 8)]);
         using var z = new ZLibStream(new MemoryStream(png, idat + 8, len), CompressionMode.Decompress);
         using var raw = new MemoryStream();
         z.CopyTo(raw);
-        Assert.Equal(h * (1 + 3 * w), raw.Length);
+        Assert.Equal(h * (1 + w), raw.Length);
         var px = raw.ToArray();
         // the second chunk's first column is the red boundary marker on every row
-        for (int y = 0; y < h; y++) Assert.Equal(new byte[] { 255, 0, 0 }, px.AsSpan(y * (1 + 3 * w) + 1 + 3 * mel.Shape[1], 3).ToArray());
+        for (int y = 0; y < h; y++)
+        {
+            int i = px[y * (1 + w) + 1 + mel.Shape[1]];
+            Assert.Equal(new byte[] { 255, 0, 0 }, palette.AsSpan(3 * i, 3).ToArray());
+        }
         Assert.Equal("IEND"u8.ToArray(), png[^8..^4]);
     }
 
