@@ -5,7 +5,7 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Views;
 
 /// <summary>
-/// The flow's CFM trajectory (spec §7.8) rebuilt from a trace or dump: the starting noise <c>input.noise</c> and the
+/// The flow's CFM trajectory (docs/model.md §7.8) rebuilt from a trace or dump: the starting noise <c>input.noise</c> and the
 /// estimator's two rows per Euler step (<c>flow.decoder.estimator.step.K</c>, [2, 80, T]: conditioned, unconditioned) give
 /// every state x_K with the same float32 operations as <see cref="CausalConditionalCfm"/> (x ← x + dt·((1+r)·v₀ − r·v₁) on
 /// its time grid), so the last state equals the traced <c>flow.decoder</c> exactly when the rate is the run's.

@@ -9,7 +9,7 @@ namespace StepAudio2.Lab.Views;
 /// </summary>
 public sealed record MelData(float[] Values, int Bins, int Frames, double SecondsPerFrame, int PromptFrames = 0, string Title = "mel")
 {
-    /// <summary>The flow's frame period: hop 480 at 24 kHz (spec §7.5), 50 frames per second.</summary>
+    /// <summary>The flow's frame period: hop 480 at 24 kHz (docs/model.md §7.5), 50 frames per second.</summary>
     public const double FlowSecondsPerFrame = 480.0 / 24000;
 
     /// <summary>A channels-first mel, [1, bins, T] or [bins, T] (the flow's and the CFM's layout).</summary>
@@ -54,7 +54,7 @@ public sealed record MelData(float[] Values, int Bins, int Frames, double Second
 }
 
 /// <summary>
-/// Views of the flow's mels (spec §7.6–7.8): one mel as a heatmap (seconds × mel bin, the voice prompt's frames shaded),
+/// Views of the flow's mels (docs/model.md §7.6–7.8): one mel as a heatmap (seconds × mel bin, the voice prompt's frames shaded),
 /// and a strip of mels on one colour scale — the CFM states after each Euler step, or any row of related mels.
 /// </summary>
 public static class MelView

@@ -30,7 +30,7 @@ public sealed record TokenEntry(int Id, string Token, TokenClass Class, bool Gen
 /// <summary>Prompt plus generated ids with their decoded text.</summary>
 public sealed record TokenStream(IReadOnlyList<TokenEntry> Tokens, string GeneratedText)
 {
-    /// <summary>Classifies an id by the Step-Audio 2 ranges (spec §6.4).</summary>
+    /// <summary>Classifies an id by the Step-Audio 2 ranges (docs/model.md §6.4).</summary>
     public static TokenClass Classify(int id) => id switch
     {
         StepAudioTokenizer.AudioPatch => TokenClass.AudioPatch,
