@@ -146,7 +146,7 @@ public sealed record DumpComparison
     public IReadOnlyList<(string Rule, Tolerance Tolerance, int Rows)> RulesApplied =>
         Rows.Where(r => r.Comparison is not null)
             .GroupBy(r => r.Comparison!.IsInteger ? "exact" : r.Rule)
-            .Select(g => (g.Key, g.First().Comparison!.IsInteger ? Tolerance.Exact : g.First().Tolerance is { IsAuto: true } ? Tolerance.Port : g.First().Tolerance with { ReferenceRms = null }, g.Count()))
+            .Select(g => (g.Key, g.First().Comparison!.IsInteger ? Tolerance.Exact : g.First().Tolerance, g.Count()))
             .ToList();
 }
 

@@ -26,9 +26,6 @@ public static class ReferenceOverrides
     /// </summary>
     public static ToleranceOverride Hift { get; } = new("hift*", Tolerance.Of(1e-3, 1e-3, 1e-3), "hift-chain floor");
 
-    /// <summary>What a token2wav trace (flow + HiFT) is compared with.</summary>
-    public static IReadOnlyList<ToleranceOverride> Token2Wav { get; } = [Flow, Hift];
-
     /// <summary>Every documented floor, applied by default to float32 rows of the paths they name.</summary>
     public static IReadOnlyList<ToleranceOverride> Defaults { get; } = [Mel, Flow, Hift];
 }
