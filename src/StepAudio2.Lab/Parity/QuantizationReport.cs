@@ -117,16 +117,16 @@ public static partial class QuantizationReport
 
         IReadOnlyList<PositionAgreement>? positions = null;
         int vocab = 0;
-        if (Has(candidate, LogitsPath) && Has(reference, LogitsPath))
+        if (candidate.Contains(LogitsPath) && reference.Contains(LogitsPath))
             (positions, vocab) = NextTokenAgreement(candidate.Get(LogitsPath), reference.Get(LogitsPath), candidate.Path, reference.Path);
         else
-            notes.Add($"no full logits '{LogitsPath}' in {(Has(reference, LogitsPath) ? "the candidate" : "the reference")}: trace both with --capture {LogitsPath} for KL and top-1");
+            notes.Add($"no full logits '{LogitsPath}' in {(reference.Contains(LogitsPath) ? "the candidate" : "the reference")}: trace both with --capture {LogitsPath} for KL and top-1");
 
         GreedyDivergence? greedy = null;
-        if (Has(candidate, GreedyPath) && Has(reference, GreedyPath))
+        if (candidate.Contains(GreedyPath) && reference.Contains(GreedyPath))
             greedy = Diverge(Ids(candidate, GreedyPath), Ids(reference, GreedyPath));
         else
-            notes.Add($"no '{GreedyPath}' in {(Has(reference, GreedyPath) ? "the candidate" : "the reference")}: trace both with --greedy N for the first divergence");
+            notes.Add($"no '{GreedyPath}' in {(reference.Contains(GreedyPath) ? "the candidate" : "the reference")}: trace both with --greedy N for the first divergence");
 
         return new QuantizationComparison
         {
@@ -140,8 +140,6 @@ public static partial class QuantizationReport
             Notes = notes,
         };
     }
-
-    private static bool Has(ITensorSource s, string name) => s.Tensors.Any(t => t.Name == name);
 
     private static long[] Ids(ITensorSource s, string name)
     {

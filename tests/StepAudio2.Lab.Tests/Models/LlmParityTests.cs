@@ -28,9 +28,18 @@ public sealed class LlmParityTests
         var model = LoadTiny(out var handle);
         using var owner = handle;
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
+        AssertForwardAndGreedyMatch(model, dump);
+    }
+
+    /// <summary>
+    /// Runs the dump's prompt (its input.ids and mels) through <paramref name="model"/> and asserts every recorded
+    /// module path within rel-L2 1e-5 and the KV-cached greedy continuation equal to the reference's output.greedy_ids
+    /// (a full recomputation per step). Shared by the float and quantized parity tests.
+    /// </summary>
+    internal static void AssertForwardAndGreedyMatch(StepAudio2Model model, IO.ITensorSource dump)
+    {
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
         var (mels, lengths) = TestMath.MelBatch(dump);
-
         var trace = new Trace();
         var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
         var cache = new KvCache(model.Config.Text);

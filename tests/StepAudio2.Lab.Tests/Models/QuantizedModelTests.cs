@@ -1,10 +1,7 @@
 using StepAudio2.Lab.Config;
-using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Models;
-using StepAudio2.Lab.Models.Llm;
-using StepAudio2.Lab.Tracing;
 
 namespace StepAudio2.Lab.Tests.Models;
 
@@ -49,35 +46,10 @@ public sealed class QuantizedModelTests
         using var checkpoint = Fixtures.OpenCheckpoint(TinyQuant);
         var model = new StepAudio2Model(checkpoint, config);
         using var dump = Fixtures.OpenSafetensors(Path.Combine(TinyQuant, "dumps", "llm-short.safetensors"), out _);
-        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
-        var (mels, lengths) = TestMath.MelBatch(dump);
         if (portable) QuantGemm.ForcePath = QuantPath.Portable; // what an ARM64 / no-AVX2 machine runs
         try
         {
-            var trace = new Trace();
-            var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
-            var cache = new KvCache(model.Config.Text);
-            var logits = model.LastLogits(model.EmbedPrompt(ids, features, featLens, trace), 0, cache, trace);
-            int compared = 0;
-            foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
-            {
-                Assert.True(trace.Contains(info.Name), $"the C# trace lacks '{info.Name}'");
-                double rel = TestMath.RelL2(trace[info.Name], dump.Get(info.Name));
-                Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5");
-                compared++;
-            }
-            Assert.True(compared >= 2 + 13 * model.Config.Text.NumHiddenLayers, $"only {compared} activations compared");
-
-            var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
-            var greedy = new List<int>();
-            int pos = ids.Length;
-            for (int step = 0; step < expected.Length; step++)
-            {
-                int next = Ops.Argmax(logits)[0];
-                greedy.Add(next);
-                logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
-            }
-            Assert.Equal(expected, greedy);
+            LlmParityTests.AssertForwardAndGreedyMatch(model, dump);
         }
         finally { QuantGemm.ForcePath = null; }
     }
