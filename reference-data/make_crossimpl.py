@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from steplab_ref import audio, safetensors_io  # noqa: E402
 from steplab_ref import model as refmodel  # noqa: E402
 from steplab_ref.dumper import ModuleDumper  # noqa: E402
+from steplab_ref.patch import Patch  # noqa: E402
 
 _GELU = F.gelu  # the exact GELU, kept before any patch replaces the module attribute
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,17 +41,7 @@ TINY = os.path.join(HERE, "tiny")
 
 
 def load_model(device):
-    with open(os.path.join(TINY, "config.json")) as f:
-        config = json.load(f)
-    with open(os.path.join(TINY, "model.safetensors.index.json")) as f:
-        shards = sorted(set(json.load(f)["weight_map"].values()))
-    state = {}
-    for s in shards:
-        state.update(safetensors_io.load_file(os.path.join(TINY, s)))
-    hidden = state["adapter.linear1.weight"].shape[0]
-    m = refmodel.StepAudio2(config, hidden).eval()
-    m.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return m.to(device)
+    return refmodel.from_checkpoint(TINY).to(device)
 
 
 def inputs(case):
@@ -94,18 +85,6 @@ def one_thread():
 
 
 # ------------------------------------------------------------------------------------------ planted bugs
-
-class Patch:
-    def __init__(self, obj, name, value):
-        self.obj, self.name, self.value = obj, name, value
-
-    def __enter__(self):
-        self.old = getattr(self.obj, self.name)
-        setattr(self.obj, self.name, self.value)
-
-    def __exit__(self, *exc):
-        setattr(self.obj, self.name, self.old)
-
 
 def _attn_scale_q_only(self, x, mask_bias):
     """Whisper attention with the d^-1/4 split lost: q scaled by d^-1/4, k not (scores off by d^1/4)."""

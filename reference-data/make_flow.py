@@ -86,6 +86,7 @@ from steplab_ref import flow as flowmod  # noqa: E402
 from steplab_ref.flow import (TAU_HEX, RelPositionMultiHeadedAttention, TimestepEmbedder, cosine_t_span,  # noqa: E402
                               load_flow_yaml)
 from steplab_ref.hift import HiFTGenerator  # noqa: E402
+from steplab_ref.patch import Patch  # noqa: E402
 
 SEED = 20251126
 P, N = 12, 20
@@ -468,20 +469,6 @@ def check_against_spec(sd, inputs, tensors):
             worst, where = err, k
     print(f"check spec: {len(ref)} flow paths equal an independent float64 numpy version of §7.6–7.9 "
           f"(worst rel-L2 {worst:.1e} at {where})")
-
-
-class Patch:
-    """Temporarily replaces an attribute (a porting bug planted for the sensitivity check)."""
-
-    def __init__(self, obj, name, value):
-        self.obj, self.name, self.value = obj, name, value
-
-    def __enter__(self):
-        self.old = self.obj.__dict__[self.name] if isinstance(self.obj, type) else getattr(self.obj, self.name)
-        setattr(self.obj, self.name, self.value)
-
-    def __exit__(self, *exc):
-        setattr(self.obj, self.name, self.old)
 
 
 def planted_bugs(flow):

@@ -250,3 +250,25 @@ class StepAudio2(nn.Module):
                 n = int(feat_len[k])
                 h[0, s + 1: s + 1 + n] = feats[k, :n]
         return self.lm_head(self.model(h)["last_hidden_state"])
+
+
+def from_checkpoint(model_dir, cls=None):
+    """A checkpoint folder (config.json + sharded or single safetensors) loaded strictly into `cls` (default
+    StepAudio2), in float32; the adaptor width is read from adapter.linear1.weight."""
+    import json
+    import os
+    from . import safetensors_io
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        shards = ["model.safetensors"]
+    state = {}
+    for s in shards:
+        state.update(safetensors_io.load_file(os.path.join(model_dir, s)))
+    m = (cls or StepAudio2)(config, state["adapter.linear1.weight"].shape[0]).eval()
+    m.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return m

@@ -19,7 +19,6 @@ from types import SimpleNamespace
 import torch
 
 from . import model as refmodel
-from . import safetensors_io
 
 
 class StepAudio2ForCausalLM(refmodel.StepAudio2):
@@ -42,20 +41,7 @@ class StepAudio2ForCausalLM(refmodel.StepAudio2):
 
 def from_pretrained(model_dir, dtype=torch.float32):
     """Loads a checkpoint folder (config.json + sharded safetensors) into the stand-in, strictly."""
-    with open(os.path.join(model_dir, "config.json")) as f:
-        config = json.load(f)
-    index = os.path.join(model_dir, "model.safetensors.index.json")
-    if os.path.exists(index):
-        with open(index) as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-    else:
-        shards = ["model.safetensors"]
-    state = {}
-    for s in shards:
-        state.update(safetensors_io.load_file(os.path.join(model_dir, s)))
-    m = StepAudio2ForCausalLM(config, state["adapter.linear1.weight"].shape[0]).eval()
-    m.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return m.to(dtype)
+    return refmodel.from_checkpoint(model_dir, StepAudio2ForCausalLM).to(dtype)
 
 
 class StandinTokenizer:
