@@ -219,10 +219,12 @@ public static class ParityReport
     {
         foreach (var (rule, tol, rows) in d.RulesApplied)
         {
-            string what = tol.Name is not null && rule == tol.Name ? tol.ToString() : $"{rule}: {tol}";
-            yield return $"  {what} — {rows} tensor{(rows == 1 ? "" : "s")}";
+            yield return $"  {RuleText(rule, tol)} — {rows} tensor{(rows == 1 ? "" : "s")}";
         }
     }
+
+    /// <summary>A rule and its bounds: "port (rtol …)" for a tier, "mel floor (input.mel.*): rtol …" for a named rule.</summary>
+    public static string RuleText(string rule, Tolerance tol) => tol.Name is not null && rule == tol.Name ? tol.ToString() : $"{rule}: {tol}";
 
     private static IEnumerable<string> SummaryLines(DumpComparison d)
     {

@@ -69,7 +69,7 @@ public static class ParityView
                 : m.ShapeMatch ? Html.Esc(m.ReferenceShapeText)
                 : $"{Html.Esc(m.CandidateShapeText)} {(m.BatchDimOnly ? "≈" : "vs")} {Html.Esc(m.ReferenceShapeText)}";
             var tol = m?.Tolerance ?? r.Tolerance;
-            string rule = tol.Name is not null && r.Rule == tol.Name ? tol.ToString() : $"{r.Rule}: {tol}";
+            string rule = ParityReport.RuleText(r.Rule, tol);
             sb.Append($"<tr class=\"{cls}\"{(r == first ? " id=\"first-failure\"" : "")}><td>{r.Ordinal}</td><td class=\"path\">{Html.Esc(r.Name)}</td><td>{shape}</td><td>{Html.Esc(rule)}</td>");
             if (m is not null && m.ElementCount > 0)
                 sb.Append($"<td>{Html.Num(m.MaxAbsDiff)} @ {Html.Esc(TensorComparer.IndexString(m.MaxAbsIndex))}</td><td>{Html.Num(m.MeanAbsDiff)}</td><td>{Html.Num(m.RelL2)}</td><td>{Html.Num(m.Cosine)}</td>" +
