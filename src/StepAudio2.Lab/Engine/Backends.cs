@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Engine.Reference;
 
 namespace StepAudio2.Lab.Engine;
 
@@ -12,6 +13,7 @@ public static class Backends
     private static readonly Dictionary<string, Func<IBackend>> s_factories = new(StringComparer.OrdinalIgnoreCase)
     {
         ["cpu"] = () => Ops.Default is CpuBackend cpu ? cpu : new CpuBackend(),
+        ["reference"] = () => new ReferenceBackend(),
     };
 
     private static readonly Dictionary<string, IBackend> s_instances = new(StringComparer.OrdinalIgnoreCase);
