@@ -6,8 +6,11 @@ using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Tests.Engine;
 
-/// <summary>Every op against PyTorch's output for the same inputs (reference-data/make_ops_fixtures.py).</summary>
-public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
+/// <summary>
+/// Every op against PyTorch's output for the same inputs (reference-data/make_ops_fixtures.py), on the CPU backend;
+/// <see cref="ReferenceOpsTests"/> runs the same cases on the reference backend.
+/// </summary>
+public class OpsTests : IClassFixture<OpsTests.Fixture>
 {
     public sealed class Fixture : IDisposable
     {
@@ -18,7 +21,11 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     }
 
     private readonly Fixture _f;
-    public OpsTests(Fixture f) => _f = f;
+    public OpsTests(Fixture f) : this(f, Backends.Get("cpu")) { }
+    protected OpsTests(Fixture f, IBackend backend) { _f = f; Backend = backend; }
+
+    /// <summary>The backend every case runs on (entered with <see cref="Ops.Use"/> at the start of each case).</summary>
+    protected IBackend Backend { get; }
 
     private Tensor In(string c, string name) => _f.File.Get($"{c}.in.{name}");
     private JsonElement Params(string c) => JsonDocument.Parse(_f.Metadata[c]).RootElement;
@@ -28,7 +35,7 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
         var expected = _f.File.Get($"{c}.{suffix}");
         Assert.Equal(expected.Shape, actual.Shape);
         var e = expected.ToDoubleArray();
-        var a = actual.ToDoubleArray();
+        var a = actual.ToHost().ToDoubleArray(); // a device result is read through its transfer point
         double num = 0, den = 0, maxAbs = 0;
         for (int i = 0; i < e.Length; i++)
         {
@@ -45,13 +52,18 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [InlineData("linear_bf16")]
     public void Linear(string c)
     {
+        using var scope = Ops.Use(Backend);
         var w = In(c, "weight");
         Assert.Equal(c.EndsWith("bf16") ? DType.BF16 : DType.F32, w.DType); // bf16 weight is used as stored
         Check(c, Ops.Linear(In(c, "x"), w, In(c, "bias")));
     }
 
     [Fact]
-    public void Matmul() => Check("matmul", Ops.Matmul(In("matmul", "a"), In("matmul", "b")));
+    public void Matmul()
+    {
+        using var scope = Ops.Use(Backend);
+        Check("matmul", Ops.Matmul(In("matmul", "a"), In("matmul", "b")));
+    }
 
     [Theory]
     [InlineData("conv1d_basic")]
@@ -62,6 +74,7 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [InlineData("conv1d_k30s15")]
     public void Conv1d(string c)
     {
+        using var scope = Ops.Use(Backend);
         var p = Params(c);
         Check(c, Ops.Conv1d(In(c, "x"), In(c, "weight"), In(c, "bias"), p.GetProperty("stride").GetInt32(),
             p.GetProperty("padding").GetInt32(), p.GetProperty("dilation").GetInt32(), p.GetProperty("groups").GetInt32()));
@@ -72,16 +85,22 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [InlineData("conv_transpose1d_b")]
     public void ConvTranspose1d(string c)
     {
+        using var scope = Ops.Use(Backend);
         var p = Params(c);
         Check(c, Ops.ConvTranspose1d(In(c, "x"), In(c, "weight"), In(c, "bias"), p.GetProperty("stride").GetInt32(), p.GetProperty("padding").GetInt32()));
     }
 
     [Fact]
-    public void AvgPool1d() => Check("avg_pool1d", Ops.AvgPool1d(In("avg_pool1d", "x"), 2, 2));
+    public void AvgPool1d()
+    {
+        using var scope = Ops.Use(Backend);
+        Check("avg_pool1d", Ops.AvgPool1d(In("avg_pool1d", "x"), 2, 2));
+    }
 
     [Fact]
     public void Norms()
     {
+        using var scope = Ops.Use(Backend);
         Check("layer_norm", Ops.LayerNorm(In("layer_norm", "x"), In("layer_norm", "weight"), In("layer_norm", "bias"), 1e-5f));
         Check("layer_norm_noaffine", Ops.LayerNorm(In("layer_norm_noaffine", "x"), null, null, 1e-6f));
         Check("rms_norm", Ops.RmsNorm(In("rms_norm", "x"), In("rms_norm", "weight"), 1e-6f));
@@ -90,6 +109,7 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [Fact]
     public void Activations()
     {
+        using var scope = Ops.Use(Backend);
         Check("gelu", Ops.Gelu(In("gelu", "x")));
         Check("gelu_tanh", Ops.GeluApprox(In("gelu_tanh", "x")));
         Check("silu", Ops.Silu(In("silu", "x")));
@@ -110,25 +130,34 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     }
 
     [Fact]
-    public void Softmax() => Check("softmax", Ops.Softmax(In("softmax", "x")));
+    public void Softmax()
+    {
+        using var scope = Ops.Use(Backend);
+        Check("softmax", Ops.Softmax(In("softmax", "x")));
+    }
 
     [Fact]
     public void AttentionWithGroupedHeadsAndMaskReturnsScores()
     {
+        using var scope = Ops.Use(Backend);
         const string c = "sdpa_gqa_mask";
         var q = In(c, "q");
-        var scores = Tensor.Zeros(DType.F32, q.Shape[0], q.Shape[1], q.Shape[2], 7);
+        var scores = Ops.Zeros(DType.F32, q.Shape[0], q.Shape[1], q.Shape[2], 7);
         Check(c, Ops.ScaledDotProductAttention(q, In(c, "k"), In(c, "v"), 0.35f, In(c, "mask"), scoresOut: scores));
         Check(c, scores, suffix: "scores");
     }
 
     [Fact]
-    public void CausalAttentionAlignsToTheEnd() =>
+    public void CausalAttentionAlignsToTheEnd()
+    {
+        using var scope = Ops.Use(Backend);
         Check("sdpa_causal", Ops.ScaledDotProductAttention(In("sdpa_causal", "q"), In("sdpa_causal", "k"), In("sdpa_causal", "v"), 0.35f, causal: true));
+    }
 
     [Fact]
     public void TakeReadsBf16TableInPlace()
     {
+        using var scope = Ops.Use(Backend);
         var table = In("take", "table");
         Assert.Equal(DType.BF16, table.DType);
         var ids = In("take", "ids").ToInt64Array().Select(i => (int)i).ToArray();
@@ -142,6 +171,7 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [InlineData("pad_replicate", PadMode.Replicate)]
     public void Pad(string c, PadMode mode)
     {
+        using var scope = Ops.Use(Backend);
         var p = Params(c);
         var pads = p.GetProperty("pads").EnumerateArray().Select(e => (e[0].GetInt32(), e[1].GetInt32())).ToArray();
         float value = p.TryGetProperty("value", out var v) ? v.GetSingle() : 0f;
@@ -151,6 +181,7 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [Fact]
     public void ConcatenateBroadcastAndReduce()
     {
+        using var scope = Ops.Use(Backend);
         Check("concatenate", Ops.Concatenate([In("concatenate", "a"), In("concatenate", "b")], 1), tol: 0);
         Check("add_broadcast", Ops.Add(In("add_broadcast", "a"), In("add_broadcast", "b")), tol: 0);
         Check("mul_broadcast", Ops.Multiply(In("mul_broadcast", "a"), In("mul_broadcast", "b")), tol: 0);
@@ -164,6 +195,7 @@ public sealed class OpsTests : IClassFixture<OpsTests.Fixture>
     [Fact]
     public void ArgmaxAndTopK()
     {
+        using var scope = Ops.Use(Backend);
         var expected = _f.File.Get("argmax.out").ToInt64Array();
         Assert.Equal(expected.Select(i => (int)i).ToArray(), Ops.Argmax(In("argmax", "x")));
         var (values, indices) = Ops.TopK(In("topk", "x").ToFloatArray(), 5);
