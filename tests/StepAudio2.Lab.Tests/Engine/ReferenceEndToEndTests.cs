@@ -1,0 +1,189 @@
+using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Engine.Reference;
+using StepAudio2.Lab.Generation;
+using StepAudio2.Lab.IO.Safetensors;
+using StepAudio2.Lab.Models;
+using StepAudio2.Lab.Models.AudioEncoder;
+using StepAudio2.Lab.Models.Llm;
+using StepAudio2.Lab.Pipeline;
+using StepAudio2.Lab.Prompting;
+using StepAudio2.Lab.Tensors;
+using StepAudio2.Lab.Tests.Models;
+using StepAudio2.Lab.Tracing;
+using Xunit.Abstractions;
+using T2W = StepAudio2.Lab.Models.Token2Wav.Token2Wav;
+
+namespace StepAudio2.Lab.Tests.Engine;
+
+/// <summary>
+/// The tiny checkpoint end to end on the reference backend, against the Python reference dumps at the CPU parity
+/// tests' tolerances: the ASR (encoder + adaptor) trace, the LLM forward and its greedy ids, the generator, think and
+/// tool turns, token2wav. Every activation lives in <see cref="ReferenceStorage"/>, so any host read of a tensor by
+/// model code outside a transfer point fails these tests with <see cref="HostAccessException"/> naming the line.
+/// The host transfers per generated token are counted and must stay a handful, not one per op.
+/// </summary>
+public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
+{
+    private static string Tiny => Path.Combine(TestPaths.ReferenceData, "tiny");
+    private static IBackend Reference => Backends.Get("reference");
+
+    /// <summary>At most this many host↔device transfers per generated token (the id up, the logits or argmax down, a few more).</summary>
+    private const double MaxTransfersPerToken = 8;
+
+    private static Tensor Host(Tensor t) => t.ToHost();
+
+    [Theory]
+    [InlineData("audio-short")]
+    [InlineData("audio-two_chunks")]
+    public void AsrTraceMatchesTheReference(string dumpName)
+    {
+        using var scope = Ops.Use(Reference);
+        using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
+        var config = StepAudio2Config.Load(Tiny);
+        var weights = new Weights(checkpoint);
+        var encoder = new AudioEncoder(weights, config.Audio);
+        var adaptor = new Adaptor(weights, config.Audio);
+        var (batch, lengths) = TestMath.MelBatch(dump);
+
+        var trace = new Trace();
+        var (encoded, _) = encoder.Forward(batch, lengths, trace);
+        var adapted = adaptor.Forward(encoded, trace);
+        Assert.False(adapted.IsHost); // the activations stayed on the device
+
+        int compared = 0;
+        foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.")))
+        {
+            Assert.True(trace.Contains(info.Name), $"the trace lacks '{info.Name}'");
+            double rel = TestMath.RelL2(Host(trace[info.Name]), dump.Get(info.Name));
+            Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5 on the reference backend");
+            compared++;
+        }
+        Assert.True(compared >= 30, $"only {compared} activations compared");
+    }
+
+    [Theory]
+    [InlineData("llm-short")]
+    [InlineData("llm-instruction")]
+    [InlineData("llm-two_chunks")]
+    public void LlmForwardAndGreedyIdsMatchTheReferenceWithAHandfulOfTransfersPerToken(string dumpName)
+    {
+        var backend = new ReferenceBackend(); // its own counters
+        using var scope = Ops.Use(backend);
+        using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
+
+        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var (mels, lengths) = TestMath.MelBatch(dump);
+        var trace = new Trace();
+        var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
+        var cache = new KvCache(model.Config.Text);
+        var logits = model.LastLogits(model.EmbedPrompt(ids, features, featLens, trace), 0, cache, trace);
+        Assert.False(logits.IsHost);
+
+        int compared = 0;
+        foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
+        {
+            Assert.True(trace.Contains(info.Name), $"the trace lacks '{info.Name}'");
+            double rel = TestMath.RelL2(Host(trace[info.Name]), dump.Get(info.Name));
+            Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5 on the reference backend");
+            compared++;
+        }
+        Assert.True(compared >= 2 + 13 * model.Config.Text.NumHiddenLayers, $"only {compared} activations compared");
+
+        // KV-cached greedy decoding: the reference's ids, and only a handful of transfers per token
+        var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var greedy = new List<int>();
+        int pos = ids.Length;
+        backend.Stats.Reset();
+        for (int step = 0; step < expected.Length; step++)
+        {
+            int next = Ops.Argmax(logits)[0];
+            greedy.Add(next);
+            logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
+        }
+        Assert.Equal(expected, greedy);
+        double perToken = (double)backend.Stats.Transfers / expected.Length;
+        double opsPerToken = (double)backend.Stats.Ops / expected.Length;
+        output.WriteLine($"{dumpName}: {perToken:F1} transfers and {opsPerToken:F0} ops per token ({backend.Stats})");
+        Assert.True(perToken <= MaxTransfersPerToken, $"{perToken:F1} host transfers per generated token ({backend.Stats})");
+        Assert.True(opsPerToken >= 10 * perToken, $"the ops per token ({opsPerToken:F0}) should far outnumber the transfers ({perToken:F1})");
+        Assert.Equal(0, backend.Stats.WeightUploads); // every weight was uploaded once, during the prompt
+    }
+
+    [Theory]
+    [InlineData("llm-short")]
+    [InlineData("llm-two_chunks")]
+    public void GeneratorReproducesTheReferenceGreedyIds(string dumpName)
+    {
+        using var scope = Ops.Use(Reference);
+        using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
+        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var (mels, lengths) = TestMath.MelBatch(dump);
+        var audio = PromptAudio.Encode(model, mels, lengths);
+        var result = new Generator(model).Generate(ids, SamplingOptions.Greedy with { MaxNewTokens = expected.Length, RecordAlternatives = true }, audio);
+        Assert.Equal(expected, result.GeneratedIds);
+        Assert.Equal(expected, result.Alternatives!.Select(a => a.Ids[0]));
+    }
+
+    [Fact]
+    public async Task ThinkAndToolTurnsGiveTheCpuBackendsIds()
+    {
+        ChatMessage[] history = [ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Why is the sky blue?")];
+        ThinkResult Think()
+        {
+            using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel);
+            return pipeline.Think(history, speechReply: true,
+                thinkOptions: SamplingOptions.Greedy with { MaxNewTokens = 4 }, answerOptions: SamplingOptions.Greedy with { MaxNewTokens = 3 });
+        }
+        async Task<StepAudio2.Lab.Tools.ToolLoopResult> Tools()
+        {
+            using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel);
+            var registry = new StepAudio2.Lab.Tools.ToolRegistry();
+            registry.Register(new StepAudio2.Lab.Tools.WebSearchTool(StepAudio2.Lab.Tools.WebSearchOptions.Unconfigured, new HttpClient()));
+            return await pipeline.ChatWithToolsAsync([ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Search for today's weather.")],
+                registry, maxRounds: 2, options: SamplingOptions.Greedy with { MaxNewTokens = 4 });
+        }
+
+        var cpuThink = Think();
+        var cpuTools = await Tools();
+        ThinkResult refThink;
+        StepAudio2.Lab.Tools.ToolLoopResult refTools;
+        using (Ops.Use(Reference))
+        {
+            refThink = Think();
+            refTools = await Tools();
+        }
+        Assert.Equal(cpuThink.ThinkCall.Prompt.Ids, refThink.ThinkCall.Prompt.Ids);
+        Assert.Equal(cpuThink.ThinkCall.Generation.GeneratedIds, refThink.ThinkCall.Generation.GeneratedIds);
+        Assert.Equal(cpuThink.AnswerCall.Prompt.Ids, refThink.AnswerCall.Prompt.Ids);
+        Assert.Equal(cpuThink.AnswerCall.Generation.GeneratedIds, refThink.AnswerCall.Generation.GeneratedIds);
+        Assert.Equal(cpuThink.Thinking, refThink.Thinking);
+        Assert.Equal(cpuTools.Stop, refTools.Stop);
+        Assert.Equal(cpuTools.Rounds, refTools.Rounds);
+        Assert.Equal(cpuTools.History.Select(m => m.Text), refTools.History.Select(m => m.Text));
+    }
+
+    [Fact]
+    public void Token2WavMatchesTheReferenceMelAndWaveform()
+    {
+        using var scope = Ops.Use(Reference);
+        var dumpPath = Path.Combine(Tiny, "dumps", "token2wav-short.safetensors");
+        using var t2w = T2W.Load(Path.Combine(Tiny, "token2wav"), promptModels: false);
+        StepAudio2.Lab.Models.Token2Wav.Token2WavInputs i;
+        using (var d = SafetensorsFile.Open(dumpPath)) i = StepAudio2.Lab.Models.Token2Wav.Token2WavInputs.Read(d);
+        var r = t2w.Generate(i.Codes!, i.PromptTokens!, i.PromptMel!, i.Xvector!, i.Noise, i.HiftNoise);
+        using var dump = SafetensorsFile.Open(dumpPath);
+        double flow = TestMath.RelL2(Host(r.Mel), dump.Get("flow"));
+        double wav = TestMath.RelL2(Tensor.FromArray(r.Waveform, 1, r.Waveform.Length), dump.Get("hift"));
+        output.WriteLine($"reference backend: flow rel-L2 {flow:E2}, waveform rel-L2 {wav:E2}");
+        Assert.True(flow <= 1e-5, $"flow rel-L2 {flow:E2}");
+        Assert.True(wav <= 1e-3, $"waveform rel-L2 {wav:E2}"); // the CPU test's floor: NSF phase accumulates in float32
+        Assert.Equal(20 * 960, r.Waveform.Length);
+    }
+}
