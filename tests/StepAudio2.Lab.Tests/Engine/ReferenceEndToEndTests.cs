@@ -4,7 +4,6 @@ using StepAudio2.Lab.Engine.Reference;
 using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Models;
-using StepAudio2.Lab.Models.AudioEncoder;
 using StepAudio2.Lab.Models.Llm;
 using StepAudio2.Lab.Pipeline;
 using StepAudio2.Lab.Prompting;
@@ -33,24 +32,28 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
 
     private static Tensor Host(Tensor t) => t.ToHost();
 
+    private static int HostArgmax(Tensor logits)
+    {
+        Assert.True(logits.IsHost);
+        var v = logits.ToFloatArray();
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
     [Theory]
     [InlineData("audio-short")]
     [InlineData("audio-two_chunks")]
     public void AsrTraceMatchesTheReference(string dumpName)
     {
-        using var scope = Ops.Use(Reference);
         using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
-        var config = StepAudio2Config.Load(Tiny);
-        var weights = new Weights(checkpoint);
-        var encoder = new AudioEncoder(weights, config.Audio);
-        var adaptor = new Adaptor(weights, config.Audio);
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), Reference);
         var (batch, lengths) = TestMath.MelBatch(dump);
 
         var trace = new Trace();
-        var (encoded, _) = encoder.Forward(batch, lengths, trace);
-        var adapted = adaptor.Forward(encoded, trace);
-        Assert.False(adapted.IsHost); // the activations stayed on the device
+        var (features, _) = model.EncodeAudio(batch, lengths, trace);
+        Assert.False(features.IsHost); // the activations stayed on the device
 
         int compared = 0;
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.")))
@@ -70,18 +73,19 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     public void LlmForwardAndGreedyIdsMatchTheReferenceWithAHandfulOfTransfersPerToken(string dumpName)
     {
         var backend = new ReferenceBackend(); // its own counters
-        using var scope = Ops.Use(backend);
         using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
-        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), backend);
 
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
         var (mels, lengths) = TestMath.MelBatch(dump);
         var trace = new Trace();
         var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
         var cache = new KvCache(model.Config.Text);
-        var logits = model.LastLogits(model.EmbedPrompt(ids, features, featLens, trace), 0, cache, trace);
-        Assert.False(logits.IsHost);
+        var hidden = model.EmbedPrompt(ids, features, featLens, trace);
+        Assert.False(features.IsHost); // the activations stay on the device
+        Assert.False(hidden.IsHost);
+        var logits = model.LastLogits(hidden, 0, cache, trace); // on the host: the one download per step
 
         int compared = 0;
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
@@ -100,7 +104,7 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
         backend.Stats.Reset();
         for (int step = 0; step < expected.Length; step++)
         {
-            int next = Ops.Argmax(logits)[0];
+            int next = HostArgmax(logits); // sampling runs on the host
             greedy.Add(next);
             logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
         }
@@ -118,9 +122,8 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     [InlineData("llm-two_chunks")]
     public void GeneratorReproducesTheReferenceGreedyIds(string dumpName)
     {
-        using var scope = Ops.Use(Reference);
         using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
-        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny));
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), Reference);
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
         var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
@@ -135,30 +138,27 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     public async Task ThinkAndToolTurnsGiveTheCpuBackendsIds()
     {
         ChatMessage[] history = [ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Why is the sky blue?")];
-        ThinkResult Think()
+        ThinkResult Think(IBackend backend)
         {
-            using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel);
+            using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel, backend);
+            Assert.Same(backend, pipeline.Model.Backend);
             return pipeline.Think(history, speechReply: true,
                 thinkOptions: SamplingOptions.Greedy with { MaxNewTokens = 4 }, answerOptions: SamplingOptions.Greedy with { MaxNewTokens = 3 });
         }
-        async Task<StepAudio2.Lab.Tools.ToolLoopResult> Tools()
+        async Task<StepAudio2.Lab.Tools.ToolLoopResult> Tools(IBackend backend)
         {
-            using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel);
+            using var pipeline = StepAudio2Pipeline.Load(Tiny, TestPaths.SharedModel, backend);
             var registry = new StepAudio2.Lab.Tools.ToolRegistry();
             registry.Register(new StepAudio2.Lab.Tools.WebSearchTool(StepAudio2.Lab.Tools.WebSearchOptions.Unconfigured, new HttpClient()));
             return await pipeline.ChatWithToolsAsync([ChatMessage.System("You are a helpful assistant."), ChatMessage.User("Search for today's weather.")],
                 registry, maxRounds: 2, options: SamplingOptions.Greedy with { MaxNewTokens = 4 });
         }
 
-        var cpuThink = Think();
-        var cpuTools = await Tools();
-        ThinkResult refThink;
-        StepAudio2.Lab.Tools.ToolLoopResult refTools;
-        using (Ops.Use(Reference))
-        {
-            refThink = Think();
-            refTools = await Tools();
-        }
+        var cpu = Backends.Get("cpu");
+        var cpuThink = Think(cpu);
+        var cpuTools = await Tools(cpu);
+        var refThink = Think(Reference);
+        var refTools = await Tools(Reference);
         Assert.Equal(cpuThink.ThinkCall.Prompt.Ids, refThink.ThinkCall.Prompt.Ids);
         Assert.Equal(cpuThink.ThinkCall.Generation.GeneratedIds, refThink.ThinkCall.Generation.GeneratedIds);
         Assert.Equal(cpuThink.AnswerCall.Prompt.Ids, refThink.AnswerCall.Prompt.Ids);
