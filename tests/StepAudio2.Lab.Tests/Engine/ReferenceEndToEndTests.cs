@@ -204,6 +204,25 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TranscribeCliOnTheReferenceBackendGivesTheCpuIds()
+    {
+        var clip = Path.Combine(TestPaths.SharedAudio, "real_speech.aiff");
+        string[] Ids(string backend)
+        {
+            var (code, stdout, err) = StepAudio2.Lab.Tests.Cli.InspectCliTests.Run(
+                "transcribe", "--model", Tiny, "--tokenizer", TestPaths.SharedModel, clip, "--max-tokens", "4", "--json", "--backend", backend);
+            Assert.True(code == StepAudio2.Lab.Cli.StepLabCli.Ok, err);
+            using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+            return doc.RootElement.GetProperty("generated_ids").EnumerateArray().Select(e => e.ToString()).ToArray();
+        }
+        long before = Reference.Stats.Ops;
+        var reference = Ids("reference");
+        Assert.True(Reference.Stats.Ops > before, "--backend reference ran no op on the reference backend");
+        Assert.Equal(4, reference.Length);
+        Assert.Equal(Ids("cpu"), reference);
+    }
+
+    [Fact]
     public void Token2WavMatchesTheReferenceMelAndWaveform()
     {
         using var scope = Ops.Use(Reference);
