@@ -30,7 +30,7 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     /// <summary>At most this many host↔device transfers per generated token (the id up, the logits or argmax down, a few more).</summary>
     private const double MaxTransfersPerToken = 4;
 
-    private static Tensor Host(Tensor t) => t.ToHost();
+    internal static Tensor Host(Tensor t) => t.ToHost();
 
     private static int HostArgmax(Tensor logits)
     {
@@ -222,21 +222,39 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
         Assert.Equal(Ids("cpu"), reference);
     }
 
-    [Fact]
-    public void Token2WavMatchesTheReferenceMelAndWaveform()
+    /// <summary>rel-L2 of every path both traces hold, <paramref name="actual"/> against <paramref name="oracle"/>; the worst first.</summary>
+    internal static List<(string Path, double Rel)> CompareTraces(Trace actual, Trace oracle)
     {
-        using var scope = Ops.Use(Reference);
-        var dumpPath = Path.Combine(Tiny, "dumps", "token2wav-short.safetensors");
-        using var t2w = T2W.Load(Path.Combine(Tiny, "token2wav"), promptModels: false);
-        StepAudio2.Lab.Models.Token2Wav.Token2WavInputs i;
-        using (var d = SafetensorsFile.Open(dumpPath)) i = StepAudio2.Lab.Models.Token2Wav.Token2WavInputs.Read(d);
-        var r = t2w.Generate(i.Codes!, i.PromptTokens!, i.PromptMel!, i.Xvector!, i.Noise, i.HiftNoise);
-        using var dump = SafetensorsFile.Open(dumpPath);
-        double flow = TestMath.RelL2(Host(r.Mel), dump.Get("flow"));
-        double wav = TestMath.RelL2(Tensor.FromArray(r.Waveform, 1, r.Waveform.Length), dump.Get("hift"));
-        output.WriteLine($"reference backend: flow rel-L2 {flow:E2}, waveform rel-L2 {wav:E2}");
-        Assert.True(flow <= 1e-5, $"flow rel-L2 {flow:E2}");
-        Assert.True(wav <= 1e-3, $"waveform rel-L2 {wav:E2}"); // the CPU test's floor: NSF phase accumulates in float32
-        Assert.Equal(20 * 960, r.Waveform.Length);
+        var rows = new List<(string, double)>();
+        foreach (var path in oracle.Order)
+        {
+            Assert.True(actual.Contains(path), $"the CPU trace lacks '{path}'");
+            var o = oracle[path];
+            if (!o.DType.IsFloating()) { Assert.Equal(o.ToDoubleArray(), actual[path].ToDoubleArray()); continue; }
+            rows.Add((path, TestMath.RelL2(actual[path], o)));
+        }
+        return rows.OrderByDescending(r => r.Item2).ToList();
+    }
+
+    [Fact]
+    public void TheCpuBackendMatchesTheReferenceBackendAtEveryTracedPathOfTheLlm()
+    {
+        // the CPU backend's SIMD/fused kernels against the oracle, module by module, on the same inputs
+        using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
+        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", "llm-two_chunks.safetensors"), out _);
+        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var (mels, lengths) = TestMath.MelBatch(dump);
+        Trace Run(IBackend backend)
+        {
+            var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), backend);
+            var trace = new Trace();
+            var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
+            model.LastLogits(model.EmbedPrompt(ids, features, featLens, trace), 0, new KvCache(model.Config.Text), trace);
+            return trace;
+        }
+        var rows = CompareTraces(Run(Backends.Get("cpu")), Run(Reference));
+        Assert.True(rows.Count >= 30, $"only {rows.Count} paths compared");
+        output.WriteLine($"{rows.Count} paths; worst: {string.Join(", ", rows.Take(3).Select(r => $"{r.Path} {r.Rel:E2}"))}");
+        Assert.All(rows, r => Assert.True(r.Rel <= 1e-5, $"{r.Path}: CPU vs reference rel-L2 {r.Rel:E3}"));
     }
 }
