@@ -151,11 +151,10 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
-    [InlineData("llm-short")]
-    [InlineData("llm-two_chunks")]
-    public void GeneratorReproducesTheReferenceGreedyIds(string dumpName)
+    [Fact]
+    public void GeneratorReproducesTheReferenceGreedyIds()
     {
+        const string dumpName = "llm-short"; // the batched chunks are covered by the forward test above
         using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
         var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), Reference);
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);

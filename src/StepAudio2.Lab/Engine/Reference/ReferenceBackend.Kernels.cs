@@ -378,7 +378,8 @@ public sealed partial class ReferenceBackend
         if (scoresOut is not null && !scoresOut.IsHost) CheckNotForeign(scoresOut, "scaled_dot_product_attention");
         long[]? ms = mask is null ? null : BroadcastStrides(mask, BroadcastShape("attention mask", mask.Shape, scoreShape));
         if (mask is not null && mask.Rank > 4) throw new ArgumentException($"scaled_dot_product_attention: mask {S(mask.Shape)} has more than 4 axes");
-        var eq = new Elements(q); var ek = new Elements(k); var ev = new Elements(v);
+        // q, k, v gathered row-major (any strides: a KV cache is read as a view of its buffer)
+        var qd = Dense(q); var kd = Dense(k); var vd = Dense(v);
         var em = mask is null ? default : new Elements(mask);
         var scores = new float[(long)b * hq * tq * tk];
         var probs = new float[tk];
@@ -388,15 +389,16 @@ public sealed partial class ReferenceBackend
             for (int h = 0; h < hq; h++)
             {
                 int hk = h / group;
+                long kBase = ((long)bi * hkv + hk) * tk;
                 for (int i = 0; i < tq; i++)
                 {
                     long so = (((long)bi * hq + h) * tq + i) * tk;
-                    long qo = q.Offset + bi * q.Strides[0] + h * q.Strides[1] + i * q.Strides[2];
+                    long qo = (((long)bi * hq + h) * tq + i) * d;
                     for (int j = 0; j < tk; j++)
                     {
-                        long ko = k.Offset + bi * k.Strides[0] + hk * k.Strides[1] + j * k.Strides[2];
+                        long ko = (kBase + j) * d;
                         float s = 0;
-                        for (int p = 0; p < d; p++) s += eq[qo + p * q.Strides[3]] * ek[ko + p * k.Strides[3]];
+                        for (int p = 0; p < d; p++) s += qd[qo + p] * kd[ko + p];
                         s *= scale;
                         if (mask is not null) s += em[mask.Offset + bi * ms![0] + h * ms[1] + i * ms[2] + j * ms[3]];
                         if (causal && j > i + causalOffset) s = float.NegativeInfinity;
@@ -406,8 +408,7 @@ public sealed partial class ReferenceBackend
                     for (int e = 0; e < dv; e++)
                     {
                         float acc = 0;
-                        for (int j = 0; j < tk; j++)
-                            acc += probs[j] * ev[v.Offset + bi * v.Strides[0] + hk * v.Strides[1] + j * v.Strides[2] + e * v.Strides[3]];
+                        for (int j = 0; j < tk; j++) acc += probs[j] * vd[(kBase + j) * dv + e];
                         o[(int)((((long)bi * hq + h) * tq + i) * dv + e)] = acc;
                     }
                 }
