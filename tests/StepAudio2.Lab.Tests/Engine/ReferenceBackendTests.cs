@@ -387,6 +387,8 @@ public sealed class ReferenceBackendTests
         Assert.Equal(ci, ri);
         Assert.Equal(new[] { 5, 1, 3, 6 }, ri);
         Assert.Equal(_cpu.TopK(v, 99).Indices, _ref.TopK(v, 99).Indices);
+        var many = Enumerable.Range(0, 20000).Select(i => (float)(i * 7919 % 101)).ToArray(); // many ties, full order
+        Assert.Equal(_cpu.TopK(many, many.Length).Indices, _ref.TopK(many, many.Length).Indices);
     }
 
     // ------------------------------------------------------------------------------------------------ place and small ops

@@ -653,19 +653,12 @@ public sealed partial class ReferenceBackend
     {
         Stats.CountOp();
         k = Math.Clamp(k, 0, x.Length);
-        // k rounds of selection: the largest remaining value, the lower index on ties (values compare as float.CompareTo)
-        var taken = new bool[x.Length];
-        var values = new float[k];
-        var indices = new int[k];
-        for (int r = 0; r < k; r++)
-        {
-            int best = -1;
-            for (int i = 0; i < x.Length; i++)
-                if (!taken[i] && (best < 0 || x[i].CompareTo(x[best]) > 0)) best = i;
-            taken[best] = true;
-            values[r] = x[best];
-            indices[r] = best;
-        }
+        // every index ordered by value, largest first (values compare as float.CompareTo), the lower index first on ties
+        var v = x.ToArray();
+        var order = Enumerable.Range(0, v.Length).ToArray();
+        Array.Sort(order, (a, b) => v[a].CompareTo(v[b]) is var c && c != 0 ? -c : a.CompareTo(b));
+        var indices = order[..k];
+        var values = indices.Select(i => v[i]).ToArray();
         return (values, indices);
     }
 
