@@ -251,4 +251,55 @@ public sealed class MlxBackendTests
         Assert.Equal([0f, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0], Mlx.ToHost(m).ToFloatArray());
         Assert.Throws<ArgumentException>(() => Mlx.SliceUpdate(cache, a, 2, 6));
     }
+
+    [MlxFact]
+    public void RopeAndSmallOpsOfTheBoundary()
+    {
+        var x = Rand(36, 1, 4, 5, 16);
+        // MLX derives inv_freq as exp(−i·ln θ / (D/2)) rather than 1/θ^(2i/D): equal to float32 rounding
+        Same(Cpu.Rope(x, 0, 10000f), Mlx.Rope(x, 0, 10000f), 1e-6, "rope");
+        Same(Cpu.Rope(x, 37, 1e6f), Mlx.Rope(x, 37, 1e6f), 2e-6, "rope at offset 37");
+        Same(Cpu.Rope(x.Select(0, 0).Select(0, 1), 3, 10000f), Mlx.Rope(x.Select(0, 0).Select(0, 1), 3, 10000f), 1e-6, "rope [T, D]");
+        var y = Rand(37, 3, 40);
+        Same(Cpu.Cumsum(y, 1), Mlx.Cumsum(y, 1), 1e-6, "cumsum");
+        Same(Cpu.Cumsum(y, 0), Mlx.Cumsum(y, 0), 1e-6, "cumsum axis 0");
+        Same(Cpu.Repeat(y, 0, 3), Mlx.Repeat(y, 0, 3), 0, "repeat");
+        Same(Cpu.Repeat(y, -1, 2), Mlx.Repeat(y, -1, 2), 0, "repeat last");
+        var cond = Cpu.Binary(BinaryOp.Maximum, y, Tensor.Zeros(DType.F32, 1));
+        Same(Cpu.Where(cond, y, Rand(38, 40)), Mlx.Where(cond, y, Rand(38, 40)), 0, "where");
+        Same(Cpu.Clamp(y, -0.25f, 0.5f), Mlx.Clamp(y, -0.25f, 0.5f), 0, "clamp");
+        var hx = Rand(39, 2, 3, 11); var alpha = Cpu.Scale(Rand(40, 3), 2f, 0f);
+        Same(Cpu.Snake(hx, alpha), Mlx.Snake(hx, alpha), 1e-6, "snake");
+        Same(Cpu.Snake(hx.Select(0, 1), alpha), Mlx.Snake(hx.Select(0, 1), alpha), 1e-6, "snake [C, T]");
+        Same(Cpu.Cast(Cpu.Cast(y, DType.BF16), DType.F32), Mlx.Cast(Mlx.Cast(y, DType.BF16), DType.F32), 0, "cast through bf16 (round to nearest even)");
+        Same(Cpu.Contiguous(y.Permute(1, 0)), Mlx.Contiguous(Mlx.FromHost(y).Permute(1, 0)), 0, "contiguous");
+        Same(Cpu.Zeros(DType.F32, [2, 3]), Mlx.Zeros(DType.F32, [2, 3]), 0, "zeros");
+    }
+
+    [MlxFact]
+    public void TransfersAndWeightUploadsAreCounted()
+    {
+        var backend = new MlxBackend();
+        var w = Rand(41, 8, 16); var x = Rand(42, 1, 16);
+        var dx = backend.FromHost(x);
+        backend.Stats.Reset();
+        Tensor y = dx;
+        for (int i = 0; i < 4; i++) y = backend.Linear(backend.Unary(UnaryOp.Tanh, dx, 0), w, null);
+        Assert.Equal(0, backend.Stats.Transfers);          // the graph stays on the MLX side
+        Assert.Equal(1, backend.Stats.WeightUploads);      // the weight once, not per call
+        Assert.Equal(8, backend.Stats.Ops);
+        var host = y.ToHost();                             // Tensor.ToHost → MlxStorage.Download: the one transfer
+        Assert.True(host.IsHost);
+        Assert.Equal(1, backend.Stats.Downloads);
+        Assert.Equal(8 * 4, backend.Stats.DownloadBytes);
+        Assert.True(TestMath.RelL2(host, Cpu.Linear(Cpu.Unary(UnaryOp.Tanh, x, 0), w, null)) <= 1e-6);
+        Assert.Throws<HostAccessException>(() => y.AsSpan<float>().ToArray());
+    }
+
+    [MlxFact]
+    public void RegisteredAsMlxInTheBackendTable()
+    {
+        Assert.Contains("mlx", Backends.Names);
+        Assert.IsType<MlxBackend>(Backends.Get("mlx"));
+    }
 }

@@ -44,8 +44,7 @@ public sealed unsafe class MlxBackend : IBackend
 
     public string Describe() => $"mlx backend, MLX {MlxLibrary.Version} via mlx-c {MlxLibrary.MlxCCommit}, {_device} stream";
 
-    // ------------------------------------------------------------------------------------------------ counters
-    private long _uploads, _uploadBytes, _downloads, _downloadBytes, _weightUploads, _weightUploadBytes, _ops;
+    public BackendStats Stats { get; } = new();
 
     // ------------------------------------------------------------------------------------------------ plumbing
 
@@ -131,7 +130,7 @@ public sealed unsafe class MlxBackend : IBackend
             MlxLibrary.DrainDeferred();
             using var s = new Scope(this);
             var r = s.Detach(body(s));
-            _ops++;
+            Stats.CountOp();
             return Wrap(r);
         }
     }
@@ -192,8 +191,8 @@ public sealed unsafe class MlxBackend : IBackend
             a = mlx_array_new_data(pb == null ? &one : pb, ps, shape.Length, ToMlx(host.DType));
         }
         if (a.IsNull) throw new MlxException($"mlx upload of {host} failed");
-        if (weight) { _weightUploads++; _weightUploadBytes += bytes.Length; }
-        else { _uploads++; _uploadBytes += bytes.Length; }
+        if (weight) Stats.CountWeightUpload(bytes.Length);
+        else Stats.CountUpload(bytes.Length);
         return a;
     }
 
@@ -302,7 +301,7 @@ public sealed unsafe class MlxBackend : IBackend
                 if (p == null) throw new MlxException($"mlx: no data for {x} after eval");
                 new ReadOnlySpan<byte>(p, checked((int)n)).CopyTo(host.WritableSpan);
             }
-            _downloads++; _downloadBytes += n;
+            Stats.CountDownload(n);
             return new Tensor(host, x.DType, x.Shape.ToArray());
         }
     }
@@ -588,9 +587,9 @@ public sealed unsafe class MlxBackend : IBackend
 
     public Tensor Snake(Tensor x, Tensor alpha)
     {
-        if (x.Rank != 3 || alpha.ElementCount != x.Shape[1])
-            throw new ArgumentException($"snake: x {Tensor.ShapeString(x.Shape)} must be [B, C, T] and alpha [C], got alpha {Tensor.ShapeString(alpha.Shape)}");
-        int c = x.Shape[1];
+        if (x.Rank is not (2 or 3) || alpha.ElementCount != x.Shape[^2])
+            throw new ArgumentException($"snake: x {Tensor.ShapeString(x.Shape)} must be [B, C, T] or [C, T] and alpha [C], got alpha {Tensor.ShapeString(alpha.Shape)}");
+        int c = x.Shape[^2];
         return Op("snake", s =>
         {
             // x + 1/(α + 1e-9)·sin²(α·x), α per channel, as HiFT's Snake
@@ -618,13 +617,15 @@ public sealed unsafe class MlxBackend : IBackend
 
     public Tensor Rope(Tensor x, int offset, float theta)
     {
-        if (x.Rank != 4) throw new ArgumentException($"rope: x must be [B, H, T, D], got {Tensor.ShapeString(x.Shape)}");
-        int d = x.Shape[3];
+        if (x.Rank < 2 || x.Shape[^1] % 2 != 0) throw new ArgumentException($"rope: x {Tensor.ShapeString(x.Shape)} needs [..., T, D] with even D");
+        int d = x.Shape[^1];
         return Op("rope", s =>
         {
             var a = F32(s, x);
-            // traditional=false: rotate-half (GPT-NeoX / HF Qwen2); MLX derives inv_freq from base itself
-            return s.Do("fast.rope", r => mlx_fast_rope((MlxArray*)r, a, d, false, new mlx_optional_float { Value = theta, HasValue = 1 }, 1f, offset, default, s.S));
+            if (x.Rank == 2) a = Reshape(s, a, [1, .. x.Shape]); // mx.fast.rope wants at least [B, T, D]
+            // traditional=false: rotate-half (GPT-NeoX / HF Qwen2); MLX derives inv_freq from the base itself
+            var r0 = s.Do("fast.rope", r => mlx_fast_rope((MlxArray*)r, a, d, false, new mlx_optional_float { Value = theta, HasValue = 1 }, 1f, offset, default, s.S));
+            return x.Rank == 2 ? Reshape(s, r0, x.Shape) : r0;
         });
     }
 
@@ -716,7 +717,7 @@ public sealed unsafe class MlxBackend : IBackend
         MlxLibrary.Check(mlx_array_eval(c), "eval");
         long n = target.ByteCount;
         new ReadOnlySpan<float>(mlx_array_data_uint8(c), checked((int)target.ElementCount)).CopyTo(target.AsWritableSpan<float>());
-        _downloads++; _downloadBytes += n;
+        Stats.CountDownload(n);
     }
 
     // ------------------------------------------------------------------------------------------------ lookups, quantized
@@ -930,11 +931,11 @@ public sealed unsafe class MlxBackend : IBackend
             {
                 // a strided view: write the region through Assign's scatter
                 Assign(s, dst.Slice(axis, start, n), upd);
-                _ops++;
+                Stats.CountOp();
                 return;
             }
             ms.Swap(s.Detach(next));
-            _ops++;
+            Stats.CountOp();
         }
     }
 }

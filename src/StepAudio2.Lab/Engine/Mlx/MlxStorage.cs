@@ -41,7 +41,6 @@ public sealed class MlxStorage : DeviceStorage
     }
 
     public override long ByteLength => ElementCount * DType.SizeOf();
-    public override string Origin => "mlx";
     public override string BackendName => "mlx";
     public override object Owner => _owner;
     public override Tensor Download(Tensor view) => _owner.ToHost(view);
