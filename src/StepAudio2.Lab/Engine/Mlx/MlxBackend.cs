@@ -742,6 +742,7 @@ public sealed unsafe class MlxBackend : IBackend
         return Op("take", s =>
         {
             var idx = Ids(s, copy);
+            Stats.CountUpload(copy.Length * sizeof(int)); // the ids go up: the one upload of a decoding step
             var w = Weight(s, table);
             var r0 = s.Do("take", r => mlx_take_axis((MlxArray*)r, w, idx, 0, s.S));
             return AsType(s, r0, MlxDType.Float32);
@@ -782,6 +783,7 @@ public sealed unsafe class MlxBackend : IBackend
         {
             var q = Quant(table);
             var idx = Ids(s, copy);
+            Stats.CountUpload(copy.Length * sizeof(int));
             MlxArray Rows(MlxArray a) => s.Do("take", r => mlx_take_axis((MlxArray*)r, a, idx, 0, s.S));
             var w = Rows(q.W); var sc = Rows(q.Scales); var bi = Rows(q.Biases);
             var gs = new mlx_optional_int { Value = table.GroupSize, HasValue = 1 };
