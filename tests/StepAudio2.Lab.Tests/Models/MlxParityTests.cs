@@ -53,4 +53,20 @@ public sealed class MlxParityTests
         Assert.True(backend.Stats.Uploads <= steps, $"{backend.Stats.Uploads} uploads in {steps} steps");
         Assert.Equal(0, backend.Stats.WeightUploads); // weights were uploaded by the prompt's forward, once
     }
+
+    [MlxFact]
+    public void SteplabTraceWithBackendMlxFromTheRealClipMatchesTheReference()
+    {
+        string tiny = Path.Combine(TestPaths.ReferenceData, "tiny");
+        using var tmp = TestPaths.Temp();
+        var output = tmp.File("llm-mlx.safetensors");
+        var (code, stdout, err) = Cli.InspectCliTests.Run("trace", "--backend", "mlx", "--model", tiny, "--tokenizer", TestPaths.SharedModel,
+            "--audio", Path.Combine(TestPaths.SharedAudio, "real_speech.aiff"), "--instruction", "Please repeat what you hear in English:",
+            "--greedy", "8", "--out", output);
+        Assert.True(code == StepAudio2.Lab.Cli.StepLabCli.Ok, err);
+        var (cmp, table, _) = Cli.InspectCliTests.Run("compare", output, Path.Combine(tiny, "dumps", "llm-instruction.safetensors"));
+        Assert.True(cmp == StepAudio2.Lab.Cli.StepLabCli.Ok, table);
+        Assert.Contains("output.greedy_ids", table);
+        Assert.Contains("34 compared, 0 failing", table);
+    }
 }

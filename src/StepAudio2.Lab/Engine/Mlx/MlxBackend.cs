@@ -785,7 +785,9 @@ public sealed unsafe class MlxBackend : IBackend
             var idx = Ids(s, copy);
             Stats.CountUpload(copy.Length * sizeof(int));
             MlxArray Rows(MlxArray a) => s.Do("take", r => mlx_take_axis((MlxArray*)r, a, idx, 0, s.S));
-            var w = Rows(q.W); var sc = Rows(q.Scales); var bi = Rows(q.Biases);
+            // scales/biases widened first: mlx_dequantize computes scale·q + bias in the scales' dtype (bf16 would round)
+            var w = Rows(q.W);
+            var sc = AsType(s, Rows(q.Scales), MlxDType.Float32); var bi = AsType(s, Rows(q.Biases), MlxDType.Float32);
             var gs = new mlx_optional_int { Value = table.GroupSize, HasValue = 1 };
             var bits = new mlx_optional_int { Value = table.Bits, HasValue = 1 };
             var f32 = new mlx_optional_dtype { Value = MlxDType.Float32, HasValue = 1 };
