@@ -42,7 +42,8 @@ internal static class BackendBench
         string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
         foreach (var b in backends) Console.Error.WriteLine($"{b.Name}: {b.Describe()}");
 
-        var cases = Cases().Where(c => only is null || c.Name.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
+        // streamed: each case makes its weights when reached, so only one case's weights are alive at a time
+        var cases = Cases().Where(c => only is null || c.Name.Contains(only, StringComparison.OrdinalIgnoreCase));
         var rows = new List<Dictionary<string, object>>();
         var total = Stopwatch.StartNew();
         foreach (var c in cases)
