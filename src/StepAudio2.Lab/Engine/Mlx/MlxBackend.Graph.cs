@@ -39,7 +39,6 @@ public sealed unsafe partial class MlxBackend
     {
         private readonly List<MlxArray> _temps = [];
         public readonly Stream S = backend._stream;
-        public MlxBackend Backend => backend;
 
         public MlxArray Own(MlxArray a) { _temps.Add(a); return a; }
 
@@ -90,13 +89,19 @@ public sealed unsafe partial class MlxBackend
         }
     }
 
+    /// <summary>Runs one boundary op (<paramref name="name"/>, for messages) under the lock; its result becomes a tensor.</summary>
     private Tensor Op(string name, Func<Scope, MlxArray> body)
     {
         lock (MlxLibrary.Lock)
         {
             MlxLibrary.DrainDeferred();
             using var s = new Scope(this);
-            var r = s.Detach(body(s));
+            MlxArray r;
+            try { r = s.Detach(body(s)); }
+            catch (MlxException e) when (!e.Message.StartsWith(name + ": ", StringComparison.Ordinal))
+            {
+                throw new MlxException($"{name}: {e.Message}"); // which boundary op the MLX call served
+            }
             Stats.CountOp();
             return Wrap(r);
         }
