@@ -4,7 +4,6 @@ using StepAudio2.Lab.Engine.Mlx;
 using StepAudio2.Lab.Models;
 using StepAudio2.Lab.Models.Llm;
 using StepAudio2.Lab.Tests.Engine;
-using StepAudio2.Lab.Tracing;
 
 namespace StepAudio2.Lab.Tests.Models;
 
@@ -62,10 +61,12 @@ public sealed class MlxParityTests
         string tiny = Path.Combine(TestPaths.ReferenceData, "tiny");
         using var tmp = TestPaths.Temp();
         var output = tmp.File("llm-mlx.safetensors");
-        var (code, stdout, err) = Cli.InspectCliTests.Run("trace", "--backend", "mlx", "--model", tiny, "--tokenizer", TestPaths.SharedModel,
+        long opsBefore = Backends.Get("mlx").Stats.Ops;   // the CLI's --backend mlx uses the shared instance
+        var (code, _, err) = Cli.InspectCliTests.Run("trace", "--backend", "mlx", "--model", tiny, "--tokenizer", TestPaths.SharedModel,
             "--audio", Path.Combine(TestPaths.SharedAudio, "real_speech.aiff"), "--instruction", "Please repeat what you hear in English:",
             "--greedy", "8", "--out", output);
         Assert.True(code == StepAudio2.Lab.Cli.StepLabCli.Ok, err);
+        Assert.True(Backends.Get("mlx").Stats.Ops > opsBefore + 100, "the trace did not run on MLX");
         var (cmp, table, _) = Cli.InspectCliTests.Run("compare", output, Path.Combine(tiny, "dumps", "llm-instruction.safetensors"));
         Assert.True(cmp == StepAudio2.Lab.Cli.StepLabCli.Ok, table);
         Assert.Contains("output.greedy_ids", table);
