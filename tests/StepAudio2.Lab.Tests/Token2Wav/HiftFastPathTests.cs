@@ -43,32 +43,3 @@ public sealed class HiftFastPathTests
         Assert.Equal(traced, hift.Forward(mel, seed: 4).ToFloatArray());
     }
 }
-
-/// <summary><see cref="HiftScratch"/> reuses returned buffers and stays within its per-size and byte bounds.</summary>
-public sealed class HiftScratchTests
-{
-    [Fact]
-    public void ReusesReturnedBuffersWithinItsBounds()
-    {
-        var pool = new HiftScratch(capBytes: 4 * 100 * 8); // room for eight 100-float buffers
-        var a = pool.Rent(2, 50);
-        Assert.Equal(new[] { 2, 50 }, a.Shape);
-        pool.Return(a);
-        Assert.Equal(400, pool.PooledBytes);
-        var b = pool.Rent(100); // same element count, other shape: the same storage comes back
-        Assert.Same(a.Storage, b.Storage);
-        Assert.Equal(0, pool.PooledBytes);
-
-        var many = Enumerable.Range(0, 8).Select(_ => pool.Rent(100)).ToList();
-        foreach (var t in many) pool.Return(t);
-        Assert.Equal(6 * 400, pool.PooledBytes); // at most six of a size
-
-        pool.Return(Tensors.Tensor.Zeros(Tensors.DType.F32, 300)); // 1200 bytes pass the cap: the other size goes first
-        Assert.Equal(1200, pool.PooledBytes);
-        pool.Return(Tensors.Tensor.Zeros(Tensors.DType.F32, 1000)); // larger than the cap on its own: dropped, nothing evicted
-        Assert.Equal(1200, pool.PooledBytes);
-        pool.Return(Tensors.Tensor.Zeros(Tensors.DType.F32, 10).Slice(0, 0, 5)); // a view of a larger storage is never pooled
-        pool.Return(Tensors.Tensor.Zeros(Tensors.DType.F64, 10));
-        Assert.Equal(1200, pool.PooledBytes);
-    }
-}
