@@ -188,7 +188,7 @@ public sealed class Hift
     }
 
     /// <summary>conv_post output [B, 18, F] → magnitude exp(·) clipped at 100, phase sin(·) → iSTFT → clamp(±limit), [B, hop·(F−1)].</summary>
-    private Tensor Synthesize(Tensor x)
+    internal Tensor Synthesize(Tensor x)
     {
         int bins = _stft.Bins;
         var magnitude = Ops.Clamp(Ops.Exp(x.Slice(1, 0, bins)), float.NegativeInfinity, 100f);
