@@ -46,6 +46,26 @@ public sealed record DitBlockWeights
 }
 
 /// <summary>
+/// The weights of one Snake residual block of HiFT (CosyVoice hifigan <c>ResBlock</c>) as
+/// <see cref="IBackend.SnakeResBlock"/> takes them: per round j a dilated conv <c>convs1.j</c> [C, C, K] (dilation
+/// d_j, padding (K·d_j − d_j)/2) and a plain one <c>convs2.j</c> [C, C, K] (padding (K − 1)/2), each with bias [C] and a
+/// Snake α [C] before it. One instance per block, held by the model (a backend may key prepared forms on its tensors).
+/// </summary>
+public sealed record SnakeResBlockWeights
+{
+    public required IReadOnlyList<Tensor> Convs1 { get; init; }
+    public required IReadOnlyList<Tensor> Convs1Bias { get; init; }
+    public required IReadOnlyList<int> Dilations { get; init; }
+    public required IReadOnlyList<Tensor> Convs2 { get; init; }
+    public required IReadOnlyList<Tensor> Convs2Bias { get; init; }
+    public required IReadOnlyList<Tensor> Alpha1 { get; init; }
+    public required IReadOnlyList<Tensor> Alpha2 { get; init; }
+
+    public int Channels => Convs1[0].Shape[0];
+    public int Kernel => Convs1[0].Shape[2];
+}
+
+/// <summary>
 /// The op-by-op bodies of the fused capabilities of <see cref="IBackend"/> (<see cref="IBackend.DitBlock"/>,
 /// <see cref="IBackend.RelPositionAttention"/>): each module step as one engine op on the current backend, mirroring the
 /// upstream module line by line. Every backend gets them for free; a backend with a fused kernel overrides the capability
@@ -102,6 +122,23 @@ public static class Composite
         var xc = x.Permute(0, 2, 1);
         if (padLeft != 0 || padRight != 0) xc = Ops.Pad(xc, [(0, 0), (0, 0), (padLeft, padRight)]);
         return Ops.Contiguous(Ops.Conv1d(xc, weight, bias).Permute(0, 2, 1));
+    }
+
+    /// <summary>
+    /// One HiFT <c>ResBlock</c>: x [B, C, T] → x after the rounds x ← convs2_j(Snake(convs1_j(Snake(x, α1_j)), α2_j)) + x
+    /// (the official <c>x = xt + x</c>).
+    /// </summary>
+    public static Tensor SnakeResBlock(Tensor x, SnakeResBlockWeights w)
+    {
+        int k = w.Kernel;
+        for (int j = 0; j < w.Convs1.Count; j++)
+        {
+            int d = w.Dilations[j];
+            var xt = Ops.Conv1d(Ops.Snake(x, w.Alpha1[j]), w.Convs1[j], w.Convs1Bias[j], padding: (k * d - d) / 2, dilation: d);
+            xt = Ops.Conv1d(Ops.Snake(xt, w.Alpha2[j]), w.Convs2[j], w.Convs2Bias[j], padding: (k - 1) / 2);
+            x = Ops.Add(xt, x);
+        }
+        return x;
     }
 
     /// <summary>

@@ -138,6 +138,16 @@ public interface IBackend
     }
 
     /// <summary>
+    /// One HiFT Snake residual block (<c>ResBlock</c>): x [B, C, T] → x after its rounds. Default:
+    /// <see cref="Composite.SnakeResBlock"/>, op by op.
+    /// </summary>
+    Tensor SnakeResBlock(Tensor x, SnakeResBlockWeights weights)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.SnakeResBlock(x, weights);
+    }
+
+    /// <summary>
     /// Relative-position multi-head attention core (<c>RelPositionMultiHeadedAttention</c>, batch 1, before linear_out):
     /// q, k, v [1, T, D], projected positions [2T−1, D], pos_bias_u/v [H, D/H] → [1, T, D]. Default:
     /// <see cref="Composite.RelPositionAttention"/>, op by op.

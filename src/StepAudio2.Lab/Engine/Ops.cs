@@ -168,6 +168,9 @@ public static class Ops
     /// <summary>One DiT block (the backend's fused kernel, or <see cref="Composite.DitBlock"/> op by op).</summary>
     public static Tensor DitBlock(Tensor h, Tensor modulation, DitBlockWeights weights) => Backend.DitBlock(h, modulation, weights);
 
+    /// <summary>One HiFT Snake residual block (the backend's fused kernel, or <see cref="Composite.SnakeResBlock"/>).</summary>
+    public static Tensor SnakeResBlock(Tensor x, SnakeResBlockWeights weights) => Backend.SnakeResBlock(x, weights);
+
     /// <summary>Relative-position attention core (the backend's fused kernel, or <see cref="Composite.RelPositionAttention"/>).</summary>
     public static Tensor RelPositionAttention(Tensor q, Tensor k, Tensor v, Tensor positions, Tensor posBiasU, Tensor posBiasV, int heads) =>
         Backend.RelPositionAttention(q, k, v, positions, posBiasU, posBiasV, heads);

@@ -351,6 +351,12 @@ public sealed unsafe partial class CpuBackend : IBackend
             for (int o = 0; o < d.Length; o += inner) Apply(op, sa.Slice(o, inner), sb, d.Slice(o, inner));
             return y;
         }
+        // broadcasting with a last axis of useful length: one vector pass per output row (CpuBackend.Broadcast.cs)
+        if (shape.Length > 0 && shape[^1] >= 8)
+        {
+            BroadcastRows(op, a, b, shape, d);
+            return y;
+        }
         // general broadcasting through strides (0 on broadcast axes)
         var sa2 = BroadcastStrides(a.Shape, shape);
         var sb2 = BroadcastStrides(b.Shape, shape);

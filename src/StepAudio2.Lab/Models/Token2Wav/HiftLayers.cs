@@ -68,22 +68,27 @@ public sealed class HiftResBlock
             _alpha1[j] = WeightNorm.Plain(w, $"{key}.activations1.{j}.alpha", channels);
             _alpha2[j] = WeightNorm.Plain(w, $"{key}.activations2.{j}.alpha", channels);
         }
+        Weights = new SnakeResBlockWeights
+        {
+            Convs1 = _convs1.Select(l => l.Weight).ToArray(), Convs1Bias = _convs1.Select(l => l.Bias!).ToArray(),
+            Dilations = dilations.ToArray(),
+            Convs2 = _convs2.Select(l => l.Weight).ToArray(), Convs2Bias = _convs2.Select(l => l.Bias!).ToArray(),
+            Alpha1 = _alpha1, Alpha2 = _alpha2,
+        };
     }
 
+    /// <summary>The block's weights as <see cref="IBackend.SnakeResBlock"/> takes them (the same tensors).</summary>
+    public SnakeResBlockWeights Weights { get; }
+
     /// <summary>x [B, C, T] → x after the three rounds (x ← convs2(Snake(convs1(Snake(x)))) + x, as the official
-    /// <c>x = xt + x</c>).</summary>
+    /// <c>x = xt + x</c>), as one backend call (<see cref="Composite.SnakeResBlock"/> op by op).</summary>
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
         if (x.Rank != 3 || x.Shape[1] != Channels)
             throw new ArgumentException($"{Path}: input {Tensor.ShapeString(x.Shape)} must be [B, {Channels}, T]");
-        for (int j = 0; j < _convs1.Length; j++)
-        {
-            var xt = _convs1[j].Forward(Ops.Snake(x, _alpha1[j]));
-            xt = _convs2[j].Forward(Ops.Snake(xt, _alpha2[j]));
-            x = Ops.Add(xt, x);
-        }
-        trace?.Record(Path, x);
-        return x;
+        var y = Ops.SnakeResBlock(x, Weights);
+        trace?.Record(Path, y);
+        return y;
     }
 }
 
@@ -123,7 +128,7 @@ public sealed class F0Predictor
     {
         var x = mel;
         foreach (var conv in _condnet) x = Ops.Elu(conv.Forward(x), 1f);
-        x = Ops.Abs(_classifier.Forward(x.Transpose().Contiguous())); // [B, T, 1]
+        x = Ops.Abs(_classifier.Forward(Ops.Contiguous(x.Transpose()))); // [B, T, 1]
         var f0 = x.Reshape(x.Shape[0], x.Shape[1]);
         trace?.Record(Path, f0);
         return f0;
