@@ -537,6 +537,18 @@ public sealed unsafe partial class CpuBackend : IBackend
         int rows = table.Shape[0], d = table.Shape[1];
         var y = New(ids.Length, d);
         var dst = Out(y);
+        if (table.DType == DType.F32)
+        {
+            // f32 tables (activations gathered by position, e.g. HiFT's up-sampling): rows straight from one span
+            var src = table.AsSpan<float>();
+            for (int i = 0; i < ids.Length; i++)
+            {
+                int id = ids[i];
+                if ((uint)id >= (uint)rows) throw new ArgumentOutOfRangeException(nameof(ids), $"take: id {id} at position {i} outside table of {rows} rows");
+                src.Slice(id * d, d).CopyTo(dst.Slice(i * d, d));
+            }
+            return y;
+        }
         for (int i = 0; i < ids.Length; i++)
         {
             int id = ids[i];
