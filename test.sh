@@ -7,6 +7,11 @@ source scripts/setup.sh
 setup_python_reference   # /usr/bin/python3 with torch, torchaudio, numpy: the independent oracle some tests call
 setup_jupyter            # Debian's Jupyter + the .NET Interactive kernel: the notebook tests execute notebooks/*.ipynb in it
 setup_chromium           # headless Chromium renders the executed notebooks offline (DOM checks, screenshots)
+# The mlx backend's native libraries (MLX + mlx-c, with Debian's OpenBLAS/LAPACKE, cmake, ninja, g++): built once per
+# version into ~/.cache/steplab (~6 min on 2 cores the first time, instant when cached). From here on the mlx tests must
+# run: a failed build makes them fail with its reason instead of skipping.
+bash scripts/build-mlx.sh || echo "scripts/build-mlx.sh failed: the mlx backend tests will fail" >&2
+export STEPLAB_REQUIRE_MLX=1
 
 # Each assembly writes its own trx: the logger's default names are made unique per file (a fixed LogFileName lets the
 # last assembly overwrite the others, and LogFilePrefix's timestamp has whole seconds); scripts/test_summary.py renames

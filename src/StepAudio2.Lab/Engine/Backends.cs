@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Engine.Mlx;
 
 namespace StepAudio2.Lab.Engine;
 
@@ -12,6 +13,10 @@ public static class Backends
     private static readonly Dictionary<string, Func<IBackend>> s_factories = new(StringComparer.OrdinalIgnoreCase)
     {
         ["cpu"] = () => Ops.Default is CpuBackend cpu ? cpu : new CpuBackend(),
+        // MLX through mlx-c; needs scripts/build-mlx.sh's libraries. Absent, the name cannot be served: an argument error
+        // (CLI exit 2) saying where it looked and how to build them
+        ["mlx"] = () => MlxLibrary.IsAvailable ? new MlxBackend()
+            : throw new ArgumentException($"backend 'mlx' is not available: {MlxLibrary.UnavailableReason}"),
     };
 
     private static readonly Dictionary<string, IBackend> s_instances = new(StringComparer.OrdinalIgnoreCase);

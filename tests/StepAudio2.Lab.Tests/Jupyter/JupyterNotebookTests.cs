@@ -41,6 +41,7 @@ public sealed class JupyterNotebookTests(NotebookRun run, ITestOutputHelper outp
         ("07-vocoder", Shows.Heatmap | Shows.Audio | Shows.ParityTable),  // upsample stages, waveform + player; HiFT parity
         ("08-end-to-end", Shows.Heatmap | Shows.Audio),                   // question/prompt/answer players, prompt mel
         ("10-quantization", Shows.Chart),                                 // rel-L2 by depth, KL per position
+        ("11-mlx", Shows.ParityTable),                                    // MLX vs the official dump; MLX vs cpu
     ];
 
     public static TheoryData<string> Notebooks()
