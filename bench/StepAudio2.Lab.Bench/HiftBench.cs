@@ -12,7 +12,7 @@ namespace StepAudio2.Lab.Bench;
 /// path, iSTFT) with random f32 weights built in memory under hift.pt's keys, on T mel frames (default 200 = 4 s).
 /// Times every decoder module twice per repetition, interleaved so both see the same load on a shared machine:
 /// "old" = the generic engine ops (<see cref="Ops.Conv1d"/> with an explicit im2col and a transpose,
-/// <see cref="Ops.ConvTranspose1d"/>, scalar <see cref="MathF.Sin"/> Snake, as the HiFT ran before) and "new" = the modules'
+/// <see cref="Ops.ConvTranspose1d"/> — the CPU backend with its packed convs off —, scalar <see cref="MathF.Sin"/> Snake) and "new" = the modules'
 /// own Forward (packed-weight implicit-im2col GEMM, vectorised Snake). Both read the same folded weights; the bench
 /// checks the two waveforms agree and that the module-by-module "new" chain equals <see cref="Hift.Decode"/>.
 /// Usage: StepAudio2.Lab.Bench hift [--out file.json] [--frames T] [--reps R] [--threads N]
@@ -111,8 +111,8 @@ internal static class HiftBench
             ["wav_finite"] = finite,
             ["modules"] = modules,
             ["detail"] = "per module: median over reps of wall ms; old and new run alternately in one process (same load). " +
-                         "old = generic Ops path as before this change (module by module); new conv tile is 6x32 AVX-512 where present (6x16 AVX2 otherwise); forward_ms = Hift.Forward (source + decode, pooled " +
-                         "intermediates, in-place activations) timed in the same reps; new = module by module through the layers' packed implicit-im2col GEMM conv, GEMM+overlap-add " +
+                         "old = generic Ops path as before this change (module by module); new conv tile is 6x32 AVX-512 where present (6x16 AVX2 otherwise); forward_ms = Hift.Forward (source + decode through Ops, " +
+                         "ResBlocks as the backend's SnakeResBlock) timed in the same reps; new = module by module through the layers' packed implicit-im2col GEMM conv, GEMM+overlap-add " +
                          "conv-transpose, vectorised Snake. 'misc.*' = leaky relu, pad, adds, mean of the 3 resblocks.",
         };
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
