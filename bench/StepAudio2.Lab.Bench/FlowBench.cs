@@ -15,7 +15,7 @@ namespace StepAudio2.Lab.Bench;
 /// turning N codes (default 100 = 4 s) with a P-token prompt (default 75 = 3 s) into mel. Runs the op-by-op path and the
 /// fused path back to back in one process and reports seconds per CFM step (wall and CPU), the encoder, the total, peak
 /// RSS, the speed-ups and the two paths' disagreement.
-/// Usage: StepAudio2.Lab.Bench flow [--out file.json] [--codes N] [--prompt P] [--steps K] [--threads T] [--yaml flow.yaml] [--profile]
+/// Usage: StepAudio2.Lab.Bench flow [--out file.json] [--codes N] [--prompt P] [--steps K] [--threads T] [--yaml flow.yaml] [--profile] [--fused-only]
 /// </summary>
 internal static class FlowBench
 {
@@ -23,7 +23,7 @@ internal static class FlowBench
     {
         string? outPath = null, yaml = null;
         int codes = 100, prompt = 75, steps = 10;
-        bool profile = false;
+        bool profile = false, fusedOnly = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -35,6 +35,7 @@ internal static class FlowBench
                 case "--threads": Gemm.MaxThreads = int.Parse(args[++i]); break;
                 case "--yaml": yaml = args[++i]; break;
                 case "--profile": profile = true; break;
+                case "--fused-only": fusedOnly = true; break; // the production path alone (its peak RSS), no JSON
                 default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
             }
         }
@@ -60,6 +61,12 @@ internal static class FlowBench
         // A small warm-up of each path first, so neither pays the JIT inside its timed run.
         string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
         var dit = flow.Decoder.Estimator;
+        if (fusedOnly)
+        {
+            var only = TimeGenerate(flow, codeIds, promptIds, promptMel, xvector, steps, "fused only");
+            Console.Error.WriteLine($"fused only: step median {only.StepMedian:F2} s, cpu {only.StepCpuMedian:F2} s; peak RSS {Diagnostics.ProcessMemory.PeakRssBytes() / 1e9:F2} GB");
+            return 0;
+        }
         foreach (bool fused in new[] { false, true })
         {
             dit.UseFusedKernels = flow.Encoder.UseFusedKernels = fused;

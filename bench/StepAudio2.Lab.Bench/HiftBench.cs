@@ -12,7 +12,7 @@ namespace StepAudio2.Lab.Bench;
 /// path, iSTFT) with random f32 weights built in memory under hift.pt's keys, on T mel frames (default 200 = 4 s).
 /// Times every decoder module twice per repetition, interleaved so both see the same load on a shared machine:
 /// "old" = the generic engine ops (<see cref="Ops.Conv1d"/> with an explicit im2col and a transpose,
-/// <see cref="Ops.ConvTranspose1d"/>, scalar <see cref="MathF.Sin"/> Snake, as the HiFT ran before) and "new" = the modules'
+/// <see cref="Ops.ConvTranspose1d"/> — the CPU backend with its packed convs off —, scalar <see cref="MathF.Sin"/> Snake) and "new" = the modules'
 /// own Forward (packed-weight implicit-im2col GEMM, vectorised Snake). Both read the same folded weights; the bench
 /// checks the two waveforms agree and that the module-by-module "new" chain equals <see cref="Hift.Decode"/>.
 /// Usage: StepAudio2.Lab.Bench hift [--out file.json] [--frames T] [--reps R] [--threads N]
@@ -111,8 +111,8 @@ internal static class HiftBench
             ["wav_finite"] = finite,
             ["modules"] = modules,
             ["detail"] = "per module: median over reps of wall ms; old and new run alternately in one process (same load). " +
-                         "old = generic Ops path as before this change (module by module); new conv tile is 6x32 AVX-512 where present (6x16 AVX2 otherwise); forward_ms = Hift.Forward (source + decode, pooled " +
-                         "intermediates, in-place activations) timed in the same reps; new = module by module through the layers' packed implicit-im2col GEMM conv, GEMM+overlap-add " +
+                         "old = generic Ops path as before this change (module by module); new conv tile is 6x32 AVX-512 where present (6x16 AVX2 otherwise); forward_ms = Hift.Forward (source + decode through Ops, " +
+                         "ResBlocks as the backend's SnakeResBlock) timed in the same reps; new = module by module through the layers' packed implicit-im2col GEMM conv, GEMM+overlap-add " +
                          "conv-transpose, vectorised Snake. 'misc.*' = leaky relu, pad, adds, mean of the 3 resblocks.",
         };
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
@@ -183,7 +183,7 @@ internal static class HiftBench
             x = t.Time($"misc.{i}", () => Ops.LeakyRelu(xi, c.LeakySlope));
             var up = h.Ups[i];
             xi = x;
-            x = t.Time($"hift.ups.{i}", () => legacy ? Ops.ConvTranspose1d(xi, up.Weight, up.Bias, up.Stride, up.Padding) : up.Forward(xi));
+            x = t.Time($"hift.ups.{i}", () => legacy ? OnPlain(() => Ops.ConvTranspose1d(xi, up.Weight, up.Bias, up.Stride, up.Padding)) : up.Forward(xi));
             if (i == h.Ups.Count - 1) { xi = x; x = t.Time($"misc.{i}", () => Ops.Pad(xi, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect)); }
             int ii = i;
             var si = t.Time($"hift.source_downs.{i}", () => Conv(h.SourceDowns[ii], sStft, legacy));
@@ -214,25 +214,28 @@ internal static class HiftBench
     }
 
     // as Hift.Decode: an element-wise division (not a multiply by 1/n), so the chain matches Forward bit for bit
-    private static Tensor Divide(Tensor x, int n)
+    private static Tensor Divide(Tensor x, int n) => Ops.Divide(x, Tensor.FromArray([(float)n], 1));
+
+    /// <summary>The CPU backend without its prepared (packed) convs: the generic explicit-im2col paths.</summary>
+    private static readonly CpuBackend Plain = new() { UsePackedConvs = false };
+
+    private static Tensor OnPlain(Func<Tensor> f)
     {
-        var v = x.ToFloatArray();
-        float d = n;
-        for (int i = 0; i < v.Length; i++) v[i] /= d;
-        return Tensor.FromArray(v, x.Shape);
+        using var _ = Ops.Use(Plain);
+        return f();
     }
 
     private static Tensor Conv(Models.Nn.Conv1d m, Tensor x, bool legacy) =>
-        legacy ? Ops.Conv1d(x, m.Weight, m.Bias, m.Stride, m.Padding, m.Dilation, m.Groups) : m.Forward(x);
+        legacy ? OnPlain(() => Ops.Conv1d(x, m.Weight, m.Bias, m.Stride, m.Padding, m.Dilation, m.Groups)) : m.Forward(x);
 
     private static Tensor ResBlock(HiftResBlock b, Tensor x, bool legacy)
     {
         if (!legacy) return b.Forward(x);
         for (int j = 0; j < b.Convs1.Count; j++)
         {
-            var y = LegacySnake(x, b.Alpha1[j]);
+            var y = LegacySnake(x, b.Alpha1[j].ToFloatArray());
             y = Conv(b.Convs1[j], y, true);
-            y = LegacySnake(y, b.Alpha2[j]);
+            y = LegacySnake(y, b.Alpha2[j].ToFloatArray());
             y = Conv(b.Convs2[j], y, true);
             x = Ops.Add(y, x);
         }
@@ -259,27 +262,7 @@ internal static class HiftBench
         return Tensor.FromArray(dst, x.Shape);
     }
 
-    /// <summary>Hift's Synthesize: conv_post output → exp magnitude (≤ 100), sin phase → iSTFT → clamp.</summary>
-    private static Tensor Synthesize(Hift h, Tensor x)
-    {
-        int frames = x.Shape[2], bins = h.Stft.Bins;
-        var v = x.ToFloatArray();
-        var re = new float[bins * frames];
-        var im = new float[re.Length];
-        for (int k = 0; k < bins; k++)
-            for (int f = 0; f < frames; f++)
-            {
-                int src = k * frames + f;
-                float mag = MathF.Min(MathF.Exp(v[src]), 100f);
-                float phase = MathF.Sin(v[src + bins * frames]);
-                re[src] = mag * MathF.Cos(phase);
-                im[src] = mag * MathF.Sin(phase);
-            }
-        var wav = h.Stft.Inverse(re, im, 1, frames);
-        float lim = h.Config.AudioLimit;
-        for (int i = 0; i < wav.Length; i++) wav[i] = Math.Clamp(wav[i], -lim, lim);
-        return Tensor.FromArray(wav, 1, wav.Length);
-    }
+    private static Tensor Synthesize(Hift h, Tensor x) => h.Synthesize(x);
 
     /// <summary>hift.pt's keys at full size, plain (weight norm already folded) weights; Snake α = 1 ± 5 % (init is 1).</summary>
     internal static FlowBench.RandomF32Weights RandomHiftWeights(HiftConfig c)

@@ -16,6 +16,11 @@ namespace StepAudio2.Lab.Cli.Commands;
 /// trace of the same inputs; prints the measurement of <see cref="QuantizationReport"/> (per-layer rel-L2, next-token
 /// KL and top-1 agreement, first greedy divergence) and exits 0 whenever both dumps are readable.
 /// </para>
+/// <para>
+/// <c>--also &lt;dump&gt;…</c>: more candidates against the same reference (the three-way view: the official dump as the
+/// reference, our engine's trace as the candidate, an MLX trace with <c>--also</c>): one table with rel-L2 and verdict per
+/// candidate, then each one's first departure. Exit 1 when any candidate fails.
+/// </para>
 /// </summary>
 public static class CompareCommand
 {
@@ -41,16 +46,21 @@ public static class CompareCommand
             Description = "measure a quantized checkpoint's trace (candidate) against the float one's (reference): rel-L2 per module and layer, " +
                           "next-token KL and top-1 agreement (needs --capture lm_head in both traces), first greedy divergence; exit 0 when readable",
         };
+        var also = new Option<string[]>("--also")
+        {
+            Description = "more candidate dumps to compare against the same reference, shown side by side (e.g. an MLX trace beside ours)",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var cmd = new Command("compare", "Compare two dumps tensor by tensor in execution order; report the first module that departs.")
         {
-            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides, noDefaultRules, quantization,
+            candidate, reference, rtol, atol, tier, json, requireAll, include, exclude, overrides, noDefaultRules, quantization, also,
         };
         cmd.SetAction(p => p.GetValue(quantization)
             ? RunQuantization(p.GetValue(candidate)!, p.GetValue(reference)!, p.GetValue(json), ui,
-                IgnoredWithQuantization(p, rtol, atol, tier, requireAll, include, exclude, overrides, noDefaultRules))
+                IgnoredWithQuantization(p, rtol, atol, tier, requireAll, include, exclude, overrides, noDefaultRules, also))
             : Run(p.GetValue(candidate)!, p.GetValue(reference)!, ResolveTolerance(p.GetValue(tier), p.GetValue(rtol), p.GetValue(atol)),
             p.GetValue(json), p.GetValue(requireAll), p.GetValue(include) ?? [], p.GetValue(exclude) ?? [],
-            (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui, !p.GetValue(noDefaultRules)));
+            (p.GetValue(overrides) ?? []).Select(ParseOverride).ToList(), ui, !p.GetValue(noDefaultRules), p.GetValue(also) ?? []));
         return cmd;
     }
 
@@ -118,31 +128,41 @@ public static class CompareCommand
 
     public static int Run(string candidatePath, string referencePath, Tolerance tolerance, bool json, bool requireAll,
         IReadOnlyList<string> include, IReadOnlyList<string> exclude, IReadOnlyList<ToleranceOverride> overrides, CliOutput ui,
-        bool useDefaultRules = true)
+        bool useDefaultRules = true, IReadOnlyList<string>? also = null)
     {
         // Names are escaped for display (PrintableNameSource): the table prints them, and a control character from the
         // file must not reach the terminal. Both sides escape alike, so matching by name is unchanged.
-        using var candidate = OpenPrintable(candidatePath, out _);
         using var reference = OpenPrintable(referencePath, out var order);
-        var result = ui.WithProgress("comparing", progress => DumpComparer.Compare(candidate, reference, new CompareOptions
+        var results = new List<(string Label, DumpComparison Comparison)>();
+        foreach (var path in new[] { candidatePath }.Concat(also ?? []))
         {
-            Tolerance = tolerance,
-            RequireAll = requireAll,
-            ExecutionOrder = order,
-            Include = include,
-            Exclude = exclude,
-            Overrides = overrides,
-            UseDefaultRules = useDefaultRules,
-            Progress = progress,
-        }));
-        ui.Out.Write(json ? ParityReport.ToJson(result) + Environment.NewLine : ParityReport.ToTable(result));
+            using var candidate = OpenPrintable(path, out _);
+            var result = ui.WithProgress("comparing " + Path.GetFileName(path), progress => DumpComparer.Compare(candidate, reference, new CompareOptions
+            {
+                Tolerance = tolerance,
+                RequireAll = requireAll,
+                ExecutionOrder = order,
+                Include = include,
+                Exclude = exclude,
+                Overrides = overrides,
+                UseDefaultRules = useDefaultRules,
+                Progress = progress,
+            }));
+            results.Add((Printable.Escape(Path.GetFileNameWithoutExtension(path)), result));
+        }
+        if (results.Count == 1)
+            ui.Out.Write(json ? ParityReport.ToJson(results[0].Comparison) + Environment.NewLine : ParityReport.ToTable(results[0].Comparison));
+        else
+            ui.Out.Write(json ? "[" + string.Join(",", results.Select(r => ParityReport.ToJson(r.Comparison))) + "]" + Environment.NewLine
+                : ParityReport.ToSideBySide(results));
         // A tensor that could not be read (corrupt member, CRC mismatch) is bad input, not a parity verdict: the report
         // still lists every other row, but the exit code says the input is broken.
-        if (result.Rows.Any(r => r.Status == RowStatus.Error))
+        var errors = results.SelectMany(r => r.Comparison.Rows).Where(r => r.Status == RowStatus.Error).ToList();
+        if (errors.Count > 0)
         {
-            foreach (var r in result.Rows.Where(r => r.Status == RowStatus.Error).Take(5)) ui.Error.WriteLine($"steplab: {r.Error}");
+            foreach (var r in errors.Take(5)) ui.Error.WriteLine($"steplab: {r.Error}");
             return StepLabCli.BadInput;
         }
-        return result.AllPassed ? StepLabCli.Ok : StepLabCli.Failed;
+        return results.All(r => r.Comparison.AllPassed) ? StepLabCli.Ok : StepLabCli.Failed;
     }
 }

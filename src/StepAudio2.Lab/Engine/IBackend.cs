@@ -111,6 +111,52 @@ public interface IBackend
     /// <summary>Index of the (first) maximum along the last axis per leading row, returned to the host (a transfer point).</summary>
     int[] Argmax(Tensor x);
     (float[] Values, int[] Indices) TopK(ReadOnlySpan<float> x, int k);
+
+    // ---------------------------------------------------------------- token2wav: small ops and fused capabilities
+    // Default bodies compose the ops above (every backend gets them for free); a backend overrides them with its kernels.
+    // Fused capabilities are tested against their op-by-op bodies (Composite), which stay callable on any backend.
+
+    /// <summary>⌊x⌋ element-wise. Default: truncation through an int32 cast, corrected by one below zero (|x| &lt; 2³¹).</summary>
+    Tensor Floor(Tensor x)
+    {
+        using var _ = Ops.Use(this);
+        var truncated = Ops.Cast(Ops.Cast(x, DType.I32), DType.F32);
+        // truncation rounds negatives up: subtract one where truncated > x (the difference is exact, and positive only there)
+        var above = Ops.Relu(Ops.Subtract(truncated, x));
+        return Ops.Subtract(truncated, Ops.Where(above, Ops.FromHost(Tensor.FromArray([1f], 1)), Ops.FromHost(Tensor.FromArray([0f], 1))));
+    }
+
+    /// <summary>
+    /// One DiT block of the flow's estimator (<c>DiTBlock</c>): h [B, T, D] and its modulation [B, 9D] → new h. Default:
+    /// <see cref="Composite.DitBlock"/>, op by op. A backend may prepare (pack, re-lay) the block's weights once, keyed by
+    /// <paramref name="weights"/> or its tensors, but must not keep widened second copies of them.
+    /// </summary>
+    Tensor DitBlock(Tensor h, Tensor modulation, DitBlockWeights weights)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.DitBlock(h, modulation, weights);
+    }
+
+    /// <summary>
+    /// One HiFT Snake residual block (<c>ResBlock</c>): x [B, C, T] → x after its rounds. Default:
+    /// <see cref="Composite.SnakeResBlock"/>, op by op.
+    /// </summary>
+    Tensor SnakeResBlock(Tensor x, SnakeResBlockWeights weights)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.SnakeResBlock(x, weights);
+    }
+
+    /// <summary>
+    /// Relative-position multi-head attention core (<c>RelPositionMultiHeadedAttention</c>, batch 1, before linear_out):
+    /// q, k, v [1, T, D], projected positions [2T−1, D], pos_bias_u/v [H, D/H] → [1, T, D]. Default:
+    /// <see cref="Composite.RelPositionAttention"/>, op by op.
+    /// </summary>
+    Tensor RelPositionAttention(Tensor q, Tensor k, Tensor v, Tensor positions, Tensor posBiasU, Tensor posBiasV, int heads)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.RelPositionAttention(q, k, v, positions, posBiasU, posBiasV, heads);
+    }
 }
 
 /// <summary>What crossed the host↔backend boundary: uploads (activations and inputs), weight uploads (cached once per

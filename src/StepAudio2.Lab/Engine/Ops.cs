@@ -160,4 +160,18 @@ public static class Ops
 
     /// <summary>The k largest values in descending order with their indices (ties: lower index first).</summary>
     public static (float[] Values, int[] Indices) TopK(ReadOnlySpan<float> x, int k) => Backend.TopK(x, k);
+
+    // ---------------------------------------------------------------- token2wav: small ops and fused capabilities
+
+    public static Tensor Floor(Tensor x) => Backend.Floor(x);
+
+    /// <summary>One DiT block (the backend's fused kernel, or <see cref="Composite.DitBlock"/> op by op).</summary>
+    public static Tensor DitBlock(Tensor h, Tensor modulation, DitBlockWeights weights) => Backend.DitBlock(h, modulation, weights);
+
+    /// <summary>One HiFT Snake residual block (the backend's fused kernel, or <see cref="Composite.SnakeResBlock"/>).</summary>
+    public static Tensor SnakeResBlock(Tensor x, SnakeResBlockWeights weights) => Backend.SnakeResBlock(x, weights);
+
+    /// <summary>Relative-position attention core (the backend's fused kernel, or <see cref="Composite.RelPositionAttention"/>).</summary>
+    public static Tensor RelPositionAttention(Tensor q, Tensor k, Tensor v, Tensor positions, Tensor posBiasU, Tensor posBiasV, int heads) =>
+        Backend.RelPositionAttention(q, k, v, positions, posBiasU, posBiasV, heads);
 }

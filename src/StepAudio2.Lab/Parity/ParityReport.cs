@@ -35,6 +35,57 @@ public static class ParityReport
         return sb.ToString();
     }
 
+    /// <summary>
+    /// Several candidates against one reference, side by side (the three-way view: official dump vs our engine vs
+    /// MLX): one row per name in the reference's order, rel-L2 and verdict per candidate, then each candidate's first
+    /// departure with its hint. All comparisons must share the reference.
+    /// </summary>
+    public static string ToSideBySide(IReadOnlyList<(string Label, DumpComparison Comparison)> candidates)
+    {
+        ArgumentNullException.ThrowIfNull(candidates);
+        if (candidates.Count == 0) throw new ArgumentException("side by side: no candidates");
+        var names = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (_, c) in candidates)
+            foreach (var r in c.Rows)
+                if (seen.Add(r.Name)) names.Add(r.Name);
+        var byName = candidates.Select(c => c.Comparison.Rows.ToDictionary(r => r.Name, StringComparer.Ordinal)).ToList();
+        var header = new List<string> { "name" };
+        foreach (var (label, _) in candidates) { header.Add(label + " relL2"); header.Add(label); }
+        var rows = names.Select(n =>
+        {
+            var cells = new List<string> { n };
+            foreach (var d in byName)
+            {
+                if (!d.TryGetValue(n, out var r)) { cells.Add(""); cells.Add("—"); continue; }
+                cells.Add(r.Comparison is { ElementCount: > 0 } c ? N(c.RelL2) : "");
+                cells.Add(r.IsFailure && r.Status != RowStatus.Fail ? StatusName(r.Status) + " (FAIL)" : r.IsFailure ? "FAIL" : StatusName(r.Status));
+            }
+            return cells.ToArray();
+        }).ToList();
+        var widths = header.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        var sb = new StringBuilder();
+        void Line(string[] cells)
+        {
+            var line = string.Join("  ", cells.Select((c, i) => i == 0 || i % 2 == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i])));
+            sb.AppendLine(line.TrimEnd());
+        }
+        Line(header.ToArray());
+        sb.AppendLine(string.Join("  ", widths.Select(w => new string('-', w))));
+        foreach (var r in rows) Line(r);
+        sb.AppendLine();
+        sb.AppendLine($"reference: {candidates[0].Comparison.ReferencePath}");
+        foreach (var (label, c) in candidates)
+        {
+            string verdict = c.AllPassed ? "PASSED" : c.Compared == 0 ? "FAILED (nothing compared)" : "FAILED";
+            string first = c.FirstFailure is { } f
+                ? $"; first departure #{f.Ordinal} {f.Name} — {(f.Comparison?.Hint.Text is { Length: > 0 } h ? h : f.Error ?? StatusName(f.Status))}"
+                : "";
+            sb.AppendLine($"{label} ({c.CandidatePath}): {c.Compared} compared, {c.Failed} failing: {verdict}{first}");
+        }
+        return sb.ToString();
+    }
+
     /// <summary>A Markdown table (GitHub flavour) with the summary as a list above it.</summary>
     public static string ToMarkdown(DumpComparison comparison)
     {

@@ -38,6 +38,27 @@ public sealed class CompareCliTests
     }
 
     [Fact]
+    public void AlsoShowsSeveralCandidatesSideBySideAgainstOneReference()
+    {
+        // the three-way view: a float64 re-implementation (passes) and a port with GELU for ReLU (departs at adapter.relu)
+        var (code, stdout, _) = InspectCliTests.Run("compare", Tiny("demo", "candidate-float64.safetensors"), Reference,
+            "--also", Tiny("demo", "candidate-gelu-adaptor.safetensors"));
+        Assert.Equal(StepLabCli.Failed, code);
+        var header = stdout.Split('\n')[0];
+        Assert.Contains("candidate-float64 relL2", header);
+        Assert.Contains("candidate-gelu-adaptor relL2", header);
+        var relu = stdout.Split('\n').Single(l => l.StartsWith("adapter.relu ", StringComparison.Ordinal));
+        Assert.Matches(@"pass\s+\S+\s+FAIL$", relu);
+        Assert.Matches(@"candidate-float64 \(.*\): \d+ compared, 0 failing: PASSED", stdout);
+        Assert.Matches(@"candidate-gelu-adaptor \(.*\): \d+ compared, \d+ failing: FAILED; first departure #\d+ adapter\.relu", stdout);
+        // both passing → exit 0; JSON is one object per candidate
+        var (ok, json, _) = InspectCliTests.Run("compare", Tiny("demo", "candidate-float64.safetensors"), Reference, "--also", Reference, "--json");
+        Assert.Equal(StepLabCli.Ok, ok);
+        using var doc = JsonDocument.Parse(json);
+        Assert.Equal(2, doc.RootElement.GetArrayLength());
+    }
+
+    [Fact]
     public void APlantedDifferenceIsFoundAtItsPathAndIndex()
     {
         using var tmp = TestPaths.Temp();

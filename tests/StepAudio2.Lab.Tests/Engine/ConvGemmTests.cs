@@ -7,8 +7,9 @@ using Conv1dLayer = StepAudio2.Lab.Models.Nn.Conv1d;
 namespace StepAudio2.Lab.Tests.Engine;
 
 /// <summary>
-/// The packed implicit-im2col conv kernels (<see cref="ConvGemm"/>, used by the Conv1d / ConvTranspose1d layers) against a
-/// float64 direct convolution and against the generic <see cref="Ops"/> path, and the vectorised sine / Snake
+/// The CPU backend's prepared convs (<see cref="ConvGemm"/>: weights packed once per weight tensor, used by Conv1d /
+/// ConvTranspose1d whenever they apply) against a float64 direct convolution and against the backend's plain
+/// explicit-im2col path (<c>UsePackedConvs = false</c>), and the vectorised sine / Snake
 /// (<see cref="VectorTrig"/>) against float64; the conv layers also on the portable Vector128 path (<see cref="Gemm.ForcePath"/>).
 /// </summary>
 public sealed class ConvGemmTests
@@ -81,20 +82,33 @@ public sealed class ConvGemmTests
                 }
         // the same sums in the same order as the explicit-im2col GEMM of the generic op (bit for bit once T' > 4,
         // where that op leaves its GEMV path)
-        var generic = Ops.Conv1d(x, w, bias, stride, pad, dil).ToFloatArray();
+        var generic = OnPlain(() => Ops.Conv1d(x, w, bias, stride, pad, dil));
         if (tout > 4) Assert.Equal(generic, ys);
     }
 
-    [Fact]
-    public void ForwardIntoFillsTheCallersBufferAndChecksItsShape()
+    /// <summary>The CPU backend with its prepared (packed) convs off: the explicit-im2col / column GEMM paths.</summary>
+    private static readonly CpuBackend Plain = new() { UsePackedConvs = false };
+
+    private static float[] OnPlain(Func<Tensor> run)
     {
+        using var _ = Ops.Use(Plain);
+        return run().ToFloatArray();
+    }
+
+    [Fact]
+    public void PackedWeightsArePreparedPerWeightTensor()
+    {
+        // two weights of one shape through the same backend: each conv uses its own packed copy (a cache keyed by the
+        // weight, not by the shape), and a second call reuses the first call's packing with the same result
         var rng = new Random(3);
         var x = Rand(rng, 1, 12, 40);
-        var layer = new Conv1dLayer("c", Rand(rng, 10, 12, 3), Rand(rng, 10), 1, 1);
-        var into = Tensor.FromArray(Enumerable.Repeat(float.NaN, 400).ToArray(), 1, 10, 40);
-        Assert.Same(into, layer.ForwardInto(x, into));
-        Assert.Equal(layer.Forward(x).ToFloatArray(), into.ToFloatArray());
-        Assert.Throws<ArgumentException>(() => layer.ForwardInto(x, Tensor.Zeros(DType.F32, 1, 10, 39)));
+        var w1 = Rand(rng, 10, 12, 3);
+        var w2 = Rand(rng, 10, 12, 3);
+        var y1 = Ops.Conv1d(x, w1, null, padding: 1).ToFloatArray();
+        var y2 = Ops.Conv1d(x, w2, null, padding: 1).ToFloatArray();
+        Assert.NotEqual(y1, y2);
+        Assert.Equal(y1, Ops.Conv1d(x, w1, null, padding: 1).ToFloatArray());
+        Assert.Equal(OnPlain(() => Ops.Conv1d(x, w2, null, padding: 1)), y2);
     }
 
     // (Cin, Cout, K, stride, padding, T): HiFT's three upsampling layers at small widths, plus a batch of two
@@ -145,7 +159,7 @@ public sealed class ConvGemmTests
             }
         for (int i = 0; i < ys.Length; i++)
             Assert.True(Math.Abs(ys[i] - want[i]) <= 1e-6 * mag[i] + 1e-30, $"y[{i}] = {ys[i]}, float64 {want[i]}");
-        if (t > 4) Assert.Equal(Ops.ConvTranspose1d(x, w, bias, stride, pad).ToFloatArray(), ys);
+        if (t > 4) Assert.Equal(OnPlain(() => Ops.ConvTranspose1d(x, w, bias, stride, pad)), ys);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Models.Token2Wav;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
@@ -57,6 +58,49 @@ public sealed class FlowFusedTests(ITestOutputHelper output)
             var swapped = dit.Forward(x, mu, [t1, t0], spks, cond);
             Assert.True(FlowTests.RelL2(swapped, fused, "swapped times") > 1e-3);
         }
+    }
+
+    // Each block alone, with f32 weights (as loaded) and with bf16 copies of them (read in place by the fused GEMMs, widened
+    // by Linear's own path in the composition): the backend's fused DitBlock against Composite.DitBlock, per CFG row.
+    [Theory]
+    [InlineData(false, 2, 19)]
+    [InlineData(true, 2, 19)]
+    [InlineData(true, 1, 5)]
+    public void FusedDitBlockMatchesCompositeWithF32AndBf16Weights(bool bf16, int batch, int frames)
+    {
+        var dit = OwnFlow.Value.Decoder.Estimator;
+        int d = dit.Config.HiddenSize;
+        foreach (var (block, i) in dit.Blocks.Select((b, i) => (b, i)))
+        {
+            var w = block.Weights;
+            if (bf16)
+            {
+                static Tensor B(Tensor t) => t.To(DType.BF16);
+                w = w with { ToQ = B(w.ToQ), ToK = B(w.ToK), ToV = B(w.ToV), Proj = B(w.Proj), Fc1 = B(w.Fc1), Fc2 = B(w.Fc2) };
+            }
+            var h = Rand(10 + i, batch, frames, d);
+            var m = Ops.Multiply(Rand(20 + i, batch, 9 * d), 0.5f);
+            var fused = Ops.DitBlock(h, m, w);
+            var plain = Composite.DitBlock(h, m, w);
+            double rel = FlowTests.RelL2(fused, plain, $"block {i}");
+            output.WriteLine($"block {i} ({(bf16 ? "bf16" : "f32")} weights, B={batch}, T={frames}): fused vs composite rel-L2 {rel:E3}");
+            Assert.True(rel <= 1e-6, $"block {i}: fused vs composite rel-L2 {rel:E3}");
+            Assert.True(FlowTests.RelL2(fused, h, "residual") > 1e-3); // the block did change h
+        }
+    }
+
+    [Fact]
+    public void FusedRelPositionAttentionMatchesComposite()
+    {
+        var attn = OwnFlow.Value.Encoder.Encoders[0].SelfAttn;
+        int t = 23, d = attn.Heads * attn.HeadDim;
+        var q = Rand(31, 1, t, d); var k = Rand(32, 1, t, d); var v = Rand(33, 1, t, d); var p = Rand(34, 2 * t - 1, d);
+        var u = Rand(35, attn.Heads, attn.HeadDim); var bv = Rand(36, attn.Heads, attn.HeadDim);
+        var fused = Ops.RelPositionAttention(q, k, v, p, u, bv, attn.Heads);
+        var plain = Composite.RelPositionAttention(q, k, v, p, u, bv, attn.Heads);
+        double rel = FlowTests.RelL2(fused, plain, "rel-position attention");
+        output.WriteLine($"rel-position attention fused vs composite rel-L2 {rel:E3}");
+        Assert.True(rel <= 1e-6, $"rel-L2 {rel:E3}");
     }
 
     [Fact]

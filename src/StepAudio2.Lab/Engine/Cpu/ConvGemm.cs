@@ -215,7 +215,7 @@ public static unsafe class ConvGemm
     {
         if (portable) PortableKernels.Tile(kc, a, b, NR, c, ldc, load, bias, biasPerRow: true);
         else if (NR == 32) Kernel6x32(kc, a, b, c, ldc, load, bias);
-        else Kernel6x16(kc, a, b, c, ldc, load, bias);
+        else GemmBlocked.Kernel6x16(kc, a, b, c, ldc, load, bias, biasPerRow: true); // the one 6×16 tile, per-row (channel) bias
     }
 
     // 6×32 with 512-bit registers: the same per-element operation order as the 6×16 tile (k order, one FMA per k).
@@ -258,48 +258,6 @@ public static unsafe class ConvGemm
         if (load) { x0 = Vector512.Load(c) + x0; x1 = Vector512.Load(c + 16) + x1; }
         x0.Store(c);
         x1.Store(c + 16);
-    }
-
-    // The 6×16 register tile of GemmBlocked, with a per-row (output channel) bias instead of a per-column one.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, bool load, float* bias)
-    {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
-        Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            Vector256<float> b0 = Avx.LoadAlignedVector256(b);
-            Vector256<float> b1 = Avx.LoadAlignedVector256(b + 8);
-            Vector256<float> av = Avx.BroadcastScalarToVector256(a);
-            c00 = Fma.MultiplyAdd(av, b0, c00); c01 = Fma.MultiplyAdd(av, b1, c01);
-            av = Avx.BroadcastScalarToVector256(a + 1);
-            c10 = Fma.MultiplyAdd(av, b0, c10); c11 = Fma.MultiplyAdd(av, b1, c11);
-            av = Avx.BroadcastScalarToVector256(a + 2);
-            c20 = Fma.MultiplyAdd(av, b0, c20); c21 = Fma.MultiplyAdd(av, b1, c21);
-            av = Avx.BroadcastScalarToVector256(a + 3);
-            c30 = Fma.MultiplyAdd(av, b0, c30); c31 = Fma.MultiplyAdd(av, b1, c31);
-            av = Avx.BroadcastScalarToVector256(a + 4);
-            c40 = Fma.MultiplyAdd(av, b0, c40); c41 = Fma.MultiplyAdd(av, b1, c41);
-            av = Avx.BroadcastScalarToVector256(a + 5);
-            c50 = Fma.MultiplyAdd(av, b0, c50); c51 = Fma.MultiplyAdd(av, b1, c51);
-            a += MR;
-            b += NR;
-        }
-        StoreRow(c, c00, c01, load, bias); c += ldc;
-        StoreRow(c, c10, c11, load, bias == null ? null : bias + 1); c += ldc;
-        StoreRow(c, c20, c21, load, bias == null ? null : bias + 2); c += ldc;
-        StoreRow(c, c30, c31, load, bias == null ? null : bias + 3); c += ldc;
-        StoreRow(c, c40, c41, load, bias == null ? null : bias + 4); c += ldc;
-        StoreRow(c, c50, c51, load, bias == null ? null : bias + 5);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(float* c, Vector256<float> x0, Vector256<float> x1, bool load, float* bias)
-    {
-        if (bias != null) { var bv = Vector256.Create(*bias); x0 = Avx.Add(x0, bv); x1 = Avx.Add(x1, bv); }
-        if (load) { x0 = Avx.Add(Avx.LoadVector256(c), x0); x1 = Avx.Add(Avx.LoadVector256(c + 8), x1); }
-        Avx.Store(c, x0);
-        Avx.Store(c + 8, x1);
     }
 
     /// <summary>Per-thread 64-byte aligned scratch, grown on demand and kept for the thread's life (pool threads persist).</summary>

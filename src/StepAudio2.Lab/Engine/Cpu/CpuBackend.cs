@@ -102,6 +102,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     public Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int dilation, int groups)
     {
         CheckWeight(weight, "conv1d");
+        if (PackedConv1d(x, weight, bias, stride, padding, dilation, groups) is { } packed) return packed;
         x = F32(x);
         bool batched = x.Rank == 3;
         if (!batched) x = x.Reshape([1, .. x.Shape]);
@@ -155,6 +156,7 @@ public sealed unsafe partial class CpuBackend : IBackend
 
     public Tensor ConvTranspose1d(Tensor x, Tensor weight, Tensor? bias, int stride, int padding, int outputPadding, int dilation)
     {
+        if (PackedConvTranspose1d(x, weight, bias, stride, padding, outputPadding, dilation) is { } packed) return packed;
         x = F32(x);
         var w = F32(weight);
         bool batched = x.Rank == 3;
@@ -336,11 +338,23 @@ public sealed unsafe partial class CpuBackend : IBackend
             Apply(op, a.AsSpan<float>(), b.AsSpan<float>(), d);
             return y;
         }
+        // a scalar b: one vectorised pass (x / n of a mean, x − θ thresholds)
+        if (b.ElementCount == 1 && a.Shape.SequenceEqual(shape))
+        {
+            ApplyScalar(op, a.AsSpan<float>(), b.AsSpan<float>()[0], d);
+            return y;
+        }
         // b (or a) broadcast over leading dims: apply row by row
         if (a.Shape.SequenceEqual(shape) && IsSuffix(b.Shape, shape, out int inner))
         {
             var sa = a.AsSpan<float>(); var sb = b.AsSpan<float>();
             for (int o = 0; o < d.Length; o += inner) Apply(op, sa.Slice(o, inner), sb, d.Slice(o, inner));
+            return y;
+        }
+        // broadcasting with a last axis of useful length: one vector pass per output row (CpuBackend.Broadcast.cs)
+        if (shape.Length > 0 && shape[^1] >= 8)
+        {
+            BroadcastRows(op, a, b, shape, d);
             return y;
         }
         // general broadcasting through strides (0 on broadcast axes)
@@ -387,6 +401,18 @@ public sealed unsafe partial class CpuBackend : IBackend
             case BinaryOp.Divide: TensorPrimitives.Divide(a, b, d); break;
             case BinaryOp.Maximum: TensorPrimitives.Max(a, b, d); break;
             case BinaryOp.Minimum: TensorPrimitives.Min(a, b, d); break;
+        }
+    }
+
+    private static void ApplyScalar(BinaryOp op, ReadOnlySpan<float> a, float b, Span<float> d)
+    {
+        switch (op)
+        {
+            case BinaryOp.Add: TensorPrimitives.Add(a, b, d); break;
+            case BinaryOp.Subtract: TensorPrimitives.Subtract(a, b, d); break;
+            case BinaryOp.Multiply: TensorPrimitives.Multiply(a, b, d); break;
+            case BinaryOp.Divide: TensorPrimitives.Divide(a, b, d); break;
+            default: for (int i = 0; i < a.Length; i++) d[i] = Apply(op, a[i], b); break;
         }
     }
 
@@ -511,6 +537,18 @@ public sealed unsafe partial class CpuBackend : IBackend
         int rows = table.Shape[0], d = table.Shape[1];
         var y = New(ids.Length, d);
         var dst = Out(y);
+        if (table.DType == DType.F32)
+        {
+            // f32 tables (activations gathered by position, e.g. HiFT's up-sampling): rows straight from one span
+            var src = table.AsSpan<float>();
+            for (int i = 0; i < ids.Length; i++)
+            {
+                int id = ids[i];
+                if ((uint)id >= (uint)rows) throw new ArgumentOutOfRangeException(nameof(ids), $"take: id {id} at position {i} outside table of {rows} rows");
+                src.Slice(id * d, d).CopyTo(dst.Slice(i * d, d));
+            }
+            return y;
+        }
         for (int i = 0; i < ids.Length; i++)
         {
             int id = ids[i];

@@ -108,14 +108,14 @@ internal static unsafe class GemmBlocked
                 if (mr == MR && nr == NR)
                 {
                     if (portable) PortableKernels.Tile(kc, api, bpj, NR, cij, ldc, load, biasj, biasPerRow: false);
-                    else Kernel6x16(kc, api, bpj, cij, ldc, load, biasj);
+                    else Kernel6x16(kc, api, bpj, cij, ldc, load, biasj, biasPerRow: false);
                 }
                 else
                 {
                     // Edge tile: full 6×16 into scratch (packed panels are zero-padded), then merge the valid part
                     // with the same operation order as the kernel so edge and interior elements round alike.
                     if (portable) PortableKernels.Tile(kc, api, bpj, NR, tile, NR, false, null, biasPerRow: false);
-                    else Kernel6x16(kc, api, bpj, tile, NR, false, null);
+                    else Kernel6x16(kc, api, bpj, tile, NR, false, null, biasPerRow: false);
                     for (int i = 0; i < mr; i++)
                     for (int j = 0; j < nr; j++)
                     {
@@ -129,8 +129,14 @@ internal static unsafe class GemmBlocked
         }
     }
 
+    /// <summary>
+    /// The 6×16 AVX2/FMA register tile (12 accumulators), shared by this GEMM and <see cref="ConvGemm"/>: C[6, 16] (+)=
+    /// A-panel · B-panel over kc, one FMA per k in k order. The bias is per column (16 values, a Linear's) or, with
+    /// <paramref name="biasPerRow"/>, per row (6 values, a conv's output channels); it is added to the tile's sum before
+    /// the load of C, as the edge-tile merges do.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, bool load, float* bias)
+    internal static void Kernel6x16(int kc, float* a, float* b, float* c, nint ldc, bool load, float* bias, bool biasPerRow)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -153,18 +159,22 @@ internal static unsafe class GemmBlocked
             a += MR;
             b += NR;
         }
-        StoreRow(c, c00, c01, load, bias); c += ldc;
-        StoreRow(c, c10, c11, load, bias); c += ldc;
-        StoreRow(c, c20, c21, load, bias); c += ldc;
-        StoreRow(c, c30, c31, load, bias); c += ldc;
-        StoreRow(c, c40, c41, load, bias); c += ldc;
-        StoreRow(c, c50, c51, load, bias);
+        StoreRow(c, c00, c01, load, bias, biasPerRow, 0); c += ldc;
+        StoreRow(c, c10, c11, load, bias, biasPerRow, 1); c += ldc;
+        StoreRow(c, c20, c21, load, bias, biasPerRow, 2); c += ldc;
+        StoreRow(c, c30, c31, load, bias, biasPerRow, 3); c += ldc;
+        StoreRow(c, c40, c41, load, bias, biasPerRow, 4); c += ldc;
+        StoreRow(c, c50, c51, load, bias, biasPerRow, 5);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(float* c, Vector256<float> x0, Vector256<float> x1, bool load, float* bias)
+    private static void StoreRow(float* c, Vector256<float> x0, Vector256<float> x1, bool load, float* bias, bool biasPerRow, int row)
     {
-        if (bias != null) { x0 = Avx.Add(x0, Avx.LoadVector256(bias)); x1 = Avx.Add(x1, Avx.LoadVector256(bias + 8)); }
+        if (bias != null)
+        {
+            if (biasPerRow) { var bv = Vector256.Create(bias[row]); x0 = Avx.Add(x0, bv); x1 = Avx.Add(x1, bv); }
+            else { x0 = Avx.Add(x0, Avx.LoadVector256(bias)); x1 = Avx.Add(x1, Avx.LoadVector256(bias + 8)); }
+        }
         if (load) { x0 = Avx.Add(Avx.LoadVector256(c), x0); x1 = Avx.Add(Avx.LoadVector256(c + 8), x1); }
         Avx.Store(c, x0);
         Avx.Store(c + 8, x1);

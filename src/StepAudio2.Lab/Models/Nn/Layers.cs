@@ -1,5 +1,4 @@
 using StepAudio2.Lab.Engine;
-using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
@@ -66,15 +65,11 @@ public sealed class Linear
 }
 
 /// <summary>
-/// torch.nn.Conv1d: <c>{Path}.weight</c> [Cout, Cin/groups, K], <c>{Path}.bias</c> [Cout]. An f32 weight with groups = 1
-/// is packed once here for the CPU backend's implicit-im2col GEMM (<see cref="ConvGemm"/>); other weights (bf16 kept in
-/// place, grouped convs, other backends) go through <see cref="Ops.Conv1d"/>. Both give the same sums in the same order.
+/// torch.nn.Conv1d: <c>{Path}.weight</c> [Cout, Cin/groups, K], <c>{Path}.bias</c> [Cout], run by <see cref="Ops.Conv1d"/>
+/// (a backend may prepare the weight once, e.g. the CPU backend packs f32 weights for its implicit-im2col GEMM).
 /// </summary>
 public sealed class Conv1d
 {
-    private readonly float[]? _packed;
-    private readonly float[]? _bias;
-
     public Conv1d(string path, Tensor weight, Tensor? bias, int stride, int padding, int dilation = 1, int groups = 1)
     {
         Path = path;
@@ -84,12 +79,6 @@ public sealed class Conv1d
         Padding = padding;
         Dilation = dilation;
         Groups = groups;
-        if (groups == 1 && weight.DType == DType.F32 && weight.Rank == 3 && ConvGemm.IsSupported
-            && (bias is null || (bias.Rank == 1 && bias.Shape[0] == weight.Shape[0])))
-        {
-            _packed = ConvGemm.PackWeight(weight.Contiguous().AsSpan<float>(), weight.Shape[0], weight.Shape[1] * weight.Shape[2]);
-            _bias = bias?.ToFloatArray();
-        }
     }
 
     public string Path { get; }
@@ -111,47 +100,8 @@ public sealed class Conv1d
     /// <summary>[B, Cin, T] → [B, Cout, T'] as the module returns it (no activation).</summary>
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
-        var y = _packed is not null && x.Rank == 3 && Ops.Backend is CpuBackend && ConvGemm.IsSupported
-            ? Packed(x)
-            : Ops.Conv1d(x, Weight, Bias, Stride, Padding, Dilation, Groups);
+        var y = Ops.Conv1d(x, Weight, Bias, Stride, Padding, Dilation, Groups);
         trace?.Record(Path, y);
-        return y;
-    }
-
-    /// <summary>
-    /// Forward into a caller-owned contiguous f32 <paramref name="y"/> of the output shape (no allocation on the packed
-    /// path; otherwise the result is copied in). Used by blocks that reuse scratch buffers across layers.
-    /// </summary>
-    internal Tensor ForwardInto(Tensor x, Tensor y)
-    {
-        if (_packed is null || x.Rank != 3 || Ops.Backend is not CpuBackend || !ConvGemm.IsSupported)
-        {
-            var r = Ops.Conv1d(x, Weight, Bias, Stride, Padding, Dilation, Groups);
-            if (!r.Shape.SequenceEqual(y.Shape)) throw new ArgumentException($"conv1d: output {Tensor.ShapeString(r.Shape)} does not fit {Tensor.ShapeString(y.Shape)}");
-            r.AsSpan<float>().CopyTo(y.AsWritableSpan<float>());
-            return y;
-        }
-        return Packed(x, y);
-    }
-
-    private Tensor Packed(Tensor x) => Packed(x, null);
-
-    private unsafe Tensor Packed(Tensor x, Tensor? into)
-    {
-        int bsz = x.Shape[0], cin = x.Shape[1], t = x.Shape[2], cout = Weight.Shape[0], kw = Weight.Shape[2];
-        if (cin != Weight.Shape[1])
-            throw new ArgumentException($"conv1d: input channels {cin} / weight {Tensor.ShapeString(Weight.Shape)} / groups 1 disagree");
-        int tout = (t + 2 * Padding - Dilation * (kw - 1) - 1) / Stride + 1;
-        if (tout <= 0) throw new ArgumentException($"conv1d: output length {tout} ≤ 0 for input length {t}");
-        if (x.DType != DType.F32 || !x.IsContiguous) x = x.To(DType.F32);
-        var y = into ?? Tensor.Zeros(DType.F32, bsz, cout, tout);
-        if (y.DType != DType.F32 || !y.IsContiguous || y.Rank != 3 || y.Shape[0] != bsz || y.Shape[1] != cout || y.Shape[2] != tout)
-            throw new ArgumentException($"conv1d: output {Tensor.ShapeString(y.Shape)} must be f32 [{bsz}, {cout}, {tout}]");
-        var xs = x.AsSpan<float>();
-        var ys = y.AsWritableSpan<float>();
-        fixed (float* px = xs, py = ys, pb = _bias)
-            for (int b = 0; b < bsz; b++)
-                ConvGemm.Conv(_packed!, cout, cin, kw, px + (long)b * cin * t, t, Stride, Padding, Dilation, pb, py + (long)b * cout * tout, tout, Gemm.MaxThreads);
         return y;
     }
 }

@@ -9,7 +9,7 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// The flow model <c>CausalMaskedDiffWithXvec</c> (module <c>flow</c>, docs/model.md §7.6): speech codes + voice prompt → 80-bin
+/// <c>CausalMaskedDiffWithXvec</c>, the flow model (module <c>flow</c>, docs/model.md §7.6): speech codes + voice prompt → 80-bin
 /// mel at 50 fps. <c>input_embedding</c> [vocab, D], <c>spk_embed_affine_layer</c> [80, 192] + bias, <c>encoder</c>
 /// (<see cref="FlowEncoder"/>), <c>encoder_proj</c> [80, D] + bias, <c>decoder</c> (<see cref="CausalConditionalCfm"/>).
 /// Weights come from flow.pt by exact key with shapes from flow.yaml; a missing, extra or mis-shaped key is a
@@ -23,8 +23,9 @@ public sealed class Flow : IDisposable
     public const string CheckpointFileName = "flow.pt";
     private const string P = FlowWeights.Root;
 
-    public Flow(Weights w, FlowConfig config)
+    public Flow(Weights w, FlowConfig config, IBackend? backend = null)
     {
+        Backend = backend ?? Ops.Default;
         Config = config;
         int d = config.InputSize, mel = config.OutputSize;
         InputEmbedding = w.Get("input_embedding.weight", config.VocabSize, d);
@@ -35,6 +36,8 @@ public sealed class Flow : IDisposable
     }
 
     public FlowConfig Config { get; }
+    /// <summary>The backend this flow runs on (entered by <see cref="Generate"/>).</summary>
+    public IBackend Backend { get; }
     /// <summary><c>input_embedding.weight</c> [vocab, D].</summary>
     public Tensor InputEmbedding { get; }
     public Linear SpkEmbedAffineLayer { get; }
@@ -44,17 +47,17 @@ public sealed class Flow : IDisposable
     public int MelChannels => Config.OutputSize;
 
     /// <summary>Loads <c>flow.pt</c> and <c>flow.yaml</c> from a token2wav folder.</summary>
-    public static Flow Load(string token2wavDir) =>
-        Load(Path.Combine(token2wavDir, CheckpointFileName), Path.Combine(token2wavDir, FlowConfig.FileName));
+    public static Flow Load(string token2wavDir, IBackend? backend = null) =>
+        Load(Path.Combine(token2wavDir, CheckpointFileName), Path.Combine(token2wavDir, FlowConfig.FileName), backend);
 
     /// <summary>Loads a flow checkpoint (torch zip) with the configuration of a flow.yaml.</summary>
-    public static Flow Load(string flowPt, string flowYaml)
+    public static Flow Load(string flowPt, string flowYaml, IBackend? backend = null)
     {
         var config = FlowConfig.Load(flowYaml);
         var ckpt = TorchCheckpoint.Open(flowPt);
         try
         {
-            var flow = Load(ckpt, config);
+            var flow = Load(ckpt, config, backend);
             flow._owned = ckpt;
             return flow;
         }
@@ -73,29 +76,17 @@ public sealed class Flow : IDisposable
     }
 
     /// <summary>Builds from any tensor source holding flow.pt's keys (which must outlive the flow); every key must be used.</summary>
-    public static Flow Load(ITensorSource source, FlowConfig config)
+    public static Flow Load(ITensorSource source, FlowConfig config, IBackend? backend = null)
     {
         var w = new Weights(source);
-        var flow = new Flow(w, config);
+        var flow = new Flow(w, config, backend);
         w.AssertAllUsed("");
         return flow;
     }
 
-    /// <summary>N(0,1) CFM noise [1, 80, frames] from a seeded generator (Box–Muller on System.Random); stands in for the
+    /// <summary>N(0,1) CFM noise [1, 80, frames] from a seeded generator (<see cref="GaussianNoise"/>); stands in for the
     /// official module's unseeded <c>rand_noise</c> buffer.</summary>
-    public Tensor SampleNoise(int frames, int seed)
-    {
-        var rng = new Random(seed);
-        var data = new float[(long)MelChannels * frames];
-        for (long i = 0; i < data.Length; i += 2)
-        {
-            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-            double r = Math.Sqrt(-2.0 * Math.Log(u1)), a = 2.0 * Math.PI * u2;
-            data[i] = (float)(r * Math.Cos(a));
-            if (i + 1 < data.Length) data[i + 1] = (float)(r * Math.Sin(a));
-        }
-        return Tensor.FromArray(data, 1, MelChannels, frames);
-    }
+    public Tensor SampleNoise(int frames, int seed) => GaussianNoise.Sample(seed, 1, MelChannels, frames);
 
     /// <summary>
     /// Speech codes (N) with the voice prompt's tokens (P), mel [1, 2P, 80] and x-vector [1, 192] → mel [1, 80, 2N]
@@ -135,22 +126,19 @@ public sealed class Flow : IDisposable
             trace.Record("input.noise", noise);
         }
 
-        // speaker: F.normalize then the affine layer → [1, 80]
-        var spk = SpkEmbedAffineLayer.Forward(Normalize(xvector.Contiguous().Reshape(1, Config.SpkEmbedDim)), trace);
+        using var _ = Ops.Use(Backend);
+        // speaker: F.normalize (of the input, on the host before upload) then the affine layer → [1, 80]
+        var spk = SpkEmbedAffineLayer.Forward(Ops.FromHost(Normalize(xvector.Contiguous().Reshape(1, Config.SpkEmbedDim))), trace);
 
         var emb = Ops.Take(InputEmbedding, ids).Reshape(1, total, Config.InputSize);
         trace?.Record($"{P}.input_embedding", emb);
         var h = Encoder.Forward(emb, trace);
-        var mu = EncoderProj.Forward(h, trace).Permute(0, 2, 1).Contiguous(); // [1, 80, 2(P+N)]
+        var mu = Ops.Contiguous(EncoderProj.Forward(h, trace).Permute(0, 2, 1)); // [1, 80, 2(P+N)]
 
-        var cond = new float[(long)mel * frames];
-        var pm = promptMel.ToFloatArray(); // [2P, 80] → channels-first rows of cond
-        for (int f = 0; f < framesPrompt; f++)
-            for (int c = 0; c < mel; c++)
-                cond[(long)c * frames + f] = pm[(long)f * mel + c];
-
-        var x = Decoder.Forward(mu, spk, Tensor.FromArray(cond, 1, mel, frames), noise, steps, trace, progress);
-        var output = x.Slice(2, framesPrompt, frames - framesPrompt).Contiguous();
+        // cond: the prompt mel channels-first in the first 2P frames, zeros after
+        var cond = Ops.Pad(Ops.FromHost(promptMel).Permute(0, 2, 1), [(0, 0), (0, 0), (0, frames - framesPrompt)]);
+        var x = Decoder.Forward(mu, spk, cond, Ops.FromHost(noise), steps, trace, progress);
+        var output = Ops.Contiguous(x.Slice(2, framesPrompt, frames - framesPrompt));
         trace?.Record(P, output);
         return output;
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 using Trace = StepAudio2.Lab.Tracing.Trace;
@@ -65,34 +66,23 @@ public sealed class CausalConditionalCfm
         var tSpan = TSpan(steps);
         float t = tSpan[0], dt = tSpan[1] - tSpan[0];
         float cfg = (float)Config.InferenceCfgRate, cfgCond = (float)(1.0 + Config.InferenceCfgRate);
-        var x = noise.ToFloatArray();
-        var muV = mu.ToFloatArray();
-        var spkV = spks.ToFloatArray();
-        var condV = cond.ToFloatArray();
-        long rowLen = (long)frames * 4 * c, n = (long)c * frames;
-        var packed = new float[2 * rowLen];
-        var times = new float[2];
-        var scratch = Estimator.NewScratch(2, frames); // activation buffers shared by all steps
+        // CFG as a batch of two: row 0 conditioned, row 1 unconditioned (μ, s, cond zero); only x changes between steps
+        var conditioning = Dit.Conditioning(Ops.FromHost(mu), Ops.FromHost(spks), Ops.FromHost(cond)); // [1, 3C, T]
+        conditioning = Ops.Concatenate([conditioning, Ops.Zeros(conditioning.Shape)], 0);
+        var x = Ops.FromHost(noise);
         var clock = Stopwatch.StartNew();
         for (int step = 1; step <= steps; step++)
         {
-            // row 0 conditioned, row 1 unconditioned (μ, s, cond zero); only x changes between steps
-            Dit.Pack(packed.AsSpan(0, (int)rowLen), 1, frames, c, x, muV, spkV, condV);
-            Dit.Pack(packed.AsSpan((int)rowLen, (int)rowLen), 1, frames, c, x, null, null, null);
-            times[0] = times[1] = t;
-            var v = Estimator.ForwardPacked(Tensor.FromArray(packed, 2, frames, 4 * c), times, scratch);
+            var v = Estimator.Velocity(Ops.Concatenate([Ops.Concatenate([x, x], 0), conditioning], 1), [t, t]);
             trace?.Record($"{Estimator.Path}.step.{step - 1}", v);
-            var vs = v.AsSpan<float>();
-            for (long i = 0; i < n; i++)
-            {
-                float guided = cfgCond * vs[(int)i] - cfg * vs[(int)(n + i)];
-                x[i] = x[i] + dt * guided;
-            }
+            // x ← x + dt·((1 + r)·v_cond − r·v_uncond)
+            var guided = Ops.Subtract(Ops.Multiply(v.Slice(0, 0, 1), cfgCond), Ops.Multiply(v.Slice(0, 1, 1), cfg));
+            x = Ops.Add(x, Ops.Multiply(guided, dt));
             t += dt;
             if (step < steps) dt = tSpan[step + 1] - t;
             progress?.Report(new FlowProgress(step, steps, frames, clock.Elapsed));
         }
-        var mel = Tensor.FromArray(x, 1, c, frames);
+        var mel = x;
         trace?.Record(Path, mel);
         return mel;
     }

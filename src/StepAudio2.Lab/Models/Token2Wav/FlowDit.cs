@@ -1,6 +1,5 @@
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Engine;
-using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.Models.Nn;
 using StepAudio2.Lab.Tensors;
 
@@ -45,7 +44,7 @@ public sealed class TimestepEmbedder
                 e[b * 2 * half + half + i] = FlowMath.Sin(a);
             }
         }
-        return Tensor.FromArray(e, t.Length, 2 * half);
+        return Ops.FromHost(Tensor.FromArray(e, t.Length, 2 * half)); // built from the times (inputs), then uploaded
     }
 
     /// <summary>Times [B] → conditioning c [B, D].</summary>
@@ -54,7 +53,8 @@ public sealed class TimestepEmbedder
 
 /// <summary>
 /// The DiT block's <c>Attention</c>: <c>to_q/to_k/to_v</c> [H·d, D] with bias, per-head LayerNorm <c>q_norm</c>/<c>k_norm</c>
-/// (affine [d], eps 1e−5), softmax(q·kᵀ/√d)·v with no positional term, <c>proj</c> [D, H·d] + bias.
+/// (affine [d], eps 1e−5), softmax(q·kᵀ/√d)·v with no positional term, <c>proj</c> [D, H·d] + bias. Its forward is part of
+/// <see cref="IBackend.DitBlock"/> (op by op: <see cref="Composite.DitBlock"/>).
 /// </summary>
 public sealed class DitAttention
 {
@@ -79,22 +79,12 @@ public sealed class DitAttention
     public LayerNorm QNorm { get; }
     public LayerNorm KNorm { get; }
     public Linear Proj { get; }
-
-    /// <summary>[B, T, D] → [B, T, D]; attention is bidirectional over all T frames (the padding mask is all true).</summary>
-    public Tensor Forward(Tensor x)
-    {
-        int b = x.Shape[0], t = x.Shape[1], h = Heads, d = HeadDim;
-        var q = QNorm.Forward(ToQ.Forward(x).Reshape(b, t, h, d)).Permute(0, 2, 1, 3);
-        var k = KNorm.Forward(ToK.Forward(x).Reshape(b, t, h, d)).Permute(0, 2, 1, 3);
-        var v = ToV.Forward(x).Reshape(b, t, h, d).Permute(0, 2, 1, 3);
-        var o = Ops.ScaledDotProductAttention(q, k, v, 1f / MathF.Sqrt(d));
-        return Proj.Forward(o.Permute(0, 2, 1, 3).Reshape(b, t, h * d));
-    }
 }
 
 /// <summary>
 /// <c>CausalConvBlock</c> (module <c>conv</c>, Sequential indices 1, 3, 6 hold weights): causal Conv1d [D, D, 3] (left pad 2)
-/// → LayerNorm(D, affine, 1e−5) → Mish → causal Conv1d [D, D, 3]; the Transpose entries are layout only.
+/// → LayerNorm(D, affine, 1e−5) → Mish → causal Conv1d [D, D, 3]; the Transpose entries are layout only. Its forward is
+/// part of <see cref="IBackend.DitBlock"/>.
 /// </summary>
 public sealed class CausalConvBlock
 {
@@ -108,9 +98,6 @@ public sealed class CausalConvBlock
     public FlowConv1d Conv1 { get; }
     public LayerNorm Norm { get; }
     public FlowConv1d Conv2 { get; }
-
-    /// <summary>[B, T, D] → [B, T, D] (time-major).</summary>
-    public Tensor Forward(Tensor x) => Conv2.Forward(Ops.Mish(Norm.Forward(Conv1.Forward(x))));
 }
 
 /// <summary>
@@ -120,46 +107,44 @@ public sealed class CausalConvBlock
 /// </summary>
 public sealed class DitBlock
 {
-    private readonly int _d;
-
     public DitBlock(Weights w, string key, DitConfig c)
     {
-        _d = c.HiddenSize;
         Attn = new DitAttention(w, key + ".attn", c.HiddenSize, c.NumHeads, c.HeadDim);
         Conv = new CausalConvBlock(w, key + ".conv", c.HiddenSize);
         MlpFc1 = FlowWeights.Linear(w, key + ".mlp.fc1", c.MlpHidden, c.HiddenSize);
         MlpFc2 = FlowWeights.Linear(w, key + ".mlp.fc2", c.HiddenSize, c.MlpHidden);
         AdaLnModulation = FlowWeights.Linear(w, key + ".adaLN_modulation.1", 9 * c.HiddenSize, c.HiddenSize);
-        Fused = new FusedDitBlock(w, key, c, this);
+        Weights = new DitBlockWeights
+        {
+            Heads = c.NumHeads, HeadDim = c.HeadDim,
+            ToQ = Attn.ToQ.Weight, ToQBias = Attn.ToQ.Bias!, ToK = Attn.ToK.Weight, ToKBias = Attn.ToK.Bias!, ToV = Attn.ToV.Weight, ToVBias = Attn.ToV.Bias!,
+            QNormWeight = w.Get(key + ".attn.q_norm.weight", c.HeadDim), QNormBias = w.Get(key + ".attn.q_norm.bias", c.HeadDim),
+            KNormWeight = w.Get(key + ".attn.k_norm.weight", c.HeadDim), KNormBias = w.Get(key + ".attn.k_norm.bias", c.HeadDim),
+            Proj = Attn.Proj.Weight, ProjBias = Attn.Proj.Bias,
+            Conv1 = Conv.Conv1.Weight, Conv1Bias = Conv.Conv1.Bias,
+            ConvNormWeight = w.Get(key + ".conv.block.3.weight", c.HiddenSize), ConvNormBias = w.Get(key + ".conv.block.3.bias", c.HiddenSize),
+            Conv2 = Conv.Conv2.Weight, Conv2Bias = Conv.Conv2.Bias,
+            Fc1 = MlpFc1.Weight, Fc1Bias = MlpFc1.Bias, Fc2 = MlpFc2.Weight, Fc2Bias = MlpFc2.Bias,
+        };
     }
-
-    /// <summary>The same block on reused buffers (q/k/v concatenated at load); see <see cref="Dit.UseFusedKernels"/>.</summary>
-    internal FusedDitBlock Fused { get; }
 
     public DitAttention Attn { get; }
     public CausalConvBlock Conv { get; }
     public Linear MlpFc1 { get; }
     public Linear MlpFc2 { get; }
     public Linear AdaLnModulation { get; }
+    /// <summary>The block's weights as <see cref="IBackend.DitBlock"/> takes them (the same tensors, in place).</summary>
+    public DitBlockWeights Weights { get; }
 
-    /// <summary>Updates h [B, T, D] in place (the caller owns it) given SiLU(c) [B, D]; returns h.</summary>
-    public Tensor Forward(Tensor h, Tensor siluC)
+    /// <summary>
+    /// h [B, T, D] and SiLU(c) [B, D] → new h: the backend's fused block (<paramref name="fused"/>) or the op-by-op
+    /// composition <see cref="Composite.DitBlock"/> on the current backend.
+    /// </summary>
+    public Tensor Forward(Tensor h, Tensor siluC, bool fused = true)
     {
-        int d = _d;
         var m = AdaLnModulation.Forward(siluC); // [B, 9D]: shift/scale/gate × (attn, mlp, conv)
-        var a = Norm(h);
-        AdaLn.Modulate(a, m, 0 * d, 1 * d);
-        AdaLn.GatedAdd(h, Attn.Forward(a), m, 2 * d);
-        var c = Norm(h);
-        AdaLn.Modulate(c, m, 6 * d, 7 * d);
-        AdaLn.GatedAdd(h, Conv.Forward(c), m, 8 * d);
-        var f = Norm(h);
-        AdaLn.Modulate(f, m, 3 * d, 4 * d);
-        AdaLn.GatedAdd(h, MlpFc2.Forward(Ops.GeluApprox(MlpFc1.Forward(f))), m, 5 * d);
-        return h;
+        return fused ? Ops.DitBlock(h, m, Weights) : Composite.DitBlock(h, m, Weights);
     }
-
-    internal static Tensor Norm(Tensor x) => Ops.LayerNorm(x, null, null, 1e-6f);
 }
 
 /// <summary>
@@ -169,8 +154,6 @@ public sealed class DitBlock
 /// </summary>
 public sealed class Dit
 {
-    private readonly PinnedFloats? _inProjBias, _finalBias;
-
     public Dit(Weights w, DitConfig c, string key = "decoder.estimator")
     {
         Config = c;
@@ -180,15 +163,13 @@ public sealed class Dit
         Blocks = Enumerable.Range(0, c.Depth).Select(i => new DitBlock(w, $"{key}.blocks.{i}", c)).ToArray();
         FinalAdaLn = FlowWeights.Linear(w, key + ".final_layer.adaLN_modulation.1", 2 * c.HiddenSize, c.HiddenSize);
         FinalLinear = FlowWeights.Linear(w, key + ".final_layer.linear", c.OutChannels, c.HiddenSize);
-        _inProjBias = FlowGemm.Bias(InProj.Bias);
-        _finalBias = FlowGemm.Bias(FinalLinear.Bias);
     }
 
     /// <summary>
-    /// Whether the velocity is computed by the fused kernels (default: activation buffers reused across blocks and
-    /// steps, q/k/v as one GEMM, SIMD row passes, attention heads split across cores) or by the op-by-op composition of
-    /// engine ops that mirrors the module line by line (kept as the readable reference and the benchmark's baseline).
-    /// Both agree to the f32 tier.
+    /// Whether each block runs as the backend's fused <see cref="IBackend.DitBlock"/> (default; on the CPU backend:
+    /// buffers reused across blocks and steps, q/k/v GEMMs into one row buffer, SIMD row passes, attention heads split
+    /// across cores) or as the op-by-op composition <see cref="Composite.DitBlock"/> that mirrors the module line by line
+    /// (the readable reference and the benchmark's baseline). Both agree to the f32 tier.
     /// </summary>
     public bool UseFusedKernels { get; set; } = true;
 
@@ -211,91 +192,28 @@ public sealed class Dit
             || spks.ElementCount != (long)b * c)
             throw new ArgumentException($"{Path}: x {Tensor.ShapeString(x.Shape)}, mu {Tensor.ShapeString(mu.Shape)}, cond {Tensor.ShapeString(cond.Shape)}, " +
                 $"spks {Tensor.ShapeString(spks.Shape)}, {t.Length} times do not agree with [B, {c}, T], [B, {c}], [B]");
-        int frames = x.Shape[2];
-        var packed = new float[(long)b * frames * 4 * c];
-        Pack(packed, b, frames, c, x.ToFloatArray(), mu.ToFloatArray(), spks.ToFloatArray(), cond.ToFloatArray());
-        return ForwardPacked(Tensor.FromArray(packed, b, frames, 4 * c), t, null);
+        return Velocity(Ops.Concatenate([x, Conditioning(mu, spks, cond)], 1), t);
     }
 
-    /// <summary>
-    /// Writes the channel concat [x | μ | s | cond] time-major into <paramref name="dst"/> [B, T, 4C] from channels-first
-    /// [B, C, T] inputs (s [B, C] broadcast over T); a null input is zeros for every row.
-    /// </summary>
-    internal static void Pack(Span<float> dst, int b, int frames, int c, float[]? x, float[]? mu, float[]? spks, float[]? cond)
+    /// <summary>The conditioning channels [μ | s | cond] [B, 3C, T] of the estimator's input, s [B, C] repeated over T.</summary>
+    internal static Tensor Conditioning(Tensor mu, Tensor spks, Tensor cond)
     {
-        int w = 4 * c;
-        for (int bi = 0; bi < b; bi++)
-            for (int ch = 0; ch < c; ch++)
-            {
-                long src = ((long)bi * c + ch) * frames;
-                float s = spks is null ? 0f : spks[bi * c + ch];
-                for (int t = 0; t < frames; t++)
-                {
-                    long o = ((long)bi * frames + t) * w + ch;
-                    dst[(int)o] = x is null ? 0f : x[src + t];
-                    dst[(int)(o + c)] = mu is null ? 0f : mu[src + t];
-                    dst[(int)(o + 2 * c)] = s;
-                    dst[(int)(o + 3 * c)] = cond is null ? 0f : cond[src + t];
-                }
-            }
+        int b = mu.Shape[0], c = mu.Shape[1], frames = mu.Shape[2];
+        return Ops.Concatenate([mu, Ops.Repeat(Ops.Contiguous(spks).Reshape(b, c, 1), 2, frames), cond], 1);
     }
 
-    /// <summary>Buffers for <see cref="ForwardPacked"/> on B rows of T frames (null when the op-by-op path is selected).</summary>
-    internal DitScratch? NewScratch(int batch, int frames) =>
-        UseFusedKernels ? new DitScratch(Config, batch, frames, Gemm.MaxThreads) : null;
-
-    /// <summary>Packed input [B, T, 320] and times [B] → velocity [B, 80, T]; <paramref name="scratch"/> (from
-    /// <see cref="NewScratch"/>) is reused across calls, null allocates one when fused.</summary>
-    internal Tensor ForwardPacked(Tensor packed, ReadOnlySpan<float> t, DitScratch? scratch)
+    /// <summary>The channel concat [x | μ | s | cond] [B, 4C, T] and times [B] → velocity [B, C, T].</summary>
+    internal Tensor Velocity(Tensor input, ReadOnlySpan<float> t)
     {
-        if (!UseFusedKernels) return ForwardOpByOp(packed, t);
-        scratch ??= NewScratch(packed.Shape[0], packed.Shape[1])!;
-        return ForwardFused(packed, t, scratch);
-    }
-
-    private unsafe Tensor ForwardFused(Tensor packed, ReadOnlySpan<float> t, DitScratch s)
-    {
-        int b = packed.Shape[0], frames = packed.Shape[1], d = Config.HiddenSize, c = Config.OutChannels, n = b * frames;
-        if (s.Batch != b || s.Frames != frames) throw new ArgumentException($"{Path}: scratch for [{s.Batch}, {s.Frames}] used on [{b}, {frames}]");
-        packed = packed.DType == DType.F32 && packed.IsContiguous ? packed : packed.To(DType.F32);
+        int d = Config.HiddenSize;
         var siluC = Ops.Silu(TEmbedder.Forward(t)); // every adaLN takes SiLU(c)
-        FlowGemm.Linear((float*)(packed.Storage.Pointer + packed.Offset * 4), n, Config.InChannels, InProj.Weight,
-            _inProjBias is null ? null : _inProjBias.Pointer, s.H.Pointer, d);
-        GC.KeepAlive(packed);
-        foreach (var block in Blocks) block.Fused.Forward(s, block.AdaLnModulation.Forward(siluC).ToFloatArray());
-
-        var m = FinalAdaLn.Forward(siluC).ToFloatArray(); // [B, 2D]: shift, scale
-        var onePlus = new float[m.Length];
-        for (int i = 0; i < m.Length; i++) onePlus[i] = m[i] + 1f;
-        RowKernels.For(n, s.Threads, (r0, r1) =>
-        {
-            for (int r = r0; r < r1; r++)
-            {
-                int bi = r / frames;
-                RowKernels.LayerNorm(s.H.Row(r, d), s.A.Row(r, d), 1e-6f, default, default, onePlus.AsSpan(bi * 2 * d + d, d), m.AsSpan(bi * 2 * d, d));
-            }
-        });
-        FlowGemm.Linear(s.A.Pointer, n, d, FinalLinear.Weight, _finalBias is null ? null : _finalBias.Pointer, s.Out.Pointer, c);
-        var v = new float[(long)b * c * frames]; // [B, T, 80] → [B, 80, T]
-        var o = s.Out.Array;
-        for (int bi = 0; bi < b; bi++)
-            for (int ti = 0; ti < frames; ti++)
-                for (int ch = 0; ch < c; ch++)
-                    v[((long)bi * c + ch) * frames + ti] = o[((long)bi * frames + ti) * c + ch];
-        return Tensor.FromArray(v, b, c, frames);
-    }
-
-    /// <summary>The op-by-op velocity: each module step as engine ops on fresh tensors.</summary>
-    private Tensor ForwardOpByOp(Tensor packed, ReadOnlySpan<float> t)
-    {
-        int b = packed.Shape[0], d = Config.HiddenSize;
-        var siluC = Ops.Silu(TEmbedder.Forward(t)); // every adaLN takes SiLU(c)
-        var h = InProj.Forward(packed);
-        foreach (var block in Blocks) h = block.Forward(h, siluC);
+        var h = InProj.Forward(input.Permute(0, 2, 1)); // time-major [B, T, D]
+        foreach (var block in Blocks) h = block.Forward(h, siluC, UseFusedKernels);
         var m = FinalAdaLn.Forward(siluC); // [B, 2D]: shift, scale
-        var y = DitBlock.Norm(h);
-        AdaLn.Modulate(y, m, 0, d);
-        var o = FinalLinear.Forward(y); // [B, T, 80]
-        return o.Permute(0, 2, 1).Contiguous();
+        int b = m.Shape[0];
+        var shift = Ops.Contiguous(m.Slice(1, 0, d)).Reshape(b, 1, d);
+        var onePlusScale = Ops.Multiply(Ops.Contiguous(m.Slice(1, d, d)).Reshape(b, 1, d), 1f, 1f);
+        var y = Ops.Add(Ops.Multiply(Ops.LayerNorm(h, null, null, 1e-6f), onePlusScale), shift); // modulate(norm_final(h))
+        return Ops.Contiguous(FinalLinear.Forward(y).Permute(0, 2, 1)); // [B, T, 80] → [B, 80, T]
     }
 }

@@ -1,7 +1,5 @@
-using System.Numerics.Tensors;
 using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Engine;
-using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.Models.Nn;
 using StepAudio2.Lab.Tensors;
 using Tensor = StepAudio2.Lab.Tensors.Tensor;
@@ -37,7 +35,7 @@ public static class EspnetRelPositionalEncoding
                 row[2 * m + 1] = FlowMath.Cos(a);
             }
         }
-        return Tensor.FromArray(pe, rows, dim);
+        return Ops.FromHost(Tensor.FromArray(pe, rows, dim)); // a table of the length alone, built on the host
     }
 }
 
@@ -49,7 +47,7 @@ public static class EspnetRelPositionalEncoding
 /// </summary>
 public sealed class RelPositionMultiHeadedAttention
 {
-    private readonly float[] _posBiasU, _posBiasV;
+    private readonly Tensor _posBiasU, _posBiasV;
 
     public RelPositionMultiHeadedAttention(Weights w, string key, int dim, int heads, bool keyBias)
     {
@@ -61,8 +59,8 @@ public sealed class RelPositionMultiHeadedAttention
         LinearV = FlowWeights.Linear(w, key + ".linear_v", dim, dim);
         LinearOut = FlowWeights.Linear(w, key + ".linear_out", dim, dim);
         LinearPos = FlowWeights.Linear(w, key + ".linear_pos", dim, dim, bias: false);
-        _posBiasU = w.Get(key + ".pos_bias_u", heads, HeadDim).ToFloatArray();
-        _posBiasV = w.Get(key + ".pos_bias_v", heads, HeadDim).ToFloatArray();
+        _posBiasU = w.Get(key + ".pos_bias_u", heads, HeadDim);
+        _posBiasV = w.Get(key + ".pos_bias_v", heads, HeadDim);
     }
 
     public string Path { get; }
@@ -74,7 +72,9 @@ public sealed class RelPositionMultiHeadedAttention
     public Linear LinearOut { get; }
     public Linear LinearPos { get; }
 
-    /// <summary>Whether <see cref="Forward"/> runs the head-parallel fused kernel (default) or the op-by-op composition.</summary>
+    /// <summary>Whether <see cref="Forward"/> runs the backend's fused <see cref="IBackend.RelPositionAttention"/> (default;
+    /// on the CPU backend one head per worker, no [H, T, T] bias tensor) or the op-by-op composition
+    /// <see cref="Composite.RelPositionAttention"/>.</summary>
     public bool UseFusedKernels { get; set; } = true;
 
     /// <param name="x">[1, T, D] (batch 1: the padding mask is all valid).</param>
@@ -84,100 +84,16 @@ public sealed class RelPositionMultiHeadedAttention
         int b = x.Shape[0], t = x.Shape[1], rows = 2 * t - 1;
         if (b != 1) throw new ArgumentException($"{Path}: batch {b}; the flow runs batch 1");
         if (posTable.Shape[0] != rows) throw new ArgumentException($"{Path}: position table has {posTable.Shape[0]} rows, expected {rows}");
-        var o = UseFusedKernels ? AttendFused(x, posTable) : AttendOpByOp(x, posTable);
-        var y = LinearOut.Forward(o);
-        trace?.Record(Path, y);
-        return y;
-    }
-
-    /// <summary>
-    /// The same products per head, one head per worker at a time with single-threaded GEMMs and no [H, T, T] bias
-    /// tensor: (Q+v)·P_hᵀ read in place from the [2T−1, D] projection (row stride D), the shifted bias added row by row
-    /// with the op-by-op rounding order (scores·scale, then + bd·scale), softmax, ·V into the head's columns of [T, D].
-    /// </summary>
-    private unsafe Tensor AttendFused(Tensor x, Tensor posTable)
-    {
-        int t = x.Shape[1], h = Heads, dk = HeadDim, d = h * dk, rows = 2 * t - 1;
         var q = LinearQ.Forward(x);
         var k = LinearK.Forward(x);
         var v = LinearV.Forward(x);
         var p = LinearPos.Forward(posTable); // [2T−1, D]
-        var o = Tensor.Zeros(DType.F32, 1, t, d);
-        float scale = 1f / MathF.Sqrt(dk);
-        float* pq = F32Ptr(q), pk = F32Ptr(k), pv = F32Ptr(v), pp = F32Ptr(p), po = F32Ptr(o);
-        int workers = Math.Clamp(Gemm.MaxThreads, 1, h);
-        void Worker(int wi)
-        {
-            var qu = new PinnedFloats((long)t * dk);
-            var qv = new PinnedFloats((long)t * dk);
-            var bd = new PinnedFloats((long)t * rows);
-            var sc = new PinnedFloats((long)t * t);
-            var tmp = new float[t];
-            for (int hi = wi; hi < h; hi += workers)
-            {
-                for (int i = 0; i < t; i++)
-                {
-                    var src = new ReadOnlySpan<float>(pq + (long)i * d + hi * dk, dk);
-                    TensorPrimitives.Add(src, _posBiasU.AsSpan(hi * dk, dk), qu.Row(i, dk));
-                    TensorPrimitives.Add(src, _posBiasV.AsSpan(hi * dk, dk), qv.Row(i, dk));
-                }
-                Gemm.SgemmNTOn(1, t, rows, dk, qv.Pointer, dk, pp + hi * dk, d, bd.Pointer, rows);
-                Gemm.SgemmNTOn(1, t, t, dk, qu.Pointer, dk, pk + hi * dk, d, sc.Pointer, t);
-                for (int i = 0; i < t; i++)
-                {
-                    var row = sc.Row(i, t);
-                    TensorPrimitives.Multiply(bd.Span.Slice(i * rows + (t - 1 - i), t), scale, tmp);
-                    TensorPrimitives.Multiply(row, scale, row);
-                    TensorPrimitives.Add(row, tmp, row);
-                    VectorMath.Softmax(row, row);
-                }
-                Gemm.SgemmNNOn(1, t, dk, t, sc.Pointer, t, pv + hi * dk, d, po + hi * dk, d);
-            }
-        }
-        if (workers == 1) Worker(0);
-        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Worker);
-        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(p); GC.KeepAlive(o); // raw pointers above
-        return o;
-    }
-
-    private static unsafe float* F32Ptr(Tensor t) => (float*)(t.Storage.Pointer + t.Offset * sizeof(float));
-
-    /// <summary>The op-by-op attention core (before <c>linear_out</c>): [1, T, D] → [1, T, D].</summary>
-    private Tensor AttendOpByOp(Tensor x, Tensor posTable)
-    {
-        int t = x.Shape[1], h = Heads, dk = HeadDim, rows = 2 * t - 1;
-        var q = LinearQ.Forward(x).AsSpan<float>();
-        var k = LinearK.Forward(x).Reshape(1, t, h, dk).Permute(0, 2, 1, 3).Contiguous();
-        var v = LinearV.Forward(x).Reshape(1, t, h, dk).Permute(0, 2, 1, 3).Contiguous();
-        var p = LinearPos.Forward(posTable).Reshape(rows, h, dk).Permute(1, 2, 0).Contiguous(); // [H, d_k, 2T−1]
-
-        // (Q + u) and (Q + v), head-major [H, T, d_k]
-        var qu = new float[(long)h * t * dk];
-        var qv = new float[qu.Length];
-        for (int hi = 0; hi < h; hi++)
-            for (int i = 0; i < t; i++)
-            {
-                var src = q.Slice((i * h + hi) * dk, dk);
-                int dst = (hi * t + i) * dk;
-                TensorPrimitives.Add(src, _posBiasU.AsSpan(hi * dk, dk), qu.AsSpan(dst, dk));
-                TensorPrimitives.Add(src, _posBiasV.AsSpan(hi * dk, dk), qv.AsSpan(dst, dk));
-            }
-
-        // matrix_bd [H, T, 2T−1]; bias[h, i, j] = bd[h, i, T−1−i+j] / √d_k
-        var bd = Ops.Matmul(Tensor.FromArray(qv, h, t, dk), p).AsSpan<float>();
-        float scale = 1f / MathF.Sqrt(dk);
-        var bias = new float[(long)h * t * t];
-        for (int hi = 0; hi < h; hi++)
-            for (int i = 0; i < t; i++)
-            {
-                var src = bd.Slice((hi * t + i) * rows + (t - 1 - i), t);
-                TensorPrimitives.Multiply(src, scale, bias.AsSpan((hi * t + i) * t, t));
-            }
-
-        // softmax((Q+u)·Kᵀ/√d_k + bias)·V; √d_k is a power of two in practice, so the split scaling is exact
-        var o = Ops.ScaledDotProductAttention(Tensor.FromArray(qu, 1, h, t, dk), k, v, scale, Tensor.FromArray(bias, 1, h, t, t));
-        o = o.Permute(0, 2, 1, 3).Reshape(1, t, h * dk);
-        return o;
+        var o = UseFusedKernels
+            ? Ops.RelPositionAttention(q, k, v, p, _posBiasU, _posBiasV, Heads)
+            : Composite.RelPositionAttention(q, k, v, p, _posBiasU, _posBiasV, Heads);
+        var y = LinearOut.Forward(o);
+        trace?.Record(Path, y);
+        return y;
     }
 }
 
@@ -265,13 +181,7 @@ public sealed class Upsample1D
     /// <summary>[1, T, D] → [1, sT, D] (time-major; the trace holds the channels-first view).</summary>
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
-        int b = x.Shape[0], t = x.Shape[1], d = x.Shape[2], s = Stride;
-        var src = x.Contiguous().AsSpan<float>();
-        var rep = new float[(long)b * t * s * d];
-        for (int r = 0; r < b * t; r++)
-            for (int j = 0; j < s; j++)
-                src.Slice(r * d, d).CopyTo(rep.AsSpan((r * s + j) * d, d));
-        var y = Conv.Forward(Tensor.FromArray(rep, b, t * s, d));
+        var y = Conv.Forward(Ops.Repeat(x, 1, Stride)); // nearest-neighbour ×s
         trace?.Record(Path, y.Permute(0, 2, 1));
         return y;
     }

@@ -1,6 +1,4 @@
-using System.Runtime.Intrinsics;
 using StepAudio2.Lab.Engine;
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.IO.Torch;
 using StepAudio2.Lab.Models.Nn;
@@ -32,7 +30,7 @@ public sealed record HiftConfig
 }
 
 /// <summary>
-/// HiFT vocoder (<c>HiFTGenerator</c>, docs/model.md §7.10): mel [B, 80, T] → 24 kHz waveform [B, 480·T]. Weights are taken by
+/// <c>HiFTGenerator</c>, the HiFT vocoder (docs/model.md §7.10): mel [B, 80, T] → 24 kHz waveform [B, 480·T]. Weights are taken by
 /// exact key from hift.pt (the <c>generator.</c> prefix stripped), weight norm folded at load, widths inferred from shapes.
 /// Activations are traced under <c>hift.&lt;module path&gt;</c>, plus <c>hift.source_stft</c> and <c>hift</c> (waveform).
 /// </summary>
@@ -44,7 +42,6 @@ public sealed class Hift
     private readonly Conv1d[] _sourceDowns;
     private readonly HiftResBlock[] _sourceResblocks, _resblocks;
     private readonly HiftStft _stft;
-    private readonly HiftScratch _scratch = new();
 
     public HiftConfig Config { get; }
     public F0Predictor F0Predictor { get; }
@@ -62,9 +59,14 @@ public sealed class Hift
     public Conv1d ConvPost => _convPost;
     public HiftStft Stft => _stft;
 
-    /// <summary>Builds from <paramref name="w"/> whose keys are already stripped of <c>generator.</c>.</summary>
-    public Hift(Weights w, HiftConfig? config = null)
+    /// <summary>The backend this vocoder runs on (entered by its public entry points).</summary>
+    public IBackend Backend { get; }
+
+    /// <summary>Builds from <paramref name="w"/> whose keys are already stripped of <c>generator.</c>; runs on
+    /// <paramref name="backend"/> (default: <see cref="Ops.Default"/>).</summary>
+    public Hift(Weights w, HiftConfig? config = null, IBackend? backend = null)
     {
+        Backend = backend ?? Ops.Default;
         Config = config ?? new HiftConfig();
         var c = Config;
         int nStages = c.UpsampleRates.Length, spec = c.NFft + 2;
@@ -90,18 +92,18 @@ public sealed class Hift
             var up = WeightNorm.Load(w, $"ups.{i}", cin, -1, k);
             int ch = up.Shape[1];
             stageChannels[i] = ch;
-            _ups[i] = new ConvTranspose1d($"{P}.ups.{i}", up, WeightNorm.Plain(w, $"ups.{i}.bias", ch), u, (k - u) / 2, _scratch);
+            _ups[i] = new ConvTranspose1d($"{P}.ups.{i}", up, WeightNorm.Plain(w, $"ups.{i}.bias", ch), u, (k - u) / 2);
 
             int stride = 1;
             for (int j = i + 1; j < nStages; j++) stride *= c.UpsampleRates[j];
             _sourceDowns[i] = stride == 1
                 ? new Conv1d($"{P}.source_downs.{i}", WeightNorm.Plain(w, $"source_downs.{i}.weight", ch, spec, 1), WeightNorm.Plain(w, $"source_downs.{i}.bias", ch), 1, 0)
                 : new Conv1d($"{P}.source_downs.{i}", WeightNorm.Plain(w, $"source_downs.{i}.weight", ch, spec, 2 * stride), WeightNorm.Plain(w, $"source_downs.{i}.bias", ch), stride, stride / 2);
-            _sourceResblocks[i] = new HiftResBlock(w, $"source_resblocks.{i}", $"{P}.source_resblocks.{i}", ch, c.SourceResblockKernels[i], c.Dilations, _scratch);
+            _sourceResblocks[i] = new HiftResBlock(w, $"source_resblocks.{i}", $"{P}.source_resblocks.{i}", ch, c.SourceResblockKernels[i], c.Dilations);
             for (int j = 0; j < c.ResblockKernels.Length; j++)
             {
                 int r = i * c.ResblockKernels.Length + j;
-                _resblocks[r] = new HiftResBlock(w, $"resblocks.{r}", $"{P}.resblocks.{r}", ch, c.ResblockKernels[j], c.Dilations, _scratch);
+                _resblocks[r] = new HiftResBlock(w, $"resblocks.{r}", $"{P}.resblocks.{r}", ch, c.ResblockKernels[j], c.Dilations);
             }
             cin = ch;
         }
@@ -113,21 +115,21 @@ public sealed class Hift
     /// Opens a hift.pt (torch zip checkpoint), strips <c>generator.</c> when every key has it, and builds the vocoder;
     /// fails with a <see cref="WeightException"/> on a missing, mis-shaped or unused key.
     /// </summary>
-    public static Hift Load(string path, HiftConfig? config = null)
+    public static Hift Load(string path, HiftConfig? config = null, IBackend? backend = null)
     {
         using var ckpt = TorchCheckpoint.Open(path);
-        return Load(ckpt, config);
+        return Load(ckpt, config, backend);
     }
 
     /// <summary>Builds from any tensor source holding hift.pt's keys (with or without the <c>generator.</c> prefix).</summary>
-    public static Hift Load(ITensorSource source, HiftConfig? config = null)
+    public static Hift Load(ITensorSource source, HiftConfig? config = null, IBackend? backend = null)
     {
         const string prefix = "generator.";
         ITensorSource src = source.Tensors.Count > 0 && source.Tensors.All(t => t.Name.StartsWith(prefix, StringComparison.Ordinal))
             ? new PrefixedTensorSource(source, prefix)
             : source;
         var w = new Weights(src);
-        var hift = new Hift(w, config);
+        var hift = new Hift(w, config, backend);
         w.AssertAllUsed("");
         return hift;
     }
@@ -136,6 +138,7 @@ public sealed class Hift
     /// (null: drawn from <paramref name="seed"/>).</summary>
     public Tensor Forward(Tensor mel, Tensor? noise = null, int seed = 0, Trace? trace = null)
     {
+        using var _ = Ops.Use(Backend);
         var (_, source) = ComputeSource(mel, noise, seed, trace);
         return Decode(mel, source, trace);
     }
@@ -144,139 +147,54 @@ public sealed class Hift
     public (Tensor F0, Tensor Source) ComputeSource(Tensor mel, Tensor? noise = null, int seed = 0, Trace? trace = null)
     {
         CheckMel(mel);
-        var f0 = F0Predictor.Forward(mel, trace);
+        using var _ = Ops.Use(Backend);
+        var f0 = F0Predictor.Forward(Ops.FromHost(mel), trace);
         noise ??= Source.SampleNoise(mel.Shape[0], mel.Shape[2], seed);
-        return (f0, Source.Forward(f0, noise, trace));
+        return (f0, Source.Forward(f0, Ops.FromHost(noise), trace));
     }
 
     /// <summary>The decoder (docs/model.md §7.10 steps 4–8): mel [B, 80, T] and source [B, 480·T, 1] (or [B, 1, 480·T]) → waveform.</summary>
     public Tensor Decode(Tensor mel, Tensor source, Trace? trace = null)
     {
         CheckMel(mel);
+        using var _ = Ops.Use(Backend);
         int bsz = mel.Shape[0], samples = mel.Shape[2] * Config.SamplesPerFrame;
         if (source.ElementCount != (long)bsz * samples)
             throw new ArgumentException($"hift: source {Tensor.ShapeString(source.Shape)} does not hold {bsz}×{samples} samples");
-        var sStft = _stft.Forward(source.Contiguous().Reshape(bsz, samples));
+        var sStft = _stft.Forward(Ops.FromHost(source).Reshape(bsz, samples));
         trace?.Record($"{P}.source_stft", sStft);
 
-        // Untraced, every intermediate below is ours alone: activations run in place and dead buffers go back to the
-        // scratch pool (fresh multi-megabyte arrays cost page faults). Traced, recorded tensors must stay as recorded,
-        // so each step makes a new tensor. Both ways compute the same floats in the same order.
-        bool own = trace is null;
-        var x = _convPre.Forward(mel, trace);
+        var x = _convPre.Forward(Ops.FromHost(mel), trace);
         int nk = Config.ResblockKernels.Length;
         for (int i = 0; i < _ups.Length; i++)
         {
-            x = own ? LeakyReluInPlace(x, Config.LeakySlope) : Ops.LeakyRelu(x, Config.LeakySlope);
-            var up = _ups[i].Forward(x, trace);
-            Release(own, x);
-            x = up;
-            if (i == _ups.Length - 1)
-            {
-                var padded = own ? ReflectPadLeft(x) : Ops.Pad(x, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect);
-                Release(own, x);
-                x = padded;
-            }
-            var down = _sourceDowns[i];
-            var si = own
-                ? down.ForwardInto(sStft, _scratch.Rent(bsz, down.OutChannels, down.OutputLength(sStft.Shape[2])))
-                : down.Forward(sStft, trace);
-            var sr = _sourceResblocks[i].Forward(si, trace);
-            Release(own, si);
-            if (own)
-            {
-                if (!x.Shape.SequenceEqual(sr.Shape))
-                    throw new ArgumentException($"hift: stage {i} signal {Tensor.ShapeString(x.Shape)} and source {Tensor.ShapeString(sr.Shape)} differ");
-                TensorPrimitives.Add(x.AsSpan<float>(), sr.AsSpan<float>(), x.AsWritableSpan<float>());
-                _scratch.Return(sr);
-            }
-            else x = Ops.Add(x, sr);
-            // mean of the nk resblocks: the first output (ours) accumulates the others in place, then ÷ nk
+            x = _ups[i].Forward(Ops.LeakyRelu(x, Config.LeakySlope), trace);
+            if (i == _ups.Length - 1) x = Ops.Pad(x, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect); // reflection_pad (1, 0)
+            var si = _sourceResblocks[i].Forward(_sourceDowns[i].Forward(sStft, trace), trace);
+            x = Ops.Add(x, si);
+            // the mean of the nk resblocks, summed in order then divided as the official xs / num_kernels
             Tensor? xs = null;
             for (int j = 0; j < nk; j++)
             {
                 var y = _resblocks[i * nk + j].Forward(x, trace);
-                if (xs is null) xs = own ? y : Tensor.FromArray(y.ToFloatArray(), y.Shape); // a traced y must stay as recorded
-                else
-                {
-                    TensorPrimitives.Add(xs.AsSpan<float>(), y.AsSpan<float>(), xs.AsWritableSpan<float>());
-                    Release(own, y);
-                }
+                xs = xs is null ? y : Ops.Add(xs, y);
             }
-            TensorPrimitives.Divide(xs!.AsSpan<float>(), (float)nk, xs.AsWritableSpan<float>());
-            Release(own, x);
-            x = xs;
+            x = Ops.Divide(xs!, Ops.FromHost(Tensor.FromArray([(float)nk], 1)));
         }
-        x = own ? LeakyReluInPlace(x, 0.01f) : Ops.LeakyRelu(x, 0.01f);
-        var post = _convPost.Forward(x, trace);
-        Release(own, x);
-        x = post;
+        x = _convPost.Forward(Ops.LeakyRelu(x, 0.01f), trace);
         var wav = Synthesize(x);
         trace?.Record(P, wav);
         return wav;
     }
 
-    /// <summary>conv_post output [B, 18, F] → magnitude/phase → iSTFT → clamp(±limit), [B, hop·(F−1)].</summary>
-    private Tensor Synthesize(Tensor x)
+    /// <summary>conv_post output [B, 18, F] → magnitude exp(·) clipped at 100, phase sin(·) → iSTFT → clamp(±limit), [B, hop·(F−1)].</summary>
+    internal Tensor Synthesize(Tensor x)
     {
-        int bsz = x.Shape[0], frames = x.Shape[2], bins = _stft.Bins;
-        var v = x.ToFloatArray();
-        var re = new float[(long)bsz * bins * frames];
-        var im = new float[re.Length];
-        for (int b = 0; b < bsz; b++)
-            for (int k = 0; k < bins; k++)
-                for (int f = 0; f < frames; f++)
-                {
-                    long src = ((long)b * 2 * bins + k) * frames + f, dst = ((long)b * bins + k) * frames + f;
-                    float mag = MathF.Min(MathF.Exp(v[src]), 100f);
-                    float phase = MathF.Sin(v[src + (long)bins * frames]);
-                    re[dst] = mag * MathF.Cos(phase);
-                    im[dst] = mag * MathF.Sin(phase);
-                }
-        var wav = _stft.Inverse(re, im, bsz, frames);
-        float lim = Config.AudioLimit;
-        for (int i = 0; i < wav.Length; i++) wav[i] = Math.Clamp(wav[i], -lim, lim);
-        return Tensor.FromArray(wav, bsz, wav.Length / bsz);
-    }
-
-    private void Release(bool own, Tensor t)
-    {
-        if (own) _scratch.Return(t);
-    }
-
-    /// <summary>F.leaky_relu on a contiguous f32 tensor we own, in place (same select as the generic op).</summary>
-    private static Tensor LeakyReluInPlace(Tensor x, float slope)
-    {
-        if (x.DType != DType.F32 || !x.IsContiguous) return Ops.LeakyRelu(x, slope);
-        var v = x.AsWritableSpan<float>();
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var s = Vector256.Create(slope);
-            for (; i <= v.Length - 8; i += 8)
-            {
-                var a = Vector256.Create((ReadOnlySpan<float>)v.Slice(i, 8));
-                Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(a, Vector256<float>.Zero), a, a * s).CopyTo(v.Slice(i, 8));
-            }
-        }
-        for (; i < v.Length; i++) v[i] = v[i] >= 0 ? v[i] : slope * v[i];
-        return x;
-    }
-
-    /// <summary>nn.ReflectionPad1d((1, 0)) on [B, C, T] into a pooled [B, C, T + 1]: out[0] = in[1], out[1 + j] = in[j].</summary>
-    private Tensor ReflectPadLeft(Tensor x)
-    {
-        if (x.DType != DType.F32 || !x.IsContiguous || x.Rank != 3 || x.Shape[2] < 2) return Ops.Pad(x, [(0, 0), (0, 0), (1, 0)], PadMode.Reflect);
-        int rows = x.Shape[0] * x.Shape[1], t = x.Shape[2];
-        var y = _scratch.Rent(x.Shape[0], x.Shape[1], t + 1);
-        var src = x.AsSpan<float>();
-        var dst = y.AsWritableSpan<float>();
-        for (int r = 0; r < rows; r++)
-        {
-            dst[r * (t + 1)] = src[r * t + 1];
-            src.Slice(r * t, t).CopyTo(dst.Slice(r * (t + 1) + 1, t));
-        }
-        return y;
+        int bins = _stft.Bins;
+        var magnitude = Ops.Clamp(Ops.Exp(x.Slice(1, 0, bins)), float.NegativeInfinity, 100f);
+        var phase = Ops.Sin(x.Slice(1, bins, bins));
+        var wav = _stft.Inverse(Ops.Multiply(magnitude, Ops.Cos(phase)), Ops.Multiply(magnitude, Ops.Sin(phase)));
+        return Ops.Clamp(wav, -Config.AudioLimit, Config.AudioLimit);
     }
 
     private void CheckMel(Tensor mel)

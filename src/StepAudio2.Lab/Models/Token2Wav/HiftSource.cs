@@ -1,3 +1,4 @@
+using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tracing;
 
@@ -10,9 +11,6 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 /// </summary>
 public sealed class HiftSource
 {
-    private readonly float[] _linearWeight;
-    private readonly float _linearBias;
-
     public string Path { get; }
     /// <summary>Fundamental plus overtones (9 for the official 8 harmonics).</summary>
     public int Harmonics { get; }
@@ -29,84 +27,78 @@ public sealed class HiftSource
         Harmonics = harmonics;
         SampleRate = sampleRate;
         Upsample = upsample;
-        _linearWeight = WeightNorm.Plain(w, $"{key}.l_linear.weight", 1, harmonics).ToFloatArray();
-        _linearBias = WeightNorm.Plain(w, $"{key}.l_linear.bias", 1).ToFloatArray()[0];
+        LinearWeight = WeightNorm.Plain(w, $"{key}.l_linear.weight", 1, harmonics);
+        LinearBias = WeightNorm.Plain(w, $"{key}.l_linear.bias", 1);
+        _harmonicNumbers = Tensor.FromArray(Enumerable.Range(1, harmonics).Select(k => (float)k).ToArray(), 1, 1, harmonics);
     }
 
-    /// <summary>N(0,1) noise [batch, upsample·frames, harmonics] from a seeded generator (Box–Muller on System.Random).</summary>
-    public Tensor SampleNoise(int batch, int frames, int seed)
-    {
-        var rng = new Random(seed);
-        var data = new float[(long)batch * frames * Upsample * Harmonics];
-        for (long i = 0; i < data.Length; i += 2)
-        {
-            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-            double r = Math.Sqrt(-2.0 * Math.Log(u1)), a = 2.0 * Math.PI * u2;
-            data[i] = (float)(r * Math.Cos(a));
-            if (i + 1 < data.Length) data[i + 1] = (float)(r * Math.Sin(a));
-        }
-        return Tensor.FromArray(data, batch, frames * Upsample, Harmonics);
-    }
+    private readonly Tensor _harmonicNumbers;
+
+    /// <summary><c>l_linear</c> [1, harmonics] and its bias [1]: the harmonics merged into one source signal.</summary>
+    public Tensor LinearWeight { get; }
+    public Tensor LinearBias { get; }
+
+    /// <summary>N(0,1) noise [batch, upsample·frames, harmonics] from a seeded generator (<see cref="GaussianNoise"/>).</summary>
+    public Tensor SampleNoise(int batch, int frames, int seed) => GaussianNoise.Sample(seed, batch, frames * Upsample, Harmonics);
 
     /// <summary>f0 [B, T] (Hz, frame rate) and noise [B, upsample·T, harmonics] → source [B, upsample·T, 1].</summary>
     public Tensor Forward(Tensor f0, Tensor noise, Trace? trace = null)
     {
         if (f0.Rank != 2) throw new ArgumentException($"hift source: f0 {Tensor.ShapeString(f0.Shape)} must be [B, T]");
         int bsz = f0.Shape[0], frames = f0.Shape[1], up = Upsample, h = Harmonics;
-        long n = (long)frames * up;
+        int n = checked(frames * up);
         if (noise.Rank != 3 || noise.Shape[0] != bsz || noise.Shape[1] != n || noise.Shape[2] != h)
             throw new ArgumentException($"hift source: noise {Tensor.ShapeString(noise.Shape)} must be [{bsz}, {n}, {h}]");
-        var f0s = f0.ToFloatArray();
-        var nz = noise.ToFloatArray();
-        var outp = new float[bsz * n];
-        var phaseFrames = new float[frames * h];
-        var e = new float[h];
-        // float32 operation order of SineGen2 (docs/model.md §9: Φ reaches thousands of radians, so ulps matter)
-        float pi = (float)Math.PI, upF = up, sr = SampleRate;
-        float scale = (float)(1.0 / up);
-        float unvoicedAmp = (float)(0.1 / 3), sineAmp = SineAmp, noiseStd = NoiseStd;
+        // float32 operation order of SineGen2 (docs/model.md §9: Φ reaches thousands of radians, so ulps matter).
+        // Frame-rate phase: r = (h·f0 / sr) mod 1 (the linear down-sampling reads two equal samples of a frame; SineGen2's
+        // random initial phase sits at sample 0 and is never read), cumulative sum over frames, then ·2·π and ·upsample.
+        var r = Ops.Divide(Ops.Multiply(f0.Reshape(bsz, frames, 1), Ops.FromHost(_harmonicNumbers)), Scalar(SampleRate));
+        r = Ops.Subtract(r, Ops.Floor(r));
+        var phi = Ops.Multiply(Ops.Multiply(Ops.Multiply(Ops.Cumsum(r, 1), 2f), (float)Math.PI), (float)up); // [B, T, H]
+
+        // linear up-sampling to the sample rate (align_corners=false): Φ(s) = l0·Φ[i0] + l1·Φ[i1]; the positions depend
+        // only on the lengths, so the gather indices and weights are built on the host
+        var (i0, i1, l0, l1) = UpsampleTable(frames, up);
+        var w0 = Ops.FromHost(Tensor.FromArray(l0, n, 1));
+        var w1 = Ops.FromHost(Tensor.FromArray(l1, n, 1));
+        var rows = new Tensor[bsz];
         for (int b = 0; b < bsz; b++)
         {
-            // Frame-rate phase: r_d,h = (h·f0_d / sr) mod 1 (the linear down-sampling reads two equal samples of frame d;
-            // SineGen2's random initial phase sits at sample 0 and is never read), cumulative sum in double as torch's
-            // CPU cumsum, then ·2·π and ·upsample in float.
-            for (int k = 0; k < h; k++)
-            {
-                double acc = 0;
-                for (int d = 0; d < frames; d++)
-                {
-                    float fn = f0s[b * frames + d] * (k + 1);
-                    float r = fn / sr;
-                    r -= MathF.Floor(r);
-                    acc += r;
-                    phaseFrames[d * h + k] = (float)acc * 2f * pi * upF;
-                }
-            }
-            for (long s = 0; s < n; s++)
-            {
-                // linear up-sampling, align_corners=false: source position (s+0.5)/up − 0.5, clamped at 0
-                float src = scale * (s + 0.5f) - 0.5f;
-                if (src < 0) src = 0;
-                int i0 = (int)src;
-                int i1 = i0 + (i0 < frames - 1 ? 1 : 0);
-                float l1 = src - i0, l0 = 1f - l1;
-                float f0n = f0s[b * frames + (int)(s / up)];
-                float uv = f0n > VoicedThreshold ? 1f : 0f;
-                float noiseAmp = uv * noiseStd + (1f - uv) * unvoicedAmp;
-                float acc = _linearBias;
-                float sum = 0;
-                for (int k = 0; k < h; k++)
-                {
-                    float phase = l0 * phaseFrames[i0 * h + k] + l1 * phaseFrames[i1 * h + k];
-                    float sine = MathF.Sin(phase) * sineAmp;
-                    e[k] = sine * uv + noiseAmp * nz[(b * n + s) * h + k];
-                    sum += _linearWeight[k] * e[k];
-                }
-                outp[b * n + s] = MathF.Tanh(sum + acc);
-            }
+            var table = Ops.Contiguous(phi.Slice(0, b, 1)).Reshape(frames, h);
+            rows[b] = Ops.Add(Ops.Multiply(Ops.Take(table, i0), w0), Ops.Multiply(Ops.Take(table, i1), w1)).Reshape(1, n, h);
         }
-        var y = Tensor.FromArray(outp, bsz, (int)n, 1);
+        var phase = bsz == 1 ? rows[0] : Ops.Concatenate(rows, 0);
+        var sine = Ops.Multiply(Ops.Sin(phase), SineAmp);
+
+        // voiced where f0 > threshold (at the sample's frame): f0 − θ > 0 exactly then, and ReLU leaves it non-zero
+        var f0Up = Ops.Repeat(f0.Reshape(bsz, frames, 1), 1, up); // [B, n, 1]
+        var uv = Ops.Where(Ops.Relu(Ops.Multiply(f0Up, 1f, -VoicedThreshold)), Scalar(1f), Scalar(0f));
+        float unvoicedAmp = (float)(0.1 / 3);
+        var noiseAmp = Ops.Add(Ops.Multiply(uv, NoiseStd), Ops.Multiply(Ops.Multiply(uv, -1f, 1f), unvoicedAmp)); // uv·σ + (1 − uv)·a
+        var e = Ops.Add(Ops.Multiply(sine, uv), Ops.Multiply(noiseAmp, noise));
+        var y = Ops.Tanh(Ops.Linear(e, LinearWeight, LinearBias));
         trace?.Record(Path, y);
         return y;
+    }
+
+    private static Tensor Scalar(float v) => Ops.FromHost(Tensor.FromArray([v], 1));
+
+    /// <summary>Source frames and weights of F.interpolate(mode="linear", align_corners=False, scale_factor=up) per sample.</summary>
+    private static (int[] I0, int[] I1, float[] L0, float[] L1) UpsampleTable(int frames, int up)
+    {
+        int n = frames * up;
+        var i0 = new int[n]; var i1 = new int[n]; var l0 = new float[n]; var l1 = new float[n];
+        float scale = (float)(1.0 / up);
+        for (int s = 0; s < n; s++)
+        {
+            float src = scale * (s + 0.5f) - 0.5f; // source position, clamped at 0
+            if (src < 0) src = 0;
+            int a = (int)src;
+            i0[s] = a;
+            i1[s] = a + (a < frames - 1 ? 1 : 0);
+            l1[s] = src - a;
+            l0[s] = 1f - l1[s];
+        }
+        return (i0, i1, l0, l1);
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using StepAudio2.Lab.Audio;
+using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Tensors;
 using Trace = StepAudio2.Lab.Tracing.Trace;
 
@@ -71,7 +72,8 @@ public sealed class Token2Wav : IDisposable
     /// <param name="promptCacheDirectory">where <see cref="VoicePrompt"/> keeps prompt features on disk (null: memory only).</param>
     /// <exception cref="DirectoryNotFoundException">no such folder.</exception>
     /// <exception cref="FileNotFoundException">a required file is missing (named).</exception>
-    public static Token2Wav Load(string token2wavDir, bool? promptModels = true, string? promptCacheDirectory = null)
+    /// <param name="backend">the backend the flow and the vocoder run on (default: <see cref="Ops.Default"/>).</param>
+    public static Token2Wav Load(string token2wavDir, bool? promptModels = true, string? promptCacheDirectory = null, IBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(token2wavDir);
         if (!System.IO.Directory.Exists(token2wavDir)) throw new DirectoryNotFoundException($"no such token2wav folder: {token2wavDir}");
@@ -80,10 +82,10 @@ public sealed class Token2Wav : IDisposable
                 throw new FileNotFoundException($"token2wav folder {token2wavDir} has no {f}", Path.Combine(token2wavDir, f));
         bool onnx = promptModels ?? (File.Exists(Path.Combine(token2wavDir, S3Tokenizer.FileName)) && File.Exists(Path.Combine(token2wavDir, CampPlus.FileName)));
         // the flow's weights stay in flow.pt's memory map, owned by the flow until Dispose
-        var flow = Flow.Load(token2wavDir);
+        var flow = Flow.Load(token2wavDir, backend);
         try
         {
-            var hift = Hift.Load(Path.Combine(token2wavDir, HiftFileName));
+            var hift = Hift.Load(Path.Combine(token2wavDir, HiftFileName), backend: backend);
             if (hift.MelChannels != flow.MelChannels)
                 throw new IO.LabDataException(Path.Combine(token2wavDir, HiftFileName), $"the vocoder takes {hift.MelChannels} mel channels but the flow makes {flow.MelChannels}");
             var prompts = onnx ? VoicePrompt.Open(token2wavDir, promptCacheDirectory) : null;
@@ -157,7 +159,7 @@ public sealed class Token2Wav : IDisposable
         var wav = Hift.Forward(mel, hiftNoise, trace: trace);
         var hiftTime = clock.Elapsed;
         progress?.Report(new Token2WavProgress("hift", 1, 1));
-        return new Token2WavResult(wav.ToFloatArray(), mel, kept, codes.Length - kept.Length, flowTime, hiftTime);
+        return new Token2WavResult(wav.ToHost().ToFloatArray(), mel.ToHost(), kept, codes.Length - kept.Length, flowTime, hiftTime);
     }
 
     /// <summary>Releases the ONNX sessions and flow.pt's mapping (the flow is unusable afterwards).</summary>
