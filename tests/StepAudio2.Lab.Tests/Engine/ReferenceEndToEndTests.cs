@@ -22,6 +22,7 @@ namespace StepAudio2.Lab.Tests.Engine;
 /// model code outside a transfer point fails these tests with <see cref="HostAccessException"/> naming the line.
 /// The host transfers per generated token are counted and must stay a handful, not one per op.
 /// </summary>
+[Collection(SharedReferenceBackend.Name)]
 public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
 {
     private static string Tiny => Path.Combine(TestPaths.ReferenceData, "tiny");
@@ -256,4 +257,14 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
         output.WriteLine($"{rows.Count} paths; worst: {string.Join(", ", rows.Take(3).Select(r => $"{r.Path} {r.Rel:E2}"))}");
         Assert.All(rows, r => Assert.True(r.Rel <= 1e-5, $"{r.Path}: CPU vs reference rel-L2 {r.Rel:E3}"));
     }
+}
+
+/// <summary>
+/// The test classes that use the process-wide <c>Backends.Get("reference")</c> instance run one after another, so a
+/// test that reads its <see cref="BackendStats"/> (a CLI run with <c>--backend reference</c>) sees only its own ops.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class SharedReferenceBackend
+{
+    public const string Name = "shared reference backend";
 }
