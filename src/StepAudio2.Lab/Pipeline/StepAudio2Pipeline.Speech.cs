@@ -59,7 +59,7 @@ public sealed partial class StepAudio2Pipeline
                     throw new InvalidOperationException($"token2wav is already loaded from {_token2wav.Directory}, not {dir}");
                 return _token2wav;
             }
-            return _token2wav = Token2Wav.Load(dir, promptModels: true, promptCacheDirectory, Model.Backend); // the vocoder side runs where the LLM does
+            return _token2wav = Token2Wav.Load(dir, promptModels: true, promptCacheDirectory, Model.Backend); // the same backend as the LLM
         }
     }
 

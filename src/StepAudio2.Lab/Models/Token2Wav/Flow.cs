@@ -25,7 +25,7 @@ public sealed class Flow : IDisposable
 
     public Flow(Weights w, FlowConfig config, IBackend? backend = null)
     {
-        Backend = backend ?? Ops.Backend; // made inside a backend scope (the CLI's --backend), it belongs to that backend
+        Backend = backend ?? Ops.Backend; // made inside a backend scope (a CLI --backend, a notebook), it belongs to that backend
         Config = config;
         int d = config.InputSize, mel = config.OutputSize;
         InputEmbedding = w.Get("input_embedding.weight", config.VocabSize, d);

@@ -63,10 +63,10 @@ public sealed class Hift
     public IBackend Backend { get; }
 
     /// <summary>Builds from <paramref name="w"/> whose keys are already stripped of <c>generator.</c>; runs on
-    /// <paramref name="backend"/> (default: <see cref="Ops.Backend"/>, the backend current when it is made).</summary>
+    /// <paramref name="backend"/> (default: the one current when loaded, <see cref="Ops.Backend"/>).</summary>
     public Hift(Weights w, HiftConfig? config = null, IBackend? backend = null)
     {
-        Backend = backend ?? Ops.Backend;
+        Backend = backend ?? Ops.Backend; // made inside a backend scope (a CLI --backend, a notebook), it belongs to that backend
         Config = config ?? new HiftConfig();
         var c = Config;
         int nStages = c.UpsampleRates.Length, spec = c.NFft + 2;

@@ -72,7 +72,7 @@ public sealed class Token2Wav : IDisposable
     /// <param name="promptCacheDirectory">where <see cref="VoicePrompt"/> keeps prompt features on disk (null: memory only).</param>
     /// <exception cref="DirectoryNotFoundException">no such folder.</exception>
     /// <exception cref="FileNotFoundException">a required file is missing (named).</exception>
-    /// <param name="backend">the backend the flow and the vocoder run on (default: <see cref="Ops.Backend"/>, the backend current when it is loaded — the CLI's --backend).</param>
+    /// <param name="backend">the backend the flow and the vocoder run on (default: the one current when loaded, <see cref="Ops.Backend"/>).</param>
     public static Token2Wav Load(string token2wavDir, bool? promptModels = true, string? promptCacheDirectory = null, IBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(token2wavDir);
