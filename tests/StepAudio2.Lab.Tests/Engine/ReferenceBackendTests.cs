@@ -129,6 +129,29 @@ public sealed class ReferenceBackendTests
     }
 
     [Fact]
+    public void Conv1dPropertyAgainstTheCpuBackend()
+    {
+        // random geometry: the CPU's im2col + packed GEMM against the definition, f32 and bf16 weights
+        Gen.Select(Gen.Int[1, 3], Gen.Int[0, 3], Gen.Int[1, 3], Gen.Int[1, 5], Gen.Int[0, 2], Gen.Int[1, 24], Gen.Bool).Sample(
+            (stride, padding, dilation, k, groupsLog, t, bf16) =>
+            {
+                int groups = 1 << groupsLog, cin = 2 * groups, cout = 3 * groups;
+                if (t + 2 * padding - dilation * (k - 1) - 1 < 0) return; // no output: rejected by both, tested above
+                var cpu = new CpuBackend();
+                var reference = new ReferenceBackend();
+                var rng = new Random(stride * 1000 + padding * 100 + dilation * 10 + k + t * 7 + groupsLog);
+                Tensor R(params int[] s) => Tensor.FromArray(Enumerable.Range(0, (int)Tensor.CountElements(s)).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), s);
+                var x = R(2, cin, t);
+                var w = bf16 ? R(cout, cin / groups, k).To(DType.BF16) : R(cout, cin / groups, k);
+                var b = R(cout);
+                var expected = cpu.Conv1d(x, w, b, stride, padding, dilation, groups).ToFloatArray();
+                var actual = reference.ToHost(reference.Conv1d(reference.FromHost(x), w, b, stride, padding, dilation, groups)).ToFloatArray();
+                Assert.Equal(expected.Length, actual.Length);
+                for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5f, $"element {i}: {expected[i]} vs {actual[i]}");
+            }, iter: 150);
+    }
+
+    [Fact]
     public void Conv1dRejectsBadShapes()
     {
         var rx = _ref.FromHost(Rand(1, 6, 4));
