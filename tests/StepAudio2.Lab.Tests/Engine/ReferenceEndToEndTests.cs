@@ -2,7 +2,6 @@ using StepAudio2.Lab.Config;
 using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Engine.Reference;
 using StepAudio2.Lab.Generation;
-using StepAudio2.Lab.IO.Safetensors;
 using StepAudio2.Lab.Models;
 using StepAudio2.Lab.Models.Llm;
 using StepAudio2.Lab.Pipeline;
@@ -11,14 +10,14 @@ using StepAudio2.Lab.Tensors;
 using StepAudio2.Lab.Tests.Models;
 using StepAudio2.Lab.Tracing;
 using Xunit.Abstractions;
-using T2W = StepAudio2.Lab.Models.Token2Wav.Token2Wav;
 
 namespace StepAudio2.Lab.Tests.Engine;
 
 /// <summary>
 /// The tiny checkpoint end to end on the reference backend, against the Python reference dumps at the CPU parity
-/// tests' tolerances: the ASR (encoder + adaptor) trace, the LLM forward and its greedy ids, the generator, think and
-/// tool turns, token2wav. Every activation lives in <see cref="ReferenceStorage"/>, so any host read of a tensor by
+/// tests' tolerances: the ASR (encoder + adaptor) trace, the LLM forward and its greedy ids, the quantized checkpoint,
+/// the generator, think and tool turns, the CLI; and the CPU backend against it at every traced path (token2wav:
+/// <see cref="ReferenceToken2WavTests"/>). Every activation lives in <see cref="ReferenceStorage"/>, so any host read of a tensor by
 /// model code outside a transfer point fails these tests with <see cref="HostAccessException"/> naming the line.
 /// The host transfers per generated token are counted and must stay a handful, not one per op.
 /// </summary>
