@@ -7,7 +7,7 @@ namespace StepAudio2.Lab.Tests.Tools;
 /// <summary>A tiny HTTP server on 127.0.0.1 for one test: a handler per request, a request log, stopped on dispose.</summary>
 internal sealed class LoopbackServer : IDisposable
 {
-    private readonly HttpListener _listener = new();
+    private readonly HttpListener _listener;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly Func<HttpListenerContext, CancellationToken, Task> _handler;
@@ -16,15 +16,19 @@ internal sealed class LoopbackServer : IDisposable
     public LoopbackServer(Func<HttpListenerContext, CancellationToken, Task> handler)
     {
         _handler = handler;
-        // retry: the probed port may be taken by a parallel test between probe and bind
+        // retry: the probed port may be taken by another process or test between probe and bind. A fresh listener per
+        // try: one that failed to bind keeps the old prefix's endpoint, and closing it later throws "address in use".
         for (int attempt = 0; ; attempt++)
         {
             int port = FreePort();
             BaseUrl = new Uri($"http://127.0.0.1:{port}/");
-            _listener.Prefixes.Clear();
-            _listener.Prefixes.Add(BaseUrl.AbsoluteUri);
-            try { _listener.Start(); break; }
-            catch (HttpListenerException) when (attempt < 5) { }
+            var listener = new HttpListener();
+            listener.Prefixes.Add(BaseUrl.AbsoluteUri);
+            try { listener.Start(); _listener = listener; break; }
+            catch (HttpListenerException) when (attempt < 5)
+            {
+                try { listener.Abort(); } catch (Exception) { } // best effort: it never listened
+            }
         }
         _loop = Task.Run(LoopAsync);
         // bounded: whatever the test does, the server stops by itself
