@@ -132,5 +132,9 @@ public sealed class StageNotebookTests
         Assert.Contains("bias missing or doubled", e.Text);
         Assert.Equal("heatmap", TraceType(FigureTitled(e, "|a−b| of model.layers.0.self_attn.k_proj")));
         Assert.Contains("<details", e.Html); // the trace explorer
+        // two backends in one process: the audio path on cpu against the reference backend, every module passing
+        var backends = e.Cells.Single(c => c.Id == "backends-side-by-side");
+        Assert.Matches("PASS: [1-9][0-9]* compared, 0 failing", backends.Html);
+        Assert.Contains("encoder.blocks.0.attn.qk", backends.Html);
     }
 }
