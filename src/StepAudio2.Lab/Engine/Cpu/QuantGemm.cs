@@ -181,8 +181,18 @@ internal static unsafe class QuantGemm
                     {
                         byte* row = w.Packed + (long)(jt + t) * w.RowBytes + byteOffset;
                         float* s = psb + 2 * t * groups + g0, b = psb + (2 * t + 1) * groups + g0;
-                        for (int r = 0; r < m; r++)
-                            pp[t * MaxGemvRows + r] += RowDot(path, bits, gs, ng, row, xs + (long)r * k + (long)g0 * gs, s, b);
+                        float* x0 = xs + (long)g0 * gs;
+                        if (m > 1 && path == QuantPath.Avx512)
+                        {
+                            // batched decode: unpack each code once for all m rows of x (missing rows alias row 0)
+                            float* x1 = x0 + k, x2 = m > 2 ? x0 + 2L * k : x0, x3 = m > 3 ? x0 + 3L * k : x0;
+                            float* acc = pp + t * MaxGemvRows;
+                            if (bits == 4) Dot4Avx512x4(gs, ng, row, x0, x1, x2, x3, s, b, acc);
+                            else Dot8Avx512x4(gs, ng, row, x0, x1, x2, x3, s, acc);
+                        }
+                        else
+                            for (int r = 0; r < m; r++)
+                                pp[t * MaxGemvRows + r] += RowDot(path, bits, gs, ng, row, x0 + (long)r * k, s, b);
                     }
                 }
                 for (int t = 0; t < rows; t++)
@@ -291,6 +301,62 @@ internal static unsafe class QuantGemm
             acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
         }
         return Vector512.Sum(acc);
+    }
+
+    /// <summary><see cref="Dot4Avx512"/> for four rows of x at once (batched decoding): each looked-up vector of
+    /// dequantised weights feeds four FMAs, two accumulators per x row; adds each row's dot to acc[r].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* b, float* acc)
+    {
+        Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+        var iota = Iota16;
+        byte* p = row;
+        nint o = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+            for (int i = 0; i < gs; i += 32, p += 16, o += 32)
+            {
+                if ((i & 63) == 0) Sse.Prefetch0(p + PrefetchBytes);
+                var v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
+                var we = Avx512F.PermuteVar16x32(lut, v);
+                var wo = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
+                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), we, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), wo, a1);
+                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), we, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), wo, b1);
+                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), we, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), wo, c1);
+                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), we, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), wo, d1);
+            }
+        }
+        acc[0] += Vector512.Sum(a0 + a1); acc[1] += Vector512.Sum(b0 + b1); acc[2] += Vector512.Sum(c0 + c1); acc[3] += Vector512.Sum(d0 + d1);
+    }
+
+    /// <summary><see cref="Dot8Avx512"/> for four rows of x at once: each widened code vector feeds four FMAs; the
+    /// group sums are scaled per row (the bias term is added by the caller, as for one row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot8Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* acc)
+    {
+        Vector512<float> ta = default, tb = default, tc = default, td = default;
+        byte* p = row;
+        nint o = 0;
+        for (int g = 0; g < groups; g++)
+        {
+            Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+            for (int i = 0; i < gs; i += 32, o += 32)
+            {
+                if ((i & 63) == 0) Sse.Prefetch0(p + i + PrefetchBytes);
+                var w0 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i)));
+                var w1 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16)));
+                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
+                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
+                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
+                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
+            }
+            p += gs;
+            var sg = Vector512.Create(s[g]);
+            ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
+            tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
+        }
+        acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
     }
 
     // AVX2, 4 bits: 8 bytes widen to 8 int lanes of two codes each (low nibble = even element, high = odd; x laid out
