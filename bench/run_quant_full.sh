@@ -50,7 +50,7 @@ for bits in 8 4; do
 done
 
 # ---- 2. decode, memory, page cache
-meminfo() { awk '/^(MemTotal|MemAvailable|Cached):/ {printf "%s\"%s_bytes\": %d", (n++ ? ", " : "{"), $1, $2 * 1024} END {print "}"}' /proc/meminfo | sed 's/:_bytes/_bytes/g'; }
+meminfo() { awk '/^(MemTotal|MemAvailable|Cached):/ {sub(":", "", $1); printf "%s\"%s_bytes\": %.0f", (n++ ? ", " : "{"), $1, $2 * 1024} END {print "}"}' /proc/meminfo; }
 run() { # run NAME FORMAT args… : one steplab transcribe under /usr/bin/time, plus load, memory and page-cache state
   local name=$1 fmt=$2; shift 2
   echo "== $name: steplab transcribe ($fmt) $*" >&2

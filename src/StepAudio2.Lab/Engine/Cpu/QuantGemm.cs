@@ -14,7 +14,8 @@ internal enum QuantPath { Scalar, Portable, Avx2, Avx512 }
 /// <c>QuantizedMatmul</c> (transpose=True). Decoding (m ≤ 4 activation rows) is memory-bound: each thread streams its
 /// share of the packed rows once, widening 4-/8-bit codes in registers, and applies the group's scale and bias per
 /// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call); the
-/// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values.
+/// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values. The x86
+/// kernels prefetch 4 KB ahead; for 2–4 rows (batched decoding) the AVX-512 kernels unpack each code once for all rows.
 /// Prefill (m &gt; 4) dequantises tiles of rows into a small f32 panel and runs the packed f32 GEMM on it.
 /// Other bit widths (2, 3, 5, 6) take the panel route for every m: correct, not tuned.
 /// </summary>
@@ -246,8 +247,7 @@ internal static unsafe class QuantGemm
         Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, a2 = Vector512<float>.Zero, a3 = Vector512<float>.Zero;
         var iota = Iota16;
         byte* p = row;
-        // group by group (one table each), 64 elements a step: no per-block group index (an integer division per
-        // block measured as a large share of this kernel's time)
+        // group by group (one table each), 64 elements a step: no integer division per block to find its group
         for (int g = 0; g < groups; g++)
         {
             var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
