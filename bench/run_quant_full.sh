@@ -11,11 +11,11 @@
 # bench/full_size.py derives bytes streamed per decode step from the safetensors headers; decode tok/s is compared
 # with (stream bandwidth ÷ those bytes). Writes bench/results/quant-full.json only when every step completed.
 # Usage: bash bench/run_quant_full.sh [DIR (default /tmp/steplab-full)]
-#   env: MAX_TOKENS (32), THREADS (2), FORMATS ("int4 int8 bf16"), CLEAN (0; 1 = delete DIR at the end), ENCODER (1)
+#   env: MAX_TOKENS (24), THREADS (2), FORMATS ("int4 int8 bf16"), CLEAN (0; 1 = delete DIR at the end), ENCODER (1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-/tmp/steplab-full}
-MAX_TOKENS=${MAX_TOKENS:-32}
+MAX_TOKENS=${MAX_TOKENS:-24}
 THREADS=${THREADS:-2}
 FORMATS=${FORMATS:-int4 int8 bf16}
 ENCODER=${ENCODER:-1}
