@@ -43,6 +43,7 @@ internal static unsafe class QuantBench
         double seconds = 1.0;
         string? only = null; // exploration: cases whose "shape format" contains this (never for a tracked result)
         bool gemm = true;
+        int rows_ = 1; // GEMV rows of x (decode batch); the per-token totals assume 1
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -53,6 +54,7 @@ internal static unsafe class QuantBench
                 case "--seconds": seconds = double.Parse(args[++i]); break;
                 case "--only": only = args[++i]; break;
                 case "--no-gemm": gemm = false; break;
+                case "--rows": rows_ = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
             }
         }
@@ -75,7 +77,7 @@ internal static unsafe class QuantBench
                 long bytes = q?.ByteCount ?? source.ByteCount;
                 int copies = (int)Math.Clamp(ColdBytes / bytes, 1, 64);
                 var ws = Enumerable.Range(0, copies).Select(i => i == 0 ? (source, q) : Copy(source, q)).ToArray();
-                var x = RandomF32(rng, 1, s.K);
+                var x = RandomF32(rng, rows_, s.K);
                 int call = 0;
                 var (median, runs) = Time(() =>
                 {
@@ -152,11 +154,12 @@ internal static unsafe class QuantBench
         return c;
     }
 
-    /// <summary>Median wall time (ms) of <paramref name="f"/> over at least <paramref name="minRuns"/> runs and about <paramref name="seconds"/> s, after one warm-up.</summary>
     /// <summary>Process CPU milliseconds per call (all threads) of the last <see cref="Time"/>: unlike wall time it does
-    /// not count slices lost to other engineers' builds, so bytes per CPU-second tells a kernel's own speed per core.</summary>
+    /// not count slices lost to other engineers' builds, so bytes per CPU-second tells a kernel's own speed per core. It
+    /// does count the thread pool's spin-waiting between calls and JIT background work, so it understates short calls.</summary>
     private static double _lastCpuMs;
 
+    /// <summary>Median wall time (ms) of <paramref name="f"/> over at least <paramref name="minRuns"/> runs and about <paramref name="seconds"/> s, after one warm-up.</summary>
     private static (double Median, int Runs) Time(Action f, double seconds, int minRuns = 5)
     {
         f();
