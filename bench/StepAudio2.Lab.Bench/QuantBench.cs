@@ -41,6 +41,9 @@ internal static unsafe class QuantBench
     {
         string? outPath = null, label = "default";
         double seconds = 1.0;
+        string? only = null; // exploration: cases whose "shape format" contains this (never for a tracked result)
+        bool gemm = true;
+        int rows_ = 1; // GEMV rows of x (decode batch); the per-token totals assume 1
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -49,6 +52,9 @@ internal static unsafe class QuantBench
                 case "--out": outPath = args[++i]; break;
                 case "--label": label = args[++i]; break;
                 case "--seconds": seconds = double.Parse(args[++i]); break;
+                case "--only": only = args[++i]; break;
+                case "--no-gemm": gemm = false; break;
+                case "--rows": rows_ = int.Parse(args[++i]); break;
                 default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
             }
         }
@@ -66,24 +72,26 @@ internal static unsafe class QuantBench
             var source = RandomBf16(rng, s.N, s.K);
             foreach (var format in new[] { "bf16", "int8", "int4" })
             {
+                if (only is not null && !$"{s.Name} {format}".Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 QuantizedWeight? q = format == "bf16" ? null : AffineQuantizer.Quantize(source, format == "int8" ? 8 : 4, 64);
                 long bytes = q?.ByteCount ?? source.ByteCount;
                 int copies = (int)Math.Clamp(ColdBytes / bytes, 1, 64);
                 var ws = Enumerable.Range(0, copies).Select(i => i == 0 ? (source, q) : Copy(source, q)).ToArray();
-                var x = RandomF32(rng, 1, s.K);
+                var x = RandomF32(rng, rows_, s.K);
                 int call = 0;
                 var (median, runs) = Time(() =>
                 {
                     var (src, qq) = ws[call++ % ws.Length];
                     _ = qq is null ? Ops.Linear(x, src) : Ops.QuantizedLinear(x, qq);
                 }, seconds);
-                double gbps = bytes / (median * 1e6);
+                double gbps = bytes / (median * 1e6), cpuMs = _lastCpuMs, coreGbps = bytes / (cpuMs * 1e6);
                 msPerToken[format] += median * s.PerToken;
                 bytesPerToken[format] += (double)bytes * s.PerToken;
-                Console.Error.WriteLine($"[{label}] gemv {s.Name,-18} {s.N,6}x{s.K,6} {format}: {median,8:F3} ms  {gbps,6:F1} GB/s  ({100 * gbps / stream:F0}% of stream)");
+                Console.Error.WriteLine($"[{label}] gemv {s.Name,-18} {s.N,6}x{s.K,6} {format}: {median,8:F3} ms  {gbps,6:F1} GB/s  ({100 * gbps / stream:F0}% of stream); cpu {cpuMs,8:F3} ms, {coreGbps,5:F1} GB per CPU-second");
                 rows.Add(new() { ["op"] = "gemv", ["shape"] = s.Name, ["n"] = s.N, ["k"] = s.K, ["format"] = format, ["median_ms"] = Math.Round(median, 4),
-                    ["runs"] = runs, ["bytes"] = bytes, ["gbps"] = Math.Round(gbps, 2), ["fraction_of_stream"] = Math.Round(gbps / stream, 3) });
-                if (s.Name == "gate_proj/up_proj")
+                    ["runs"] = runs, ["bytes"] = bytes, ["gbps"] = Math.Round(gbps, 2), ["fraction_of_stream"] = Math.Round(gbps / stream, 3),
+                    ["cpu_ms"] = Math.Round(cpuMs, 4), ["gb_per_cpu_second"] = Math.Round(coreGbps, 2) });
+                if (gemm && s.Name == "gate_proj/up_proj")
                 {
                     var xp = RandomF32(rng, 128, s.K);
                     var (pm, pr) = Time(() => _ = q is null ? Ops.Linear(xp, source) : Ops.QuantizedLinear(xp, q), seconds, minRuns: 2);
@@ -97,6 +105,7 @@ internal static unsafe class QuantBench
         var summary = new List<Dictionary<string, object>>();
         foreach (var f in new[] { "bf16", "int8", "int4" })
         {
+            if (only is not null) break; // a partial run has no per-token total
             double tokS = 1000 / msPerToken[f], bound = stream * 1e9 / bytesPerToken[f];
             Console.Error.WriteLine($"[{label}] decode {f}: {bytesPerToken[f] / 1e9:F2} GB/token, GEMVs {msPerToken[f]:F0} ms/token → {tokS:F2} tok/s; bandwidth bound {bound:F2} tok/s ({100 * tokS / bound:F0}%)");
             summary.Add(new() { ["format"] = f, ["gb_per_token"] = Math.Round(bytesPerToken[f] / 1e9, 3), ["gemv_ms_per_token"] = Math.Round(msPerToken[f], 1),
@@ -114,6 +123,24 @@ internal static unsafe class QuantBench
         return 0;
     }
 
+    /// <summary><c>stream [--threads N]</c>: the streaming read bandwidth alone, as one JSON line (bench/run_quant_full.sh
+    /// measures it beside each full-size decode, in the same load).</summary>
+    public static int RunStream(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i]);
+            else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
+        }
+        string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        double gbps = StreamGbps();
+        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["stream_read_gbps"] = Math.Round(gbps, 2), ["threads"] = Gemm.MaxThreads, ["loadavg"] = load,
+        }));
+        return 0;
+    }
+
     private static (Tensor, QuantizedWeight?) Copy(Tensor source, QuantizedWeight? q)
     {
         if (q is null) return (Clone(source), null);
@@ -127,11 +154,17 @@ internal static unsafe class QuantBench
         return c;
     }
 
+    /// <summary>Process CPU milliseconds per call (all threads) of the last <see cref="Time"/>: unlike wall time it does
+    /// not count slices lost to other engineers' builds, so bytes per CPU-second tells a kernel's own speed per core. It
+    /// does count the thread pool's spin-waiting between calls and JIT background work, so it understates short calls.</summary>
+    private static double _lastCpuMs;
+
     /// <summary>Median wall time (ms) of <paramref name="f"/> over at least <paramref name="minRuns"/> runs and about <paramref name="seconds"/> s, after one warm-up.</summary>
     private static (double Median, int Runs) Time(Action f, double seconds, int minRuns = 5)
     {
         f();
         var times = new List<double>();
+        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
         var total = Stopwatch.StartNew();
         while (times.Count < minRuns || (total.Elapsed.TotalSeconds < seconds && times.Count < 2000))
         {
@@ -139,6 +172,7 @@ internal static unsafe class QuantBench
             f();
             times.Add(sw.Elapsed.TotalMilliseconds);
         }
+        _lastCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpu0).TotalMilliseconds / times.Count;
         times.Sort();
         return (times[times.Count / 2], times.Count);
     }
