@@ -249,7 +249,7 @@ public sealed class MlxBackendTests
         var m = Mlx.Zeros(DType.F32, [3, 4]);
         Mlx.SliceUpdate(m.Slice(1, 1, 2), Tensor.FromArray([1f, 2f, 3f, 4f], 2, 2), 0, 1);
         Assert.Equal([0f, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0], Mlx.ToHost(m).ToFloatArray());
-        Assert.Throws<ArgumentException>(() => Mlx.SliceUpdate(cache, a, 2, 6));
+        Assert.ThrowsAny<ArgumentException>(() => Mlx.SliceUpdate(cache, a, 2, 6)); // rows outside the destination
     }
 
     [MlxFact]

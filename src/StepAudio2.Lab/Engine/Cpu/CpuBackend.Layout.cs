@@ -22,14 +22,8 @@ public sealed unsafe partial class CpuBackend
     public void SliceUpdate(Tensor dst, Tensor src, int axis, int start)
     {
         if (dst.Storage.IsMapped) throw new ArgumentException($"slice_update: destination maps {dst.Storage.Origin} read-only");
-        if (dst.DType != src.DType) throw new ArgumentException($"slice_update: dtypes differ (dst {dst.DType.ShortName()}, src {src.DType.ShortName()})");
-        if (axis < 0) axis += dst.Rank;
-        if (src.Rank != dst.Rank || (uint)axis >= (uint)dst.Rank)
-            throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} into dst {Tensor.ShapeString(dst.Shape)} along axis {axis}");
-        for (int i = 0; i < dst.Rank; i++)
-            if (i != axis && src.Shape[i] != dst.Shape[i])
-                throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} and dst {Tensor.ShapeString(dst.Shape)} differ on axis {i}");
-        var target = dst.Slice(axis, start, src.Shape[axis]); // checks the range
+        axis = ShapeRules.SliceUpdate(dst, src, axis, start);
+        var target = dst.Slice(axis, start, src.Shape[axis]);
         CopyInto(src.Contiguous(), target);
     }
 
@@ -144,7 +138,7 @@ public sealed unsafe partial class CpuBackend
     {
         var c = F32(cond.DType is DType.F32 ? cond : cond.To(DType.F32));
         a = F32(a); b = F32(b);
-        var shape = BroadcastShape(BroadcastShape(c.Shape, a.Shape, BinaryOp.Add), b.Shape, BinaryOp.Add);
+        var shape = ShapeRules.Broadcast("where", c.Shape, a.Shape, b.Shape);
         var y = New(shape);
         var d = Out(y);
         var sc = BroadcastStrides(c.Shape, shape); var sa = BroadcastStrides(a.Shape, shape); var sb = BroadcastStrides(b.Shape, shape);

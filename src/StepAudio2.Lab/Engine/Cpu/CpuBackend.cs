@@ -330,7 +330,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     public Tensor Binary(BinaryOp op, Tensor a, Tensor b)
     {
         a = F32(a); b = F32(b);
-        var shape = BroadcastShape(a.Shape, b.Shape, op);
+        var shape = ShapeRules.Broadcast(op.ToString(), a.Shape, b.Shape);
         var y = New(shape);
         var d = Out(y);
         if (a.Shape.SequenceEqual(shape) && b.Shape.SequenceEqual(shape))
@@ -426,21 +426,6 @@ public sealed unsafe partial class CpuBackend : IBackend
         BinaryOp.Minimum => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : Math.Min(a, b),
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
-
-    private static int[] BroadcastShape(int[] a, int[] b, BinaryOp op)
-    {
-        int rank = Math.Max(a.Length, b.Length);
-        var shape = new int[rank];
-        for (int i = 0; i < rank; i++)
-        {
-            int da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
-            int db = i < rank - b.Length ? 1 : b[i - (rank - b.Length)];
-            if (da != db && da != 1 && db != 1)
-                throw new ArgumentException($"{op}: shapes {Tensor.ShapeString(a)} and {Tensor.ShapeString(b)} do not broadcast");
-            shape[i] = da == 1 ? db : da;
-        }
-        return shape;
-    }
 
     private static long[] BroadcastStrides(int[] shape, int[] target)
     {

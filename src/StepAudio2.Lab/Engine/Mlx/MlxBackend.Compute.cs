@@ -198,24 +198,10 @@ public sealed unsafe partial class MlxBackend
         }
     });
 
-    private static int[] BroadcastShape(int[] a, int[] b, string op)
-    {
-        int rank = Math.Max(a.Length, b.Length);
-        var shape = new int[rank];
-        for (int i = 0; i < rank; i++)
-        {
-            int da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
-            int db = i < rank - b.Length ? 1 : b[i - (rank - b.Length)];
-            if (da != db && da != 1 && db != 1)
-                throw new ArgumentException($"{op}: shapes {Tensor.ShapeString(a)} and {Tensor.ShapeString(b)} do not broadcast");
-            shape[i] = da == 1 ? db : da;
-        }
-        return shape;
-    }
 
     public Tensor Binary(BinaryOp op, Tensor a, Tensor b)
     {
-        BroadcastShape(a.Shape, b.Shape, op.ToString());
+        ShapeRules.Broadcast(op.ToString(), a.Shape, b.Shape);
         return Op(op.ToString(), s =>
         {
             var x = F32(s, a); var y = F32(s, b);
@@ -246,7 +232,7 @@ public sealed unsafe partial class MlxBackend
 
     public Tensor Where(Tensor cond, Tensor a, Tensor b)
     {
-        BroadcastShape(BroadcastShape(cond.Shape, a.Shape, "where"), b.Shape, "where");
+        ShapeRules.Broadcast("where", cond.Shape, a.Shape, b.Shape);
         return Op("where", s =>
         {
             var c = In(s, cond);

@@ -216,13 +216,8 @@ public sealed unsafe partial class MlxBackend : IBackend
     {
         if (dst.Storage is not MlxStorage ms)
             throw new ArgumentException($"slice_update: the destination {dst} is not an mlx tensor (make it with the backend's Zeros or FromHost)");
-        if (axis < 0) axis += dst.Rank;
-        int n = src.Rank == dst.Rank ? src.Shape[axis] : throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} and dst {Tensor.ShapeString(dst.Shape)} differ in rank");
-        if (start < 0 || start + n > dst.Shape[axis])
-            throw new ArgumentException($"slice_update: rows {start}..{start + n} outside axis {axis} of {Tensor.ShapeString(dst.Shape)}");
-        for (int i = 0; i < dst.Rank; i++)
-            if (i != axis && src.Shape[i] != dst.Shape[i])
-                throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} does not fit dst {Tensor.ShapeString(dst.Shape)} off axis {axis}");
+        axis = ShapeRules.SliceUpdate(dst, src, axis, start);
+        int n = src.Shape[axis];
         lock (MlxLibrary.Lock)
         {
             MlxLibrary.DrainDeferred();

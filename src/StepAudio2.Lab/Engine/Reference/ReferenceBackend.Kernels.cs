@@ -270,7 +270,7 @@ public sealed partial class ReferenceBackend
     {
         a = On(a, "binary"); b = On(b, "binary");
         Stats.CountOp();
-        var shape = BroadcastShape(op.ToString(), a.Shape, b.Shape);
+        var shape = ShapeRules.Broadcast(op.ToString(), a.Shape, b.Shape);
         var result = NewF32(shape, out var y);
         var ea = new Elements(a); var eb = new Elements(b);
         var c = new Cursor(shape, [a.Offset, b.Offset], BroadcastStrides(a, shape), BroadcastStrides(b, shape));
@@ -291,26 +291,6 @@ public sealed partial class ReferenceBackend
         return result;
     }
 
-    /// <summary>NumPy broadcasting: axes aligned at the end, a size-1 axis stretches.</summary>
-    private static int[] BroadcastShape(string op, params int[][] shapes)
-    {
-        int rank = shapes.Max(s => s.Length);
-        var shape = new int[rank];
-        for (int i = 0; i < rank; i++)
-        {
-            int size = 1;
-            foreach (var s in shapes)
-            {
-                int d = i < rank - s.Length ? 1 : s[i - (rank - s.Length)];
-                if (d == 1) continue;
-                if (size != 1 && d != size)
-                    throw new ArgumentException($"{op}: shapes {string.Join(" and ", shapes.Select(S))} do not broadcast");
-                size = d;
-            }
-            shape[i] = size;
-        }
-        return shape;
-    }
 
     /// <summary><paramref name="t"/>'s own strides aligned to <paramref name="target"/>, 0 on broadcast axes.</summary>
     private static long[] BroadcastStrides(Tensor t, int[] target)
@@ -376,7 +356,7 @@ public sealed partial class ReferenceBackend
         if (scoresOut is not null && (scoresOut.DType != DType.F32 || !scoresOut.IsContiguous || !scoresOut.Shape.SequenceEqual(scoreShape)))
             throw new ArgumentException($"scaled_dot_product_attention: scoresOut must be f32 [{b}, {hq}, {tq}, {tk}]");
         if (scoresOut is not null && !scoresOut.IsHost) CheckNotForeign(scoresOut, "scaled_dot_product_attention");
-        long[]? ms = mask is null ? null : BroadcastStrides(mask, BroadcastShape("attention mask", mask.Shape, scoreShape));
+        long[]? ms = mask is null ? null : BroadcastStrides(mask, ShapeRules.Broadcast("attention mask", mask.Shape, scoreShape));
         if (mask is not null && mask.Rank > 4) throw new ArgumentException($"scaled_dot_product_attention: mask {S(mask.Shape)} has more than 4 axes");
         // q, k, v gathered row-major (any strides: a KV cache is read as a view of its buffer)
         var qd = Dense(q); var kd = Dense(k); var vd = Dense(v);
@@ -744,7 +724,7 @@ public sealed partial class ReferenceBackend
     {
         cond = On(cond, "where"); a = On(a, "where"); b = On(b, "where");
         Stats.CountOp();
-        var shape = BroadcastShape("where", cond.Shape, a.Shape, b.Shape);
+        var shape = ShapeRules.Broadcast("where", cond.Shape, a.Shape, b.Shape);
         var result = NewF32(shape, out var y);
         var ec = new Elements(cond); var ea = new Elements(a); var eb = new Elements(b);
         var c = new Cursor(shape, [cond.Offset, a.Offset, b.Offset], BroadcastStrides(cond, shape), BroadcastStrides(a, shape), BroadcastStrides(b, shape));

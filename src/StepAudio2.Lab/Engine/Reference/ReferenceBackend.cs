@@ -95,14 +95,8 @@ public sealed partial class ReferenceBackend : IBackend
                 : $"slice_update: the destination is a host tensor; backend '{Name}' updates only its own tensors (make it with Zeros)");
         src = On(src, "slice_update");
         Stats.CountOp();
-        if (dst.DType != src.DType) throw new ArgumentException($"slice_update: dtypes differ (dst {dst.DType.ShortName()}, src {src.DType.ShortName()})");
-        if (axis < 0) axis += dst.Rank;
-        if (src.Rank != dst.Rank || (uint)axis >= (uint)dst.Rank)
-            throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} into dst {Tensor.ShapeString(dst.Shape)} along axis {axis}");
-        for (int i = 0; i < dst.Rank; i++)
-            if (i != axis && src.Shape[i] != dst.Shape[i])
-                throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} and dst {Tensor.ShapeString(dst.Shape)} differ on axis {i}");
-        var target = dst.Slice(axis, start, src.Shape[axis]); // checks the range
+        axis = ShapeRules.SliceUpdate(dst, src, axis, start);
+        var target = dst.Slice(axis, start, src.Shape[axis]);
         // the source may be a view of the destination's own storage: read it whole before writing
         var staged = new byte[src.ByteCount];
         CopyElements(src, staged);
