@@ -133,22 +133,7 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     {
         using var checkpoint = Fixtures.OpenCheckpoint(Tiny);
         var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), Reference);
-        using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", "llm-short.safetensors"), out _);
-        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToList();
-        var (mels, lengths) = TestMath.MelBatch(dump);
-        var (features, featLens) = model.EncodeAudio(mels, lengths);
-        var cache = new KvCache(model.Config.Text);
-        var cached = model.LastLogits(model.EmbedPrompt(ids.ToArray(), features, featLens), 0, cache);
-        for (int step = 0; step < 12; step++)
-        {
-            var full = model.LastLogits(model.EmbedPrompt(ids.ToArray(), features, featLens), 0, null);
-            double maxAbs = cached.ToFloatArray().Zip(full.ToFloatArray(), (a, b) => Math.Abs(a - b)).Max();
-            Assert.True(maxAbs <= 1e-5, $"step {step}: cached vs full logits differ by {maxAbs:E3}");
-            int next = HostArgmax(full);
-            Assert.Equal(next, HostArgmax(cached));
-            ids.Add(next);
-            cached = model.LastLogits(model.EmbedPrompt([next], null, []), ids.Count - 1, cache);
-        }
+        LlmParityTests.AssertKvCachedEqualsFull(model, Path.Combine(Tiny, "dumps", "llm-short.safetensors"), 12);
     }
 
     [Fact]
