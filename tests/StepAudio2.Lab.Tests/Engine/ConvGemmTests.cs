@@ -1,6 +1,7 @@
 using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Engine.Cpu;
 using StepAudio2.Lab.Models.Token2Wav;
+using StepAudio2.Lab.Models.Nn;
 using StepAudio2.Lab.Tensors;
 using Conv1dLayer = StepAudio2.Lab.Models.Nn.Conv1d;
 

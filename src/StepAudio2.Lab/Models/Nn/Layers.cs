@@ -121,3 +121,64 @@ public sealed class LayerNorm(string path, Tensor? weight, Tensor? bias, float e
         return y;
     }
 }
+
+/// <summary>
+/// torch.nn.ConvTranspose1d with a folded weight [Cin, Cout, K] and bias [Cout], run by <see cref="Ops.ConvTranspose1d"/>
+/// (the CPU backend packs the weight once as Wᵀ [Cout·K, Cin] for one GEMM plus an overlap-add).
+/// </summary>
+public sealed class ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding)
+{
+    public string Path { get; } = path;
+    public Tensor Weight { get; } = weight;
+    public Tensor? Bias { get; } = bias;
+    public int Stride { get; } = stride;
+    public int Padding { get; } = padding;
+    public int InChannels => Weight.Shape[0];
+    public int OutChannels => Weight.Shape[1];
+    public int Kernel => Weight.Shape[2];
+
+    public Tensor Forward(Tensor x, Trace? trace = null)
+    {
+        var y = Ops.ConvTranspose1d(x, Weight, Bias, Stride, Padding);
+        trace?.Record(Path, y);
+        return y;
+    }
+}
+
+/// <summary>
+/// torch.nn.Conv1d (stride 1, no dilation) applied to time-major activations [B, T, Cin] with explicit zero padding
+/// (padLeft, padRight) — the causal and look-ahead convolutions of the flow (pre-lookahead, up_layer, DiT conv block),
+/// whose modules transpose around a channels-first conv (<see cref="Composite.ConvTimeMajor"/>).
+/// </summary>
+public sealed class TimeMajorConv1d
+{
+    public TimeMajorConv1d(string path, Tensor weight, Tensor bias, int padLeft, int padRight)
+    {
+        if (weight.Rank != 3) throw new ArgumentException($"{path}: conv weight {Tensor.ShapeString(weight.Shape)} must be [Cout, Cin, K]");
+        Path = path;
+        Weight = weight;
+        Bias = bias;
+        PadLeft = padLeft;
+        PadRight = padRight;
+    }
+
+    public string Path { get; }
+    /// <summary><c>{key}.weight</c> [Cout, Cin, K] as the checkpoint holds it.</summary>
+    public Tensor Weight { get; }
+    /// <summary><c>{key}.bias</c> [Cout].</summary>
+    public Tensor Bias { get; }
+    public int InChannels => Weight.Shape[1];
+    public int OutChannels => Weight.Shape[0];
+    public int Kernel => Weight.Shape[2];
+    public int PadLeft { get; }
+    public int PadRight { get; }
+
+    /// <summary>[B, T, Cin] → [B, T + padLeft + padRight − K + 1, Cout], time-major.</summary>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Rank != 3 || x.Shape[2] != InChannels)
+            throw new ArgumentException($"{Path}: input {Tensor.ShapeString(x.Shape)} must be [B, T, {InChannels}]");
+        if (x.Shape[1] + PadLeft + PadRight - Kernel + 1 < 1) throw new ArgumentException($"{Path}: {x.Shape[1]} frames are too few for kernel {Kernel}");
+        return Composite.ConvTimeMajor(x, Weight, Bias, PadLeft, PadRight);
+    }
+}

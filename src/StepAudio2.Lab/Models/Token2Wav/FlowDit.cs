@@ -95,9 +95,9 @@ public sealed class CausalConvBlock
         Conv2 = FlowWeights.Conv(w, key + ".block.6", channels, channels, kernel, kernel - 1, 0);
     }
 
-    public FlowConv1d Conv1 { get; }
+    public TimeMajorConv1d Conv1 { get; }
     public LayerNorm Norm { get; }
-    public FlowConv1d Conv2 { get; }
+    public TimeMajorConv1d Conv2 { get; }
 }
 
 /// <summary>

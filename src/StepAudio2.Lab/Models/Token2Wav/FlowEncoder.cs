@@ -148,8 +148,8 @@ public sealed class PreLookaheadLayer
     }
 
     public string Path { get; }
-    public FlowConv1d Conv1 { get; }
-    public FlowConv1d Conv2 { get; }
+    public TimeMajorConv1d Conv1 { get; }
+    public TimeMajorConv1d Conv2 { get; }
 
     /// <summary>[1, T, D] → [1, T, D] (time-major in and out, as the module returns it).</summary>
     public Tensor Forward(Tensor x, Trace? trace = null)
@@ -176,7 +176,7 @@ public sealed class Upsample1D
 
     public string Path { get; }
     public int Stride { get; }
-    public FlowConv1d Conv { get; }
+    public TimeMajorConv1d Conv { get; }
 
     /// <summary>[1, T, D] → [1, sT, D] (time-major; the trace holds the channels-first view).</summary>
     public Tensor Forward(Tensor x, Trace? trace = null)

@@ -24,46 +24,8 @@ internal static class FlowWeights
         new(TracePath(key), w.Get(key + ".weight", dim), w.Get(key + ".bias", dim), eps);
 
     /// <summary>torch.nn.Conv1d <c>{key}.weight</c> [Cout, Cin, K] + bias, run time-major with the given zero padding.</summary>
-    public static FlowConv1d Conv(Weights w, string key, int cout, int cin, int kernel, int padLeft, int padRight) =>
+    public static TimeMajorConv1d Conv(Weights w, string key, int cout, int cin, int kernel, int padLeft, int padRight) =>
         new(TracePath(key), w.Get(key + ".weight", cout, cin, kernel), w.Get(key + ".bias", cout), padLeft, padRight);
-}
-
-/// <summary>
-/// torch.nn.Conv1d (stride 1, no dilation) applied to time-major activations [B, T, Cin] with explicit zero padding
-/// (padLeft, padRight) — the causal and look-ahead convolutions of the flow (pre-lookahead, up_layer, DiT conv block),
-/// whose modules transpose around a channels-first conv (<see cref="Composite.ConvTimeMajor"/>).
-/// </summary>
-public sealed class FlowConv1d
-{
-    public FlowConv1d(string path, Tensor weight, Tensor bias, int padLeft, int padRight)
-    {
-        if (weight.Rank != 3) throw new ArgumentException($"{path}: conv weight {Tensor.ShapeString(weight.Shape)} must be [Cout, Cin, K]");
-        Path = path;
-        Weight = weight;
-        Bias = bias;
-        PadLeft = padLeft;
-        PadRight = padRight;
-    }
-
-    public string Path { get; }
-    /// <summary><c>{key}.weight</c> [Cout, Cin, K] as the checkpoint holds it.</summary>
-    public Tensor Weight { get; }
-    /// <summary><c>{key}.bias</c> [Cout].</summary>
-    public Tensor Bias { get; }
-    public int InChannels => Weight.Shape[1];
-    public int OutChannels => Weight.Shape[0];
-    public int Kernel => Weight.Shape[2];
-    public int PadLeft { get; }
-    public int PadRight { get; }
-
-    /// <summary>[B, T, Cin] → [B, T + padLeft + padRight − K + 1, Cout], time-major.</summary>
-    public Tensor Forward(Tensor x)
-    {
-        if (x.Rank != 3 || x.Shape[2] != InChannels)
-            throw new ArgumentException($"{Path}: input {Tensor.ShapeString(x.Shape)} must be [B, T, {InChannels}]");
-        if (x.Shape[1] + PadLeft + PadRight - Kernel + 1 < 1) throw new ArgumentException($"{Path}: {x.Shape[1]} frames are too few for kernel {Kernel}");
-        return Composite.ConvTimeMajor(x, Weight, Bias, PadLeft, PadRight);
-    }
 }
 
 /// <summary>Float32 sinusoid helpers shared by the flow's position table and time embedding.</summary>

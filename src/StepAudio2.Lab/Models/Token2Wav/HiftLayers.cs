@@ -7,29 +7,6 @@ using StepAudio2.Lab.Tracing;
 namespace StepAudio2.Lab.Models.Token2Wav;
 
 /// <summary>
-/// torch.nn.ConvTranspose1d with a folded weight [Cin, Cout, K] and bias [Cout], run by <see cref="Ops.ConvTranspose1d"/>
-/// (the CPU backend packs the weight once as Wᵀ [Cout·K, Cin] for one GEMM plus an overlap-add).
-/// </summary>
-public sealed class ConvTranspose1d(string path, Tensor weight, Tensor? bias, int stride, int padding)
-{
-    public string Path { get; } = path;
-    public Tensor Weight { get; } = weight;
-    public Tensor? Bias { get; } = bias;
-    public int Stride { get; } = stride;
-    public int Padding { get; } = padding;
-    public int InChannels => Weight.Shape[0];
-    public int OutChannels => Weight.Shape[1];
-    public int Kernel => Weight.Shape[2];
-
-    public Tensor Forward(Tensor x, Trace? trace = null)
-    {
-        var y = Ops.ConvTranspose1d(x, Weight, Bias, Stride, Padding);
-        trace?.Record(Path, y);
-        return y;
-    }
-}
-
-/// <summary>
 /// HiFT <c>ResBlock</c> (CosyVoice hifigan, docs/model.md §7.10 step 6): three rounds of Snake → dilated conv → Snake → conv,
 /// each added back to x. Keys <c>{key}.convs1/convs2.{j}</c> (weight-normed) and <c>{key}.activations1/2.{j}.alpha</c>.
 /// </summary>
