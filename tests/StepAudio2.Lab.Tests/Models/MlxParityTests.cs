@@ -72,4 +72,24 @@ public sealed class MlxParityTests
         Assert.Contains("output.greedy_ids", table);
         Assert.Contains("34 compared, 0 failing", table);
     }
+
+    [MlxFact]
+    public void Token2WavTraceOnMlxMatchesTheReferenceAtTheDocumentedFloors()
+    {
+        // flow + HiFT from the dump's inputs on MLX: every flow path within the flow floor, the HiFT chain within its
+        // documented 1e-3 floor (the float32 source phase), as on the cpu and reference backends
+        string tiny = Path.Combine(TestPaths.ReferenceData, "tiny");
+        using var tmp = TestPaths.Temp();
+        var output = tmp.File("t2w-mlx.safetensors");
+        var dump = Path.Combine(tiny, "dumps", "token2wav-short.safetensors");
+        long opsBefore = Backends.Get("mlx").Stats.Ops;
+        var (code, _, err) = Cli.InspectCliTests.Run("trace", "--backend", "mlx", "--token2wav", Path.Combine(tiny, "token2wav"),
+            "--inputs", dump, "--out", output);
+        Assert.True(code == StepAudio2.Lab.Cli.StepLabCli.Ok, err);
+        Assert.True(Backends.Get("mlx").Stats.Ops > opsBefore + 500, "token2wav did not run on MLX");
+        var (cmp, table, _) = Cli.InspectCliTests.Run("compare", output, dump);
+        Assert.True(cmp == StepAudio2.Lab.Cli.StepLabCli.Ok, table);
+        Assert.Contains("54 compared, 0 failing", table);
+        Assert.Contains("hift-chain floor", table);
+    }
 }
