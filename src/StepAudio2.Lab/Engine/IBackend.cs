@@ -18,6 +18,12 @@ public enum ReduceOp { Sum, Mean, Max, Min }
 /// <summary>
 /// The backend boundary: every op the model code uses, implemented once per device. Model code calls <see cref="Ops"/>,
 /// never a backend directly, so an MLX (mlx-c) or CUDA backend slots in by implementing this interface.
+/// <para>
+/// Place: a backend's results live where it keeps them — host memory for <c>cpu</c>, a <see cref="DeviceStorage"/>
+/// (no host address) for the others. Inputs may be host tensors (weights mapped from a checkpoint, ids, features):
+/// a device backend uploads them, caching weights per weight tensor so each is uploaded once. Host values come back
+/// only through <see cref="ToHost"/> (and <see cref="Argmax"/>'s ids); <see cref="Stats"/> counts those transfers.
+/// </para>
 /// Activations are float32; weight operands of <see cref="Linear"/>, <see cref="Conv1d"/> and <see cref="Take"/>
 /// may be bf16 and are used in place (never widened into a second f32 copy).
 /// </summary>
@@ -27,6 +33,57 @@ public interface IBackend
 
     /// <summary>One-line description: backend, SIMD level, threads.</summary>
     string Describe();
+
+    /// <summary>Host↔backend transfers and ops run so far (reset with <see cref="BackendStats.Reset"/>).</summary>
+    BackendStats Stats { get; }
+
+    // ---------------------------------------------------------------- place and layout
+
+    /// <summary>Uploads a host tensor (a transfer point): the same tensor on this backend, contiguous.</summary>
+    Tensor FromHost(Tensor host);
+
+    /// <summary>Downloads a tensor of this backend (a transfer point): a contiguous host tensor.</summary>
+    Tensor ToHost(Tensor x);
+
+    /// <summary>A new zero-filled tensor on this backend.</summary>
+    Tensor Zeros(DType dtype, int[] shape);
+
+    /// <summary>A contiguous copy of a (strided) view, on this backend.</summary>
+    Tensor Contiguous(Tensor x);
+
+    /// <summary>A contiguous copy converted to <paramref name="dtype"/> (floats narrow with round-to-nearest-even).</summary>
+    Tensor Cast(Tensor x, DType dtype);
+
+    /// <summary>
+    /// Writes <paramref name="src"/> into <paramref name="dst"/>[…, start:start+n, …] along <paramref name="axis"/>, in
+    /// place (<c>dst[..., start:start+n] = src</c>; MLX <c>slice_update</c>): KV-cache appends, audio features written into
+    /// the embeddings. Shapes must agree on every other axis; dtypes must match.
+    /// </summary>
+    void SliceUpdate(Tensor dst, Tensor src, int axis, int start);
+
+    // ---------------------------------------------------------------- element-wise and small ops the models need
+
+    /// <summary>
+    /// Rotate-half (GPT-NeoX, HF Qwen2) rotary embedding of x [..., T, D] at positions offset..offset+T−1 (axis −2):
+    /// inv_freq_i = 1/θ^(2i/D) and angle = position·inv_freq_i in float32; out = x·cos + rotate_half(x)·sin.
+    /// </summary>
+    Tensor Rope(Tensor x, int offset, float theta);
+
+    /// <summary>Inclusive cumulative sum along <paramref name="axis"/>; float32 values summed in double and rounded per
+    /// element, as PyTorch's CPU <c>cumsum</c> does.</summary>
+    Tensor Cumsum(Tensor x, int axis);
+
+    /// <summary>Each element repeated <paramref name="repeats"/> times along <paramref name="axis"/> (<c>repeat_interleave</c>).</summary>
+    Tensor Repeat(Tensor x, int axis, int repeats);
+
+    /// <summary>cond ? a : b, broadcasting (cond: bool/uint8/float, non-zero is true).</summary>
+    Tensor Where(Tensor cond, Tensor a, Tensor b);
+
+    /// <summary>min(max(x, min), max).</summary>
+    Tensor Clamp(Tensor x, float min, float max);
+
+    /// <summary>Snake activation of x [B, C, T] (or [C, T]) with per-channel α [C]: x + 1/(α + 1e-9)·sin²(α·x).</summary>
+    Tensor Snake(Tensor x, Tensor alpha);
 
     Tensor Matmul(Tensor a, Tensor b);
     Tensor Linear(Tensor x, Tensor weight, Tensor? bias);
@@ -51,6 +108,41 @@ public interface IBackend
     Tensor Pad(Tensor x, ReadOnlySpan<(int Before, int After)> pads, PadMode mode, float value);
     Tensor Concatenate(IReadOnlyList<Tensor> xs, int axis);
     Tensor Reduce(ReduceOp op, Tensor x, int axis, bool keepDims);
+    /// <summary>Index of the (first) maximum along the last axis per leading row, returned to the host (a transfer point).</summary>
     int[] Argmax(Tensor x);
     (float[] Values, int[] Indices) TopK(ReadOnlySpan<float> x, int k);
+}
+
+/// <summary>What crossed the host↔backend boundary: uploads (activations and inputs), weight uploads (cached once per
+/// weight), downloads; and how many ops ran. Tests assert "a handful of transfers per generated token" with it.</summary>
+public sealed class BackendStats
+{
+    private long _uploads, _uploadBytes, _weightUploads, _weightUploadBytes, _downloads, _downloadBytes, _ops;
+
+    public long Uploads => Interlocked.Read(ref _uploads);
+    public long UploadBytes => Interlocked.Read(ref _uploadBytes);
+    public long WeightUploads => Interlocked.Read(ref _weightUploads);
+    public long WeightUploadBytes => Interlocked.Read(ref _weightUploadBytes);
+    public long Downloads => Interlocked.Read(ref _downloads);
+    public long DownloadBytes => Interlocked.Read(ref _downloadBytes);
+    public long Ops => Interlocked.Read(ref _ops);
+
+    /// <summary>Uploads plus downloads of activations (weights not counted).</summary>
+    public long Transfers => Uploads + Downloads;
+
+    public void CountUpload(long bytes) { Interlocked.Increment(ref _uploads); Interlocked.Add(ref _uploadBytes, bytes); }
+    public void CountWeightUpload(long bytes) { Interlocked.Increment(ref _weightUploads); Interlocked.Add(ref _weightUploadBytes, bytes); }
+    public void CountDownload(long bytes) { Interlocked.Increment(ref _downloads); Interlocked.Add(ref _downloadBytes, bytes); }
+    public void CountOp() => Interlocked.Increment(ref _ops);
+
+    public void Reset()
+    {
+        Interlocked.Exchange(ref _uploads, 0); Interlocked.Exchange(ref _uploadBytes, 0);
+        Interlocked.Exchange(ref _weightUploads, 0); Interlocked.Exchange(ref _weightUploadBytes, 0);
+        Interlocked.Exchange(ref _downloads, 0); Interlocked.Exchange(ref _downloadBytes, 0);
+        Interlocked.Exchange(ref _ops, 0);
+    }
+
+    public override string ToString() =>
+        $"{Uploads} uploads ({UploadBytes} B), {Downloads} downloads ({DownloadBytes} B), {WeightUploads} weight uploads ({WeightUploadBytes} B), {Ops} ops";
 }

@@ -7,12 +7,72 @@ namespace StepAudio2.Lab.Engine;
 /// <summary>
 /// The op set the model code is written in, named after MLX's (<c>mx.matmul</c>, <c>mx.conv1d</c>,
 /// <c>mx.fast.layer_norm</c>, <c>mx.fast.scaled_dot_product_attention</c> …). Eager; dispatches to
-/// <see cref="Backend"/>. Results are new float32 tensors.
+/// <see cref="Backend"/>, the backend of the current scope. Results are new float32 tensors on that backend.
+/// <para>
+/// A backend belongs to a model, not to the process: a model keeps the backend it was loaded with and enters it
+/// (<see cref="Use"/>) in its public entry points, so two models on two backends can run side by side in one process
+/// (a notebook running one stage on both and comparing). The scope is an <see cref="AsyncLocal{T}"/>: it flows into
+/// tasks started inside it and never leaks into other threads.
+/// </para>
 /// </summary>
 public static class Ops
 {
-    /// <summary>The backend every op runs on (CPU by default).</summary>
-    public static IBackend Backend { get; set; } = new CpuBackend();
+    private static readonly AsyncLocal<IBackend?> s_scope = new();
+
+    /// <summary>The backend used outside any scope: the CPU backend unless a host (CLI, notebook) changes it.</summary>
+    public static IBackend Default { get; set; } = new CpuBackend();
+
+    /// <summary>The backend every op runs on now: the innermost <see cref="Use"/> scope's, else <see cref="Default"/>.</summary>
+    public static IBackend Backend => s_scope.Value ?? Default;
+
+    /// <summary>Runs the ops of the enclosing <c>using</c> block on <paramref name="backend"/>; disposing restores the previous one.</summary>
+    public static BackendScope Use(IBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        var previous = s_scope.Value;
+        s_scope.Value = backend;
+        return new BackendScope(previous);
+    }
+
+    /// <summary>Restores the backend that was current before <see cref="Use"/>.</summary>
+    public readonly struct BackendScope : IDisposable
+    {
+        private readonly IBackend? _previous;
+        internal BackendScope(IBackend? previous) => _previous = previous;
+        public void Dispose() => s_scope.Value = _previous;
+    }
+
+    // ---------------------------------------------------------------- place
+
+    /// <summary>The tensor on the current backend (uploaded when it is a host tensor of a device backend).</summary>
+    public static Tensor FromHost(Tensor host) => Backend.FromHost(host);
+
+    /// <summary>A host copy (a transfer point); host tensors come back as they are.</summary>
+    public static Tensor ToHost(Tensor x) => x.IsHost ? x : Backend.ToHost(x);
+
+    public static Tensor Zeros(DType dtype, params int[] shape) => Backend.Zeros(dtype, shape);
+    public static Tensor Zeros(params int[] shape) => Backend.Zeros(DType.F32, shape);
+    public static Tensor Contiguous(Tensor x) => Backend.Contiguous(x);
+    public static Tensor Cast(Tensor x, DType dtype) => Backend.Cast(x, dtype);
+
+    /// <summary><c>dst[..., start:start+n, ...] = src</c> along <paramref name="axis"/>, in place.</summary>
+    public static void SliceUpdate(Tensor dst, Tensor src, int axis, int start) => Backend.SliceUpdate(dst, src, axis, start);
+
+    /// <summary>Rotate-half RoPE on x [..., T, D] at positions offset.. (MLX <c>mx.fast.rope</c>, traditional=False).</summary>
+    public static Tensor Rope(Tensor x, int offset, float theta) => Backend.Rope(x, offset, theta);
+
+    public static Tensor Cumsum(Tensor x, int axis) => Backend.Cumsum(x, axis);
+
+    /// <summary><c>repeat_interleave</c> along one axis.</summary>
+    public static Tensor Repeat(Tensor x, int axis, int repeats) => Backend.Repeat(x, axis, repeats);
+
+    public static Tensor Where(Tensor cond, Tensor a, Tensor b) => Backend.Where(cond, a, b);
+    public static Tensor Clamp(Tensor x, float min, float max) => Backend.Clamp(x, min, max);
+
+    /// <summary>Snake: x + 1/(α + 1e-9)·sin²(α·x), α per channel (axis 1 of [B, C, T]).</summary>
+    public static Tensor Snake(Tensor x, Tensor alpha) => Backend.Snake(x, alpha);
+
+    // ---------------------------------------------------------------- compute
 
     public static Tensor Matmul(Tensor a, Tensor b) => Backend.Matmul(a, b);
 

@@ -113,26 +113,29 @@ public sealed unsafe class Tensor
     // ---------------------------------------------------------------- raw access
 
     /// <summary>The bytes of a contiguous tensor, in place (zero-copy; mapped pages for mapped storage).</summary>
-    public ReadOnlySpan<byte> ContiguousBytes()
+    public ReadOnlySpan<byte> ContiguousBytes([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        RequireHost(caller, file, line);
         if (!IsContiguous) throw new InvalidOperationException($"tensor {ShapeString(Shape)} is not contiguous; call Contiguous() first");
         if (ElementCount == 0) return default; // an empty view's offset may point past its storage
         return Storage.Span(Offset * DType.SizeOf(), checked((int)ByteCount));
     }
 
     /// <summary>Typed read-only view of a contiguous tensor's elements.</summary>
-    public ReadOnlySpan<T> AsSpan<T>() where T : unmanaged
+    public ReadOnlySpan<T> AsSpan<T>([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
+        RequireHost(caller, file, line);
         if (sizeof(T) != DType.SizeOf())
             throw new InvalidOperationException($"cannot view {DType.ShortName()} as {typeof(T).Name}");
-        return MemoryMarshal.Cast<byte, T>(ContiguousBytes());
+        return MemoryMarshal.Cast<byte, T>(ContiguousBytes(caller, file, line));
     }
 
     /// <summary>Writable typed view of a contiguous tensor in managed storage.</summary>
-    public Span<T> AsWritableSpan<T>() where T : unmanaged
+    public Span<T> AsWritableSpan<T>([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
+        RequireHost(caller, file, line);
         if (Storage.IsMapped) throw new InvalidOperationException($"tensor maps {Storage.Origin} read-only");
-        var ro = AsSpan<T>();
+        var ro = AsSpan<T>(caller, file, line);
         return MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(ro), ro.Length);
     }
 
@@ -158,7 +161,13 @@ public sealed unsafe class Tensor
     }
 
     /// <summary>Element storage indices in row-major (logical) order; works for any strides.</summary>
-    public IEnumerable<long> ElementIndices()
+    public IEnumerable<long> ElementIndices([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        RequireHost(caller, file, line);
+        return Odometer();
+    }
+
+    private IEnumerable<long> Odometer()
     {
         if (ElementCount == 0) yield break;
         int rank = Rank;
@@ -182,6 +191,7 @@ public sealed unsafe class Tensor
     /// <summary>Value at a multi-index, widened to double (for tests, reports and small lookups).</summary>
     public double GetDouble(params int[] index)
     {
+        RequireHost(nameof(GetDouble), "", 0);
         if (index.Length != Rank) throw new ArgumentException($"index rank {index.Length} != tensor rank {Rank}");
         long pos = Offset;
         for (int i = 0; i < index.Length; i++)
@@ -193,8 +203,9 @@ public sealed unsafe class Tensor
     }
 
     /// <summary>All elements in logical order, converted to float64 (exact for every dtype except I64 beyond 2^53).</summary>
-    public double[] ToDoubleArray()
+    public double[] ToDoubleArray([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        RequireHost(caller, file, line);
         var result = new double[ElementCount];
         long i = 0;
         foreach (long pos in ElementIndices()) result[i++] = ReadAt(pos);
@@ -202,8 +213,9 @@ public sealed unsafe class Tensor
     }
 
     /// <summary>All elements in logical order, converted to float32.</summary>
-    public float[] ToFloatArray()
+    public float[] ToFloatArray([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        RequireHost(caller, file, line);
         if (!IsContiguous && DType is DType.F32 or DType.BF16) return Contiguous().ToFloatArray();
         var result = new float[ElementCount];
         if (IsContiguous)
@@ -220,8 +232,9 @@ public sealed unsafe class Tensor
     }
 
     /// <summary>All elements in logical order as int64 (integer and bool dtypes).</summary>
-    public long[] ToInt64Array()
+    public long[] ToInt64Array([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
+        RequireHost(caller, file, line);
         if (DType.IsFloating()) throw new InvalidOperationException($"ToInt64Array on {DType.ShortName()} tensor");
         var result = new long[ElementCount];
         long i = 0;
@@ -235,10 +248,14 @@ public sealed unsafe class Tensor
         return result;
     }
 
-    /// <summary>A contiguous copy in managed memory (or this tensor when already contiguous and managed-or-mapped).</summary>
+    /// <summary>
+    /// A contiguous copy (or this tensor when already contiguous): in managed memory for a host tensor, on its backend
+    /// for a device tensor.
+    /// </summary>
     public Tensor Contiguous()
     {
         if (IsContiguous) return this;
+        if (Storage is DeviceStorage device) return device.Contiguous(this);
         var storage = new ManagedStorage(ByteCount);
         CopyStridedTo(storage.Pointer);
         return new Tensor(storage, DType, (int[])Shape.Clone());
@@ -293,6 +310,7 @@ public sealed unsafe class Tensor
     public Tensor To(DType dtype)
     {
         if (dtype == DType) return Contiguous();
+        if (Storage is DeviceStorage device) return device.Cast(this, dtype);
         if (!IsContiguous) return Contiguous().To(dtype);
         if (DType == DType.BF16 && dtype == DType.F32)
         {
@@ -325,6 +343,26 @@ public sealed unsafe class Tensor
             o++;
         }
         return result;
+    }
+
+    // ---------------------------------------------------------------- place
+
+    /// <summary>True when the elements are in host memory (managed or mapped); false for a backend's device tensor.</summary>
+    public bool IsHost => Storage.IsHost;
+
+    /// <summary>
+    /// The transfer point from a device: a contiguous host copy of a device tensor (this tensor itself when it is on
+    /// the host already). Sampling, the final waveform, traces and plots read values through here.
+    /// </summary>
+    public Tensor ToHost() => Storage is DeviceStorage device ? device.Download(this) : this;
+
+    private void RequireHost(string caller, string file, int line)
+    {
+        if (Storage is DeviceStorage device)
+            throw new HostAccessException(
+                $"host access to a {device.BackendName} device tensor {ShapeString(Shape)} {DType.ShortName()} from {caller}" +
+                (file.Length > 0 ? $" ({System.IO.Path.GetFileName(file)}:{line})" : "") +
+                " outside a transfer point; call ToHost() (or IBackend.ToHost) where a host value is truly needed");
     }
 
     // ---------------------------------------------------------------- views
@@ -427,5 +465,5 @@ public sealed unsafe class Tensor
 
     public static string ShapeString(IEnumerable<int> shape) => "[" + string.Join(", ", shape) + "]";
 
-    public override string ToString() => $"Tensor({DType.ShortName()}, {ShapeString(Shape)}{(IsContiguous ? "" : ", strided")}{(Storage.IsMapped ? ", mapped" : "")})";
+    public override string ToString() => $"Tensor({DType.ShortName()}, {ShapeString(Shape)}{(IsContiguous ? "" : ", strided")}{(Storage.IsMapped ? ", mapped" : "")}{(Storage is DeviceStorage d ? ", " + d.BackendName : "")})";
 }

@@ -22,6 +22,12 @@ public abstract unsafe class TensorStorage : IDisposable
     public abstract string Origin { get; }
 
     /// <summary>
+    /// True when the bytes are in this process's memory (managed or mapped) and <see cref="Pointer"/> is valid; false for
+    /// a <see cref="DeviceStorage"/>, whose bytes only its backend can read.
+    /// </summary>
+    public virtual bool IsHost => true;
+
+    /// <summary>
     /// A view of a byte range. Managed storage returns an array-backed span, which the GC tracks: the bytes stay alive
     /// while the span is in use even if the tensor itself is no longer referenced.
     /// </summary>
@@ -112,3 +118,40 @@ public sealed unsafe class MappedFileStorage : TensorStorage
         _pointer = null;
     }
 }
+
+/// <summary>
+/// Bytes owned by a backend (a GPU buffer, an MLX array, the reference backend's private memory): there is no host
+/// address. Reading such a tensor on the host goes through the explicit transfer points — <see cref="Tensor.ToHost"/>,
+/// <c>IBackend.ToHost</c> — and any other host access throws <see cref="HostAccessException"/> naming the caller.
+/// Copies, dtype conversion and reshape-with-copy of a device tensor are done by its backend.
+/// </summary>
+public abstract unsafe class DeviceStorage : TensorStorage
+{
+    public sealed override bool IsHost => false;
+    public override bool IsMapped => false;
+
+    /// <summary>The backend that made these bytes (an <c>IBackend</c>; typed <c>object</c> so tensors do not depend on the engine).</summary>
+    public abstract object Owner { get; }
+
+    /// <summary>The owning backend's name, for messages ("reference", "cuda", "mlx").</summary>
+    public abstract string BackendName { get; }
+
+    public override string Origin => $"{BackendName} device memory";
+
+    public sealed override byte* Pointer => throw new HostAccessException($"the host address of {Origin} was asked for; device bytes have none (use Tensor.ToHost())");
+
+    public sealed override ReadOnlySpan<byte> Span(long byteOffset, int byteLength) =>
+        throw new HostAccessException($"a host span of {Origin} was asked for; device bytes have none (use Tensor.ToHost())");
+
+    /// <summary>A contiguous host copy of <paramref name="view"/> (a view of this storage) — a transfer point.</summary>
+    public abstract Tensor Download(Tensor view);
+
+    /// <summary>A contiguous copy of <paramref name="view"/> in new storage of the same backend.</summary>
+    public abstract Tensor Contiguous(Tensor view);
+
+    /// <summary>A contiguous copy of <paramref name="view"/> converted to <paramref name="dtype"/>, on the same backend.</summary>
+    public abstract Tensor Cast(Tensor view, DType dtype);
+}
+
+/// <summary>Host access to a tensor whose bytes live on a device, outside the explicit transfer points.</summary>
+public sealed class HostAccessException(string message) : InvalidOperationException(message);

@@ -12,9 +12,11 @@ namespace StepAudio2.Lab.Engine.Cpu;
 /// reductions, <see cref="Gemm"/> (packed Vector256/FMA kernels, both cores) for every matrix product. bf16 weights are
 /// read in place from their (mapped) storage.
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe partial class CpuBackend : IBackend
 {
     public string Name => "cpu";
+
+    public BackendStats Stats { get; } = new();
 
     public string Describe()
     {
