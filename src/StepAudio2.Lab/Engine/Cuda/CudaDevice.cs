@@ -189,21 +189,23 @@ public sealed unsafe class CudaDevice
     /// <summary>Makes the context current on the calling thread (the backend may be used from a thread-pool thread).</summary>
     internal void MakeCurrent() => Api.Check(Api.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
 
+    [ThreadStatic] private static CudaDevice? t_current;
+
+    /// <summary>Sets the context on a thread the first time this device is used there (cheap afterwards).</summary>
+    internal void MakeCurrentIfNeeded()
+    {
+        if (ReferenceEquals(t_current, this)) return;
+        MakeCurrent();
+        t_current = this;
+    }
+
     // ------------------------------------------------------------------------------------------------ memory
 
     /// <summary>A fresh buffer (contents undefined). Large dropped-but-unfinalised buffers trigger a collection first.</summary>
     public DeviceBuffer Allocate(long bytes)
     {
-        Drain();
         long size = Math.Max(bytes, 256);
-        if (Interlocked.Add(ref _sinceCollect, size) > (4L << 30))
-        {
-            // dropped activations are only returned when their finalizers run: collect before the pool grows without bound
-            Interlocked.Exchange(ref _sinceCollect, 0);
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            Drain();
-        }
+        Interlocked.Add(ref _sinceCollect, size);
         ulong p;
         int rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
         if (rc == 2) // CUDA_ERROR_OUT_OF_MEMORY: return what the garbage collector still holds, then try once more
@@ -225,6 +227,20 @@ public sealed unsafe class CudaDevice
     }
 
     internal void Release(ulong ptr, long bytes) => _dropped.Enqueue((ptr, bytes));
+
+    /// <summary>Returns dropped buffers to the pool; after 4 GiB of allocations, collects first so that dropped
+    /// activations are found (their finalizers queue them). Called between ops only: frees are stream-ordered after
+    /// every kernel queued so far, and no op is half-way through using a buffer then.</summary>
+    internal void DrainDropped()
+    {
+        if (Interlocked.Read(ref _sinceCollect) > (4L << 30))
+        {
+            Interlocked.Exchange(ref _sinceCollect, 0);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Drain();
+    }
 
     private void Drain()
     {

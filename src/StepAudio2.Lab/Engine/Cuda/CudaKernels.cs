@@ -21,12 +21,13 @@ public static class CudaKernels
         public const string ChannelBias = "add_channel_bias", RowBias = "add_row_bias";
         public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar";
         public const string QGemv = "qgemv", Dequant = "dequant_rows";
+        public const string FillUniform = "fill_uniform";
 
         public static readonly string[] All =
         [
             Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
             Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
-            GemvBf16, GemvBf16Scalar, QGemv, Dequant,
+            GemvBf16, GemvBf16Scalar, QGemv, Dequant, FillUniform,
         ];
     }
 
@@ -126,12 +127,12 @@ extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, bf16_t* __re
 __device__ __forceinline__ float unary(int op, float x, float alpha, float beta) {
   switch (op) {
     case 0: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case 1: { float u = 0.7978845608028654f * (x + 0.044715f * x * x * x); return 0.5f * x * (1.f + tanhf(u)); }
-    case 2: return x / (1.f + expf(-x));
+    case 1: { float u = 0.7978845608028654f * (x + (x * x * x) * 0.044715f); return 0.5f * x * (1.f + tanhf(u)); }
+    case 2: return x * (1.f / (1.f + expf(-x)));
     case 3: return x > 0.f ? x : 0.f;
     case 4: return x >= 0.f ? x : alpha * x;
     case 5: return x > 0.f ? x : alpha * (expf(x) - 1.f);
-    case 6: { float sp = x > 20.f ? x : log1pf(expf(x)); return x * tanhf(sp); }
+    case 6: { float sp = x > 20.f ? x : logf(1.f + expf(x)); return x * tanhf(sp); }
     case 7: return tanhf(x);
     case 8: return expf(x);
     case 9: return logf(x);
@@ -178,8 +179,9 @@ extern "C" __global__ void where_f32(const float* __restrict__ c, const float* _
 // HiFT/BigVGAN Snake: x + 1/(α + 1e-9)·sin²(α·x), α per channel of [B, C, T]
 extern "C" __global__ void snake_f32(const float* __restrict__ x, const float* __restrict__ alpha, float* __restrict__ y, i64 n, int C, int T) {
   GRID_LOOP(i, n) {
-    float a = alpha[(i / T) % C], v = x[i], s = sinf(a * v);
-    y[i] = v + (1.f / (a + 1e-9f)) * (s * s);
+    // the official float order (αx, sin, square, times the reciprocal, plus x) with no fused multiply-add
+    float a = alpha[(i / T) % C], v = x[i], s = sinf(__fmul_rn(a, v));
+    y[i] = __fadd_rn(v, __fmul_rn(__fmul_rn(s, s), 1.f / (a + 1e-9f)));
   }
 }
 
@@ -301,20 +303,22 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ x, int* __restr
   }
   if (threadIdx.x == 0) out[blockIdx.x] = si[0] == 0x7fffffff ? 0 : si[0];
 }
-// rotate-half RoPE on contiguous [rows, T, D]; angle = (offset + t)·invFreq[i] in f32 (HF Qwen2)
-extern "C" __global__ void rope_f32(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ invFreq, i64 n, int T, int D, int offset) {
+// rotate-half RoPE on contiguous [rows, T, D] with cos/sin tables [positions, D/2] made on the host exactly as the CPU
+// backend's (HF Qwen2's float32 inv_freq and angle); products and sums rounded separately as on the CPU
+extern "C" __global__ void rope_f32(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT, const float* __restrict__ sinT,
+                                    i64 n, int T, int D, int offset) {
   GRID_LOOP(i, n) {
     int j = (int)(i % D); i64 t = (i / D) % T; int half = D / 2; int f = j % half;
-    float ang = (float)(offset + t) * invFreq[f];
-    float c = cosf(ang), s = sinf(ang);
-    float rot = j < half ? -x[i + half] : x[i - half];
-    y[i] = x[i] * c + rot * s;
+    i64 at = ((i64)offset + t) * half + f;
+    float c = cosT[at], s = sinT[at];
+    y[i] = j < half ? __fsub_rn(__fmul_rn(x[i], c), __fmul_rn(x[i + half], s)) : __fadd_rn(__fmul_rn(x[i], c), __fmul_rn(x[i - half], s));
   }
 }
 extern "C" __global__ void cumsum_axis(const float* __restrict__ x, float* __restrict__ y, i64 outer, int n, i64 inner) {
   GRID_LOOP(t, outer * inner) {
-    i64 o = t / inner, in = t % inner; float acc = 0.f;
-    for (int j = 0; j < n; ++j) { i64 k = (o * n + j) * inner + in; acc += x[k]; y[k] = acc; }
+    // double accumulation rounded per element, as PyTorch's CPU cumsum
+    i64 o = t / inner, in = t % inner; double acc = 0.0;
+    for (int j = 0; j < n; ++j) { i64 k = (o * n + j) * inner + in; acc += x[k]; y[k] = (float)acc; }
   }
 }
 extern "C" __global__ void repeat_axis(const float* __restrict__ x, float* __restrict__ y, i64 outer, int n, i64 inner, int repeats) {
@@ -445,6 +449,17 @@ extern "C" __global__ void dequant_rows(const unsigned* __restrict__ Wq, const f
     unsigned q = code_at(Wq + row * wpr + (k / 32) * bits, k % 32, bits);
     int g = k / group;
     y[i] = scales[row * groups + g] * (float)q + biases[row * groups + g];
+  }
+}
+
+// ------------------------------------------------------------------ benchmark weights made on the device
+// uniform in [-scale, scale) from a hash of (seed, index) (splitmix64): reproducible, no host upload of gigabytes
+extern "C" __global__ void fill_uniform(void* __restrict__ y, int dtype, i64 n, unsigned long long seed, float scale) {
+  GRID_LOOP(i, n) {
+    unsigned long long z = seed + (unsigned long long)i * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; z = (z ^ (z >> 27)) * 0x94d049bb133111ebull; z ^= z >> 31;
+    float u = (float)(z >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f;
+    if (dtype == 2) ((bf16_t*)y)[i] = f2bf(u * scale); else ((float*)y)[i] = u * scale;
   }
 }
 """;
