@@ -34,12 +34,15 @@ def main(out, prompt=500, steps=128):
         v = x.float().pow(2).mean(-1, keepdim=True)
         return (x.float() * torch.rsqrt(v + EPS)).to(dt) * wt
 
-    def rope(x, pos):
-        t = x.shape[2]
+    def tables(pos, t):
+        # once per forward, as HF's Qwen2RotaryEmbedding
         p = torch.arange(pos, pos + t, device=dev, dtype=torch.float32)
         f = torch.outer(p, inv)
         emb = torch.cat([f, f], -1)
-        cos, sin = emb.cos().to(dt), emb.sin().to(dt)
+        return emb.cos().to(dt), emb.sin().to(dt)
+
+    def rope(x, cs):
+        cos, sin = cs
         x1, x2 = x[..., : HD // 2], x[..., HD // 2:]
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
@@ -47,10 +50,11 @@ def main(out, prompt=500, steps=128):
     def forward(ids, pos):
         t = ids.shape[0]
         x = embed[ids][None]
+        cs = tables(pos, t)
         for li, lw in enumerate(layers):
             h = rms(x, lw["n1"])
-            q = rope(F.linear(h, lw["q"], lw["qb"]).view(1, t, NH, HD).transpose(1, 2), pos)
-            k = rope(F.linear(h, lw["k"], lw["kb"]).view(1, t, NKV, HD).transpose(1, 2), pos)
+            q = rope(F.linear(h, lw["q"], lw["qb"]).view(1, t, NH, HD).transpose(1, 2), cs)
+            k = rope(F.linear(h, lw["k"], lw["kb"]).view(1, t, NKV, HD).transpose(1, 2), cs)
             v = F.linear(h, lw["v"], lw["vb"]).view(1, t, NKV, HD).transpose(1, 2)
             kc[li][:, :, pos:pos + t] = k
             vc[li][:, :, pos:pos + t] = v

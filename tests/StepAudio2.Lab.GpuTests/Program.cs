@@ -24,7 +24,7 @@ var log = new TeeWriter(Console.Out, logFile);
 var total = Stopwatch.StartNew();
 if (CudaDevice.UnavailableReason() is { } why)
 {
-    log.WriteLine($"SKIPPED: no CUDA device: {why}");
+    log.WriteLine($"CUDA backend unavailable: {why}");
     return 2;
 }
 var device = CudaDevice.Shared;

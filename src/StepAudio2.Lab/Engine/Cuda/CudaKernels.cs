@@ -38,6 +38,9 @@ public static class CudaKernels
 typedef unsigned short bf16_t;
 typedef long long i64;
 #define MAXR 8
+// no math header under NVRTC without a toolkit: the two constants from their bit patterns
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
 
 // Shape plus up to three stride sets (elements), passed by value: the layout of StridedMeta in C#.
 struct Strided { int rank; int pad_; i64 shape[MAXR]; i64 s0[MAXR]; i64 s1[MAXR]; i64 s2[MAXR]; };
