@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Engine.Cuda;
 
 namespace StepAudio2.Lab.Engine;
 
@@ -12,6 +13,9 @@ public static class Backends
     private static readonly Dictionary<string, Func<IBackend>> s_factories = new(StringComparer.OrdinalIgnoreCase)
     {
         ["cpu"] = () => Ops.Default is CpuBackend cpu ? cpu : new CpuBackend(),
+        // one NVIDIA GPU (driver API + NVRTC + cuBLAS, found at run time); without one, Get fails with the reason
+        ["cuda"] = () => new CudaBackend(CudaPrecision.Fp32),
+        ["cuda-bf16"] = () => new CudaBackend(CudaPrecision.Bf16),
     };
 
     private static readonly Dictionary<string, IBackend> s_instances = new(StringComparer.OrdinalIgnoreCase);

@@ -128,6 +128,16 @@ public sealed class CudaBackendTests
     }
 
     [Fact]
+    public void TheBackendTableKnowsCudaAndWithoutADeviceSaysWhy()
+    {
+        Assert.Contains("cuda", Backends.Names);
+        Assert.Contains("cuda-bf16", Backends.Names);
+        if (CudaDevice.UnavailableReason() is not { } why) return;
+        var e = Assert.ThrowsAny<Exception>(() => Backends.Get("cuda"));
+        Assert.Equal(why, e.Message);
+    }
+
+    [Fact]
     public void PrecisionNamesParse()
     {
         Assert.Equal(CudaPrecision.Fp32, CudaBackend.ParsePrecision("fp32"));
