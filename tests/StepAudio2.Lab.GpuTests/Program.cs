@@ -33,7 +33,8 @@ log.WriteLine($"libraries: {device.LibraryPaths}");
 log.WriteLine($"kernels: {(device.KernelsFromCache ? "cubin from cache" : "compiled by NVRTC")} in {device.KernelLoadMs:F0} ms ({device.CubinPath})");
 var fp32 = new CudaBackend(CudaPrecision.Fp32, device);
 var bf16 = new CudaBackend(CudaPrecision.Bf16, device);
-var json = new JsonSerializerOptions { WriteIndented = true };
+// NaN/∞ (a failed case, an unreachable bound) are written as the named literals, not refused
+var json = new JsonSerializerOptions { WriteIndented = true, NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 var info = new { device = device.Name, capability = $"sm_{device.Major}{device.Minor}", driver = device.DriverVersion, nvrtc = device.NvrtcVersion, cublas = device.CublasVersion,
     kernelsFromCache = device.KernelsFromCache, kernelLoadMs = device.KernelLoadMs, date = DateTime.UtcNow.ToString("u") };
 bool failed = false;
