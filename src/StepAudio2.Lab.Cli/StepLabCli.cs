@@ -1,5 +1,7 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using StepAudio2.Lab.Cli.Commands;
+using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.IO;
 
 namespace StepAudio2.Lab.Cli;
@@ -13,6 +15,30 @@ public static class StepLabCli
     public const int Ok = 0;
     public const int Failed = 1;
     public const int BadInput = 2;
+
+    /// <summary>The commands that run a model and so take <c>--backend</c>.</summary>
+    public static readonly IReadOnlySet<string> ModelCommands = new HashSet<string> { "trace", "report", "transcribe", "chat", "token2wav", "synthesize", "s2st" };
+
+    /// <summary>
+    /// <c>--backend NAME</c> (default cpu): the command runs inside <see cref="Ops.Use"/> of that backend, so every model it
+    /// loads belongs to it; an unknown name is bad input (exit 2) listing the known ones.
+    /// </summary>
+    private static void AddBackendOption(Command command)
+    {
+        var option = new Option<string>("--backend")
+        {
+            Description = $"where the model runs: {string.Join(" | ", Backends.Names)} (default: cpu)",
+            DefaultValueFactory = _ => "cpu",
+        };
+        command.Options.Add(option);
+        var inner = command.Action as SynchronousCommandLineAction
+            ?? throw new InvalidOperationException($"command '{command.Name}' has no synchronous action");
+        command.SetAction((ParseResult p) =>
+        {
+            using var scope = Ops.Use(Backends.Get(p.GetValue(option)!));
+            return inner.Invoke(p);
+        });
+    }
 
     /// <summary>Runs one command line; <paramref name="interactive"/> enables progress bars and colour; <paramref name="stdin"/> defaults to the console.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, TextReader? stdin = null)
@@ -37,6 +63,7 @@ public static class StepLabCli
             S2stCommand.Create(ui),
             QuantizeCommand.Create(ui),
         };
+        foreach (var command in root.Subcommands.Where(c => ModelCommands.Contains(c.Name))) AddBackendOption(command);
         // Response files off: System.CommandLine would otherwise replace any '@path' argument — a prompt, a --system
         // text a script passes on — with that file's contents, leaking local files into the model input.
         var parse = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });

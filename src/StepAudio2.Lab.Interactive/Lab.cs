@@ -39,6 +39,17 @@ public static partial class Lab
     /// <summary>A clip of <c>../shared/audio</c> (default: the real speech clip the tiny dumps were made from).</summary>
     public static string SharedAudio(string name = "real_speech.aiff") => Path.Combine(Shared, "audio", name);
 
+    /// <summary>
+    /// The backend new models run on in this notebook (<c>"cpu"</c> by default; <see cref="Backends.Names"/> lists the
+    /// others, e.g. <c>"reference"</c>): setting it changes <see cref="Ops.Default"/>. A helper that takes a
+    /// <c>backend</c> argument uses that one instead, so two backends can run side by side (<see cref="CompareBackends"/>).
+    /// </summary>
+    public static string Backend
+    {
+        get => Ops.Default.Name;
+        set => Ops.Default = Backends.Get(value);
+    }
+
     /// <summary>One line: engine version, backend, SIMD level, threads.</summary>
     public static string EngineInfo =>
         $"StepAudio2.Lab {Version(typeof(Tensor).Assembly)} loaded: {Ops.Backend.Describe()} (.NET {Environment.Version}; charts: Plotly.NET in its own load context, plotly.js inline)";
@@ -59,10 +70,10 @@ public static partial class Lab
     /// The audio path of a checkpoint on a clip, traced like <c>steplab trace --stage audio</c>: inputs (<c>input.wav</c>,
     /// <c>input.mel.N</c>, lengths), every encoder module with its attention scores (<c>encoder.blocks.N.attn.qk</c>) and the adaptor.
     /// </summary>
-    public static Trace EncoderTrace(string checkpointDir, string audioPath)
+    public static Trace EncoderTrace(string checkpointDir, string audioPath, string? backend = null)
     {
         using var checkpoint = ShardedCheckpoint.Open(checkpointDir);
-        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(checkpointDir));
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(checkpointDir), backend is null ? Ops.Default : Backends.Get(backend));
         var prepared = AudioInput.Prepare([AudioInput.Load16k(audioPath)]);
         var trace = new Trace();
         foreach (var (name, tensor) in prepared.InputEntries()) trace.Record(name, tensor);
@@ -83,6 +94,22 @@ public static partial class Lab
     {
         using var candidate = trace.ToTensorSource();
         return Compare(candidate, referenceDump, options);
+    }
+
+    /// <summary>
+    /// The same stage on two backends in one process: the audio path (<see cref="EncoderTrace"/>) traced on
+    /// <paramref name="backendA"/> and on <paramref name="backendB"/>, compared module by module (A as the candidate, B as
+    /// the reference, B's execution order) under the default rules — where a backend's numerics depart, by how much.
+    /// </summary>
+    public static ParityResult CompareBackends(string checkpointDir, string audioPath, string backendA = "cpu", string backendB = "reference")
+    {
+        var a = EncoderTrace(checkpointDir, audioPath, backendA);
+        var b = EncoderTrace(checkpointDir, audioPath, backendB);
+        using var candidate = a.ToTensorSource();
+        using var reference = b.ToTensorSource();
+        var c = DumpComparer.Compare(candidate, reference, new CompareOptions { ExecutionOrder = b.Order.ToList() });
+        var row = ParityView.RowToMap(c);
+        return new ParityResult(c, row is null ? null : DiffMap.Of(row.Name, candidate.Get(row.Name), reference.Get(row.Name)));
     }
 
     /// <summary>Compares two dump files (safetensors/npz) in the reference's execution order.</summary>

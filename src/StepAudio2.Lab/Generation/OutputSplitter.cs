@@ -18,7 +18,7 @@ public static class StepAudio2Tokens
     /// <summary><c>&lt;audio_0&gt;</c>: speech code c has id <c>FirstAudioCode + c</c>.</summary>
     public const int FirstAudioCode = 151696;
     /// <summary>Codes 0..6560 (3⁸) are valid flow inputs; 6561 (<c>&lt;audio_6561&gt;</c>) is the speech-slot padding.</summary>
-    public const int SpeechCodebookSize = 6561;
+    public const int SpeechCodebookSize = Models.Token2Wav.SpeechCodes.CodebookSize;
 
     /// <summary>Text (and turn-control) ids: everything below <see cref="AudioStart"/>.</summary>
     public static bool IsText(int id) => id is >= 0 and < AudioStart;
@@ -61,11 +61,5 @@ public static class OutputSplitter
     }
 
     /// <summary>The codes token2wav may receive: those &lt; 6561, dropping <c>&lt;audio_6561&gt;</c> padding and anything higher (§6.4).</summary>
-    public static int[] SpeechCodesForToken2Wav(ReadOnlySpan<int> codes)
-    {
-        var kept = new List<int>(codes.Length);
-        foreach (int c in codes)
-            if (c is >= 0 and < StepAudio2Tokens.SpeechCodebookSize) kept.Add(c);
-        return kept.ToArray();
-    }
+    public static int[] SpeechCodesForToken2Wav(ReadOnlySpan<int> codes) => Models.Token2Wav.SpeechCodes.Filter(codes);
 }

@@ -59,14 +59,15 @@ public sealed partial class StepAudio2Pipeline : IDisposable
     public string ModelDirectory { get; private init; } = "";
 
     /// <summary>Loads config, weights (mapped) and tokenizer; the tokenizer files default to the checkpoint folder.</summary>
-    public static StepAudio2Pipeline Load(string modelDir, string? tokenizerDir = null)
+    /// <param name="backend">where the model runs (<see cref="Engine.Ops.Default"/>, the CPU, unless given; see <see cref="Engine.Backends"/>).</param>
+    public static StepAudio2Pipeline Load(string modelDir, string? tokenizerDir = null, Engine.IBackend? backend = null)
     {
         var sw = Stopwatch.StartNew();
         var config = StepAudio2Config.Load(modelDir);
         var checkpoint = ShardedCheckpoint.Open(modelDir);
         try
         {
-            var model = new StepAudio2Model(checkpoint, config);
+            var model = new StepAudio2Model(checkpoint, config, backend);
             var tokenizer = StepAudioTokenizer.Load(tokenizerDir ?? modelDir);
             return new StepAudio2Pipeline(checkpoint, model, tokenizer, sw.Elapsed) { ModelDirectory = Path.GetFullPath(modelDir) };
         }

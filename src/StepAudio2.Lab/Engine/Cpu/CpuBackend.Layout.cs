@@ -70,7 +70,7 @@ public sealed unsafe partial class CpuBackend
         if (x.Rank < 2 || x.Shape[^1] % 2 != 0) throw new ArgumentException($"rope: x {Tensor.ShapeString(x.Shape)} needs [..., T, D] with even D");
         int n = x.Shape[^2], hd = x.Shape[^1], half = hd / 2;
         long blocks = x.ElementCount / ((long)n * hd);
-        var (cos, sin) = RopeTables(offset, n, hd, theta);
+        var (cos, sin) = RotaryTables.Compute(offset, n, hd, theta);
         var src = x.AsSpan<float>();
         var y = New(x.Shape);
         var dst = Out(y);
@@ -88,24 +88,6 @@ public sealed unsafe partial class CpuBackend
                 }
             }
         return y;
-    }
-
-    /// <summary>cos and sin of (offset + p)·θ^(−2i/D) in float32, [n, D/2] each (HF Qwen2's inv_freq and angle, in float32).</summary>
-    public static (float[] Cos, float[] Sin) RopeTables(int offset, int n, int hd, float theta)
-    {
-        int half = hd / 2;
-        var invFreq = new float[half];
-        for (int i = 0; i < half; i++) invFreq[i] = 1f / MathF.Pow(theta, (2 * i) / (float)hd);
-        var cos = new float[n * half];
-        var sin = new float[n * half];
-        for (int p = 0; p < n; p++)
-            for (int i = 0; i < half; i++)
-            {
-                float angle = (float)(offset + p) * invFreq[i];
-                cos[p * half + i] = MathF.Cos(angle);
-                sin[p * half + i] = MathF.Sin(angle);
-            }
-        return (cos, sin);
     }
 
     public Tensor Cumsum(Tensor x, int axis)

@@ -43,7 +43,7 @@ public sealed class MultiHeadAttention
         q = Ops.Multiply(q.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3), scale);
         k = Ops.Multiply(k.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3), scale);
         v = v.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3).Contiguous();
-        Tensor? scores = trace is not null && trace.Wants(Path + ".qk") ? Tensor.Zeros(DType.F32, b, Heads, t, t) : null;
+        Tensor? scores = trace is not null && trace.Wants(Path + ".qk") ? Ops.Zeros(DType.F32, b, Heads, t, t) : null;
         var o = Ops.ScaledDotProductAttention(q, k, v, 1f, maskBias, causal: false, scoresOut: scores);
         if (scores is not null) trace!.Record(Path + ".qk", scores);
         o = o.Permute(0, 2, 1, 3).Reshape(b, t, d);

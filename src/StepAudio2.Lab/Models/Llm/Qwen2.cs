@@ -22,12 +22,13 @@ public sealed class RmsNorm(string path, Tensor weight, float eps)
 }
 
 /// <summary>
-/// Keys and values of one layer for the positions seen so far: [Hkv, capacity, head_dim] each, grown by doubling, so an
-/// append copies only the new positions (amortised O(1) per token) and attention reads views of the buffers in place.
+/// Keys and values of one layer for the positions seen so far, in tensors of the model's backend: [1, Hkv, capacity,
+/// head_dim] each, grown by doubling, so an append writes only the new positions (a slice update; amortised O(1) per
+/// token) and attention reads views of the buffers in place.
 /// </summary>
 public sealed class LayerKvCache(int kvHeads, int headDim)
 {
-    // [1, Hkv, capacity, head_dim] each; rows 0..Length−1 of every head are valid
+    // [1, Hkv, capacity, head_dim] each, on the backend current at the first append; rows 0..Length−1 of every head are valid
     private Tensor? _k, _v;
     private int _capacity;
 
@@ -40,21 +41,18 @@ public sealed class LayerKvCache(int kvHeads, int headDim)
     public (Tensor K, Tensor V) Append(Tensor k, Tensor v)
     {
         int n = k.Shape[1];
+        if (k.Rank != 3 || k.Shape[0] != kvHeads || k.Shape[2] != headDim || !k.Shape.SequenceEqual(v.Shape))
+            throw new ArgumentException($"KV append: k {Tensor.ShapeString(k.Shape)} and v {Tensor.ShapeString(v.Shape)} must both be [{kvHeads}, n, {headDim}]");
         if (Length + n > _capacity)
         {
             int cap = Math.Max(Length + n, Math.Max(64, _capacity * 2));
             _k = Grow(_k, cap); _v = Grow(_v, cap);
             _capacity = cap;
         }
-        var ks = k.Contiguous().AsSpan<float>(); var vs = v.Contiguous().AsSpan<float>();
-        var kd = _k!.AsWritableSpan<float>(); var vd = _v!.AsWritableSpan<float>();
-        for (int h = 0; h < kvHeads; h++)
-        {
-            ks.Slice(h * n * headDim, n * headDim).CopyTo(kd[((h * _capacity + Length) * headDim)..]);
-            vs.Slice(h * n * headDim, n * headDim).CopyTo(vd[((h * _capacity + Length) * headDim)..]);
-        }
+        Ops.SliceUpdate(_k!, k.Reshape(1, kvHeads, n, headDim), axis: 2, start: Length);
+        Ops.SliceUpdate(_v!, v.Reshape(1, kvHeads, n, headDim), axis: 2, start: Length);
         Length += n;
-        return (_k.Slice(2, 0, Length), _v.Slice(2, 0, Length));
+        return (_k!.Slice(2, 0, Length), _v!.Slice(2, 0, Length));
     }
 
     /// <summary>Forgets positions from <paramref name="length"/> on (to reuse a shared prefix).</summary>
@@ -62,12 +60,8 @@ public sealed class LayerKvCache(int kvHeads, int headDim)
 
     private Tensor Grow(Tensor? old, int cap)
     {
-        var fresh = Tensor.Zeros(DType.F32, 1, kvHeads, cap, headDim);
-        if (old is null) return fresh;
-        var src = old.AsSpan<float>();
-        var dst = fresh.AsWritableSpan<float>();
-        for (int h = 0; h < kvHeads; h++)
-            src.Slice(h * _capacity * headDim, Length * headDim).CopyTo(dst[(h * cap * headDim)..]);
+        var fresh = Ops.Zeros(DType.F32, 1, kvHeads, cap, headDim);
+        if (old is not null && Length > 0) Ops.SliceUpdate(fresh, old.Slice(2, 0, Length), axis: 2, start: 0);
         return fresh;
     }
 }
@@ -113,8 +107,8 @@ public sealed class Qwen2Attention
         var q = QProj.Forward(x, trace);
         var k = KProj.Forward(x, trace);
         var v = VProj.Forward(x, trace);
-        q = Rope.Apply(q.Reshape(n, h, hd).Permute(1, 0, 2).Contiguous(), start, (float)_c.RopeTheta);
-        k = Rope.Apply(k.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous(), start, (float)_c.RopeTheta);
+        q = Ops.Rope(q.Reshape(n, h, hd).Permute(1, 0, 2), start, (float)_c.RopeTheta);
+        k = Ops.Rope(k.Reshape(n, hkv, hd).Permute(1, 0, 2), start, (float)_c.RopeTheta);
         v = v.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous();
         Tensor kAll, vAll;
         if (cache is not null)
@@ -149,8 +143,8 @@ public static class Qwen2BatchStep
         for (int r = 0; r < m; r++)
         {
             if (caches[r].Length != positions[r]) throw new InvalidOperationException($"request {r}: KV cache holds {caches[r].Length} positions, decoding at {positions[r]}");
-            var qr = Rope.Apply(q.Slice(1, r, 1).Reshape(h, 1, hd), positions[r], (float)c.RopeTheta);
-            var kr = Rope.Apply(k.Slice(1, r, 1).Reshape(hkv, 1, hd), positions[r], (float)c.RopeTheta);
+            var qr = Ops.Rope(q.Slice(1, r, 1).Reshape(h, 1, hd), positions[r], (float)c.RopeTheta);
+            var kr = Ops.Rope(k.Slice(1, r, 1).Reshape(hkv, 1, hd), positions[r], (float)c.RopeTheta);
             var (kAll, vAll) = caches[r].Append(kr, v.Slice(1, r, 1).Reshape(hkv, 1, hd));
             outs[r] = Ops.ScaledDotProductAttention(qr.Reshape(1, h, 1, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true).Reshape(1, 1, h * hd);
         }
@@ -158,58 +152,18 @@ public static class Qwen2BatchStep
     }
 }
 
-/// <summary>Rotate-half (GPT-NeoX) rotary embedding as HF Qwen2: inv_freq_i = θ^(−2i/hd) in float32, x·cos + rot(x)·sin.</summary>
+/// <summary>What the official <c>model.rotary_emb</c> (Qwen2RotaryEmbedding) returns, for traces; the rotation itself is
+/// <see cref="Ops.Rope"/>.</summary>
 public static class Rope
 {
-    /// <param name="x">[heads, n, hd] for positions start..start+n−1.</param>
-    public static Tensor Apply(Tensor x, int start, float theta)
-    {
-        int heads = x.Shape[0], n = x.Shape[1], hd = x.Shape[2], half = hd / 2;
-        var (cos, sin) = Tables(start, n, hd, theta);
-        var src = x.AsSpan<float>();
-        var y = Tensor.Zeros(DType.F32, heads, n, hd);
-        var dst = y.AsWritableSpan<float>();
-        for (int hh = 0; hh < heads; hh++)
-            for (int p = 0; p < n; p++)
-            {
-                int o = (hh * n + p) * hd;
-                for (int i = 0; i < half; i++)
-                {
-                    float c = cos[p * half + i], s = sin[p * half + i];
-                    float a = src[o + i], b = src[o + half + i];
-                    dst[o + i] = a * c - b * s;
-                    dst[o + half + i] = b * c + a * s;
-                }
-            }
-        return y;
-    }
-
-    /// <summary>cos and sin of angle(p, i) = (start + p)·θ^(−2i/hd) in float32, [n, hd/2] each (the official table repeats them twice).</summary>
-    public static (float[] Cos, float[] Sin) Tables(int start, int n, int hd, float theta)
-    {
-        int half = hd / 2;
-        var invFreq = new float[half];
-        for (int i = 0; i < half; i++) invFreq[i] = 1f / MathF.Pow(theta, (2 * i) / (float)hd);
-        var cos = new float[n * half];
-        var sin = new float[n * half];
-        for (int p = 0; p < n; p++)
-            for (int i = 0; i < half; i++)
-            {
-                float angle = (float)(start + p) * invFreq[i];
-                cos[p * half + i] = MathF.Cos(angle);
-                sin[p * half + i] = MathF.Sin(angle);
-            }
-        return (cos, sin);
-    }
-
     /// <summary>
-    /// What the official <c>model.rotary_emb</c> returns first: cos of cat(freqs, freqs), [1, n, hd] (the hook sees
-    /// the tuple (cos, sin); a dump keeps cos).
+    /// The first element of the official module's (cos, sin): cos of cat(freqs, freqs), [1, n, hd], with inv_freq and the
+    /// angles in float32 as HF computes them (the hook sees the tuple; a dump keeps cos). Host-side: it is a trace value.
     /// </summary>
     public static Tensor CosTable(int start, int n, int hd, float theta)
     {
+        var (cos, _) = RotaryTables.Compute(start, n, hd, theta);
         int half = hd / 2;
-        var (cos, _) = Tables(start, n, hd, theta);
         var table = new float[n * hd];
         for (int p = 0; p < n; p++)
         {

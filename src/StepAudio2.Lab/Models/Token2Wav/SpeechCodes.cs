@@ -1,5 +1,4 @@
 using System.Globalization;
-using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.IO;
 using StepAudio2.Lab.Tensors;
 
@@ -12,7 +11,7 @@ namespace StepAudio2.Lab.Models.Token2Wav;
 public static class SpeechCodes
 {
     /// <summary>3⁸: codes 0..6560 are flow inputs; 6561 is the speech-slot padding, higher ids are unused (docs/model.md §6.1).</summary>
-    public const int CodebookSize = StepAudio2Tokens.SpeechCodebookSize;
+    public const int CodebookSize = 6561;
 
     /// <summary>The safetensors key read when a file holds several tensors (the name reference dumps use).</summary>
     public const string DumpKey = "input.codes";
@@ -21,7 +20,13 @@ public static class SpeechCodes
     /// The official examples' filter before token2wav (<c>[x for x in audio if x &lt; 6561]</c>, docs/model.md §6.4): drops the
     /// <c>&lt;audio_6561&gt;</c> padding and anything higher (and negative values, which no splitter produces).
     /// </summary>
-    public static int[] Filter(ReadOnlySpan<int> codes) => OutputSplitter.SpeechCodesForToken2Wav(codes);
+    public static int[] Filter(ReadOnlySpan<int> codes)
+    {
+        var kept = new List<int>(codes.Length);
+        foreach (int c in codes)
+            if (c is >= 0 and < CodebookSize) kept.Add(c);
+        return kept.ToArray();
+    }
 
     /// <summary>
     /// Parses codes separated by whitespace or commas (<c>"1 2 3"</c>, <c>"1,2,3"</c>, a file of one code per line;
