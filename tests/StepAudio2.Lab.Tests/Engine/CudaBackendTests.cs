@@ -138,6 +138,24 @@ public sealed class CudaBackendTests
     }
 
     [Fact]
+    public void CliBackendCudaWithoutAGpuIsBadInputWithTheReasonAndPrecisionIsChecked()
+    {
+        string tiny = Path.Combine(TestPaths.ReferenceData, "tiny"), wav = Path.Combine(TestPaths.SharedAudio, "real_speech.aiff");
+        var (code, _, err) = Cli.InspectCliTests.Run("transcribe", "--model", tiny, "--backend", "cpu", "--precision", "fp8", wav);
+        Assert.Equal(2, code);
+        Assert.Contains("--precision 'fp8' is not one of fp32, bf16", err);
+        (code, _, err) = Cli.InspectCliTests.Run("transcribe", "--model", tiny, "--backend", "cpu", "--precision", "bf16", wav);
+        Assert.Equal(2, code);
+        Assert.Contains("backend 'cpu' has no bf16 mode (backends with one: cuda)", err);
+        Assert.Equal("cuda-bf16", StepAudio2.Lab.Cli.StepLabCli.BackendName("cuda", "bf16"));
+        Assert.Equal("cuda", StepAudio2.Lab.Cli.StepLabCli.BackendName("cuda", "fp32"));
+        if (CudaDevice.UnavailableReason() is not { } why) return;
+        (code, _, err) = Cli.InspectCliTests.Run("transcribe", "--model", tiny, "--backend", "cuda", "--precision", "bf16", wav);
+        Assert.Equal(2, code);
+        Assert.Contains(why, err);
+    }
+
+    [Fact]
     public void PrecisionNamesParse()
     {
         Assert.Equal(CudaPrecision.Fp32, CudaBackend.ParsePrecision("fp32"));

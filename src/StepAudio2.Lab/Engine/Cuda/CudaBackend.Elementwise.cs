@@ -126,14 +126,14 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <summary>cos/sin tables [P, D/2] for positions 0..P−1, computed on the host exactly as the CPU backend's
-    /// (<see cref="CpuBackend.RopeTables"/>) and uploaded once; regrown (doubling) when a later position is asked for.</summary>
+    /// (<see cref="RotaryTables.Compute"/>) and uploaded once; regrown (doubling) when a later position is asked for.</summary>
     private (Tensor Cos, Tensor Sin) RopeTables(int hd, float theta, int positions)
     {
         lock (_rope)
         {
             if (_rope.TryGetValue((hd, theta), out var t) && t.Positions >= positions) return (t.Cos, t.Sin);
             int p = Math.Max(4096, (int)Math.Min(int.MaxValue / 2, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)positions)));
-            var (cos, sin) = CpuBackend.RopeTables(0, p, hd, theta);
+            var (cos, sin) = RotaryTables.Compute(0, p, hd, theta);
             var dc = New(DType.F32, [p, hd / 2]);
             var ds = New(DType.F32, [p, hd / 2]);
             Device.Upload(Addr(dc), System.Runtime.InteropServices.MemoryMarshal.AsBytes(cos.AsSpan()));
