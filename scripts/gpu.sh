@@ -37,14 +37,14 @@ RUN=/tmp/steplab/steplab-gpu-tests/steplab-gpu-tests
 status=0
 case ",$WANT," in *,ops,*|*,parity,*)
   S=$(echo "$WANT" | tr ',' '\n' | grep -E '^(ops|parity)$' | paste -sd, -)
-  timeout 300 "$RUN" --out "$OUT" --tiny reference-data/tiny --sections "$S" || status=1 ;;
+  timeout 150 "$RUN" --out "$OUT" --tiny reference-data/tiny --sections "$S" || status=1 ;;
 esac
 case ",$WANT," in *,bench,*|*,smallbench,*)
   S=$(echo "$WANT" | tr ',' '\n' | grep -E 'bench$' | paste -sd, -)
-  timeout 240 "$RUN" --out "$OUT" --sections "$S" || status=1 ;;
+  timeout 120 "$RUN" --out "$OUT" --sections "$S" || status=1 ;;
 esac
 case ",$WANT," in *,torch,*)
-  timeout 150 python3 .gpu/cuda_torch_bench.py "$OUT/cuda-torch.json" 2>&1 | tail -5 || status=1 ;;
+  timeout 90 python3 .gpu/cuda_torch_bench.py "$OUT/cuda-torch.json" 2>&1 | tail -5 || status=1 ;;
 esac
 exit $status
 DEVICE
