@@ -31,14 +31,31 @@ public static class StepLabCli
             DefaultValueFactory = _ => "cpu",
         };
         command.Options.Add(option);
+        var precision = new Option<string>("--precision")
+        {
+            Description = "arithmetic of a GPU backend: fp32 (TF32 off, for parity) | bf16 (bf16 weights) (default: fp32)",
+            DefaultValueFactory = _ => "fp32",
+        };
+        command.Options.Add(precision);
         var inner = command.Action as SynchronousCommandLineAction
             ?? throw new InvalidOperationException($"command '{command.Name}' has no synchronous action");
         command.SetAction((ParseResult p) =>
         {
-            using var scope = Ops.Use(Backends.Get(p.GetValue(option)!));
+            using var scope = Ops.Use(Backends.Get(BackendName(p.GetValue(option)!, p.GetValue(precision)!)));
             return inner.Invoke(p);
         });
     }
+
+    /// <summary>The backend table's name for <c>--backend NAME --precision P</c>: fp32 is the backend itself, bf16 its
+    /// <c>NAME-bf16</c> entry (<c>cuda-bf16</c>); a backend without one, or another precision, is bad input.</summary>
+    public static string BackendName(string backend, string precision) => precision.ToLowerInvariant() switch
+    {
+        "fp32" => backend,
+        "bf16" when backend.EndsWith("-bf16", StringComparison.OrdinalIgnoreCase) => backend,
+        "bf16" => Backends.Names.Contains(backend + "-bf16", StringComparer.OrdinalIgnoreCase) ? backend + "-bf16"
+            : throw new ArgumentException($"--precision bf16: backend '{backend}' has no bf16 mode (backends with one: {string.Join(", ", Backends.Names.Where(n => n.EndsWith("-bf16")).Select(n => n[..^5]))})"),
+        _ => throw new ArgumentException($"--precision '{precision}' is not one of fp32, bf16"),
+    };
 
     /// <summary>Runs one command line; <paramref name="interactive"/> enables progress bars and colour; <paramref name="stdin"/> defaults to the console.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive = false, TextReader? stdin = null)
@@ -86,6 +103,18 @@ public static class StepLabCli
         {
             stderr.WriteLine($"steplab: {e.Message}");
             return BadInput;
+        }
+        catch (StepAudio2.Lab.Engine.Cuda.CudaUnavailableException e)
+        {
+            // --backend cuda where no GPU, driver or CUDA library is: the reason names what was looked for and where
+            stderr.WriteLine($"steplab: {e.Message}");
+            return BadInput;
+        }
+        catch (StepAudio2.Lab.Engine.Cuda.CudaException e)
+        {
+            // a CUDA call failed on a present device (kernel compile, launch, out of memory): the call and its code
+            stderr.WriteLine($"steplab: {e.Message}");
+            return Failed;
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
         {

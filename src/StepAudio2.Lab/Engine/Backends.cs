@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Engine.Cpu;
+using StepAudio2.Lab.Engine.Cuda;
 using StepAudio2.Lab.Engine.Mlx;
 using StepAudio2.Lab.Engine.Reference;
 
@@ -20,6 +21,9 @@ public static class Backends
         // (CLI exit 2) saying where it looked and how to build them
         ["mlx"] = () => MlxLibrary.IsAvailable ? new MlxBackend()
             : throw new ArgumentException($"backend 'mlx' is not available: {MlxLibrary.UnavailableReason}"),
+        // one NVIDIA GPU (driver API + NVRTC + cuBLAS, found at run time); without one, Get fails with the reason
+        ["cuda"] = () => new CudaBackend(CudaPrecision.Fp32),
+        ["cuda-bf16"] = () => new CudaBackend(CudaPrecision.Bf16),
     };
 
     private static readonly Dictionary<string, IBackend> s_instances = new(StringComparer.OrdinalIgnoreCase);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds what the GPU machine needs to test and benchmark the CUDA backend, and says how to run it there.
+#
+# The build machines have no GPU and the GPU machine has no .NET: this publishes the GPU test runner
+# (tests/StepAudio2.Lab.GpuTests) self-contained and trimmed for linux-x64, packs it with the PyTorch side of the
+# benchmark (bench/cuda_torch_bench.py) and the device-side script into DEST (default: ../main/.gpu, the folder the
+# device tool carries), and prints the command to run there. On the device, .gpu/device.sh writes everything to $OUT:
+# cuda-ops.json, cuda-parity.json, cuda-bench.json, cuda-torch.json, the logs and nvidia-smi's line.
+#
+# Usage: bash scripts/gpu.sh [DEST]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEST=${1:-../main/.gpu}
+PUB=artifacts/gpu/steplab-gpu-tests
+rm -rf "$PUB"
+dotnet publish tests/StepAudio2.Lab.GpuTests -c Release -r linux-x64 --self-contained -p:PublishTrimmed=true \
+  -p:SuppressTrimAnalysisWarnings=true --nologo -v q -o "$PUB"
+# not needed on the device: ONNX Runtime (voice-prompt front end only) and the debugger's helpers
+rm -f "$PUB"/libonnxruntime*.so "$PUB"/libmscordaccore.so "$PUB"/libmscordbi.so "$PUB"/*.pdb
+mkdir -p "$DEST"
+tar -C artifacts/gpu -cJf "$DEST/steplab-gpu.tar.xz" steplab-gpu-tests
+cp bench/cuda_torch_bench.py "$DEST/"
+cat > "$DEST/device.sh" <<'DEVICE'
+#!/usr/bin/env bash
+# Runs on the GPU machine from the repository root: unpacks the runner, finds the CUDA libraries of the PyTorch
+# install (nvidia/cu13/lib, nvidia/*/lib), runs the op checks + tiny parity, the benchmarks, and PyTorch's side.
+# Usage: bash .gpu/device.sh [SECTIONS] (default: all)   OUT must be set (the device tool sets it).
+set -uo pipefail
+OUT=${OUT:-/tmp/steplab-out}; mkdir -p "$OUT"
+WANT=${1:-ops,parity,bench,torch}
+mkdir -p /tmp/steplab && tar -xJf .gpu/steplab-gpu.tar.xz -C /tmp/steplab
+NV=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__file__))" 2>/dev/null || true)
+if [ -n "$NV" ]; then export STEPLAB_CUDA_LIBDIR=$(ls -d "$NV"/cu13/lib "$NV"/*/lib 2>/dev/null | tr '\n' ':'); fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/nvidia-smi.txt" 2>&1
+cat "$OUT/nvidia-smi.txt"
+RUN=/tmp/steplab/steplab-gpu-tests/steplab-gpu-tests
+status=0
+case ",$WANT," in *,ops,*|*,parity,*)
+  S=$(echo "$WANT" | tr ',' '\n' | grep -E '^(ops|parity)$' | paste -sd, -)
+  timeout 150 "$RUN" --out "$OUT" --tiny reference-data/tiny --sections "$S" || status=1 ;;
+esac
+case ",$WANT," in *,bench,*|*,smallbench,*)
+  S=$(echo "$WANT" | tr ',' '\n' | grep -E 'bench$' | paste -sd, -)
+  timeout 120 "$RUN" --out "$OUT" --sections "$S" || status=1 ;;
+esac
+case ",$WANT," in *,torch,*)
+  timeout 90 python3 .gpu/cuda_torch_bench.py "$OUT/cuda-torch.json" 2>&1 | tail -5 || status=1 ;;
+esac
+exit $status
+DEVICE
+echo "packed $(du -h "$DEST/steplab-gpu.tar.xz" | cut -f1) into $DEST"
+echo "run on the device (from the main checkout, after: touch /work/notes/gpu.lock && bash /work/notes/gpu_hide.sh):"
+echo "  run(command='bash .gpu/device.sh ops,parity,bench,torch', carry=['.gpu'], timeout_s=600)"

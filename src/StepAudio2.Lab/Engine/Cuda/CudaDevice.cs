@@ -1,0 +1,320 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace StepAudio2.Lab.Engine.Cuda;
+
+/// <summary>Shape plus up to three stride sets for the strided kernels; the layout of <c>struct Strided</c> in <see cref="CudaKernels.Source"/>.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal unsafe struct StridedMeta
+{
+    public int Rank;
+    private int _pad;
+    public fixed long Shape[CudaKernels.MaxRank];
+    public fixed long S0[CudaKernels.MaxRank];
+    public fixed long S1[CudaKernels.MaxRank];
+    public fixed long S2[CudaKernels.MaxRank];
+
+    public static StridedMeta Create(ReadOnlySpan<int> shape, ReadOnlySpan<long> s0, ReadOnlySpan<long> s1 = default, ReadOnlySpan<long> s2 = default)
+    {
+        if (shape.Length > CudaKernels.MaxRank) throw new ArgumentException($"CUDA backend: rank {shape.Length} exceeds {CudaKernels.MaxRank}");
+        var m = new StridedMeta { Rank = shape.Length };
+        for (int i = 0; i < shape.Length; i++)
+        {
+            m.Shape[i] = shape[i];
+            m.S0[i] = s0.IsEmpty ? 0 : s0[i];
+            m.S1[i] = s1.IsEmpty ? 0 : s1[i];
+            m.S2[i] = s2.IsEmpty ? 0 : s2[i];
+        }
+        return m;
+    }
+}
+
+/// <summary>One kernel argument in an 8-byte slot (device pointers, 64-bit and 32-bit integers, floats; the kernel reads its own width).</summary>
+internal readonly struct KArg
+{
+    public readonly ulong Bits;
+    private KArg(ulong bits) => Bits = bits;
+    public static implicit operator KArg(ulong p) => new(p);
+    public static implicit operator KArg(long v) => new((ulong)v);
+    public static implicit operator KArg(int v) => new((uint)v);
+    public static implicit operator KArg(float v) => new(BitConverter.SingleToUInt32Bits(v));
+}
+
+/// <summary>A block of device memory. Freed by <see cref="Dispose"/> or, when dropped, on the owning thread's next allocation
+/// (finalizers only queue the pointer: the CUDA context is not current on the finalizer thread).</summary>
+public sealed class DeviceBuffer : IDisposable
+{
+    private readonly CudaDevice _device;
+    private int _freed;
+
+    internal DeviceBuffer(CudaDevice device, ulong ptr, long bytes)
+    {
+        _device = device;
+        Ptr = ptr;
+        Bytes = bytes;
+    }
+
+    public ulong Ptr { get; }
+    public long Bytes { get; }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _freed, 1) == 0) _device.Release(Ptr, Bytes);
+        GC.SuppressFinalize(this);
+    }
+
+    ~DeviceBuffer()
+    {
+        if (Interlocked.Exchange(ref _freed, 1) == 0) _device.Release(Ptr, Bytes);
+    }
+}
+
+/// <summary>
+/// One CUDA device: primary context, the compiled kernel module, a cuBLAS handle and the stream-ordered allocator
+/// (<c>cuMemAllocAsync</c> on the default pool, kept instead of returned to the driver, so per-op buffers cost no
+/// synchronisation). Everything runs on the legacy default stream, in order.
+/// </summary>
+public sealed unsafe class CudaDevice
+{
+    private static readonly object Gate = new();
+    private static CudaDevice? _shared;
+    private static Exception? _failure;
+
+    internal readonly CudaApi Api;
+    private readonly IntPtr _context, _module, _blas;
+    private readonly Dictionary<string, IntPtr> _functions = new();
+    private readonly ConcurrentQueue<(ulong Ptr, long Bytes)> _dropped = new();
+    private long _liveBytes, _sinceCollect;
+
+    public string Name { get; }
+    public int Major { get; }
+    public int Minor { get; }
+    public int Multiprocessors { get; }
+    public long TotalMemory { get; }
+    public int DriverVersion { get; }
+    public string NvrtcVersion { get; }
+    public int CublasVersion { get; }
+    public bool KernelsFromCache { get; }
+    public double KernelLoadMs { get; }
+    public string CubinPath { get; }
+    public string LibraryPaths => $"{Api.DriverPath}, {Api.NvrtcPath}, {Api.CublasPath}";
+    /// <summary>Device bytes held by live buffers.</summary>
+    public long LiveBytes => Interlocked.Read(ref _liveBytes);
+
+    /// <summary>The process's device 0 (made once; a failure is remembered and rethrown with the same message).</summary>
+    public static CudaDevice Shared
+    {
+        get
+        {
+            lock (Gate)
+            {
+                if (_shared is not null) return _shared;
+                if (_failure is not null) throw _failure is CudaUnavailableException u ? new CudaUnavailableException(u.Message, u) : new CudaException(_failure.Message);
+                try { return _shared = new CudaDevice(0); }
+                catch (Exception e) { _failure = e; throw; }
+            }
+        }
+    }
+
+    /// <summary>Why no device can be used here, or null when one can (for tests that skip with a visible reason).</summary>
+    public static string? UnavailableReason()
+    {
+        try { _ = Shared; return null; }
+        catch (Exception e) when (e is CudaUnavailableException or CudaException or DllNotFoundException or EntryPointNotFoundException) { return e.Message; }
+    }
+
+    private CudaDevice(int ordinal)
+    {
+        try { Api = new CudaApi(); }
+        catch (DllNotFoundException e) { throw new CudaUnavailableException($"CUDA backend: {e.Message}", e); }
+        int rc = Api.cuInit(0);
+        if (rc != 0)
+            throw new CudaUnavailableException($"CUDA backend: cuInit failed with {rc} (100 = no CUDA-capable device, 999 = unknown; is a GPU present and the driver loaded?) using {Api.DriverPath}");
+        int count = 0;
+        Api.Check(Api.cuDeviceGetCount(&count), "cuDeviceGetCount");
+        if (count <= ordinal) throw new CudaUnavailableException($"CUDA backend: no CUDA device {ordinal} ({count} found)");
+        int dev;
+        Api.Check(Api.cuDeviceGet(&dev, ordinal), "cuDeviceGet");
+        byte* name = stackalloc byte[256];
+        Api.Check(Api.cuDeviceGetName(name, 256, dev), "cuDeviceGetName");
+        Name = Marshal.PtrToStringAnsi((IntPtr)name) ?? "?";
+        int v;
+        Api.Check(Api.cuDeviceGetAttribute(&v, CudaApi.AttrComputeCapabilityMajor, dev), "cuDeviceGetAttribute");
+        Major = v;
+        Api.Check(Api.cuDeviceGetAttribute(&v, CudaApi.AttrComputeCapabilityMinor, dev), "cuDeviceGetAttribute");
+        Minor = v;
+        Api.Check(Api.cuDeviceGetAttribute(&v, CudaApi.AttrMultiprocessorCount, dev), "cuDeviceGetAttribute");
+        Multiprocessors = v;
+        nuint total;
+        Api.Check(Api.cuDeviceTotalMem(&total, dev), "cuDeviceTotalMem");
+        TotalMemory = (long)total;
+        Api.Check(Api.cuDriverGetVersion(&v), "cuDriverGetVersion");
+        DriverVersion = v;
+        IntPtr ctx;
+        Api.Check(Api.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+        _context = ctx;
+        Api.Check(Api.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+        // keep freed blocks in the pool (a release threshold of "everything") so steady-state allocation is free
+        IntPtr pool;
+        Api.Check(Api.cuDeviceGetDefaultMemPool(&pool, dev), "cuDeviceGetDefaultMemPool");
+        ulong keep = ulong.MaxValue;
+        Api.Check(Api.cuMemPoolSetAttribute(pool, CudaApi.MemPoolAttrReleaseThreshold, &keep), "cuMemPoolSetAttribute");
+
+        int nmaj = 0, nmin = 0;
+        Api.nvrtcVersion(&nmaj, &nmin);
+        NvrtcVersion = $"{nmaj}.{nmin}";
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var (cubin, cached, path) = CudaCompiler.Compile(Api, CudaKernels.Source, Major, Minor);
+        KernelsFromCache = cached;
+        CubinPath = path;
+        IntPtr module;
+        fixed (byte* pc = cubin) Api.Check(Api.cuModuleLoadData(&module, pc), "cuModuleLoadData");
+        _module = module;
+        KernelLoadMs = sw.Elapsed.TotalMilliseconds;
+
+        IntPtr blas;
+        CudaApi.CheckBlas(Api.cublasCreate(&blas), "cublasCreate");
+        _blas = blas;
+        CudaApi.CheckBlas(Api.cublasSetStream(blas, IntPtr.Zero), "cublasSetStream");
+        CudaApi.CheckBlas(Api.cublasSetMathMode(blas, CudaApi.DefaultMath), "cublasSetMathMode");
+        int bv = 0;
+        Api.cublasGetVersion(blas, &bv);
+        CublasVersion = bv;
+    }
+
+    public string Describe() =>
+        $"{Name} (sm_{Major}{Minor}, {Multiprocessors} SMs, {TotalMemory / (1L << 30)} GiB), driver {DriverVersion / 1000}.{DriverVersion % 1000 / 10}, NVRTC {NvrtcVersion}, cuBLAS {CublasVersion}";
+
+    /// <summary>Makes the context current on the calling thread (the backend may be used from a thread-pool thread).</summary>
+    internal void MakeCurrent() => Api.Check(Api.cuCtxSetCurrent(_context), "cuCtxSetCurrent");
+
+    [ThreadStatic] private static CudaDevice? t_current;
+
+    /// <summary>Sets the context on a thread the first time this device is used there (cheap afterwards).</summary>
+    internal void MakeCurrentIfNeeded()
+    {
+        if (ReferenceEquals(t_current, this)) return;
+        MakeCurrent();
+        t_current = this;
+    }
+
+    // ------------------------------------------------------------------------------------------------ memory
+
+    /// <summary>A fresh buffer (contents undefined). Large dropped-but-unfinalised buffers trigger a collection first.</summary>
+    public DeviceBuffer Allocate(long bytes)
+    {
+        long size = Math.Max(bytes, 256);
+        Interlocked.Add(ref _sinceCollect, size);
+        ulong p;
+        int rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
+        if (rc == 2) // CUDA_ERROR_OUT_OF_MEMORY: return what the garbage collector still holds, then try once more
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Drain();
+            Api.cuCtxSynchronize();
+            rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
+        }
+        if (rc != 0)
+        {
+            nuint free = 0, total = 0;
+            Api.cuMemGetInfo(&free, &total);
+            Api.Check(rc, $"cuMemAllocAsync of {size} bytes ({LiveBytes / (1 << 20)} MiB live, {(long)free / (1 << 20)} MiB free of {(long)total / (1 << 20)})");
+        }
+        Interlocked.Add(ref _liveBytes, size);
+        return new DeviceBuffer(this, p, size);
+    }
+
+    internal void Release(ulong ptr, long bytes) => _dropped.Enqueue((ptr, bytes));
+
+    /// <summary>Returns dropped buffers to the pool; after 4 GiB of allocations, collects first so that dropped
+    /// activations are found (their finalizers queue them). Called between ops only: frees are stream-ordered after
+    /// every kernel queued so far, and no op is half-way through using a buffer then.</summary>
+    internal void DrainDropped()
+    {
+        if (Interlocked.Read(ref _sinceCollect) > (4L << 30))
+        {
+            Interlocked.Exchange(ref _sinceCollect, 0);
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Drain();
+    }
+
+    private void Drain()
+    {
+        while (_dropped.TryDequeue(out var d))
+        {
+            Api.cuMemFreeAsync(d.Ptr, IntPtr.Zero);
+            Interlocked.Add(ref _liveBytes, -d.Bytes);
+        }
+    }
+
+    public void Upload(ulong dst, ReadOnlySpan<byte> src)
+    {
+        if (src.IsEmpty) return;
+        fixed (byte* p = src) Api.Check(Api.cuMemcpyHtoDAsync(dst, p, (nuint)src.Length, IntPtr.Zero), "cuMemcpyHtoD");
+    }
+
+    public void Download(Span<byte> dst, ulong src)
+    {
+        if (dst.IsEmpty) return;
+        fixed (byte* p = dst) Api.Check(Api.cuMemcpyDtoHAsync(p, src, (nuint)dst.Length, IntPtr.Zero), "cuMemcpyDtoH");
+        Synchronize(); // pageable destination: make sure the bytes are there before the caller reads them
+    }
+
+    public void CopyDevice(ulong dst, ulong src, long bytes)
+    {
+        if (bytes > 0) Api.Check(Api.cuMemcpyDtoDAsync(dst, src, (nuint)bytes, IntPtr.Zero), "cuMemcpyDtoD");
+    }
+
+    public void Zero(ulong dst, long bytes)
+    {
+        if (bytes > 0) Api.Check(Api.cuMemsetD8Async(dst, 0, (nuint)bytes, IntPtr.Zero), "cuMemsetD8");
+    }
+
+    public void Synchronize() => Api.Check(Api.cuCtxSynchronize(), "cuCtxSynchronize (a kernel or copy before it failed)");
+
+    // ------------------------------------------------------------------------------------------------ kernels
+
+    private IntPtr Function(string name)
+    {
+        if (_functions.TryGetValue(name, out var f)) return f;
+        var bytes = Encoding.ASCII.GetBytes(name + "\0");
+        fixed (byte* pn = bytes) Api.Check(Api.cuModuleGetFunction(&f, _module, pn), $"cuModuleGetFunction({name})");
+        return _functions[name] = f;
+    }
+
+    /// <summary>Launches a grid-stride kernel over <paramref name="work"/> items.</summary>
+    internal void Launch(string name, long work, ReadOnlySpan<KArg> args, StridedMeta* meta = null, uint block = 256)
+    {
+        if (work <= 0) return;
+        long blocks = Math.Min((work + block - 1) / block, (long)Multiprocessors * 64);
+        LaunchGrid(name, (uint)Math.Max(blocks, 1), block, args, meta);
+    }
+
+    /// <summary>Launches exactly <paramref name="grid"/> blocks of <paramref name="block"/> threads.</summary>
+    internal void LaunchGrid(string name, uint grid, uint block, ReadOnlySpan<KArg> args, StridedMeta* meta = null)
+    {
+        if (grid == 0) return;
+        int n = args.Length + (meta != null ? 1 : 0);
+        ulong* slots = stackalloc ulong[Math.Max(args.Length, 1)];
+        void** ptrs = stackalloc void*[Math.Max(n, 1)];
+        for (int i = 0; i < args.Length; i++) { slots[i] = args[i].Bits; ptrs[i] = slots + i; }
+        if (meta != null) ptrs[args.Length] = meta;
+        Api.Check(Api.cuLaunchKernel(Function(name), grid, 1, 1, block, 1, 1, 0, IntPtr.Zero, ptrs, null), $"cuLaunchKernel({name}, grid {grid}, block {block})");
+    }
+
+    // ------------------------------------------------------------------------------------------------ cuBLAS
+
+    /// <summary>Column-major strided-batched C = op(A)·op(B) (cuBLAS's convention); alpha 1, beta 0 unless accumulate.</summary>
+    internal void Gemm(bool transA, bool transB, int m, int n, int k, ulong a, int abType, int lda, long strideA, ulong b, int ldb, long strideB,
+        ulong c, int ldc, long strideC, int batch, int compute, bool accumulate = false)
+    {
+        float alpha = 1f, beta = accumulate ? 1f : 0f;
+        CudaApi.CheckBlas(Api.cublasGemmStridedBatchedEx(_blas, transA ? CudaApi.OpT : CudaApi.OpN, transB ? CudaApi.OpT : CudaApi.OpN, m, n, k,
+            &alpha, a, abType, lda, strideA, b, abType, ldb, strideB, &beta, c, CudaApi.R32F, ldc, strideC, batch, compute, CudaApi.GemmDefault),
+            $"cublasGemmStridedBatchedEx(m={m}, n={n}, k={k}, batch={batch}, type={abType}, compute={compute})");
+    }
+}

@@ -1,0 +1,469 @@
+namespace StepAudio2.Lab.Engine.Cuda;
+
+/// <summary>
+/// The CUDA C source of every device kernel of <see cref="CudaBackend"/>, compiled by NVRTC at first use for the device's
+/// architecture (<see cref="CudaCompiler"/>). No header is included (bf16/f16 conversions are written out), so NVRTC needs no
+/// toolkit include folder. Each kernel mirrors the CPU backend's op of the same name (Engine/Cpu/CpuBackend.cs); float math
+/// uses the precise functions (expf, erff, sinf …), never the <c>__</c> intrinsics, for parity with the CPU.
+/// </summary>
+public static class CudaKernels
+{
+    /// <summary>Kernel names the backend launches; a test checks each is defined in <see cref="Source"/>.</summary>
+    public static class Names
+    {
+        public const string Copy1 = "copy_strided_1", Copy2 = "copy_strided_2", Copy4 = "copy_strided_4", Copy8 = "copy_strided_8";
+        public const string ToF32 = "to_f32_strided", F32ToBf16 = "f32_to_bf16";
+        public const string Unary = "unary_f32", Binary = "binary_f32", BinarySame = "binary_same_f32", Scale = "scale_f32";
+        public const string Softmax = "softmax_rows", LayerNorm = "layernorm_rows", RmsNorm = "rmsnorm_rows", MaskSoftmax = "mask_softmax_rows";
+        public const string Take = "take_rows", Pad = "pad_f32", Reduce = "reduce_axis", Argmax = "argmax_rows";
+        public const string Rope = "rope_f32", Cumsum = "cumsum_axis", Repeat = "repeat_axis", Where = "where_f32", Snake = "snake_f32";
+        public const string AvgPool = "avgpool1d_f32", Im2col = "im2col_f32", ConvDirect = "conv1d_direct_f32", Col2im = "col2im_transpose_f32";
+        public const string ChannelBias = "add_channel_bias", RowBias = "add_row_bias";
+        public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar";
+        public const string QGemv = "qgemv", Dequant = "dequant_rows";
+        public const string FillUniform = "fill_uniform";
+
+        public static readonly string[] All =
+        [
+            Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
+            Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
+            GemvBf16, GemvBf16Scalar, QGemv, Dequant, FillUniform,
+        ];
+    }
+
+    /// <summary>Most dims a strided kernel takes (<c>MAXR</c> in the source; <see cref="StridedMeta"/> mirrors the struct).</summary>
+    public const int MaxRank = 8;
+
+    public const string Source = """
+typedef unsigned short bf16_t;
+typedef long long i64;
+#define MAXR 8
+// no math header under NVRTC without a toolkit: the two constants from their bit patterns
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+
+// Shape plus up to three stride sets (elements), passed by value: the layout of StridedMeta in C#.
+struct Strided { int rank; int pad_; i64 shape[MAXR]; i64 s0[MAXR]; i64 s1[MAXR]; i64 s2[MAXR]; };
+
+__device__ __forceinline__ float bf2f(bf16_t h) { return __uint_as_float(((unsigned)h) << 16); }
+__device__ __forceinline__ bf16_t f2bf(float f) {
+  unsigned u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);   // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);                                            // round to nearest even
+  return (bf16_t)(u >> 16);
+}
+__device__ __forceinline__ float h2f(unsigned short h) {
+  unsigned s = ((unsigned)h & 0x8000u) << 16, e = ((unsigned)h >> 10) & 0x1fu, m = (unsigned)h & 0x3ffu;
+  if (e == 0) { float v = (float)m * 5.9604644775390625e-8f; return s ? -v : v; }
+  if (e == 31) return __uint_as_float(s | 0x7f800000u | (m << 13));
+  return __uint_as_float(s | ((e + 112u) << 23) | (m << 13));
+}
+__device__ __forceinline__ void offsets3(const Strided& m, i64 i, i64& o0, i64& o1, i64& o2) {
+  o0 = 0; o1 = 0; o2 = 0;
+  for (int d = m.rank - 1; d >= 0; --d) {
+    i64 c = i % m.shape[d]; i /= m.shape[d];
+    o0 += c * m.s0[d]; o1 += c * m.s1[d]; o2 += c * m.s2[d];
+  }
+}
+#define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
+
+// Block-wide sum/max (blockDim a multiple of 32, at most 1024); every thread gets the result.
+__device__ float block_sum(float v, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  __syncthreads();
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  int nw = blockDim.x >> 5;
+  float r = 0.f;
+  for (int k = 0; k < nw; ++k) r += sh[k];
+  return r;
+}
+__device__ float block_max(float v, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  int w = threadIdx.x >> 5, l = threadIdx.x & 31;
+  __syncthreads();
+  if (l == 0) sh[w] = v;
+  __syncthreads();
+  int nw = blockDim.x >> 5;
+  float r = -INFINITY;
+  for (int k = 0; k < nw; ++k) r = fmaxf(r, sh[k]);
+  return r;
+}
+
+// ------------------------------------------------------------------ copies and casts
+#define COPY_KERNEL(NAME, T) \
+extern "C" __global__ void NAME(const T* __restrict__ src, T* __restrict__ dst, i64 n, const Strided m) { \
+  GRID_LOOP(i, n) { i64 a, b, c; offsets3(m, i, a, b, c); dst[b] = src[a]; } }
+COPY_KERNEL(copy_strided_1, unsigned char)
+COPY_KERNEL(copy_strided_2, unsigned short)
+COPY_KERNEL(copy_strided_4, unsigned int)
+COPY_KERNEL(copy_strided_8, unsigned long long)
+
+// dtype codes: the ordinals of StepAudio2.Lab.Tensors.DType
+extern "C" __global__ void to_f32_strided(const void* __restrict__ src, int dtype, float* __restrict__ dst, i64 n, const Strided m) {
+  GRID_LOOP(i, n) {
+    i64 a, b, c; offsets3(m, i, a, b, c);
+    float v;
+    switch (dtype) {
+      case 0: v = ((const float*)src)[a]; break;
+      case 1: v = h2f(((const unsigned short*)src)[a]); break;
+      case 2: v = bf2f(((const bf16_t*)src)[a]); break;
+      case 3: v = (float)((const double*)src)[a]; break;
+      case 4: v = (float)((const i64*)src)[a]; break;
+      case 5: v = (float)((const int*)src)[a]; break;
+      case 6: v = (float)((const short*)src)[a]; break;
+      case 7: v = (float)((const signed char*)src)[a]; break;
+      case 8: v = (float)((const unsigned char*)src)[a]; break;
+      case 9: v = ((const unsigned char*)src)[a] != 0 ? 1.f : 0.f; break;
+      default: v = (float)((const unsigned*)src)[a]; break;
+    }
+    dst[i] = v;
+  }
+}
+extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, bf16_t* __restrict__ y, i64 n) {
+  GRID_LOOP(i, n) y[i] = f2bf(x[i]);
+}
+
+// ------------------------------------------------------------------ element-wise
+// op codes: the ordinals of UnaryOp; 100 = clamp(alpha, beta)
+__device__ __forceinline__ float unary(int op, float x, float alpha, float beta) {
+  switch (op) {
+    case 0: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case 1: { float u = 0.7978845608028654f * (x + (x * x * x) * 0.044715f); return 0.5f * x * (1.f + tanhf(u)); }
+    case 2: return x * (1.f / (1.f + expf(-x)));
+    case 3: return x > 0.f ? x : 0.f;
+    case 4: return x >= 0.f ? x : alpha * x;
+    case 5: return x > 0.f ? x : alpha * (expf(x) - 1.f);
+    case 6: { float sp = x > 20.f ? x : logf(1.f + expf(x)); return x * tanhf(sp); }
+    case 7: return tanhf(x);
+    case 8: return expf(x);
+    case 9: return logf(x);
+    case 10: return sinf(x);
+    case 11: return cosf(x);
+    case 12: return fabsf(x);
+    case 13: return -x;
+    case 14: return 1.f / (1.f + expf(-x));
+    case 15: return sqrtf(x);
+    case 16: return x * x;
+    case 100: return fminf(fmaxf(x, alpha), beta);
+    default: return x;
+  }
+}
+extern "C" __global__ void unary_f32(const float* __restrict__ x, float* __restrict__ y, i64 n, int op, float alpha, float beta) {
+  GRID_LOOP(i, n) y[i] = unary(op, x[i], alpha, beta);
+}
+// op codes: the ordinals of BinaryOp
+__device__ __forceinline__ float binary(int op, float a, float b) {
+  switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return (isnan(a) || isnan(b)) ? NAN : fmaxf(a, b);
+    default: return (isnan(a) || isnan(b)) ? NAN : fminf(a, b);
+  }
+}
+extern "C" __global__ void binary_same_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, i64 n, int op) {
+  GRID_LOOP(i, n) y[i] = binary(op, a[i], b[i]);
+}
+// general broadcasting: s0 = a's strides, s1 = b's strides (0 on broadcast axes), output contiguous
+extern "C" __global__ void binary_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, i64 n, int op, const Strided m) {
+  GRID_LOOP(i, n) { i64 oa, ob, oc; offsets3(m, i, oa, ob, oc); y[i] = binary(op, a[oa], b[ob]); }
+}
+extern "C" __global__ void scale_f32(const float* __restrict__ x, float* __restrict__ y, i64 n, float s, float t) {
+  // two roundings, as the CPU's Multiply then Add
+  GRID_LOOP(i, n) { float v = __fmul_rn(x[i], s); y[i] = t != 0.f ? __fadd_rn(v, t) : v; }
+}
+// cond/a/b broadcast through s0/s1/s2; cond is f32 (≠ 0 is true)
+extern "C" __global__ void where_f32(const float* __restrict__ c, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, i64 n, const Strided m) {
+  GRID_LOOP(i, n) { i64 oc, oa, ob; offsets3(m, i, oc, oa, ob); y[i] = c[oc] != 0.f ? a[oa] : b[ob]; }
+}
+// HiFT/BigVGAN Snake: x + 1/(α + 1e-9)·sin²(α·x), α per channel of [B, C, T]
+extern "C" __global__ void snake_f32(const float* __restrict__ x, const float* __restrict__ alpha, float* __restrict__ y, i64 n, int C, int T) {
+  GRID_LOOP(i, n) {
+    // the official float order (αx, sin, square, times the reciprocal, plus x) with no fused multiply-add
+    float a = alpha[(i / T) % C], v = x[i], s = sinf(__fmul_rn(a, v));
+    y[i] = __fadd_rn(v, __fmul_rn(__fmul_rn(s, s), 1.f / (a + 1e-9f)));
+  }
+}
+
+// ------------------------------------------------------------------ rows: softmax, norms
+extern "C" __global__ void softmax_rows(const float* __restrict__ x, float* __restrict__ y, int d) {
+  __shared__ float sh[32];
+  const float* r = x + (i64)blockIdx.x * d; float* o = y + (i64)blockIdx.x * d;
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) mx = fmaxf(mx, r[j]);
+  mx = block_max(mx, sh);
+  float s = 0.f;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) { float e = expf(r[j] - mx); o[j] = e; s += e; }
+  s = block_sum(s, sh);
+  float inv = 1.f / s;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] *= inv;
+}
+extern "C" __global__ void layernorm_rows(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y, int d, float eps) {
+  __shared__ float sh[32];
+  const float* r = x + (i64)blockIdx.x * d; float* o = y + (i64)blockIdx.x * d;
+  float s = 0.f;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) s += r[j];
+  float mean = block_sum(s, sh) / d;
+  float v = 0.f;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) { float c = r[j] - mean; v += c * c; }
+  float var = block_sum(v, sh) / d;
+  float rstd = 1.f / sqrtf(var + eps);
+  for (int j = threadIdx.x; j < d; j += blockDim.x) {
+    float t = (r[j] - mean) * rstd;
+    if (w) t *= w[j];
+    if (b) t += b[j];
+    o[j] = t;
+  }
+}
+extern "C" __global__ void rmsnorm_rows(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int d, float eps) {
+  __shared__ float sh[32];
+  const float* r = x + (i64)blockIdx.x * d; float* o = y + (i64)blockIdx.x * d;
+  float s = 0.f;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) s += r[j] * r[j];
+  float scale = 1.f / sqrtf(block_sum(s, sh) / d + eps);
+  for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] = (r[j] * scale) * w[j];
+}
+// Attention scores [B, Hq, Tq, Tk] in place: ·scale, + mask (strides s0 over shape [B, Hq, Tq, Tk]), causal (keys after
+// i + causalOffset masked), copied pre-softmax to scoresOut when given, then softmax. One block per row.
+extern "C" __global__ void mask_softmax_rows(float* __restrict__ s, const float* __restrict__ mask, float* __restrict__ scoresOut,
+                                             int hq, int tq, int tk, float scale, int causal, int causalOffset, const Strided m) {
+  __shared__ float sh[32];
+  i64 row = blockIdx.x;
+  int i = (int)(row % tq), h = (int)((row / tq) % hq), bi = (int)(row / ((i64)tq * hq));
+  float* r = s + row * tk;
+  i64 mo = mask ? (i64)bi * m.s0[0] + (i64)h * m.s0[1] + (i64)i * m.s0[2] : 0;
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < tk; j += blockDim.x) {
+    float v = r[j];
+    if (scale != 1.f) v *= scale;
+    if (mask) v += mask[mo + (i64)j * m.s0[3]];
+    if (causal && j > i + causalOffset) v = -INFINITY;
+    r[j] = v;
+    if (scoresOut) scoresOut[row * tk + j] = v;
+    mx = fmaxf(mx, v);
+  }
+  mx = block_max(mx, sh);
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < tk; j += blockDim.x) { float e = expf(r[j] - mx); r[j] = e; sum += e; }
+  float inv = 1.f / block_sum(sum, sh);
+  for (int j = threadIdx.x; j < tk; j += blockDim.x) r[j] *= inv;
+}
+
+// ------------------------------------------------------------------ indexing and shape
+extern "C" __global__ void take_rows(const void* __restrict__ table, int dtype, const int* __restrict__ ids, float* __restrict__ y, int n, int d) {
+  GRID_LOOP(i, (i64)n * d) {
+    i64 row = ids[i / d], col = i % d;
+    y[i] = dtype == 2 ? bf2f(((const bf16_t*)table)[row * d + col]) : ((const float*)table)[row * d + col];
+  }
+}
+// shape = output shape; s0 = source strides; s1 = pads before; s2 = source sizes. mode: 0 constant, 1 reflect, 2 replicate
+extern "C" __global__ void pad_f32(const float* __restrict__ x, float* __restrict__ y, i64 n, int mode, float value, const Strided m) {
+  GRID_LOOP(i, n) {
+    i64 rem = i, src = 0; bool inside = true;
+    for (int d = m.rank - 1; d >= 0; --d) {
+      i64 c = rem % m.shape[d]; rem /= m.shape[d];
+      i64 k = c - m.s1[d], size = m.s2[d];
+      if (k < 0 || k >= size) {
+        if (mode == 0) inside = false;
+        else if (mode == 1) k = k < 0 ? -k : 2 * (size - 1) - k;
+        else k = k < 0 ? 0 : size - 1;
+      }
+      src += k * m.s0[d];
+    }
+    y[i] = inside ? x[src] : value;
+  }
+}
+// op: 0 sum, 1 mean, 2 max, 3 min over the middle axis of [outer, n, inner]; double accumulation as the CPU
+extern "C" __global__ void reduce_axis(const float* __restrict__ x, float* __restrict__ y, i64 outer, int n, i64 inner, int op) {
+  GRID_LOOP(t, outer * inner) {
+    i64 o = t / inner, in = t % inner;
+    double acc = op == 2 ? -INFINITY : op == 3 ? INFINITY : 0.0;
+    for (int j = 0; j < n; ++j) {
+      double v = x[(o * n + j) * inner + in];
+      acc = op == 2 ? fmax(acc, v) : op == 3 ? fmin(acc, v) : acc + v;
+    }
+    if (op == 1) acc /= n;
+    y[t] = (float)acc;
+  }
+}
+// first index of the maximum of each row (torch.argmax)
+extern "C" __global__ void argmax_rows(const float* __restrict__ x, int* __restrict__ out, int d) {
+  __shared__ float sv[1024]; __shared__ int si[1024];
+  const float* r = x + (i64)blockIdx.x * d;
+  float best = -INFINITY; int bi = 0x7fffffff;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) { float v = r[j]; if (v > best || bi == 0x7fffffff) { best = v; bi = j; } }
+  sv[threadIdx.x] = best; si[threadIdx.x] = bi;
+  __syncthreads();
+  for (int s = blockDim.x >> 1; s > 0; s >>= 1) {
+    if (threadIdx.x < s) {
+      float v = sv[threadIdx.x + s]; int k = si[threadIdx.x + s];
+      if (k != 0x7fffffff && (v > sv[threadIdx.x] || (v == sv[threadIdx.x] && k < si[threadIdx.x]) || si[threadIdx.x] == 0x7fffffff)) { sv[threadIdx.x] = v; si[threadIdx.x] = k; }
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[blockIdx.x] = si[0] == 0x7fffffff ? 0 : si[0];
+}
+// rotate-half RoPE on contiguous [rows, T, D] with cos/sin tables [positions, D/2] made on the host exactly as the CPU
+// backend's (HF Qwen2's float32 inv_freq and angle); products and sums rounded separately as on the CPU
+extern "C" __global__ void rope_f32(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT, const float* __restrict__ sinT,
+                                    i64 n, int T, int D, int offset) {
+  GRID_LOOP(i, n) {
+    int j = (int)(i % D); i64 t = (i / D) % T; int half = D / 2; int f = j % half;
+    i64 at = ((i64)offset + t) * half + f;
+    float c = cosT[at], s = sinT[at];
+    y[i] = j < half ? __fsub_rn(__fmul_rn(x[i], c), __fmul_rn(x[i + half], s)) : __fadd_rn(__fmul_rn(x[i], c), __fmul_rn(x[i - half], s));
+  }
+}
+extern "C" __global__ void cumsum_axis(const float* __restrict__ x, float* __restrict__ y, i64 outer, int n, i64 inner) {
+  GRID_LOOP(t, outer * inner) {
+    // double accumulation rounded per element, as PyTorch's CPU cumsum
+    i64 o = t / inner, in = t % inner; double acc = 0.0;
+    for (int j = 0; j < n; ++j) { i64 k = (o * n + j) * inner + in; acc += x[k]; y[k] = (float)acc; }
+  }
+}
+extern "C" __global__ void repeat_axis(const float* __restrict__ x, float* __restrict__ y, i64 outer, int n, i64 inner, int repeats) {
+  i64 total = outer * n * repeats * inner;
+  GRID_LOOP(i, total) {
+    i64 in = i % inner, j = (i / inner) % ((i64)n * repeats), o = i / (inner * n * repeats);
+    y[i] = x[(o * n + j / repeats) * inner + in];
+  }
+}
+
+// ------------------------------------------------------------------ convolutions
+extern "C" __global__ void avgpool1d_f32(const float* __restrict__ x, float* __restrict__ y, i64 rows, int t, int tout, int k, int stride) {
+  GRID_LOOP(i, rows * tout) {
+    i64 r = i / tout; int o = (int)(i % tout); float s = 0.f;
+    for (int j = 0; j < k; ++j) s += x[r * t + (i64)o * stride + j];
+    y[i] = s / k;
+  }
+}
+// cols [B, C·K, Tout]: cols[b, c·K + k, to] = x[b, c, to·stride + k·dil − pad] (0 outside)
+extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __restrict__ cols, int B, int C, int T, int K, int tout, int stride, int pad, int dil) {
+  i64 n = (i64)B * C * K * tout;
+  GRID_LOOP(i, n) {
+    int to = (int)(i % tout); i64 r = i / tout; int k = (int)(r % K); r /= K; int c = (int)(r % C); int b = (int)(r / C);
+    int ti = to * stride + k * dil - pad;
+    cols[i] = (ti >= 0 && ti < T) ? x[((i64)b * C + c) * T + ti] : 0.f;
+  }
+}
+// grouped (depthwise) conv1d, one thread per output element
+extern "C" __global__ void conv1d_direct_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+                                             int B, int Cin, int T, int Cout, int K, int tout, int stride, int pad, int dil, int groups) {
+  int cinG = Cin / groups, coutG = Cout / groups;
+  GRID_LOOP(i, (i64)B * Cout * tout) {
+    int to = (int)(i % tout); int co = (int)((i / tout) % Cout); int b = (int)(i / ((i64)tout * Cout));
+    int g = co / coutG; float acc = 0.f;
+    for (int ci = 0; ci < cinG; ++ci) {
+      const float* xr = x + ((i64)b * Cin + g * cinG + ci) * T; const float* wr = w + ((i64)co * cinG + ci) * K;
+      for (int k = 0; k < K; ++k) { int ti = to * stride + k * dil - pad; if (ti >= 0 && ti < T) acc += xr[ti] * wr[k]; }
+    }
+    y[i] = bias ? acc + bias[co] : acc;
+  }
+}
+// conv-transpose gather: y[b, co, to] = bias + Σ cols[b, ti, co·K + k] over to = ti·stride + k·dil − pad
+extern "C" __global__ void col2im_transpose_f32(const float* __restrict__ cols, const float* __restrict__ bias, float* __restrict__ y,
+                                                int B, int T, int Cout, int K, int tout, int stride, int pad, int dil) {
+  GRID_LOOP(i, (i64)B * Cout * tout) {
+    int to = (int)(i % tout); int co = (int)((i / tout) % Cout); int b = (int)(i / ((i64)tout * Cout));
+    float acc = bias ? bias[co] : 0.f;
+    for (int k = 0; k < K; ++k) {
+      int num = to + pad - k * dil;
+      if (num < 0 || num % stride != 0) continue;
+      int ti = num / stride;
+      if (ti < T) acc += cols[((i64)b * T + ti) * ((i64)Cout * K) + (i64)co * K + k];
+    }
+    y[i] = acc;
+  }
+}
+extern "C" __global__ void add_channel_bias(float* __restrict__ y, const float* __restrict__ bias, i64 n, int C, int T) {
+  GRID_LOOP(i, n) y[i] += bias[(i / T) % C];
+}
+extern "C" __global__ void add_row_bias(float* __restrict__ y, const float* __restrict__ bias, i64 n, int N) {
+  GRID_LOOP(i, n) y[i] += bias[i % N];
+}
+
+// ------------------------------------------------------------------ GEMV for one token (decode): bandwidth-bound
+// y[o] = Σ_k W[o,k]·x[k] (+ bias) with W bf16 [N, K] row-major, x f32; one warp per row, 16-byte weight loads (K % 8 == 0).
+extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const uint4* w4 = reinterpret_cast<const uint4*>(W + (i64)row * K);
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float acc = 0.f;
+  for (int j = lane; j < K / 8; j += 32) {
+    uint4 a = __ldg(w4 + j);
+    float4 b0 = __ldg(x4 + 2 * j), b1 = __ldg(x4 + 2 * j + 1);
+    acc += __uint_as_float(a.x << 16) * b0.x + __uint_as_float(a.x & 0xffff0000u) * b0.y;
+    acc += __uint_as_float(a.y << 16) * b0.z + __uint_as_float(a.y & 0xffff0000u) * b0.w;
+    acc += __uint_as_float(a.z << 16) * b1.x + __uint_as_float(a.z & 0xffff0000u) * b1.y;
+    acc += __uint_as_float(a.w << 16) * b1.z + __uint_as_float(a.w & 0xffff0000u) * b1.w;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+extern "C" __global__ void gemv_bf16_scalar(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const bf16_t* w = W + (i64)row * K;
+  float acc = 0.f;
+  for (int j = lane; j < K; j += 32) acc += bf2f(w[j]) * x[j];
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+
+// ------------------------------------------------------------------ MLX affine quantized matrices
+// Row r of W: a little-endian bit stream of b-bit codes (code k in bits k·b … k·b+b−1); w = scale[r, k/group]·q + bias[r, k/group].
+// 32 consecutive codes fill exactly b words and lie in one group (group sizes are multiples of 32).
+__device__ __forceinline__ unsigned code_at(const unsigned* __restrict__ words, int c, int bits) {
+  int bit = c * bits, w = bit >> 5, sh = bit & 31;
+  unsigned long long win = words[w];
+  if (sh + bits > 32) win |= (unsigned long long)words[w + 1] << 32;
+  return (unsigned)(win >> sh) & ((1u << bits) - 1u);
+}
+// one token: one warp per output row, each lane a chunk of 32 codes: Σ (s·q + b)·x = s·Σq·x + b·Σx
+extern "C" __global__ void qgemv(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
+                                 const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int bits, int group) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  int wpr = K / 32 * bits, groups = K / group;
+  const unsigned* wr = Wq + (i64)row * wpr;
+  float acc = 0.f;
+  for (int chunk = lane; chunk < K / 32; chunk += 32) {
+    const unsigned* cw = wr + chunk * bits;
+    const float* xc = x + chunk * 32;
+    float qx = 0.f, sx = 0.f;
+    #pragma unroll 8
+    for (int c = 0; c < 32; ++c) { float xv = xc[c]; qx += (float)code_at(cw, c, bits) * xv; sx += xv; }
+    int g = chunk * 32 / group;
+    acc += scales[(i64)row * groups + g] * qx + biases[(i64)row * groups + g] * sx;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+// rows ids[i] (or i when ids is null) dequantised to f32 [n, K]
+extern "C" __global__ void dequant_rows(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
+                                        const int* __restrict__ ids, float* __restrict__ y, int n, int K, int bits, int group) {
+  int wpr = K / 32 * bits, groups = K / group;
+  GRID_LOOP(i, (i64)n * K) {
+    int k = (int)(i % K); i64 r = i / K; i64 row = ids ? ids[r] : r;
+    unsigned q = code_at(Wq + row * wpr + (k / 32) * bits, k % 32, bits);
+    int g = k / group;
+    y[i] = scales[row * groups + g] * (float)q + biases[row * groups + g];
+  }
+}
+
+// ------------------------------------------------------------------ benchmark weights made on the device
+// uniform in [-scale, scale) from a hash of (seed, index) (splitmix64): reproducible, no host upload of gigabytes
+extern "C" __global__ void fill_uniform(void* __restrict__ y, int dtype, i64 n, unsigned long long seed, float scale) {
+  GRID_LOOP(i, n) {
+    unsigned long long z = seed + (unsigned long long)i * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; z = (z ^ (z >> 27)) * 0x94d049bb133111ebull; z ^= z >> 31;
+    float u = (float)(z >> 40) * (1.0f / 16777216.0f) * 2.f - 1.f;
+    if (dtype == 2) ((bf16_t*)y)[i] = f2bf(u * scale); else ((float*)y)[i] = u * scale;
+  }
+}
+""";
+}

@@ -1,0 +1,136 @@
+using StepAudio2.Lab.Audio.Mel;
+using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
+using StepAudio2.Lab.Engine.Cuda;
+using StepAudio2.Lab.IO;
+using StepAudio2.Lab.IO.Safetensors;
+using StepAudio2.Lab.Models;
+using StepAudio2.Lab.Models.AudioEncoder;
+using StepAudio2.Lab.Models.Llm;
+using StepAudio2.Lab.Parity;
+using StepAudio2.Lab.Tensors;
+using StepAudio2.Lab.Tracing;
+
+namespace StepAudio2.Lab.GpuTests;
+
+/// <summary>One dump's comparison: every traced path against the Python reference (rel-L2, the library's default
+/// compare rules) and the KV-cached greedy ids against the reference's.</summary>
+public sealed record ParityResult(string Dump, string Backend, int Compared, double WorstRelL2, string WorstPath, bool WithinCpuBound,
+    bool DefaultRulesPassed, string? FirstRuleFailure, int[]? GreedyIds, int[]? ExpectedIds, bool? GreedyMatch, double Seconds, string? Error);
+
+/// <summary>
+/// The tiny checkpoint's traces on the GPU against reference-data/tiny/dumps, as tests/StepAudio2.Lab.Tests does on the
+/// CPU (AudioPathParityTests, LlmParityTests): the same model code on the CUDA backend, activations and KV cache on the
+/// device (the trace downloads what it records), compared with <see cref="DumpComparer"/> and the tests' rel-L2 ≤ 1e-5
+/// bound, plus the KV-cached greedy ids.
+/// </summary>
+public static class TinyParity
+{
+    private const double CpuBound = 1e-5;
+
+    /// <summary>Each dump on <paramref name="backend"/> with the activations on the device; a dump whose model code still
+    /// reads an activation on the host (a <c>HostAccessException</c>) runs again through <see cref="HostResultsBackend"/>.</summary>
+    public static List<ParityResult> Run(string tinyDir, CudaBackend backend, TextWriter log)
+    {
+        var results = new List<ParityResult>();
+        var dumps = Path.Combine(tinyDir, "dumps");
+        foreach (var (name, audio) in new[] { ("audio-short", true), ("audio-two_chunks", true), ("llm-short", false), ("llm-instruction", false), ("llm-two_chunks", false) })
+        {
+            if (!File.Exists(Path.Combine(dumps, name + ".safetensors"))) continue;
+            var r = Guard(name, backend, log, b => audio ? Audio(tinyDir, name, b) : Llm(tinyDir, name, b));
+            results.Add(r);
+            if (r.Error is not null && r.Error.Contains(nameof(HostAccessException)))
+                results.Add(Guard(name, new HostResultsBackend(backend), log, b => audio ? Audio(tinyDir, name, b) : Llm(tinyDir, name, b)));
+        }
+        return results;
+    }
+
+    private static ParityResult Guard(string name, IBackend backend, TextWriter log, Func<IBackend, ParityResult> run)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        ParityResult r;
+        try { r = run(backend) with { Seconds = sw.Elapsed.TotalSeconds }; }
+        catch (Exception e) { r = new ParityResult(name, backend.Name, 0, double.NaN, "", false, false, null, null, null, null, sw.Elapsed.TotalSeconds, $"{e.GetType().Name}: {e.Message}\n{e.StackTrace}"); }
+        bool ok = r.Error is null && r.WithinCpuBound && r.GreedyMatch != false;
+        log.WriteLine($"{(ok ? "ok  " : "FAIL")} parity {r.Dump,-16} {r.Backend,-22} {r.Compared,4} paths, worst rel-L2 {r.WorstRelL2:E2} at {r.WorstPath}; default rules {(r.DefaultRulesPassed ? "pass" : "FAIL " + r.FirstRuleFailure)}" +
+            (r.GreedyMatch is null ? "" : $"; greedy ids {(r.GreedyMatch == true ? "identical" : "DIFFER")} ({string.Join(",", r.GreedyIds ?? [])} vs {string.Join(",", r.ExpectedIds ?? [])})") +
+            $" [{r.Seconds:F1} s]{(r.Error is null ? "" : "\n  " + r.Error)}");
+        return r;
+    }
+
+    private static (Tensor Batch, int[] Lengths) MelBatch(ITensorSource dump)
+    {
+        var mels = dump.Tensors.Select(t => t.Name).Where(n => n.StartsWith("input.mel.", StringComparison.Ordinal)).OrderBy(n => int.Parse(n[10..])).Select(dump.Get).ToList();
+        var batch = LogMelFrontend.Batch(mels);
+        return (batch.Mels, batch.Lengths.ToInt64Array().Select(l => (int)l).ToArray());
+    }
+
+    private static ParityResult Compare(string name, IBackend backend, Trace trace, ITensorSource dump, int[]? greedy, int[]? expected)
+    {
+        int compared = 0; double worst = 0; string worstPath = "";
+        foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.", StringComparison.Ordinal) && !t.Name.StartsWith("output.", StringComparison.Ordinal)))
+        {
+            if (!trace.Contains(info.Name)) throw new InvalidOperationException($"the trace lacks '{info.Name}'");
+            double rel = RelL2(trace[info.Name], dump.Get(info.Name));
+            if (!(rel <= worst)) { worst = rel; worstPath = info.Name; }
+            compared++;
+        }
+        var cmp = DumpComparer.Compare(trace.ToTensorSource(), dump, new CompareOptions { Exclude = ["input.*", "output.*"] });
+        return new ParityResult(name, backend.Name, compared, worst, worstPath, worst <= CpuBound, cmp.AllPassed, cmp.FirstFailure?.Name,
+            greedy, expected, greedy is null ? null : greedy.SequenceEqual(expected!), 0, null);
+    }
+
+    private static double RelL2(Tensor actual, Tensor expected)
+    {
+        if (!actual.Shape.SequenceEqual(expected.Shape)) return double.PositiveInfinity;
+        var a = actual.ToDoubleArray(); var e = expected.ToDoubleArray();
+        double num = 0, den = 0;
+        for (int i = 0; i < a.Length; i++) { num += (a[i] - e[i]) * (a[i] - e[i]); den += e[i] * e[i]; }
+        return Math.Sqrt(num / Math.Max(den, 1e-300));
+    }
+
+    private static ParityResult Audio(string tiny, string name, IBackend backend)
+    {
+        using var checkpoint = ShardedCheckpoint.Open(tiny);
+        using var dump = SafetensorsFile.Open(Path.Combine(tiny, "dumps", name + ".safetensors"));
+        var config = StepAudio2Config.Load(tiny);
+        var weights = new Weights(checkpoint);
+        var encoder = new AudioEncoder(weights, config.Audio);
+        var adaptor = new Adaptor(weights, config.Audio);
+        var (batch, lengths) = MelBatch(dump);
+        var trace = new Trace();
+        using (Ops.Use(backend))
+        {
+            var (encoded, _) = encoder.Forward(batch, lengths, trace);
+            adaptor.Forward(encoded, trace);
+        }
+        return Compare(name, backend, trace, dump, null, null);
+    }
+
+    private static ParityResult Llm(string tiny, string name, IBackend backend)
+    {
+        using var checkpoint = ShardedCheckpoint.Open(tiny);
+        using var dump = SafetensorsFile.Open(Path.Combine(tiny, "dumps", name + ".safetensors"));
+        var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(tiny), backend);
+        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var (mels, lengths) = MelBatch(dump);
+        var trace = new Trace();
+        var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
+        var greedy = new List<int>();
+        using (Ops.Use(backend))
+        {
+            var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
+            var cache = new KvCache(model.Config.Text);
+            var hidden = model.EmbedPrompt(ids, features, featLens, trace);
+            var logits = model.LastLogits(hidden, 0, cache, trace);
+            int pos = ids.Length;
+            for (int step = 0; step < expected.Length; step++)
+            {
+                int next = Ops.Argmax(logits)[0];
+                greedy.Add(next);
+                logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
+            }
+        }
+        return Compare(name, backend, trace, dump, greedy.ToArray(), expected);
+    }
+}
