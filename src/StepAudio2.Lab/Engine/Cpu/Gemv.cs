@@ -40,42 +40,38 @@ internal static unsafe class Gemv
 
         void Range(int s, int e)
         {
-            if (portable) NTRangePortable<TRow>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
-            else NTRange<TRow>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
+            if (portable) NTRange<TRow, PortableDots>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
+            else NTRange<TRow, AvxDots>(m, k, a, lda, b, ldb, c, ldc, bias, accumulate, s, e);
         }
     }
 
-    private static void NTRangePortable<TRow>(int m, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int j0, int j1)
-        where TRow : struct, IRowFormat
+    /// <summary>The three dot-product kernels a range of rows is computed with; one implementation per path, chosen
+    /// at compile time (struct type arguments), so the row walk of <see cref="NTRange"/> is written once.</summary>
+    private interface IDots
     {
-        nint rowBytes = ldb * TRow.ElementSize;
-        if (m == 1)
-        {
-            int jj = j0;
-            if (k > SingleRowMaxK)
-            {
-                // As on the AVX2 path: once A outgrows L1, four rows share each A load (no portable prefetch hint).
-                for (; jj + 4 <= j1; jj += 4)
-                {
-                    Dot4RowsPortable<TRow>(k, a, b + jj * rowBytes, rowBytes, out float r0, out float r1, out float r2, out float r3);
-                    c[jj] = Finish(r0, c[jj], bias, jj, accumulate);
-                    c[jj + 1] = Finish(r1, c[jj + 1], bias, jj + 1, accumulate);
-                    c[jj + 2] = Finish(r2, c[jj + 2], bias, jj + 2, accumulate);
-                    c[jj + 3] = Finish(r3, c[jj + 3], bias, jj + 3, accumulate);
-                }
-            }
-            for (; jj < j1; jj++) c[jj] = Finish(DotPortable<TRow>(k, a, b + jj * rowBytes), c[jj], bias, jj, accumulate);
-            return;
-        }
-        float* a0 = a, a1 = a + lda, a2 = m > 2 ? a + 2 * lda : a, a3 = m > 3 ? a + 3 * lda : a;
-        for (int j = j0; j < j1; j++)
-        {
-            Dot4x1Portable<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out float r0, out float r1, out float r2, out float r3);
-            c[j] = Finish(r0, c[j], bias, j, accumulate);
-            c[ldc + j] = Finish(r1, c[ldc + j], bias, j, accumulate);
-            if (m > 2) c[2 * ldc + j] = Finish(r2, c[2 * ldc + j], bias, j, accumulate);
-            if (m > 3) c[3 * ldc + j] = Finish(r3, c[3 * ldc + j], bias, j, accumulate);
-        }
+        static abstract float Dot<TRow>(int k, float* a, byte* b) where TRow : struct, IRowFormat;
+        static abstract void Dot4Rows<TRow>(int k, float* a, byte* b0, nint rowBytes, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat;
+        static abstract void Dot4x1<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat;
+    }
+
+    /// <summary>AVX2/AVX-512 machines: Vector256 + FMA with software prefetch.</summary>
+    private readonly struct AvxDots : IDots
+    {
+        public static float Dot<TRow>(int k, float* a, byte* b) where TRow : struct, IRowFormat => Gemv.Dot<TRow>(k, a, b);
+        public static void Dot4Rows<TRow>(int k, float* a, byte* b0, nint rowBytes, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat =>
+            Gemv.Dot4Rows<TRow>(k, a, b0, rowBytes, out r0, out r1, out r2, out r3);
+        public static void Dot4x1<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat =>
+            Gemv.Dot4x1<TRow>(k, a0, a1, a2, a3, b, out r0, out r1, out r2, out r3);
+    }
+
+    /// <summary>Everything else (ARM64 NEON, SSE-only x86): Vector128, no prefetch hint.</summary>
+    private readonly struct PortableDots : IDots
+    {
+        public static float Dot<TRow>(int k, float* a, byte* b) where TRow : struct, IRowFormat => DotPortable<TRow>(k, a, b);
+        public static void Dot4Rows<TRow>(int k, float* a, byte* b0, nint rowBytes, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat =>
+            Dot4RowsPortable<TRow>(k, a, b0, rowBytes, out r0, out r1, out r2, out r3);
+        public static void Dot4x1<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b, out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat =>
+            Dot4x1Portable<TRow>(k, a0, a1, a2, a3, b, out r0, out r1, out r2, out r3);
     }
 
     /// <summary>One A row against one B row, 32 elements a step into eight 128-bit partial sums (independent chains
@@ -152,8 +148,9 @@ internal static unsafe class Gemv
         }
     }
 
-    private static void NTRange<TRow>(int m, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int j0, int j1)
-        where TRow : struct, IRowFormat
+    /// <summary>Output rows j0..j1−1 (one thread's share) with the kernels of <typeparamref name="TDots"/>.</summary>
+    private static void NTRange<TRow, TDots>(int m, int k, float* a, nint lda, byte* b, nint ldb, float* c, nint ldc, float* bias, bool accumulate, int j0, int j1)
+        where TRow : struct, IRowFormat where TDots : struct, IDots
     {
         nint rowBytes = ldb * TRow.ElementSize;
         if (m == 1)
@@ -162,10 +159,10 @@ internal static unsafe class Gemv
             if (k > SingleRowMaxK)
             {
                 // A no longer fits in L1 beside the streams: four rows share each A load (a quarter of the L2 traffic),
-                // and software prefetch keeps the four streams ahead. Measured ~1.8x faster than one row at k = 18944.
+                // and (AVX path) software prefetch keeps the four streams ahead. Measured ~1.8x faster than one row at k = 18944.
                 for (; jj + 4 <= j1; jj += 4)
                 {
-                    Dot4Rows<TRow>(k, a, b + jj * rowBytes, rowBytes, out float r0, out float r1, out float r2, out float r3);
+                    TDots.Dot4Rows<TRow>(k, a, b + jj * rowBytes, rowBytes, out float r0, out float r1, out float r2, out float r3);
                     c[jj] = Finish(r0, c[jj], bias, jj, accumulate);
                     c[jj + 1] = Finish(r1, c[jj + 1], bias, jj + 1, accumulate);
                     c[jj + 2] = Finish(r2, c[jj + 2], bias, jj + 2, accumulate);
@@ -174,14 +171,14 @@ internal static unsafe class Gemv
             }
             // Short rows: one row at a time, so B is one sequential stream per thread, which the hardware prefetcher
             // follows best; interleaving 4 rows (4 streams 7 KB apart) measured ~40% slower at k = 3584.
-            for (; jj < j1; jj++) c[jj] = Finish(Dot<TRow>(k, a, b + jj * rowBytes), c[jj], bias, jj, accumulate);
+            for (; jj < j1; jj++) c[jj] = Finish(TDots.Dot<TRow>(k, a, b + jj * rowBytes), c[jj], bias, jj, accumulate);
             return;
         }
         // m = 2..4: four A rows, the missing ones aliased to row 0 (wasted FMAs are free next to the memory traffic).
         float* a0 = a, a1 = m > 1 ? a + lda : a, a2 = m > 2 ? a + 2 * lda : a, a3 = m > 3 ? a + 3 * lda : a;
         for (int j = j0; j < j1; j++)
         {
-            Dot4x1<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out float r0, out float r1, out float r2, out float r3);
+            TDots.Dot4x1<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out float r0, out float r1, out float r2, out float r3);
             c[j] = Finish(r0, c[j], bias, j, accumulate);
             c[ldc + j] = Finish(r1, c[ldc + j], bias, j, accumulate);
             if (m > 2) c[2 * ldc + j] = Finish(r2, c[2 * ldc + j], bias, j, accumulate);
