@@ -30,6 +30,19 @@ public static class ShapeRules
     }
 
     /// <summary>
+    /// Element strides that read a contiguous tensor of <paramref name="shape"/> as if it had the broadcast
+    /// <paramref name="target"/> shape: 0 on stretched (size-1 or missing leading) axes.
+    /// </summary>
+    public static long[] BroadcastStrides(int[] shape, int[] target)
+    {
+        var strides = new long[target.Length];
+        var own = Tensor.ContiguousStrides(shape);
+        int off = target.Length - shape.Length;
+        for (int i = 0; i < shape.Length; i++) strides[i + off] = shape[i] == 1 ? 0 : own[i];
+        return strides;
+    }
+
+    /// <summary>
     /// Checks <c>dst[…, start:start+n, …] = src</c> along <paramref name="axis"/> (negative counts from the end): same rank
     /// and dtype, equal sizes off the axis, the rows inside dst. Returns the axis, normalised.
     /// </summary>

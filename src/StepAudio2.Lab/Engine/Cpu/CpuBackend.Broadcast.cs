@@ -14,8 +14,8 @@ public sealed unsafe partial class CpuBackend
     private static void BroadcastRows(BinaryOp op, Tensor a, Tensor b, int[] shape, Span<float> d)
     {
         int rank = shape.Length, inner = shape[^1];
-        var sa = BroadcastStrides(a.Shape, shape);
-        var sb = BroadcastStrides(b.Shape, shape);
+        var sa = ShapeRules.BroadcastStrides(a.Shape, shape);
+        var sb = ShapeRules.BroadcastStrides(b.Shape, shape);
         bool rowA = sa[^1] == 1, rowB = sb[^1] == 1; // else the last axis has size 1 and is broadcast (stride 0)
         var pa = a.AsSpan<float>(); var pb = b.AsSpan<float>();
         long rows = d.Length / inner;

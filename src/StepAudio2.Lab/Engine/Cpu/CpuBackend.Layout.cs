@@ -141,7 +141,7 @@ public sealed unsafe partial class CpuBackend
         var shape = ShapeRules.Broadcast("where", c.Shape, a.Shape, b.Shape);
         var y = New(shape);
         var d = Out(y);
-        var sc = BroadcastStrides(c.Shape, shape); var sa = BroadcastStrides(a.Shape, shape); var sb = BroadcastStrides(b.Shape, shape);
+        var sc = ShapeRules.BroadcastStrides(c.Shape, shape); var sa = ShapeRules.BroadcastStrides(a.Shape, shape); var sb = ShapeRules.BroadcastStrides(b.Shape, shape);
         var pc = c.AsSpan<float>(); var pa = a.AsSpan<float>(); var pb = b.AsSpan<float>();
         int rank = shape.Length;
         var idx = new int[rank];

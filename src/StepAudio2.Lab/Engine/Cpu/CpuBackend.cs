@@ -341,7 +341,7 @@ public sealed unsafe partial class CpuBackend : IBackend
         // a scalar b: one vectorised pass (x / n of a mean, x − θ thresholds)
         if (b.ElementCount == 1 && a.Shape.SequenceEqual(shape))
         {
-            ApplyScalar(op, a.AsSpan<float>(), b.AsSpan<float>()[0], d);
+            ApplyRowValue(op, a.AsSpan<float>(), b.AsSpan<float>()[0], d);
             return y;
         }
         // b (or a) broadcast over leading dims: apply row by row
@@ -358,8 +358,8 @@ public sealed unsafe partial class CpuBackend : IBackend
             return y;
         }
         // general broadcasting through strides (0 on broadcast axes)
-        var sa2 = BroadcastStrides(a.Shape, shape);
-        var sb2 = BroadcastStrides(b.Shape, shape);
+        var sa2 = ShapeRules.BroadcastStrides(a.Shape, shape);
+        var sb2 = ShapeRules.BroadcastStrides(b.Shape, shape);
         var pa = a.AsSpan<float>(); var pb = b.AsSpan<float>();
         int rank = shape.Length;
         var idx = new int[rank];
@@ -404,18 +404,6 @@ public sealed unsafe partial class CpuBackend : IBackend
         }
     }
 
-    private static void ApplyScalar(BinaryOp op, ReadOnlySpan<float> a, float b, Span<float> d)
-    {
-        switch (op)
-        {
-            case BinaryOp.Add: TensorPrimitives.Add(a, b, d); break;
-            case BinaryOp.Subtract: TensorPrimitives.Subtract(a, b, d); break;
-            case BinaryOp.Multiply: TensorPrimitives.Multiply(a, b, d); break;
-            case BinaryOp.Divide: TensorPrimitives.Divide(a, b, d); break;
-            default: for (int i = 0; i < a.Length; i++) d[i] = Apply(op, a[i], b); break;
-        }
-    }
-
     private static float Apply(BinaryOp op, float a, float b) => op switch
     {
         BinaryOp.Add => a + b,
@@ -426,15 +414,6 @@ public sealed unsafe partial class CpuBackend : IBackend
         BinaryOp.Minimum => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : Math.Min(a, b),
         _ => throw new ArgumentOutOfRangeException(nameof(op)),
     };
-
-    private static long[] BroadcastStrides(int[] shape, int[] target)
-    {
-        var strides = new long[target.Length];
-        var own = Tensor.ContiguousStrides(shape);
-        int off = target.Length - shape.Length;
-        for (int i = 0; i < shape.Length; i++) strides[i + off] = shape[i] == 1 ? 0 : own[i];
-        return strides;
-    }
 
     public Tensor Scale(Tensor x, float scale, float shift)
     {
@@ -470,7 +449,7 @@ public sealed unsafe partial class CpuBackend : IBackend
             throw new ArgumentException($"scaled_dot_product_attention: q {Tensor.ShapeString(q.Shape)}, k {Tensor.ShapeString(k.Shape)}, v {Tensor.ShapeString(v.Shape)} disagree");
         int group = hq / hkv;
         Tensor? mask = maskBias is null ? null : F32(maskBias);
-        long[]? mStrides = mask is null ? null : BroadcastStrides(mask.Shape, [b, hq, tq, tk]);
+        long[]? mStrides = mask is null ? null : ShapeRules.BroadcastStrides(mask.Shape, [b, hq, tq, tk]);
         if (scoresOut is not null && (scoresOut.DType != DType.F32 || !scoresOut.IsContiguous || !scoresOut.Shape.SequenceEqual(new[] { b, hq, tq, tk })))
             throw new ArgumentException($"scaled_dot_product_attention: scoresOut must be f32 [{b}, {hq}, {tq}, {tk}]");
         var o = New(b, hq, tq, dv);

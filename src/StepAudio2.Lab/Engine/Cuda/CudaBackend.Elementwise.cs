@@ -62,14 +62,14 @@ public sealed unsafe partial class CudaBackend
     public Tensor Binary(BinaryOp op, Tensor a, Tensor b)
     {
         Begin();
-        var shape = BroadcastShape(a.Shape, b.Shape, op.ToString());
+        var shape = ShapeRules.Broadcast(op.ToString(), a.Shape, b.Shape);
         var da = Dev(a); var db = Dev(b);
         var y = NewF32(shape);
         if (a.Shape.SequenceEqual(shape) && b.Shape.SequenceEqual(shape))
             Device.Launch(CudaKernels.Names.BinarySame, y.ElementCount, [Addr(da), Addr(db), Addr(y), y.ElementCount, (int)op]);
         else
         {
-            var meta = StridedMeta.Create(shape, BroadcastStrides(a.Shape, shape), BroadcastStrides(b.Shape, shape));
+            var meta = StridedMeta.Create(shape, ShapeRules.BroadcastStrides(a.Shape, shape), ShapeRules.BroadcastStrides(b.Shape, shape));
             Device.Launch(CudaKernels.Names.Binary, y.ElementCount, [Addr(da), Addr(db), Addr(y), y.ElementCount, (int)op], &meta);
         }
         Keep(da, db);
@@ -89,10 +89,10 @@ public sealed unsafe partial class CudaBackend
     public Tensor Where(Tensor cond, Tensor a, Tensor b)
     {
         Begin();
-        var shape = BroadcastShape(BroadcastShape(cond.Shape, a.Shape, "where"), b.Shape, "where");
+        var shape = ShapeRules.Broadcast("where", cond.Shape, a.Shape, b.Shape);
         var dc = Dev(cond); var da = Dev(a); var db = Dev(b);
         var y = NewF32(shape);
-        var meta = StridedMeta.Create(shape, BroadcastStrides(cond.Shape, shape), BroadcastStrides(a.Shape, shape), BroadcastStrides(b.Shape, shape));
+        var meta = StridedMeta.Create(shape, ShapeRules.BroadcastStrides(cond.Shape, shape), ShapeRules.BroadcastStrides(a.Shape, shape), ShapeRules.BroadcastStrides(b.Shape, shape));
         Device.Launch(CudaKernels.Names.Where, y.ElementCount, [Addr(dc), Addr(da), Addr(db), Addr(y), y.ElementCount], &meta);
         Keep(dc, da, db);
         return y;

@@ -138,29 +138,6 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
     }
 
-    private static long[] BroadcastStrides(int[] shape, int[] target)
-    {
-        var strides = new long[target.Length];
-        var own = Tensor.ContiguousStrides(shape);
-        int off = target.Length - shape.Length;
-        for (int i = 0; i < shape.Length; i++) strides[i + off] = shape[i] == 1 ? 0 : own[i];
-        return strides;
-    }
-
-    private static int[] BroadcastShape(int[] a, int[] b, string op)
-    {
-        int rank = Math.Max(a.Length, b.Length);
-        var shape = new int[rank];
-        for (int i = 0; i < rank; i++)
-        {
-            int da = i < rank - a.Length ? 1 : a[i - (rank - a.Length)];
-            int db = i < rank - b.Length ? 1 : b[i - (rank - b.Length)];
-            if (da != db && da != 1 && db != 1)
-                throw new ArgumentException($"{op}: shapes {Tensor.ShapeString(a)} and {Tensor.ShapeString(b)} do not broadcast");
-            shape[i] = da == 1 ? db : da;
-        }
-        return shape;
-    }
 
     private static int Rows(Tensor x, int d) => (int)(x.ElementCount / Math.Max(d, 1));
 
@@ -267,14 +244,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (dst.IsHost) { s_cpu.SliceUpdate(dst, src.IsHost ? src : ToHost(src), axis, start); return; }
         if (!Mine(dst)) throw new ArgumentException($"slice_update: destination lives on the {((DeviceStorage)dst.Storage).BackendName} backend, not this cuda backend");
-        if (dst.DType != src.DType) throw new ArgumentException($"slice_update: dtypes differ (dst {dst.DType.ShortName()}, src {src.DType.ShortName()})");
-        if (axis < 0) axis += dst.Rank;
-        if (src.Rank != dst.Rank || (uint)axis >= (uint)dst.Rank)
-            throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} into dst {Tensor.ShapeString(dst.Shape)} along axis {axis}");
-        for (int i = 0; i < dst.Rank; i++)
-            if (i != axis && src.Shape[i] != dst.Shape[i])
-                throw new ArgumentException($"slice_update: src {Tensor.ShapeString(src.Shape)} and dst {Tensor.ShapeString(dst.Shape)} differ on axis {i}");
-        var target = dst.Slice(axis, start, src.Shape[axis]); // checks the range
+        axis = ShapeRules.SliceUpdate(dst, src, axis, start);
+        var target = dst.Slice(axis, start, src.Shape[axis]);
         var s = Mine(src) ? src : FromHost(src);
         Begin();
         if (s.ElementCount == 0) return;
@@ -458,7 +429,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         var o = NewF32([b, hq, tq, dv]);
         if (o.ElementCount == 0) return o;
         Tensor? mask = maskBias is null ? null : Dev(maskBias);
-        var meta = mask is null ? default : StridedMeta.Create([b, hq, tq, tk], BroadcastStrides(mask.Shape, [b, hq, tq, tk]));
+        var meta = mask is null ? default : StridedMeta.Create([b, hq, tq, tk], ShapeRules.BroadcastStrides(mask.Shape, [b, hq, tq, tk]));
         var scores = NewF32([b, hq, tq, tk]);
         Tensor? scoresDev = scoresOut is null ? null : Mine(scoresOut) ? scoresOut : NewF32([b, hq, tq, tk]);
         int gq = group * tq; // the query heads of one KV head are consecutive rows: [B·Hkv] batches of [group·Tq, D]
