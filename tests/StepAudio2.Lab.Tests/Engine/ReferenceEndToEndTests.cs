@@ -30,17 +30,6 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
     /// <summary>At most this many host↔device transfers per generated token (the id up, the logits or argmax down, a few more).</summary>
     private const double MaxTransfersPerToken = 4;
 
-    internal static Tensor Host(Tensor t) => t.ToHost();
-
-    private static int HostArgmax(Tensor logits)
-    {
-        Assert.True(logits.IsHost);
-        var v = logits.ToFloatArray();
-        int best = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
-        return best;
-    }
-
     [Theory]
     [InlineData("audio-short")]
     [InlineData("audio-two_chunks")]
@@ -59,7 +48,7 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.")))
         {
             Assert.True(trace.Contains(info.Name), $"the trace lacks '{info.Name}'");
-            double rel = TestMath.RelL2(Host(trace[info.Name]), dump.Get(info.Name));
+            double rel = TestMath.RelL2(trace[info.Name], dump.Get(info.Name)) /* traces hold host copies */;
             Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5 on the reference backend");
             compared++;
         }
@@ -77,40 +66,15 @@ public sealed class ReferenceEndToEndTests(ITestOutputHelper output)
         using var dump = Fixtures.OpenSafetensors(Path.Combine(Tiny, "dumps", dumpName + ".safetensors"), out _);
         var model = new StepAudio2Model(checkpoint, StepAudio2Config.Load(Tiny), backend);
 
-        var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
-        var (mels, lengths) = TestMath.MelBatch(dump);
-        var trace = new Trace();
-        var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
-        var cache = new KvCache(model.Config.Text);
-        var hidden = model.EmbedPrompt(ids, features, featLens, trace);
-        Assert.False(features.IsHost); // the activations stay on the device
-        Assert.False(hidden.IsHost);
-        var logits = model.LastLogits(hidden, 0, cache, trace); // on the host: the one download per step
-
-        int compared = 0;
-        foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
-        {
-            Assert.True(trace.Contains(info.Name), $"the trace lacks '{info.Name}'");
-            double rel = TestMath.RelL2(Host(trace[info.Name]), dump.Get(info.Name));
-            Assert.True(rel <= 1e-5, $"{info.Name}: rel-L2 {rel:E3} > 1e-5 on the reference backend");
-            compared++;
-        }
-        Assert.True(compared >= 2 + 13 * model.Config.Text.NumHiddenLayers, $"only {compared} activations compared");
-
-        // KV-cached greedy decoding: the reference's ids, and only a handful of transfers per token
-        var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
-        var greedy = new List<int>();
-        int pos = ids.Length;
-        backend.Stats.Reset();
-        for (int step = 0; step < expected.Length; step++)
-        {
-            int next = HostArgmax(logits); // sampling runs on the host
-            greedy.Add(next);
-            logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
-        }
-        Assert.Equal(expected, greedy);
-        double perToken = (double)backend.Stats.Transfers / expected.Length;
-        double opsPerToken = (double)backend.Stats.Ops / expected.Length;
+        int steps = LlmParityTests.AssertForwardAndGreedyMatch(model, dump,
+            afterPrompt: (features, hidden) =>
+            {
+                Assert.False(features.IsHost); // the activations stay on the device
+                Assert.False(hidden.IsHost);
+            },
+            beforeDecode: backend.Stats.Reset);
+        double perToken = (double)backend.Stats.Transfers / steps;
+        double opsPerToken = (double)backend.Stats.Ops / steps;
         output.WriteLine($"{dumpName}: {perToken:F1} transfers and {opsPerToken:F0} ops per token ({backend.Stats})");
         Assert.True(perToken <= MaxTransfersPerToken, $"{perToken:F1} host transfers per generated token ({backend.Stats})");
         Assert.True(opsPerToken >= 10 * perToken, $"the ops per token ({opsPerToken:F0}) should far outnumber the transfers ({perToken:F1})");

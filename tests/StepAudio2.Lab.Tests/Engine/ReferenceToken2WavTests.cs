@@ -30,7 +30,7 @@ public sealed class ReferenceToken2WavTests(ITestOutputHelper output)
         using (var d = SafetensorsFile.Open(dumpPath)) i = Token2WavInputs.Read(d);
         var r = t2w.Generate(i.Codes!, i.PromptTokens!, i.PromptMel!, i.Xvector!, i.Noise, i.HiftNoise);
         using var dump = SafetensorsFile.Open(dumpPath);
-        double flow = TestMath.RelL2(Host(r.Mel), dump.Get("flow"));
+        double flow = TestMath.RelL2(r.Mel.ToHost(), dump.Get("flow"));
         double wav = TestMath.RelL2(Tensor.FromArray(r.Waveform, 1, r.Waveform.Length), dump.Get("hift"));
         output.WriteLine($"reference backend: flow rel-L2 {flow:E2}, waveform rel-L2 {wav:E2}");
         Assert.True(flow <= 1e-5, $"flow rel-L2 {flow:E2}");
@@ -56,7 +56,7 @@ public sealed class ReferenceToken2WavTests(ITestOutputHelper output)
             compared++;
         }
         Assert.True(compared >= 20, $"only {compared} HiFT modules compared");
-        Assert.True(TestMath.RelL2(Host(wav), dump.Get("hift")) <= 1e-5);
+        Assert.True(TestMath.RelL2(wav.ToHost(), dump.Get("hift")) <= 1e-5);
     }
 
     [Fact]

@@ -34,9 +34,12 @@ public sealed class LlmParityTests
     /// <summary>
     /// Runs the dump's prompt (its input.ids and mels) through <paramref name="model"/> and asserts every recorded
     /// module path within rel-L2 1e-5 and the KV-cached greedy continuation equal to the reference's output.greedy_ids
-    /// (a full recomputation per step). Shared by the float and quantized parity tests.
+    /// (a full recomputation per step). Shared by the float and quantized parity tests and by the backend tests, which
+    /// look at the prompt's features and hidden states (<paramref name="afterPrompt"/>) and count what the decode steps
+    /// cost (<paramref name="beforeDecode"/>). Returns the number of decode steps.
     /// </summary>
-    internal static void AssertForwardAndGreedyMatch(StepAudio2Model model, IO.ITensorSource dump)
+    internal static int AssertForwardAndGreedyMatch(StepAudio2Model model, IO.ITensorSource dump,
+        Action<Tensor, Tensor>? afterPrompt = null, Action? beforeDecode = null)
     {
         var ids = dump.Get("input.ids").ToInt64Array().Select(i => (int)i).ToArray();
         var (mels, lengths) = TestMath.MelBatch(dump);
@@ -44,7 +47,8 @@ public sealed class LlmParityTests
         var (features, featLens) = model.EncodeAudio(mels, lengths, trace);
         var cache = new KvCache(model.Config.Text);
         var hidden = model.EmbedPrompt(ids, features, featLens, trace);
-        var logits = model.LastLogits(hidden, 0, cache, trace);
+        afterPrompt?.Invoke(features, hidden);
+        var logits = model.LastLogits(hidden, 0, cache, trace); // on the host: the one download per step
 
         int compared = 0;
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.") && !t.Name.StartsWith("output.")))
@@ -60,13 +64,15 @@ public sealed class LlmParityTests
         var expected = dump.Get("output.greedy_ids").ToInt64Array().Select(i => (int)i).ToArray();
         var greedy = new List<int>();
         int pos = ids.Length;
+        beforeDecode?.Invoke();
         for (int step = 0; step < expected.Length; step++)
         {
-            int next = Ops.Argmax(logits)[0];
+            int next = Ops.Argmax(logits)[0]; // sampling runs on the host, on the logits downloaded there
             greedy.Add(next);
             logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
         }
         Assert.Equal(expected, greedy);
+        return expected.Length;
     }
 
     [Fact]
