@@ -47,8 +47,8 @@ public static class Ops
     /// <summary>The tensor on the current backend (uploaded when it is a host tensor of a device backend).</summary>
     public static Tensor FromHost(Tensor host) => Backend.FromHost(host);
 
-    /// <summary>A host copy (a transfer point); host tensors come back as they are.</summary>
-    public static Tensor ToHost(Tensor x) => x.IsHost ? x : Backend.ToHost(x);
+    /// <summary>A host copy (a transfer point), made by the backend that owns the tensor; host tensors come back as they are.</summary>
+    public static Tensor ToHost(Tensor x) => x.ToHost();
 
     public static Tensor Zeros(DType dtype, params int[] shape) => Backend.Zeros(dtype, shape);
     public static Tensor Zeros(params int[] shape) => Backend.Zeros(DType.F32, shape);

@@ -40,8 +40,9 @@ public sealed class Trace
     public void Record(string path, Tensor value)
     {
         if (!Wants(path)) return;
-        if (!value.IsHost) value = value.ToHost(); // a transfer point: a device activation is downloaded (a fresh copy)
-        var snapshot = value.Storage.IsMapped || !value.IsContiguous ? value.Contiguous() : Tensor.FromBytes(value.ContiguousBytes(), value.DType, value.Shape);
+        // a device activation is downloaded (a transfer point), which is already a fresh contiguous copy
+        var snapshot = !value.IsHost ? value.ToHost()
+            : value.Storage.IsMapped || !value.IsContiguous ? value.Contiguous() : Tensor.FromBytes(value.ContiguousBytes(), value.DType, value.Shape);
         if (!_tensors.ContainsKey(path)) _order.Add(path);
         _tensors[path] = snapshot;
     }
