@@ -103,10 +103,24 @@ public sealed class Qwen2Attention
     /// <returns>[1, n, D], recorded as <c>{Path}</c> (the first element of the official module's tuple).</returns>
     public Tensor Forward(Tensor x, int start, LayerKvCache? cache, Trace? trace)
     {
-        int n = x.Shape[1], h = _c.NumAttentionHeads, hkv = _c.NumKeyValueHeads, hd = _c.HeadDim;
         var q = QProj.Forward(x, trace);
         var k = KProj.Forward(x, trace);
         var v = VProj.Forward(x, trace);
+        var o = Attend(q, k, v, start, cache);
+        var y = OProj.Forward(o, trace);
+        trace?.Record(Path, y);
+        return y;
+    }
+
+    /// <summary>
+    /// The attention between the projections: RoPE on q and k, the new keys/values appended to <paramref name="cache"/>
+    /// (or used alone from position 0), causal SDPA over everything cached.
+    /// </summary>
+    /// <param name="q">[1, n, H·hd] projected queries of positions start..start+n−1; <paramref name="k"/>, <paramref name="v"/> [1, n, Hkv·hd].</param>
+    /// <returns>[1, n, H·hd], the input of o_proj.</returns>
+    internal Tensor Attend(Tensor q, Tensor k, Tensor v, int start, LayerKvCache? cache)
+    {
+        int n = q.Shape[1], h = _c.NumAttentionHeads, hkv = _c.NumKeyValueHeads, hd = _c.HeadDim;
         q = Ops.Rope(q.Reshape(n, h, hd).Permute(1, 0, 2), start, (float)_c.RopeTheta);
         k = Ops.Rope(k.Reshape(n, hkv, hd).Permute(1, 0, 2), start, (float)_c.RopeTheta);
         v = v.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous();
@@ -122,10 +136,7 @@ public sealed class Qwen2Attention
             (kAll, vAll) = (k.Reshape(1, hkv, n, hd), v.Reshape(1, hkv, n, hd));
         }
         var o = Ops.ScaledDotProductAttention(q.Reshape(1, h, n, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true);
-        o = o.Reshape(h, n, hd).Permute(1, 0, 2).Reshape(1, n, h * hd);
-        var y = OProj.Forward(o, trace);
-        trace?.Record(Path, y);
-        return y;
+        return o.Reshape(h, n, hd).Permute(1, 0, 2).Reshape(1, n, h * hd);
     }
 }
 
@@ -133,9 +144,9 @@ public sealed class Qwen2Attention
 public static class Qwen2BatchStep
 {
     /// <param name="x">[1, m, D]: request r's new position is positions[r].</param>
-    public static Tensor Attention(Qwen2Attention a, TextConfig c, Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
+    public static Tensor Attention(Qwen2Attention a, Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
     {
-        int m = x.Shape[1], h = c.NumAttentionHeads, hkv = c.NumKeyValueHeads, hd = c.HeadDim;
+        int m = x.Shape[1];
         var q = a.QProj.Forward(x);
         var k = a.KProj.Forward(x);
         var v = a.VProj.Forward(x);
@@ -143,10 +154,7 @@ public static class Qwen2BatchStep
         for (int r = 0; r < m; r++)
         {
             if (caches[r].Length != positions[r]) throw new InvalidOperationException($"request {r}: KV cache holds {caches[r].Length} positions, decoding at {positions[r]}");
-            var qr = Ops.Rope(q.Slice(1, r, 1).Reshape(h, 1, hd), positions[r], (float)c.RopeTheta);
-            var kr = Ops.Rope(k.Slice(1, r, 1).Reshape(hkv, 1, hd), positions[r], (float)c.RopeTheta);
-            var (kAll, vAll) = caches[r].Append(kr, v.Slice(1, r, 1).Reshape(hkv, 1, hd));
-            outs[r] = Ops.ScaledDotProductAttention(qr.Reshape(1, h, 1, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true).Reshape(1, 1, h * hd);
+            outs[r] = a.Attend(q.Slice(1, r, 1), k.Slice(1, r, 1), v.Slice(1, r, 1), positions[r], caches[r]);
         }
         return a.OProj.Forward(m == 1 ? outs[0] : Ops.Concatenate(outs, axis: 1));
     }
@@ -203,9 +211,9 @@ public sealed class Qwen2DecoderLayer(Weights w, string path, TextConfig c)
     public Qwen2Mlp Mlp { get; } = new(w, path + ".mlp", c);
 
     /// <summary>One decoding step for m requests (x [1, m, D]), each at its own position with its own cache.</summary>
-    public Tensor StepBatch(Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches, TextConfig c)
+    public Tensor StepBatch(Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
     {
-        x = Ops.Add(x, Qwen2BatchStep.Attention(SelfAttn, c, InputLayernorm.Forward(x), positions, caches));
+        x = Ops.Add(x, Qwen2BatchStep.Attention(SelfAttn, InputLayernorm.Forward(x), positions, caches));
         return Ops.Add(x, Mlp.Forward(PostAttentionLayernorm.Forward(x), null));
     }
 
@@ -282,7 +290,7 @@ public sealed class Qwen2Model
         for (int i = 0; i < Layers.Length; i++)
         {
             for (int r = 0; r < m; r++) layerCaches[r] = caches[r].Layers[i];
-            x = Layers[i].StepBatch(x, positions, layerCaches, Config);
+            x = Layers[i].StepBatch(x, positions, layerCaches);
         }
         return Norm.Forward(x).Reshape(m, Config.HiddenSize);
     }
