@@ -176,15 +176,8 @@ public sealed unsafe partial class CpuBackend
         int t = x.Shape[^1];
         int rows = (int)(x.ElementCount / Math.Max(t, 1));
         var y = New(x.Shape);
-        int parts = rows * (long)t < 1 << 16 ? 1 : Math.Min(Gemm.MaxThreads, rows);
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
-        {
-            var (r0, r1) = Gemm.Part(rows, parts, part, 1);
-            var src = x.AsSpan<float>();
-            var dst = y.AsWritableSpan<float>();
-            for (int r = r0; r < r1; r++)
-                VectorTrig.Snake(src.Slice(r * t, t), a[r % c], dst.Slice(r * t, t)); // the official float order, no FMA
-        });
+        SnakeRows(Ptr(x), a, Ptr(y), rows, c, t); // the official float order, no FMA
+        GC.KeepAlive(x); GC.KeepAlive(y);
         return y;
     }
 }
