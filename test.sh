@@ -7,6 +7,7 @@ source scripts/setup.sh
 setup_python_reference   # /usr/bin/python3 with torch, torchaudio, numpy: the independent oracle some tests call
 setup_jupyter            # Debian's Jupyter + the .NET Interactive kernel: the notebook tests execute notebooks/*.ipynb in it
 setup_chromium           # headless Chromium renders the executed notebooks offline (DOM checks, screenshots)
+command -v g++ >/dev/null || apt_install g++   # type-checks the CUDA kernels' source on this GPU-less machine
 # The mlx backend's native libraries (MLX + mlx-c, with Debian's OpenBLAS/LAPACKE, cmake, ninja, g++): built once per
 # version into ~/.cache/steplab (~6 min on 2 cores the first time, instant when cached). From here on the mlx tests must
 # run: a failed build makes them fail with its reason instead of skipping.

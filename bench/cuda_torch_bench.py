@@ -4,6 +4,9 @@ The same Qwen2-7B-shaped decoder as tests/StepAudio2.Lab.GpuTests/DecodeBench.cs
 head_dim 128, SwiGLU 18944, vocab 158720, RoPE theta 1e6) with random bf16 weights, in plain eager PyTorch ops
 (F.linear, F.scaled_dot_product_attention) and a preallocated KV cache, the way Hugging Face's eager Qwen2 computes:
 prefill of a 500-token prompt, then greedy decoding with the argmax synchronising each step.
+With a second argument (the real config.json), also the audio encoder + adaptor on 25 s of audio (one chunk of 2500
+mel frames) with the project's PyTorch reference modules (reference-data/steplab_ref/model.py: Whisper-style
+AudioEncoder, Adaptor) in bf16 on the device, best of 3 after a warm-up.
 Writes JSON to the path given as the first argument.
 """
 import json
@@ -13,10 +16,42 @@ import time
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, __import__("os").path.join(__import__("os").path.dirname(__import__("os").path.abspath(__file__)), "..", "reference-data"))
+
 H, L, NH, NKV, HD, I, V, THETA, EPS = 3584, 28, 28, 4, 128, 18944, 158720, 1e6, 1e-6
 
 
-def main(out, prompt=500, steps=128):
+@torch.no_grad()
+def encoder_bench(config_path, dev="cuda", dt=torch.bfloat16):
+    from steplab_ref.model import AudioEncoder, Adaptor
+    a = json.load(open(config_path))["audio_encoder_config"]
+    llm = json.load(open(config_path))["text_config"]["hidden_size"]
+    torch.manual_seed(0)
+    enc = AudioEncoder(a["n_mels"], a["n_audio_ctx"], a["n_audio_state"], a["n_audio_head"], a["n_audio_layer"]).to(dev, dt).eval()
+    ada = Adaptor(a["n_audio_state"], llm, a.get("kernel_size", 3)).to(dev, dt).eval()
+    frames = 2500
+    mel = torch.randn(1, a["n_mels"], frames, device=dev, dtype=dt)
+
+    def run():
+        # AudioEncoder.forward without the padding mask: one full chunk has no padded frames (the mask is all zeros)
+        x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel)))).permute(0, 2, 1)
+        x = x + enc.positional_embedding.weight[: x.shape[1]]
+        for block in enc.blocks:
+            x = block(x, None)
+        x = enc.after_norm(enc.avg_pooler(x.permute(0, 2, 1)).permute(0, 2, 1))
+        return ada(x)
+
+    best = 1e9
+    for r in range(4):
+        torch.cuda.synchronize(); t0 = time.perf_counter()
+        y = run()
+        torch.cuda.synchronize()
+        if r > 0:
+            best = min(best, (time.perf_counter() - t0) * 1000)
+    return dict(encoder_adaptor_ms=best, audio_seconds=25.0, mel_frames=frames, features=list(y.shape), dtype=str(dt))
+
+
+def main(out, prompt=500, steps=128, config=None):
     dev, dt = "cuda", torch.bfloat16
     torch.manual_seed(0)
     w = lambda *s: (torch.rand(*s, device=dev, dtype=dt) * 2 - 1) * 0.02
@@ -80,10 +115,14 @@ def main(out, prompt=500, steps=128):
     res = dict(name="torch-eager-bf16", device=torch.cuda.get_device_name(0), torch=torch.__version__, prompt_tokens=prompt,
                decode_tokens=steps, prefill_ms=best, decode_tok_per_s=steps / secs, ms_per_token=secs * 1000 / steps,
                max_memory_mib=torch.cuda.max_memory_allocated() >> 20)
+    del layers, kc, vc, embed, lm_head
+    torch.cuda.empty_cache()
+    if config:
+        res["encoder"] = encoder_bench(config)
     print(json.dumps(res))
     with open(out, "w") as f:
         json.dump(res, f, indent=2)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], config=sys.argv[2] if len(sys.argv) > 2 else None)

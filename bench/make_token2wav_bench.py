@@ -41,14 +41,18 @@ def main():
     ap.add_argument("--prompt", type=int, default=75)
     ap.add_argument("--torch-json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--yaml", default=YAML, help="flow.yaml of the checkpoint (default: ../shared/models/…/token2wav/flow.yaml)")
+    ap.add_argument("--mel", default=os.path.join(REF, "fixtures", "prompt_features", "mel24k.safetensors"),
+                    help="safetensors with female.mel [1, T, 80] (the prompt's 24 kHz mel)")
+    ap.add_argument("--device", default="cpu", help="where --torch-json times PyTorch (cpu, or cuda on the GPU machine)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t2w = os.path.join(a.out, "token2wav")
     os.makedirs(t2w, exist_ok=True)
     torch.manual_seed(SEED)
 
-    shutil.copyfile(YAML, os.path.join(t2w, "flow.yaml"))
-    flow = load_flow_yaml(YAML).eval()
+    shutil.copyfile(a.yaml, os.path.join(t2w, "flow.yaml"))
+    flow = load_flow_yaml(a.yaml).eval()
     torch.save({k: v.detach().contiguous() for k, v in flow.state_dict().items()}, os.path.join(t2w, "flow.pt"))
     hift = HiFTGenerator().eval()
     torch.save({"generator." + k: v.detach().contiguous() for k, v in hift.state_dict().items()}, os.path.join(t2w, "hift.pt"))
@@ -57,7 +61,7 @@ def main():
     print(f"flow {n_flow / 1e6:.1f} M parameters, hift {n_hift / 1e6:.1f} M", file=sys.stderr)
 
     g = torch.Generator().manual_seed(SEED + 1)
-    mel = load_file(os.path.join(REF, "fixtures", "prompt_features", "mel24k.safetensors"))["female.mel"]
+    mel = load_file(a.mel)["female.mel"]
     if mel.shape[1] < 2 * a.prompt:
         raise SystemExit(f"the fixture mel has {mel.shape[1]} frames, fewer than 2·P = {2 * a.prompt}")
     inputs = {
@@ -69,7 +73,7 @@ def main():
     save_file(inputs, os.path.join(a.out, "inputs.safetensors"))
 
     if a.torch_json:
-        times = time_torch(flow, hift, inputs, a.codes, a.prompt, g)
+        times = time_torch(flow, hift, inputs, a.codes, a.prompt, g) if a.device == "cpu" else time_torch_device(flow, hift, inputs, a.codes, a.prompt, a.device)
         json.dump(times, open(a.torch_json, "w"), indent=2)
 
 
@@ -90,6 +94,35 @@ def time_torch(flow, hift, inputs, n, p, g):
         t2 = time.perf_counter()
     return {"torch": torch.__version__, "threads": torch.get_num_threads(), "torch_flow_s": t1 - t0, "torch_hift_s": t2 - t1,
             "torch_total_s": t2 - t0, "samples": int(wav.shape[-1])}
+
+
+def time_torch_device(flow, hift, inputs, n, p, dev, repeats=3):
+    """time_torch on a GPU: modules and inputs moved to the device, float32, best of `repeats` after a warm-up, the
+    device synchronised before each clock reading."""
+    torch.set_default_device(dev)  # the reference modules make their helper tensors (masks, positions) without a device
+    flow, hift = flow.to(dev), hift.to(dev)
+    x = {k: v.to(dev) for k, v in inputs.items()}
+    frames = 2 * (n + p)
+    g = torch.Generator(device=dev).manual_seed(SEED + 2)
+    best = None
+    with torch.no_grad():
+        for r in range(repeats + 1):
+            noise = torch.randn(1, 80, frames, generator=g, device=dev)
+            torch.cuda.synchronize(); t0 = time.perf_counter()
+            mel, _ = flow.inference(x["input.codes"][None].int(), torch.tensor([n], dtype=torch.int32, device=dev),
+                                    x["input.prompt_tokens"][None].int(), torch.tensor([p], dtype=torch.int32, device=dev),
+                                    x["input.prompt_mel"], torch.tensor([2 * p], dtype=torch.int32, device=dev),
+                                    x["input.xvector"], n_timesteps=10, noise=noise)
+            torch.cuda.synchronize(); t1 = time.perf_counter()
+            hift_noise = torch.randn(1, 480 * mel.shape[2], 9, generator=g, device=dev)
+            f0, s = hift.source(mel, hift_noise)
+            wav = hift.decode(mel, s)
+            torch.cuda.synchronize(); t2 = time.perf_counter()
+            if r > 0 and (best is None or t2 - t0 < best["torch_total_s"]):
+                best = {"torch_flow_s": t1 - t0, "torch_hift_s": t2 - t1, "torch_total_s": t2 - t0}
+    torch.set_default_device("cpu")
+    return {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "precision": "float32", "repeats": repeats,
+            **best, "samples": int(wav.shape[-1])}
 
 
 if __name__ == "__main__":

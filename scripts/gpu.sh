@@ -5,7 +5,9 @@
 # (tests/StepAudio2.Lab.GpuTests) self-contained and trimmed for linux-x64, packs it with the PyTorch side of the
 # benchmark (bench/cuda_torch_bench.py) and the device-side script into DEST (default: ../main/.gpu, the folder the
 # device tool carries), and prints the command to run there. On the device, .gpu/device.sh writes everything to $OUT:
-# cuda-ops.json, cuda-parity.json, cuda-bench.json, cuda-torch.json, the logs and nvidia-smi's line.
+# cuda-ops.json, cuda-parity.json, cuda-bench.json, cuda-model.json, cuda-token2wav.json, cuda-torch.json,
+# cuda-token2wav-torch.json, the logs and nvidia-smi's line. One device command may run 10 minutes: run the sections in
+# two calls (ops,parity,bench,torch, then model,t2w).
 #
 # Usage: bash scripts/gpu.sh [DEST]
 set -euo pipefail
@@ -20,6 +22,14 @@ rm -f "$PUB"/libonnxruntime*.so "$PUB"/libmscordaccore.so "$PUB"/libmscordbi.so 
 mkdir -p "$DEST"
 tar -C artifacts/gpu -cJf "$DEST/steplab-gpu.tar.xz" steplab-gpu-tests
 cp bench/cuda_torch_bench.py "$DEST/"
+# the full-size model benchmark builds random weights from the real config and index (no weights travel); a real clip
+# is the speech of its 25 s input; token2wav's random folder is written on the device from the real flow.yaml
+shared=../shared/models/step-audio-2-mini
+mkdir -p "$DEST/model"
+cp "$shared/config.json" "$shared/model.safetensors.index.json" "$DEST/model/"
+cp "$shared/token2wav/flow.yaml" "$DEST/flow.yaml"
+cp ../shared/audio/default_female.wav "$DEST/speech.wav"
+cp reference-data/fixtures/prompt_features/mel24k.safetensors "$DEST/mel24k.safetensors"
 cat > "$DEST/device.sh" <<'DEVICE'
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repository root: unpacks the runner, finds the CUDA libraries of the PyTorch
@@ -43,8 +53,16 @@ case ",$WANT," in *,bench,*|*,smallbench,*)
   S=$(echo "$WANT" | tr ',' '\n' | grep -E 'bench$' | paste -sd, -)
   timeout 120 "$RUN" --out "$OUT" --sections "$S" || status=1 ;;
 esac
+case ",$WANT," in *,model,*)
+  timeout 300 "$RUN" --out "$OUT" --sections model --model .gpu/model --wav .gpu/speech.wav || status=1 ;;
+esac
+case ",$WANT," in *,t2w,*)
+  timeout 150 python3 bench/make_token2wav_bench.py /tmp/steplab-t2w --yaml .gpu/flow.yaml --mel .gpu/mel24k.safetensors \
+    --torch-json "$OUT/cuda-token2wav-torch.json" --device cuda 2>&1 | tail -5 || status=1
+  timeout 150 "$RUN" --out "$OUT" --sections t2w --t2w /tmp/steplab-t2w || status=1 ;;
+esac
 case ",$WANT," in *,torch,*)
-  timeout 90 python3 .gpu/cuda_torch_bench.py "$OUT/cuda-torch.json" 2>&1 | tail -5 || status=1 ;;
+  timeout 120 python3 .gpu/cuda_torch_bench.py "$OUT/cuda-torch.json" .gpu/model/config.json 2>&1 | tail -5 || status=1 ;;
 esac
 exit $status
 DEVICE

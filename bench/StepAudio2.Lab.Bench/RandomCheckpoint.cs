@@ -124,27 +124,53 @@ internal static class RandomCheckpoint
         f.Write(BitConverter.GetBytes((long)header.Length));
         f.Write(Encoding.ASCII.GetBytes(header.ToString()));
         var buffer = new ushort[1 << 22];
-        ulong state = 0x9E3779B97F4A7C15UL;
         foreach (var n in names)
         {
+            var stream = new RandomBf16(n, shapes[n]);
             long count = shapes[n].Aggregate(1L, (p, x) => p * x);
-            bool norm = n.EndsWith("norm.weight") || n.EndsWith("_ln.weight") || n.EndsWith("layernorm.weight");
-            int fanIn = shapes[n].Length >= 2 ? shapes[n][1] * (shapes[n].Length == 3 ? shapes[n][2] : 1) : 1;
-            // |w| ≈ 2^(e−127) with e from the fan-in, random sign and mantissa: bounded activations at any depth
-            int exp = norm ? 127 : 127 - (int)Math.Ceiling(Math.Log2(Math.Sqrt(fanIn))) - 1;
             while (count > 0)
             {
                 int chunk = (int)Math.Min(count, buffer.Length);
-                for (int i = 0; i < chunk; i++)
-                {
-                    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-                    uint r = (uint)state;
-                    buffer[i] = norm ? (ushort)(0x3F80 | (r & 0x0F)) : (ushort)((r & 0x8000) | ((uint)(exp - (int)((r >> 8) & 1)) << 7) | (r & 0x7F));
-                }
+                stream.Fill(buffer.AsSpan(0, chunk));
                 f.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(0, chunk)));
                 count -= chunk;
             }
         }
         return offset;
+    }
+
+    /// <summary>
+    /// The values of one random weight as bf16 bits, a deterministic stream seeded by the tensor's name (so a checkpoint
+    /// written to disk and one made in memory hold the same numbers): |w| ≈ 2^(e−127) with e from the fan-in, random sign
+    /// and mantissa, so activations stay bounded at any depth; norm weights ≈ 1.
+    /// </summary>
+    public struct RandomBf16
+    {
+        private ulong _state;
+        private readonly bool _norm;
+        private readonly int _exp;
+
+        public RandomBf16(string name, int[] shape)
+        {
+            ulong h = 0xCBF29CE484222325UL; // FNV-1a of the name: a per-tensor seed
+            foreach (char c in name) { h ^= c; h *= 0x100000001B3UL; }
+            _state = h | 1;
+            _norm = name.EndsWith("norm.weight") || name.EndsWith("_ln.weight") || name.EndsWith("layernorm.weight");
+            int fanIn = shape.Length >= 2 ? shape[1] * (shape.Length == 3 ? shape[2] : 1) : 1;
+            _exp = _norm ? 127 : 127 - (int)Math.Ceiling(Math.Log2(Math.Sqrt(fanIn))) - 1;
+        }
+
+        /// <summary>The next <c>dst.Length</c> values of the stream.</summary>
+        public void Fill(Span<ushort> dst)
+        {
+            ulong state = _state;
+            for (int i = 0; i < dst.Length; i++)
+            {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+                uint r = (uint)state;
+                dst[i] = _norm ? (ushort)(0x3F80 | (r & 0x0F)) : (ushort)((r & 0x8000) | ((uint)(_exp - (int)((r >> 8) & 1)) << 7) | (r & 0x7F));
+            }
+            _state = state;
+        }
     }
 }

@@ -178,6 +178,9 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         Check("quantized_matmul 4-bit g64 3 rows", (k, P) => k.QuantizedMatmul(P(Rand(3, 256)), qw4, null), F);
         Check("quantized_matmul 3-bit g32 1 row", (k, P) => k.QuantizedMatmul(P(Rand(1, 128)), qw3, null), F);
         Check("quantized_matmul 8-bit g128 2 rows", (k, P) => k.QuantizedMatmul(P(Rand(2, 256)), qw8, null), F);
+        Check("quantized_matmul 8-bit g128 1 row", (k, P) => k.QuantizedMatmul(P(Rand(1, 256)), qw8, Rand(33)), F);
+        var qw4b = AffineQuantizer.Quantize(Rand(300, 3584), 4, 64);
+        Check("quantized_matmul 4-bit g64 1 row, k 3584", (k, P) => k.QuantizedMatmul(P(Rand(1, 3584)), qw4b, null), F);
         Check("quantized_take 3-bit", (k, P) => k.QuantizedTake(qw3, [1, 39, 0]), F);
 
         var xp = Rand(2, 3, 10);

@@ -4,12 +4,13 @@ using StepAudio2.Lab.Engine.Cuda;
 using StepAudio2.Lab.GpuTests;
 
 // steplab-gpu-tests: the CUDA backend's op checks, tiny-checkpoint parity and benchmarks on a GPU machine.
-// Usage: steplab-gpu-tests [--out DIR] [--tiny DIR] [--sections ops,parity,bench] [--steps N] [--prompt N]
+// Usage: steplab-gpu-tests [--out DIR] [--tiny DIR] [--sections ops,parity,bench,model,t2w] [--steps N] [--prompt N]
+//          [--model DIR (config.json + model.safetensors.index.json of the real checkpoint)] [--wav FILE] [--t2w DIR]
 // Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device (the reason is printed).
 var opts = new Dictionary<string, string>();
 for (int i = 0; i < args.Length; i++)
 {
-    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) { Console.Error.WriteLine($"bad argument '{args[i]}' (options: --out, --tiny, --sections, --steps, --prompt)"); return 2; }
+    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) { Console.Error.WriteLine($"bad argument '{args[i]}' (options: --out, --tiny, --sections, --steps, --prompt, --model, --wav, --t2w)"); return 2; }
     opts[args[i][2..]] = args[++i];
 }
 string outDir = opts.GetValueOrDefault("out", "gpu-results");
@@ -81,6 +82,34 @@ if (sections.Contains("bench") || sections.Contains("smallbench"))
         GC.Collect(); GC.WaitForPendingFinalizers();
     }
     File.WriteAllText(Path.Combine(outDir, "cuda-bench.json"), JsonSerializer.Serialize(new { info, shape, results }, json));
+}
+
+if (sections.Contains("model"))
+{
+    // the real model classes at full size (random weights made in memory from the real config and index)
+    string modelDir = opts.GetValueOrDefault("model", Path.Combine(".gpu", "model"));
+    string wav = opts.GetValueOrDefault("wav", Path.Combine(".gpu", "speech.wav"));
+    var results = new List<ModelBenchResult>();
+    foreach (bool int4 in new[] { false, true })
+    {
+        try { results.Add(ModelBench.Run(modelDir, wav, bf16, int4, prompt, steps, log)); }
+        catch (Exception e) { log.WriteLine($"model {(int4 ? "int4" : "bf16")} FAILED: {e.GetType().Name}: {e.Message}\n{e.StackTrace}"); failed = true; }
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+    }
+    File.WriteAllText(Path.Combine(outDir, "cuda-model.json"), JsonSerializer.Serialize(new { info, model = modelDir, results }, json));
+}
+
+if (sections.Contains("t2w"))
+{
+    string dir = opts.GetValueOrDefault("t2w", "/tmp/steplab-t2w");
+    var results = new List<Token2WavBenchResult>();
+    foreach (var b in new[] { bf16, fp32 })
+    {
+        try { results.Add(ModelBench.Token2Wav(dir, b, log)); }
+        catch (Exception e) { log.WriteLine($"token2wav {b.Name} FAILED: {e.GetType().Name}: {e.Message}\n{e.StackTrace}"); failed = true; }
+        GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();
+    }
+    File.WriteAllText(Path.Combine(outDir, "cuda-token2wav.json"), JsonSerializer.Serialize(new { info, input = dir, results }, json));
 }
 
 log.WriteLine($"total {total.Elapsed.TotalSeconds:F1} s; {(failed ? "FAILED" : "all passed")}");

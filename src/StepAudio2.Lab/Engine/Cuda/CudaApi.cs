@@ -28,6 +28,8 @@ internal sealed unsafe class CudaApi
     public readonly delegate* unmanaged<ulong, void*, nuint, IntPtr, int> cuMemcpyHtoDAsync;
     public readonly delegate* unmanaged<void*, ulong, nuint, IntPtr, int> cuMemcpyDtoHAsync;
     public readonly delegate* unmanaged<ulong, ulong, nuint, IntPtr, int> cuMemcpyDtoDAsync;
+    public readonly delegate* unmanaged<void**, nuint, int> cuMemAllocHost;
+    public readonly delegate* unmanaged<void*, int> cuMemFreeHost;
     public readonly delegate* unmanaged<ulong, byte, nuint, IntPtr, int> cuMemsetD8Async;
     public readonly delegate* unmanaged<IntPtr, int> cuStreamSynchronize;
     public readonly delegate* unmanaged<IntPtr*, byte*, int> cuModuleLoadData;
@@ -81,6 +83,8 @@ internal sealed unsafe class CudaApi
         cuMemcpyHtoDAsync = (delegate* unmanaged<ulong, void*, nuint, IntPtr, int>)D("cuMemcpyHtoDAsync_v2");
         cuMemcpyDtoHAsync = (delegate* unmanaged<void*, ulong, nuint, IntPtr, int>)D("cuMemcpyDtoHAsync_v2");
         cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, IntPtr, int>)D("cuMemcpyDtoDAsync_v2");
+        cuMemAllocHost = (delegate* unmanaged<void**, nuint, int>)D("cuMemAllocHost_v2");
+        cuMemFreeHost = (delegate* unmanaged<void*, int>)D("cuMemFreeHost");
         cuMemsetD8Async = (delegate* unmanaged<ulong, byte, nuint, IntPtr, int>)D("cuMemsetD8Async");
         cuStreamSynchronize = (delegate* unmanaged<IntPtr, int>)D("cuStreamSynchronize");
         cuModuleLoadData = (delegate* unmanaged<IntPtr*, byte*, int>)D("cuModuleLoadData");

@@ -478,7 +478,10 @@ public sealed unsafe partial class CudaBackend : IBackend
         var shape = x.Shape.ToArray();
         shape[^1] = n;
         var y = NewF32(shape);
-        if (m == 1)
+        if (m == 1 && weight.Bits is (4 or 8) && Addr(xd) % 16 == 0)
+            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((n + 7) / 8), 256,
+                [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.GroupSize]);
+        else if (m == 1)
             Device.LaunchGrid(CudaKernels.Names.QGemv, (uint)((n + 7) / 8), 256, [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.Bits, weight.GroupSize]);
         else if (m > 1)
         {

@@ -20,14 +20,14 @@ public static class CudaKernels
         public const string AvgPool = "avgpool1d_f32", Im2col = "im2col_f32", ConvDirect = "conv1d_direct_f32", Col2im = "col2im_transpose_f32";
         public const string ChannelBias = "add_channel_bias", RowBias = "add_row_bias";
         public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar";
-        public const string QGemv = "qgemv", Dequant = "dequant_rows";
+        public const string QGemv = "qgemv", QGemv4 = "qgemv4", QGemv8 = "qgemv8", Dequant = "dequant_rows";
         public const string FillUniform = "fill_uniform";
 
         public static readonly string[] All =
         [
             Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
             Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
-            GemvBf16, GemvBf16Scalar, QGemv, Dequant, FillUniform,
+            GemvBf16, GemvBf16Scalar, QGemv, QGemv4, QGemv8, Dequant, FillUniform,
         ];
     }
 
@@ -439,6 +439,53 @@ extern "C" __global__ void qgemv(const unsigned* __restrict__ Wq, const float* _
     for (int c = 0; c < 32; ++c) { float xv = xc[c]; qx += (float)code_at(cw, c, bits) * xv; sx += xv; }
     int g = chunk * 32 / group;
     acc += scales[(i64)row * groups + g] * qx + biases[(i64)row * groups + g] * sx;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+// The decode GEMVs of the two fast widths: lane l reads word l + 32·i of the row, so each warp-wide load is 128
+// contiguous bytes of codes and 32 (4-bit: 8 codes a word) or 16 (8-bit: 4 codes) contiguous bytes of x per lane —
+// coalesced, no per-code word arithmetic. Per word s·Σq·x + b·Σx (a word never straddles a group). x 16-byte aligned.
+extern "C" __global__ void qgemv4(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
+                                  const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  int wpr = K >> 3, groups = K / group, wpg = group >> 3;
+  const unsigned* wr = Wq + (i64)row * wpr;
+  const float* sr = scales + (i64)row * groups;
+  const float* br = biases + (i64)row * groups;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float acc = 0.f;
+  #pragma unroll 4
+  for (int w = lane; w < wpr; w += 32) {
+    unsigned q = __ldg(wr + w);
+    float4 a = __ldg(x4 + 2 * w), b = __ldg(x4 + 2 * w + 1);
+    float qx = (float)(q & 15u) * a.x + (float)((q >> 4) & 15u) * a.y + (float)((q >> 8) & 15u) * a.z + (float)((q >> 12) & 15u) * a.w
+             + (float)((q >> 16) & 15u) * b.x + (float)((q >> 20) & 15u) * b.y + (float)((q >> 24) & 15u) * b.z + (float)(q >> 28) * b.w;
+    float sx = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
+    int g = w / wpg;
+    acc += __ldg(sr + g) * qx + __ldg(br + g) * sx;
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+extern "C" __global__ void qgemv8(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
+                                  const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  int wpr = K >> 2, groups = K / group, wpg = group >> 2;
+  const unsigned* wr = Wq + (i64)row * wpr;
+  const float* sr = scales + (i64)row * groups;
+  const float* br = biases + (i64)row * groups;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float acc = 0.f;
+  #pragma unroll 4
+  for (int w = lane; w < wpr; w += 32) {
+    unsigned q = __ldg(wr + w);
+    float4 a = __ldg(x4 + w);
+    float qx = (float)(q & 255u) * a.x + (float)((q >> 8) & 255u) * a.y + (float)((q >> 16) & 255u) * a.z + (float)(q >> 24) * a.w;
+    int g = w / wpg;
+    acc += __ldg(sr + g) * qx + __ldg(br + g) * ((a.x + a.y) + (a.z + a.w));
   }
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
