@@ -18,7 +18,7 @@ rm -rf "$PUB"
 dotnet publish tests/StepAudio2.Lab.GpuTests -c Release -r linux-x64 --self-contained -p:PublishTrimmed=true \
   -p:SuppressTrimAnalysisWarnings=true --nologo -v q -o "$PUB"
 # not needed on the device: ONNX Runtime (voice-prompt front end only) and the debugger's helpers
-rm -f "$PUB"/libonnxruntime*.so "$PUB"/libmscordaccore.so "$PUB"/libmscordbi.so "$PUB"/*.pdb
+rm -f "$PUB"/libonnxruntime*.so "$PUB"/libmscordaccore.so "$PUB"/libmscordbi.so "$PUB"/*.pdb "$PUB"/*.xml
 mkdir -p "$DEST"
 tar -C artifacts/gpu -cJf "$DEST/steplab-gpu.tar.xz" steplab-gpu-tests
 cp bench/cuda_torch_bench.py "$DEST/"
@@ -27,6 +27,9 @@ cp bench/cuda_torch_bench.py "$DEST/"
 shared=../shared/models/step-audio-2-mini
 mkdir -p "$DEST/model"
 cp "$shared/config.json" "$shared/model.safetensors.index.json" "$DEST/model/"
+# the tokenizer files, for the CLI section (`steplab trace --model reference-data/tiny --tokenizer .gpu/model …`)
+cp "$shared"/{vocab.json,merges.txt,tokenizer_config.json,added_tokens.json,special_tokens_map.json} "$DEST/model/"
+cp ../shared/audio/real_speech.aiff "$DEST/real_speech.aiff"
 cp "$shared/token2wav/flow.yaml" "$DEST/flow.yaml"
 cp ../shared/audio/default_female.wav "$DEST/speech.wav"
 cp reference-data/fixtures/prompt_features/mel24k.safetensors "$DEST/mel24k.safetensors"
@@ -52,6 +55,18 @@ esac
 case ",$WANT," in *,bench,*|*,smallbench,*)
   S=$(echo "$WANT" | tr ',' '\n' | grep -E 'bench$' | paste -sd, -)
   timeout 120 "$RUN" --out "$OUT" --sections "$S" || status=1 ;;
+esac
+case ",$WANT," in *,cli,*)
+  # the README's trace example through the published CLI on the GPU, fp32 then bf16, each compared with the reference dump
+  for prec in fp32 bf16; do
+    timeout 120 "$RUN" steplab trace --model reference-data/tiny --tokenizer .gpu/model --audio .gpu/real_speech.aiff \
+      --instruction "Please repeat what you hear in English:" --greedy 8 --backend cuda --precision $prec --out "$OUT/cli-trace-$prec.safetensors" \
+      > "$OUT/cli-trace-$prec.log" 2>&1; echo "steplab trace --backend cuda --precision $prec: exit $?" | tee -a "$OUT/cli.txt"
+    timeout 60 "$RUN" steplab compare "$OUT/cli-trace-$prec.safetensors" reference-data/tiny/dumps/llm-instruction.safetensors \
+      > "$OUT/cli-compare-$prec.txt" 2>&1; c=$?; echo "steplab compare (cuda $prec vs reference dump): exit $c" | tee -a "$OUT/cli.txt"
+    [ "$prec" = fp32 ] && [ $c -ne 0 ] && status=1
+  done
+  tail -5 "$OUT/cli-compare-fp32.txt" ;;
 esac
 case ",$WANT," in *,model,*)
   timeout 300 "$RUN" --out "$OUT" --sections model --model .gpu/model --wav .gpu/speech.wav || status=1 ;;

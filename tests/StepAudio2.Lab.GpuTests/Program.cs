@@ -6,7 +6,11 @@ using StepAudio2.Lab.GpuTests;
 // steplab-gpu-tests: the CUDA backend's op checks, tiny-checkpoint parity and benchmarks on a GPU machine.
 // Usage: steplab-gpu-tests [--out DIR] [--tiny DIR] [--sections ops,parity,bench,model,t2w] [--steps N] [--prompt N]
 //          [--model DIR (config.json + model.safetensors.index.json of the real checkpoint)] [--wav FILE] [--t2w DIR]
+//        steplab-gpu-tests steplab <command> [options]   (the steplab CLI, e.g. trace … --backend cuda)
 // Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device (the reason is printed).
+// `steplab-gpu-tests steplab <command> …` is the steplab CLI (same entry point, same exit codes) inside this published
+// runner, so the GPU machine runs `steplab … --backend cuda` without a second copy of the runtime
+if (args.Length > 0 && args[0] == "steplab") return StepAudio2.Lab.Cli.StepLabCli.Run(args[1..], Console.Out, Console.Error);
 var opts = new Dictionary<string, string>();
 for (int i = 0; i < args.Length; i++)
 {
