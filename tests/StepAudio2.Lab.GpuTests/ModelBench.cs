@@ -36,6 +36,7 @@ public static class ModelBench
         var device = backend.Device;
         var load = Stopwatch.StartNew();
         using var source = new RandomCheckpointSource(modelDir, int4 ? new QuantizeOptions(4, 64, "decoder-head8") : null);
+        source.MakeAll();
         var model = new StepAudio2Model(source, source.Config, backend);
         double loadS = load.Elapsed.TotalSeconds;
         string name = int4 ? "int4-g64-head8" : "bf16";

@@ -27,6 +27,20 @@ using var logFile = new StreamWriter(Path.Combine(outDir, $"cuda-{string.Join("-
 var log = new TeeWriter(Console.Out, logFile);
 
 var total = Stopwatch.StartNew();
+if (sections.Contains("load"))
+{
+    // no GPU needed: builds the full-size model from the random source (int4, then bf16 with --bf16-load) on the host,
+    // so a key or shape the model asserts is found before a device call is spent on it
+    foreach (bool int4 in opts.GetValueOrDefault("bf16-load", "0") == "1" ? new[] { true, false } : new[] { true })
+    {
+        var sw = Stopwatch.StartNew();
+        using var source = new RandomCheckpointSource(opts.GetValueOrDefault("model", Path.Combine(".gpu", "model")), int4 ? new StepAudio2.Lab.Quantization.QuantizeOptions(4, 64, "decoder-head8") : null);
+        source.MakeAll();
+        var model = new StepAudio2.Lab.Models.StepAudio2Model(source, source.Config, StepAudio2.Lab.Engine.Ops.Default);
+        log.WriteLine($"load {(int4 ? "int4" : "bf16")}: {source.Tensors.Count} tensors, model built in {sw.Elapsed.TotalSeconds:F1} s (every key and shape asserted)");
+    }
+    if (sections.Count == 1) return 0;
+}
 if (CudaDevice.UnavailableReason() is { } why)
 {
     log.WriteLine($"CUDA backend unavailable: {why}");

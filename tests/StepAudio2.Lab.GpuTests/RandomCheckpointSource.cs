@@ -60,7 +60,16 @@ public sealed class RandomCheckpointSource : ITensorSource
         _list.Add(info);
     }
 
-    public Tensor Get(string name)
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Tensor> _made = new(StringComparer.Ordinal);
+
+    /// <summary>Makes every tensor now, on all cores (16.6 GB of values take ~1 s instead of ~15 s on one thread);
+    /// <see cref="Get"/> then hands each out once.</summary>
+    public void MakeAll() => Parallel.ForEach(_list, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
+        info => _made[info.Name] = Make(info.Name));
+
+    public Tensor Get(string name) => _made.TryRemove(name, out var t) ? t : Make(name);
+
+    private Tensor Make(string name)
     {
         if (!_infos.TryGetValue(name, out var info)) throw new LabDataException(Path, "random checkpoint: no such tensor", name);
         long count = info.ElementCount;
