@@ -457,22 +457,29 @@ public sealed unsafe partial class CpuBackend : IBackend
         float* pm = mask is null ? null : Ptr(mask);
         float* ps = scoresOut is null ? null : (float*)(scoresOut.Storage.Pointer + scoresOut.Offset * 4);
         int causalOffset = tk - tq; // query i sees keys ≤ i + offset (KV cache: queries are the last tq positions)
-        var scratch = new float[(long)tq * tk];
-        fixed (float* pscr = scratch)
+        // One (batch, head) per worker at a time, its products on ceil(threads / workers) threads: at the encoder's shape
+        // (20 heads, T = 1250, head dim 64) splitting each small product and each row pass across the threads cost more in
+        // packing and fork/join than the arithmetic, and left the row passes (scale, mask, softmax) on per-row tasks.
+        // The GEMMs sum in k order whatever their thread count and the row passes are per row, so the result is the same
+        // bits as running every head on all threads.
+        int pairs = b * hq;
+        int workers = Math.Clamp(Gemm.MaxThreads, 1, Math.Max(pairs, 1));
+        int inner = Math.Max(1, (Gemm.MaxThreads + workers - 1) / workers);
+        void Worker(int wi)
         {
-            for (int bi = 0; bi < b; bi++)
-            for (int h = 0; h < hq; h++)
+            var scratch = new PinnedFloats((long)tq * tk);
+            float* pscr = scratch.Pointer;
+            for (int pair = wi; pair < pairs; pair += workers)
             {
-                int hk = h / group;
+                int bi = pair / hq, h = pair % hq, hk = h / group;
                 float* qh = pq + ((long)bi * hq + h) * tq * d;
                 float* kh = pk + bi * k.Strides[0] + hk * k.Strides[1]; // [tk, d] rows, heads possibly spaced apart
                 float* vh = pv + bi * v.Strides[0] + hk * v.Strides[1];
                 float* s = ps != null ? ps + ((long)bi * hq + h) * tq * tk : pscr;
-                Gemm.SgemmNT(tq, tk, d, qh, d, kh, d, s, tk);
-                float* sLocal = s;
-                Parallel.For(0, tq, i =>
+                Gemm.SgemmNTOn(inner, tq, tk, d, qh, d, kh, d, s, tk);
+                for (int i = 0; i < tq; i++)
                 {
-                    var row = new Span<float>(sLocal + (long)i * tk, tk);
+                    var row = new Span<float>(s + (long)i * tk, tk);
                     if (scale != 1f) TensorPrimitives.Multiply(row, scale, row);
                     if (pm != null)
                     {
@@ -482,13 +489,15 @@ public sealed unsafe partial class CpuBackend : IBackend
                     }
                     if (causal)
                         for (int j = Math.Max(0, i + causalOffset + 1); j < tk; j++) row[j] = float.NegativeInfinity;
-                });
-                float* probs = pscr;
-                if (s != pscr) Buffer.MemoryCopy(s, pscr, (long)tq * tk * 4, (long)tq * tk * 4);
-                Parallel.For(0, tq, i => VectorMath.Softmax(new ReadOnlySpan<float>(probs + (long)i * tk, tk), new Span<float>(probs + (long)i * tk, tk)));
-                Gemm.SgemmNN(tq, dv, tk, pscr, tk, vh, dv, po + ((long)bi * hq + h) * tq * dv, dv);
+                    // softmax into the worker's scratch (in place when the scores are not kept)
+                    VectorMath.Softmax(row, new Span<float>(pscr + (long)i * tk, tk));
+                }
+                Gemm.SgemmNNOn(inner, tq, dv, tk, pscr, tk, vh, dv, po + ((long)bi * hq + h) * tq * dv, dv);
             }
+            GC.KeepAlive(scratch);
         }
+        if (workers == 1) Worker(0);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Worker);
         GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(mask); GC.KeepAlive(scoresOut); // raw pointers above do not keep the storages alive
         return o;
     }
