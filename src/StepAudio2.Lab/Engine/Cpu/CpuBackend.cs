@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using StepAudio2.Lab.Quantization;
@@ -231,28 +232,72 @@ public sealed unsafe partial class CpuBackend : IBackend
             throw new ArgumentException($"layer_norm: affine parameters do not match the last dim {d}");
         var y = New(x.Shape);
         float* px = Ptr(x), py = Ptr(y);
-        Parallel.For(0, rows, r =>
+        // Rows in blocks (a task per row cost more than the row at D = 1280), each row's statistics in float64.
+        int threads = Math.Max(1, Math.Min(Gemm.MaxThreads, rows / 16));
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
         {
-            var row = new ReadOnlySpan<float>(px + (long)r * d, d);
-            var dst = new Span<float>(py + (long)r * d, d);
-            double mean = 0;
-            for (int i = 0; i < d; i++) mean += row[i];
-            mean /= d;
-            double var = 0;
-            for (int i = 0; i < d; i++) { double c = row[i] - mean; var += c * c; }
-            var /= d;
-            float rstd = (float)(1.0 / Math.Sqrt(var + eps));
-            float m = (float)mean;
-            for (int i = 0; i < d; i++)
-            {
-                float v = (row[i] - m) * rstd;
-                if (w is not null) v *= w[i];
-                if (b is not null) v += b[i];
-                dst[i] = v;
-            }
+            var (r0, r1) = Gemm.Part(rows, threads, part, 1);
+            for (int r = r0; r < r1; r++)
+                LayerNormRow(new ReadOnlySpan<float>(px + (long)r * d, d), new Span<float>(py + (long)r * d, d), w, b, eps);
         });
         GC.KeepAlive(x); // raw pointers above do not keep the storages alive
         return y;
+    }
+
+    /// <summary>One LayerNorm row: mean and variance summed in float64 (8 interleaved partial sums where 256-bit vectors
+    /// are accelerated), then (x − mean)·rstd·w + b in float32, each step rounded as in the scalar form.</summary>
+    private static void LayerNormRow(ReadOnlySpan<float> row, Span<float> dst, float[]? w, float[]? b, float eps)
+    {
+        int d = row.Length, i = 0;
+        double mean = 0;
+        if (Vector256.IsHardwareAccelerated && d >= 8)
+        {
+            Vector256<double> s0 = default, s1 = default;
+            for (; i <= d - 8; i += 8)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Create(row.Slice(i, 8)));
+                s0 += lo; s1 += hi;
+            }
+            mean = Vector256.Sum(s0 + s1);
+        }
+        for (; i < d; i++) mean += row[i];
+        mean /= d;
+        double var = 0;
+        i = 0;
+        if (Vector256.IsHardwareAccelerated && d >= 8)
+        {
+            Vector256<double> s0 = default, s1 = default, mv = Vector256.Create(mean);
+            for (; i <= d - 8; i += 8)
+            {
+                var (lo, hi) = Vector256.Widen(Vector256.Create(row.Slice(i, 8)));
+                lo -= mv; hi -= mv;
+                s0 += lo * lo; s1 += hi * hi;
+            }
+            var = Vector256.Sum(s0 + s1);
+        }
+        for (; i < d; i++) { double c = row[i] - mean; var += c * c; }
+        var /= d;
+        float rstd = (float)(1.0 / Math.Sqrt(var + eps));
+        float m = (float)mean;
+        i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<float> mv = Vector256.Create(m), rv = Vector256.Create(rstd);
+            for (; i <= d - 8; i += 8)
+            {
+                var v = (Vector256.Create(row.Slice(i, 8)) - mv) * rv;
+                if (w is not null) v *= Vector256.Create(w.AsSpan(i, 8));
+                if (b is not null) v += Vector256.Create(b.AsSpan(i, 8));
+                v.CopyTo(dst.Slice(i, 8));
+            }
+        }
+        for (; i < d; i++)
+        {
+            float v = (row[i] - m) * rstd;
+            if (w is not null) v *= w[i];
+            if (b is not null) v += b[i];
+            dst[i] = v;
+        }
     }
 
     public Tensor RmsNorm(Tensor x, Tensor weight, float eps)
