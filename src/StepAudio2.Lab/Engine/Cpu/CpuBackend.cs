@@ -510,13 +510,14 @@ public sealed unsafe partial class CpuBackend : IBackend
         int pairs = b * hq;
         int workers = Math.Clamp(Gemm.MaxThreads, 1, Math.Max(pairs, 1));
         int inner = Math.Max(1, (Gemm.MaxThreads + workers - 1) / workers);
+        int next = -1; // pairs are taken in turn, so a worker that is descheduled (a busy machine) holds back one head only
         void Worker(int wi)
         {
             // native scratch, freed on return: a managed 6 MB array per worker and call (T = 1250) only waited for a gen-2 GC
             float* pscr = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(1L, (long)tq * tk) * sizeof(float), 64);
             try
             {
-                for (int pair = wi; pair < pairs; pair += workers)
+                for (int pair = Interlocked.Increment(ref next); pair < pairs; pair = Interlocked.Increment(ref next))
                 {
                     int bi = pair / hq, h = pair % hq, hk = h / group;
                     float* qh = pq + ((long)bi * hq + h) * tq * d;
