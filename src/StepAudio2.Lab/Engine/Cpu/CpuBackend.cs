@@ -511,8 +511,11 @@ public sealed unsafe partial class CpuBackend : IBackend
         int workers = Math.Clamp(Gemm.MaxThreads, 1, Math.Max(pairs, 1));
         int inner = Math.Max(1, (Gemm.MaxThreads + workers - 1) / workers);
         int next = -1; // pairs are taken in turn, so a worker that is descheduled (a busy machine) holds back one head only
+        var forced = Gemm.ForcePath; // a path forced on this thread (tests) holds in the pool's workers too
         void Worker(int wi)
         {
+            var saved = Gemm.ForcePath;
+            Gemm.ForcePath = forced;
             // native scratch, freed on return: a managed 6 MB array per worker and call (T = 1250) only waited for a gen-2 GC
             float* pscr = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(1L, (long)tq * tk) * sizeof(float), 64);
             try
@@ -543,7 +546,11 @@ public sealed unsafe partial class CpuBackend : IBackend
                     Gemm.SgemmNNOn(inner, tq, dv, tk, pscr, tk, vh, dv, po + ((long)bi * hq + h) * tq * dv, dv);
                 }
             }
-            finally { NativeMemory.AlignedFree(pscr); }
+            finally
+            {
+                NativeMemory.AlignedFree(pscr);
+                Gemm.ForcePath = saved;
+            }
         }
         if (workers == 1) Worker(0);
         else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Worker);

@@ -38,7 +38,7 @@ public static unsafe class Gemm
     /// <summary>Test hook: route this thread's calls through the plain scalar fallback (<see cref="GemmScalar"/>).</summary>
     internal static bool ForceScalar { get => _forcePath == GemmPath.Scalar; set => _forcePath = value ? GemmPath.Scalar : null; }
 
-    /// <summary>The best path of this machine (honours DOTNET_EnableAVX512F=0 and DOTNET_EnableAVX2=0 through IsSupported).</summary>
+    /// <summary>The best path of this machine (honours DOTNET_EnableAVX512=0, the .NET 10 name of the AVX-512 switch, and DOTNET_EnableAVX2=0 through IsSupported).</summary>
     internal static GemmPath BestPath =>
         Avx2.IsSupported && Fma.IsSupported ? (Avx512F.IsSupported ? GemmPath.Avx512 : GemmPath.Avx2)
         : Vector128.IsHardwareAccelerated ? GemmPath.Portable : GemmPath.Scalar;
