@@ -6,7 +6,8 @@ using StepAudio2.Lab.Tensors;
 namespace StepAudio2.Lab.Tests.Engine;
 
 /// <summary>Gemm against a float64 naive product (many shapes, tails, strides, bias, accumulate) and against PyTorch fixtures,
-/// on the best path of the machine and on the portable Vector128 path (<see cref="Gemm.ForcePath"/>).</summary>
+/// on the best path of the machine, on the AVX2 path where the best one is AVX-512, and on the portable Vector128 path
+/// (<see cref="Gemm.ForcePath"/>).</summary>
 public sealed unsafe class GemmTests
 {
     public enum Op { NT, NN, Bf16NT }
@@ -103,9 +104,9 @@ public sealed unsafe class GemmTests
         // Same packing, same k order, same (sum + bias) then C + sum merge: with a fused multiply-add the two paths must
         // agree bit for bit. Without hardware FMA (SSE-only x86) the portable path rounds each product and is held to
         // the float64 tolerance above instead; an ARM64 machine has no AVX2 path to compare with.
-        if (Gemm.BestPath != GemmPath.Avx2) return;
+        if (Gemm.BestPath < GemmPath.Avx2) return;
         var avx = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: true, pad: 2, seed: 21);
-        avx.Run();
+        OnPath(GemmPath.Avx2, avx.Run);
         var portable = new Problem(op, m, n, k, bias: op != Op.NN, accumulate: true, pad: 2, seed: 21);
         OnPath(GemmPath.Portable, portable.Run);
         Assert.Equal(avx.C, portable.C);
@@ -143,13 +144,97 @@ public sealed unsafe class GemmTests
     public void BestPathHonoursTheDisabledInstructionSets()
     {
         // test.sh runs the kernel tests a second time with DOTNET_EnableAVX2=0: this pins that that run really takes
-        // the portable kernels (and the normal run the AVX2 ones where the machine has them).
+        // the portable kernels (and the normal run the AVX-512 or AVX2 ones where the machine has them). On .NET 10 the
+        // switch for AVX-512 is DOTNET_EnableAVX512 (DOTNET_EnableAVX512F is no longer read); either way IsSupported decides.
         if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0")
             Assert.Equal(GemmPath.Portable, Gemm.BestPath);
-        else if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+        else if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0" && System.Runtime.Intrinsics.X86.Avx2.IsSupported)
             Assert.Equal(GemmPath.Avx2, Gemm.BestPath);
+        else if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported)
+            Assert.Equal(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? GemmPath.Avx512 : GemmPath.Avx2, Gemm.BestPath);
         else
             Assert.Equal(System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? GemmPath.Portable : GemmPath.Scalar, Gemm.BestPath);
+    }
+
+    // ---- AVX-512 (12×32 tile) against float64 and against the AVX2 6×16 tile; where the machine has no AVX-512 the
+    // ---- best path (AVX2 or portable) runs the same cases, so they never pass by doing nothing.
+
+    // Edges of the 12×32 tile (m mod 12, n mod 32), the 8-wide packing transposes (k mod 8), k across 256-deep blocks.
+    private static readonly (int M, int N, int K)[] WideShapes =
+    [
+        (5, 31, 7), (11, 32, 8), (12, 32, 1), (12, 33, 9), (13, 31, 255), (23, 64, 256), (24, 65, 257),
+        (25, 95, 300), (36, 96, 513), (47, 100, 31), (60, 17, 70),
+    ];
+
+    public static IEnumerable<object[]> WideCases()
+    {
+        foreach (var (m, n, k) in WideShapes)
+            foreach (var op in new[] { Op.NT, Op.NN, Op.Bf16NT })
+            {
+                yield return [op, m, n, k, false, false, 0];
+                yield return [op, m, n, k, op != Op.NN, true, 3];
+            }
+    }
+
+    private static GemmPath WidestPath => Gemm.BestPath;
+
+    [Theory]
+    [MemberData(nameof(WideCases))]
+    public void Avx512TileMatchesFloat64Reference(Op op, int m, int n, int k, bool bias, bool accumulate, int pad)
+    {
+        var p = new Problem(op, m, n, k, bias, accumulate, pad, seed: m * 7919 + n * 31 + k);
+        OnPath(WidestPath, p.Run);
+        p.AssertMatchesReference();
+    }
+
+    [Theory]
+    [MemberData(nameof(WideCases))]
+    public void Avx512TileGivesTheAvx2Bits(Op op, int m, int n, int k, bool bias, bool accumulate, int pad)
+    {
+        // Both tiles sum each element in k order over the same 256-deep blocks with one FMA per k, and merge (sum + bias)
+        // then C + sum alike, so they must agree bit for bit; on a machine without AVX-512 this compares AVX2 with itself.
+        if (Gemm.BestPath < GemmPath.Avx2) return;
+        Assert.Equal(GemmBlocked.KC, GemmBlocked.KC512);
+        var wide = new Problem(op, m, n, k, bias, accumulate, pad, seed: m + n + k);
+        OnPath(WidestPath, wide.Run);
+        var avx2 = new Problem(op, m, n, k, bias, accumulate, pad, seed: m + n + k);
+        OnPath(GemmPath.Avx2, avx2.Run);
+        Assert.Equal(avx2.C, wide.C);
+    }
+
+    [Theory]
+    [InlineData(Op.NT)]
+    [InlineData(Op.NN)]
+    [InlineData(Op.Bf16NT)]
+    public void Avx512TileCrossesEveryCacheBlockBoundary(Op op)
+    {
+        // m > MC512 (240) and not a multiple of 12, n > NC512 (2048) and not a multiple of 32, k > KC512 (256).
+        var p = new Problem(op, 250, 2085, 300, bias: op != Op.NN, accumulate: true, pad: 5, seed: 13);
+        OnPath(WidestPath, p.Run);
+        p.AssertMatchesReference();
+    }
+
+    [Fact]
+    public void Avx512TileRandomShapesAndStridesMatchFloat64Reference()
+    {
+        Gen.Select(Gen.Int[0, 2], Gen.Int[5, 60], Gen.Int[1, 90], Gen.Int[0, 70], Gen.Int[0, 4], Gen.Bool, Gen.Bool, Gen.Int)
+            .Sample(t =>
+            {
+                var (opIndex, m, n, k, pad, bias, acc, seed) = t;
+                var op = (Op)opIndex;
+                var p = new Problem(op, m, n, k, bias && op != Op.NN, acc, pad, seed);
+                OnPath(WidestPath, p.Run);
+                p.AssertMatchesReference();
+            }, iter: 200);
+    }
+
+    [Fact]
+    public void ForcingAvx2OnAnAvx512MachineTakesTheAvx2Path()
+    {
+        if (Gemm.BestPath < GemmPath.Avx2) { Assert.Throws<PlatformNotSupportedException>(() => Gemm.ForcePath = GemmPath.Avx2); return; }
+        OnPath(GemmPath.Avx2, () => Assert.Equal(GemmPath.Avx2, Gemm.CurrentPath));
+        if (Gemm.BestPath == GemmPath.Avx512) Assert.True(System.Runtime.Intrinsics.X86.Avx512F.IsSupported);
+        else Assert.Throws<PlatformNotSupportedException>(() => Gemm.ForcePath = GemmPath.Avx512);
     }
 
     private static void OnPath(GemmPath path, Action run)
@@ -195,7 +280,7 @@ public sealed unsafe class GemmTests
     [InlineData(Op.NN, 2, 3000, 40)]     // NN GEMV, columns split
     public void ResultDoesNotDependOnThreadCount(Op op, int m, int n, int k)
     {
-        foreach (var path in new[] { Gemm.BestPath, GemmPath.Portable }.Distinct())
+        foreach (var path in new[] { Gemm.BestPath, Gemm.BestPath >= GemmPath.Avx2 ? GemmPath.Avx2 : GemmPath.Portable, GemmPath.Portable }.Distinct())
         {
             int saved = Gemm.MaxThreads;
             try

@@ -18,8 +18,10 @@ internal enum BLayout
 }
 
 /// <summary>
-/// Goto/BLIS-style GEMM: B is packed into KC×NC panels of 16-column micro-panels, A into MC×KC blocks of 6-row
-/// micro-panels, and a 6×16 AVX2/FMA register tile (12 accumulators) does the arithmetic. On the portable path
+/// Goto/BLIS-style GEMM: B is packed into KC×NC panels of NR-column micro-panels, A into MC×KC blocks of MR-row
+/// micro-panels, and a register tile does the arithmetic: 6×16 with AVX2/FMA (12 ymm accumulators), 12×32 with AVX-512
+/// (<see cref="GemmPath.Avx512"/>: 24 zmm accumulators, two B vectors and a broadcast of A in the 32 zmm registers). On
+/// the portable path
 /// (<see cref="GemmPath.Portable"/>) the same packed layout is packed with plain or 128-bit moves and swept by
 /// <see cref="PortableKernels"/>' 6×8 <see cref="Vector128{T}"/> tile, so both paths share the blocking and the k order.
 /// </summary>
@@ -31,10 +33,16 @@ internal enum BLayout
 internal static unsafe class GemmBlocked
 {
     public const int MR = 6, NR = 16;
+    /// <summary>The AVX-512 tile: 12 rows × 32 columns.</summary>
+    public const int MR512 = 12, NR512 = 32;
 
     // Blocking for Zen-class cores (48 KB L1d, 1 MB L2, shared L3): a 16×KC micro-panel of B (16 KB) stays in L1,
     // the MC×KC block of A (~144 KB) in L2, the KC×NC panel of B (2 MB) in L3.
     internal static int KC = 256, MC = 144, NC = 2048;
+
+    // Blocking of the AVX-512 tile (Sapphire/Emerald Rapids: 48 KB L1d, 2 MB L2): the 32×KC micro-panel of B (32 KB)
+    // stays in L1 beside the 12×KC micro-panel of A streaming past it; the MC×KC block of A in L2; B's panel in L2/L3.
+    internal static int KC512 = 256, MC512 = 240, NC512 = 2048;
 
     /// <summary>Below this many multiply-adds a second thread costs more than it saves.</summary>
     private const long ParallelThreshold = 1L << 20;
@@ -42,29 +50,33 @@ internal static unsafe class GemmBlocked
     public static void Run(GemmPath path, BLayout layout, int m, int n, int k, float* a, int lda, void* b, int ldb, float* c, int ldc,
         float* bias, bool accumulate, int maxThreads)
     {
-        int tilesM = (m + MR - 1) / MR, tilesN = (n + NR - 1) / NR;
+        bool wide = path == GemmPath.Avx512;
+        int mr = wide ? MR512 : MR, nr = wide ? NR512 : NR;
+        int tilesM = (m + mr - 1) / mr, tilesN = (n + nr - 1) / nr;
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, maxThreads);
         // Split the larger side: the thread then duplicates packing of the smaller operand only.
         bool splitM = tilesM >= tilesN ? tilesM >= threads || tilesN < threads : tilesN < threads && tilesM >= threads;
         threads = Math.Min(threads, splitM ? tilesM : tilesN);
-        var job = new Job(path == GemmPath.Portable, layout, k, a, lda, b, ldb, c, ldc, bias, accumulate);
+        var job = new Job(path, layout, k, a, lda, b, ldb, c, ldc, bias, accumulate);
         if (threads <= 1) { job.Block(0, m, 0, n); return; }
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
-            if (splitM) { var (s, e) = Gemm.Part(m, threads, t, MR); if (s < e) job.Block(s, e, 0, n); }
-            else { var (s, e) = Gemm.Part(n, threads, t, NR); if (s < e) job.Block(0, m, s, e); }
+            if (splitM) { var (s, e) = Gemm.Part(m, threads, t, mr); if (s < e) job.Block(s, e, 0, n); }
+            else { var (s, e) = Gemm.Part(n, threads, t, nr); if (s < e) job.Block(0, m, s, e); }
         });
     }
 
-    private readonly struct Job(bool portable, BLayout layout, int k, float* a, int lda, void* b, int ldb, float* c, int ldc, float* bias, bool accumulate)
+    private readonly struct Job(GemmPath path, BLayout layout, int k, float* a, int lda, void* b, int ldb, float* c, int ldc, float* bias, bool accumulate)
     {
         public void Block(int m0, int m1, int n0, int n1)
         {
             var ws = Workspace.Rent();
             try
             {
-                int kcMax = KC, mcMax = MC, ncMax = NC;
-                ws.Ensure(mcMax, kcMax, ncMax);
+                bool portable = path == GemmPath.Portable, wide = path == GemmPath.Avx512;
+                int mr = wide ? MR512 : MR, nr = wide ? NR512 : NR;
+                int kcMax = wide ? KC512 : KC, mcMax = wide ? MC512 : MC, ncMax = wide ? NC512 : NC;
+                ws.Ensure(mcMax, kcMax, ncMax, mr, nr);
                 for (int jc = n0; jc < n1; jc += ncMax)
                 {
                     int nc = Math.Min(ncMax, n1 - jc);
@@ -73,9 +85,9 @@ internal static unsafe class GemmBlocked
                         int kc = Math.Min(kcMax, k - pc);
                         switch (layout)
                         {
-                            case BLayout.F32NT: PackBNT<F32Rows>(portable, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                            case BLayout.Bf16NT: PackBNT<Bf16Rows>(portable, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                            default: PackBNN(portable, (float*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
+                            case BLayout.F32NT: PackBNT<F32Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
+                            case BLayout.Bf16NT: PackBNT<Bf16Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
+                            default: PackBNN(portable, nr, (float*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
                         }
                         bool first = pc == 0;
                         bool load = !first || accumulate;
@@ -83,8 +95,16 @@ internal static unsafe class GemmBlocked
                         for (int ic = m0; ic < m1; ic += mcMax)
                         {
                             int mc = Math.Min(mcMax, m1 - ic);
-                            PackA(portable, a, lda, ic, mc, pc, kc, ws.Ap);
-                            Macro(portable, mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
+                            if (wide)
+                            {
+                                PackA12(a, lda, ic, mc, pc, kc, ws.Ap);
+                                Macro512(mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
+                            }
+                            else
+                            {
+                                PackA(portable, a, lda, ic, mc, pc, kc, ws.Ap);
+                                Macro(portable, mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
+                            }
                         }
                     }
                 }
@@ -127,6 +147,102 @@ internal static unsafe class GemmBlocked
                 }
             }
         }
+    }
+
+    private static void Macro512(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, bool load, float* bias, float* tile)
+    {
+        for (int jr = 0; jr < nc; jr += NR512)
+        {
+            int nr = Math.Min(NR512, nc - jr);
+            float* bpj = bp + (nint)jr * kc;
+            float* biasj = bias == null ? null : bias + jr;
+            for (int ir = 0; ir < mc; ir += MR512)
+            {
+                int mr = Math.Min(MR512, mc - ir);
+                float* api = ap + (nint)ir * kc;
+                float* cij = c + ir * ldc + jr;
+                if (mr == MR512 && nr == NR512) Kernel12x32(kc, api, bpj, cij, ldc, load, biasj);
+                else
+                {
+                    // Edge tile, as in Macro: the full tile into scratch, then the valid part merged in the kernel's order.
+                    Kernel12x32(kc, api, bpj, tile, NR512, false, null);
+                    for (int i = 0; i < mr; i++)
+                    for (int j = 0; j < nr; j++)
+                    {
+                        float v = tile[i * NR512 + j];
+                        if (biasj != null) v += biasj[j];
+                        if (load) v = cij[i * ldc + j] + v;
+                        cij[i * ldc + j] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The 12×32 AVX-512 register tile (24 zmm accumulators): C[12, 32] (+)= A-panel · B-panel over kc, one FMA per k in
+    /// k order, exactly the sums of <see cref="Kernel6x16"/>; the per-column bias is added to the tile's sum before the
+    /// load of C.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Kernel12x32(int kc, float* a, float* b, float* c, nint ldc, bool load, float* bias)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default, c80 = default, c81 = default;
+        Vector512<float> c90 = default, c91 = default, cA0 = default, cA1 = default, cB0 = default, cB1 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Avx512F.LoadAlignedVector512(b);
+            Vector512<float> b1 = Avx512F.LoadAlignedVector512(b + 16);
+            Vector512<float> av = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(av, b0, c60); c61 = Avx512F.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(av, b0, c70); c71 = Avx512F.FusedMultiplyAdd(av, b1, c71);
+            av = Vector512.Create(a[8]);
+            c80 = Avx512F.FusedMultiplyAdd(av, b0, c80); c81 = Avx512F.FusedMultiplyAdd(av, b1, c81);
+            av = Vector512.Create(a[9]);
+            c90 = Avx512F.FusedMultiplyAdd(av, b0, c90); c91 = Avx512F.FusedMultiplyAdd(av, b1, c91);
+            av = Vector512.Create(a[10]);
+            cA0 = Avx512F.FusedMultiplyAdd(av, b0, cA0); cA1 = Avx512F.FusedMultiplyAdd(av, b1, cA1);
+            av = Vector512.Create(a[11]);
+            cB0 = Avx512F.FusedMultiplyAdd(av, b0, cB0); cB1 = Avx512F.FusedMultiplyAdd(av, b1, cB1);
+            a += MR512;
+            b += NR512;
+        }
+        StoreRow512(c, c00, c01, load, bias); c += ldc;
+        StoreRow512(c, c10, c11, load, bias); c += ldc;
+        StoreRow512(c, c20, c21, load, bias); c += ldc;
+        StoreRow512(c, c30, c31, load, bias); c += ldc;
+        StoreRow512(c, c40, c41, load, bias); c += ldc;
+        StoreRow512(c, c50, c51, load, bias); c += ldc;
+        StoreRow512(c, c60, c61, load, bias); c += ldc;
+        StoreRow512(c, c70, c71, load, bias); c += ldc;
+        StoreRow512(c, c80, c81, load, bias); c += ldc;
+        StoreRow512(c, c90, c91, load, bias); c += ldc;
+        StoreRow512(c, cA0, cA1, load, bias); c += ldc;
+        StoreRow512(c, cB0, cB1, load, bias);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow512(float* c, Vector512<float> x0, Vector512<float> x1, bool load, float* bias)
+    {
+        if (bias != null) { x0 = Avx512F.Add(x0, Avx512F.LoadVector512(bias)); x1 = Avx512F.Add(x1, Avx512F.LoadVector512(bias + 16)); }
+        if (load) { x0 = Avx512F.Add(Avx512F.LoadVector512(c), x0); x1 = Avx512F.Add(Avx512F.LoadVector512(c + 16), x1); }
+        Avx512F.Store(c, x0);
+        Avx512F.Store(c + 16, x1);
     }
 
     /// <summary>
@@ -224,22 +340,74 @@ internal static unsafe class GemmBlocked
         }
     }
 
-    /// <summary>Packs the [n,k] row-major B[jc..jc+nc, pc..pc+kc] into 16-column micro-panels (k-major), widening to f32.</summary>
-    private static void PackBNT<TRow>(bool portable, byte* b, nint ldb, int jc, int nc, int pc, int kc, float* dst) where TRow : struct, IRowFormat
+    /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into 12-row micro-panels (k-major, 12 values per k) for the AVX-512 tile,
+    /// zero-padding the last panel.</summary>
+    private static void PackA12(float* a, nint lda, int ic, int mc, int pc, int kc, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += MR512)
+        {
+            int mr = Math.Min(MR512, mc - ir);
+            float* d = dst + (nint)ir * kc;
+            float* r0 = a + (ic + ir) * lda + pc;
+            int p = 0;
+            if (mr == MR512)
+            {
+                float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
+                float* r6 = r5 + lda, r7 = r6 + lda, r8 = r7 + lda, r9 = r8 + lda, r10 = r9 + lda, r11 = r10 + lda;
+                for (; p + 8 <= kc; p += 8)
+                {
+                    var x0 = Avx.LoadVector256(r0 + p); var x1 = Avx.LoadVector256(r1 + p);
+                    var x2 = Avx.LoadVector256(r2 + p); var x3 = Avx.LoadVector256(r3 + p);
+                    var x4 = Avx.LoadVector256(r4 + p); var x5 = Avx.LoadVector256(r5 + p);
+                    Vector256<float> x6 = default, x7 = default;
+                    Transpose8x8(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7);
+                    var y0 = Avx.LoadVector256(r6 + p); var y1 = Avx.LoadVector256(r7 + p);
+                    var y2 = Avx.LoadVector256(r8 + p); var y3 = Avx.LoadVector256(r9 + p);
+                    var y4 = Avx.LoadVector256(r10 + p); var y5 = Avx.LoadVector256(r11 + p);
+                    Vector256<float> y6 = default, y7 = default;
+                    Transpose8x8(ref y0, ref y1, ref y2, ref y3, ref y4, ref y5, ref y6, ref y7);
+                    // Rows 0–5 then rows 6–11 of each k, 8 floats per store: each store's 2 extra floats are overwritten
+                    // by the next one, the last spills into the next panel (packed later) or the workspace padding.
+                    float* q = d + p * MR512;
+                    Avx.Store(q, x0); Avx.Store(q + 6, y0); Avx.Store(q + 12, x1); Avx.Store(q + 18, y1);
+                    Avx.Store(q + 24, x2); Avx.Store(q + 30, y2); Avx.Store(q + 36, x3); Avx.Store(q + 42, y3);
+                    Avx.Store(q + 48, x4); Avx.Store(q + 54, y4); Avx.Store(q + 60, x5); Avx.Store(q + 66, y5);
+                    Avx.Store(q + 72, x6); Avx.Store(q + 78, y6); Avx.Store(q + 84, x7); Avx.Store(q + 90, y7);
+                }
+                for (; p < kc; p++)
+                {
+                    float* q = d + p * MR512;
+                    for (int i = 0; i < MR512; i++) q[i] = r0[i * lda + p];
+                }
+            }
+            else
+            {
+                for (; p < kc; p++)
+                {
+                    float* q = d + p * MR512;
+                    for (int i = 0; i < MR512; i++) q[i] = i < mr ? r0[i * lda + p] : 0f;
+                }
+            }
+        }
+    }
+
+    /// <summary>Packs the [n,k] row-major B[jc..jc+nc, pc..pc+kc] into <paramref name="panel"/>-column micro-panels
+    /// (k-major; 16 or 32 columns), widening to f32.</summary>
+    private static void PackBNT<TRow>(bool portable, int panel, byte* b, nint ldb, int jc, int nc, int pc, int kc, float* dst) where TRow : struct, IRowFormat
     {
         nint rowBytes = ldb * TRow.ElementSize;
-        for (int jr = 0; jr < nc; jr += NR)
+        for (int jr = 0; jr < nc; jr += panel)
         {
-            int nr = Math.Min(NR, nc - jr);
+            int nr = Math.Min(panel, nc - jr);
             float* d = dst + (nint)jr * kc;
             byte* r0 = b + (jc + jr) * rowBytes + (nint)pc * TRow.ElementSize;
-            if (nr == NR)
+            if (nr == panel)
             {
                 int p = 0;
                 if (!portable)
                 for (; p + 8 <= kc; p += 8)
                 {
-                    for (int half = 0; half < 2; half++)
+                    for (int half = 0; half < panel / 8; half++)
                     {
                         byte* h = r0 + half * 8 * rowBytes;
                         var x0 = TRow.Load8(h, p); var x1 = TRow.Load8(h + rowBytes, p);
@@ -247,46 +415,43 @@ internal static unsafe class GemmBlocked
                         var x4 = TRow.Load8(h + 4 * rowBytes, p); var x5 = TRow.Load8(h + 5 * rowBytes, p);
                         var x6 = TRow.Load8(h + 6 * rowBytes, p); var x7 = TRow.Load8(h + 7 * rowBytes, p);
                         Transpose8x8(ref x0, ref x1, ref x2, ref x3, ref x4, ref x5, ref x6, ref x7);
-                        float* q = d + p * NR + half * 8;
-                        Avx.StoreAligned(q, x0); Avx.StoreAligned(q + 16, x1); Avx.StoreAligned(q + 32, x2); Avx.StoreAligned(q + 48, x3);
-                        Avx.StoreAligned(q + 64, x4); Avx.StoreAligned(q + 80, x5); Avx.StoreAligned(q + 96, x6); Avx.StoreAligned(q + 112, x7);
+                        float* q = d + p * panel + half * 8;
+                        Avx.StoreAligned(q, x0); Avx.StoreAligned(q + panel, x1); Avx.StoreAligned(q + 2 * panel, x2); Avx.StoreAligned(q + 3 * panel, x3);
+                        Avx.StoreAligned(q + 4 * panel, x4); Avx.StoreAligned(q + 5 * panel, x5); Avx.StoreAligned(q + 6 * panel, x6); Avx.StoreAligned(q + 7 * panel, x7);
                     }
                 }
                 for (; p < kc; p++)
-                    for (int j = 0; j < NR; j++) d[p * NR + j] = TRow.Load1(r0 + j * rowBytes, p);
+                    for (int j = 0; j < panel; j++) d[p * panel + j] = TRow.Load1(r0 + j * rowBytes, p);
             }
             else
             {
                 for (int p = 0; p < kc; p++)
-                    for (int j = 0; j < NR; j++) d[p * NR + j] = j < nr ? TRow.Load1(r0 + j * rowBytes, p) : 0f;
+                    for (int j = 0; j < panel; j++) d[p * panel + j] = j < nr ? TRow.Load1(r0 + j * rowBytes, p) : 0f;
             }
         }
     }
 
-    /// <summary>Packs the [k,n] row-major B[pc..pc+kc, jc..jc+nc] into 16-column micro-panels (k-major).</summary>
-    private static void PackBNN(bool portable, float* b, nint ldb, int jc, int nc, int pc, int kc, float* dst)
+    /// <summary>Packs the [k,n] row-major B[pc..pc+kc, jc..jc+nc] into <paramref name="panel"/>-column micro-panels (k-major).</summary>
+    private static void PackBNN(bool portable, int panel, float* b, nint ldb, int jc, int nc, int pc, int kc, float* dst)
     {
-        for (int jr = 0; jr < nc; jr += NR)
+        for (int jr = 0; jr < nc; jr += panel)
         {
-            int nr = Math.Min(NR, nc - jr);
+            int nr = Math.Min(panel, nc - jr);
             float* d = dst + (nint)jr * kc;
             float* s = b + pc * ldb + jc + jr;
-            if (nr == NR && portable)
+            if (nr == panel && portable)
             {
-                for (int p = 0; p < kc; p++, s += ldb) PortableKernels.Copy(s, d + p * NR, NR);
+                for (int p = 0; p < kc; p++, s += ldb) PortableKernels.Copy(s, d + p * panel, panel);
             }
-            else if (nr == NR)
+            else if (nr == panel)
             {
                 for (int p = 0; p < kc; p++, s += ldb)
-                {
-                    Avx.StoreAligned(d + p * NR, Avx.LoadVector256(s));
-                    Avx.StoreAligned(d + p * NR + 8, Avx.LoadVector256(s + 8));
-                }
+                    for (int j = 0; j < panel; j += 8) Avx.StoreAligned(d + p * panel + j, Avx.LoadVector256(s + j));
             }
             else
             {
                 for (int p = 0; p < kc; p++, s += ldb)
-                    for (int j = 0; j < NR; j++) d[p * NR + j] = j < nr ? s[j] : 0f;
+                    for (int j = 0; j < panel; j++) d[p * panel + j] = j < nr ? s[j] : 0f;
             }
         }
     }
@@ -318,16 +483,16 @@ internal static unsafe class GemmBlocked
 
         public float* Ap { get; private set; }
         public float* Bp { get; private set; }
-        public float* Tile { get; } = (float*)NativeMemory.AlignedAlloc(MR * NR * sizeof(float), 64);
+        public float* Tile { get; } = (float*)NativeMemory.AlignedAlloc(MR512 * NR512 * sizeof(float), 64); // fits either tile
 
         public static Workspace Rent() => Pool.TryTake(out var w) ? w : new Workspace();
         public static void Return(Workspace w) => Pool.Add(w);
 
-        public void Ensure(int mc, int kc, int nc)
+        public void Ensure(int mc, int kc, int nc, int mr, int nr)
         {
-            // +8 floats: PackA's overlapping 8-wide stores may run 2 floats past the last 6-row panel.
-            nuint ap = (nuint)(((mc + MR - 1) / MR * MR) * kc + 8);
-            nuint bp = (nuint)(((nc + NR - 1) / NR * NR) * kc);
+            // +8 floats: PackA's overlapping 8-wide stores may run 2 floats past the last panel.
+            nuint ap = (nuint)(((mc + mr - 1) / mr * mr) * kc + 8);
+            nuint bp = (nuint)(((nc + nr - 1) / nr * nr) * kc);
             if (ap > _apFloats) { NativeMemory.AlignedFree(Ap); Ap = (float*)NativeMemory.AlignedAlloc(ap * sizeof(float), 64); _apFloats = ap; }
             if (bp > _bpFloats) { NativeMemory.AlignedFree(Bp); Bp = (float*)NativeMemory.AlignedAlloc(bp * sizeof(float), 64); _bpFloats = bp; }
         }
