@@ -32,9 +32,9 @@ portable_dir=artifacts/test-results/no-avx2
 rm -rf "$portable_dir"
 portable_args=()
 if [[ $# -eq 0 && "$(uname -m)" == x86_64 ]]; then
-  echo "== kernel and parity tests with DOTNET_EnableAVX2=0 DOTNET_EnableAVX512F=0 (portable paths) =="
+  echo "== kernel and parity tests with DOTNET_EnableAVX2=0 DOTNET_EnableAVX512=0 (portable paths) =="
   set +e
-  DOTNET_EnableAVX2=0 DOTNET_EnableAVX512F=0 dotnet test tests/StepAudio2.Lab.Tests -c Release --nologo --no-build \
+  DOTNET_EnableAVX2=0 DOTNET_EnableAVX512=0 dotnet test tests/StepAudio2.Lab.Tests -c Release --nologo --no-build \
     --filter "FullyQualifiedName~StepAudio2.Lab.Tests.Engine.|FullyQualifiedName~StepAudio2.Lab.Tests.Quantization.|FullyQualifiedName~QuantizedModelTests|FullyQualifiedName~LlmParityTests|FullyQualifiedName~AudioPathParityTests|FullyQualifiedName~HiftFastPathTests" \
     --logger trx --results-directory "$portable_dir" 2>&1 | tee -a artifacts/test-results/dotnet-test.log
   portable_status=${PIPESTATUS[0]}

@@ -2,7 +2,7 @@
 # Portable-kernel benchmark (issue 15): the f32 GEMM and bf16/f32 GEMV shapes of bench/shapes.json on the machine's best
 # path (AVX2/AVX-512) and on the portable Vector128 path in one process, alternating case by case (--portable: the
 # portable kernels forced with Gemm.ForcePath, JIT-compiled with this CPU's VEX/FMA encodings), then once more with
-# DOTNET_EnableAVX2=0 DOTNET_EnableAVX512F=0 (the same kernels as an SSE-only x86 machine compiles them).
+# DOTNET_EnableAVX2=0 DOTNET_EnableAVX512=0 (the same kernels as an SSE-only x86 machine compiles them).
 # Writes bench/results/gemm-portable.json only when both runs complete (never a partial file).
 # Usage: bash bench/run_portable.sh      env: THREADS (2)
 set -euo pipefail
@@ -17,7 +17,7 @@ start=$SECONDS
 echo "== best and portable paths" >&2
 dotnet artifacts/bench/StepAudio2.Lab.Bench.dll --threads "$THREADS" --portable --out "$tmp/both.json"
 echo "== portable path with AVX2/AVX-512 disabled" >&2
-DOTNET_EnableAVX2=0 DOTNET_EnableAVX512F=0 dotnet artifacts/bench/StepAudio2.Lab.Bench.dll --threads "$THREADS" --out "$tmp/sse.json"
+DOTNET_EnableAVX2=0 DOTNET_EnableAVX512=0 dotnet artifacts/bench/StepAudio2.Lab.Bench.dll --threads "$THREADS" --out "$tmp/sse.json"
 /usr/bin/python3 - "$tmp/both.json" "$tmp/sse.json" "$((SECONDS - start))" > "$tmp/gemm-portable.json" <<'PY'
 import json, sys
 both, sse = (json.load(open(p)) for p in sys.argv[1:3])
@@ -48,7 +48,7 @@ for e in both["entries"]:
 print(json.dumps({"benchmark": "f32 GEMM / bf16+f32 GEMV, best vs portable path (bench/run_portable.sh)",
                   "note": "shared 2-core machine, other builds running: numbers are noisy. portable = Vector128 kernels "
                           "forced in the same process as best; portable_noavx2 = same kernels with DOTNET_EnableAVX2=0 "
-                          "DOTNET_EnableAVX512F=0 (SSE encodings, as on x86 without AVX2)",
+                          "DOTNET_EnableAVX512=0 (SSE encodings, as on x86 without AVX2)",
                   "wall_s": int(sys.argv[3]), "loadavg_at_start": both["machine"]["loadavg_at_start"],
                   "loadavg_at_start_noavx2": sse["machine"]["loadavg_at_start"],
                   "machine": both["machine"], "machine_noavx2": sse["machine"],

@@ -2,7 +2,7 @@
 # Quantized decode benchmark (issue 15): GEMV of bf16, int8 and int4 (MLX affine, group 64) weights side by side at the
 # LLM shapes, GB/s against the measured streaming bandwidth, the decode tok/s those GEMVs allow, one prefill GEMM per
 # format — once with the machine's best SIMD (AVX-512/AVX2) and once on the portable path (DOTNET_EnableAVX2=0
-# DOTNET_EnableAVX512F=0: the Vector128 kernels of all three formats), with process CPU time per call beside wall time.
+# DOTNET_EnableAVX512=0: the Vector128 kernels of all three formats), with process CPU time per call beside wall time.
 # Writes bench/results/quant.json only when both runs complete (never a partial file).
 # Usage: bash bench/run_quant.sh        env: THREADS (2), SECONDS_PER_CASE (1.0)
 set -euo pipefail
@@ -16,7 +16,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
 dotnet artifacts/bench/StepAudio2.Lab.Bench.dll quant --threads "$THREADS" --seconds "$SECS" --label simd --out "$tmp/simd.json"
-DOTNET_EnableAVX2=0 DOTNET_EnableAVX512F=0 dotnet artifacts/bench/StepAudio2.Lab.Bench.dll quant --threads "$THREADS" --seconds "$SECS" --label portable --out "$tmp/portable.json"
+DOTNET_EnableAVX2=0 DOTNET_EnableAVX512=0 dotnet artifacts/bench/StepAudio2.Lab.Bench.dll quant --threads "$THREADS" --seconds "$SECS" --label portable --out "$tmp/portable.json"
 /usr/bin/python3 - "$tmp/simd.json" "$tmp/portable.json" "$((SECONDS - start))" > "$tmp/quant.json" <<'PY'
 import json, platform, sys
 simd, portable = (json.load(open(p)) for p in sys.argv[1:3])

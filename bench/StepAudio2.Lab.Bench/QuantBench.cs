@@ -17,7 +17,7 @@ namespace StepAudio2.Lab.Bench;
 /// shapes (q/o 3584×3584, k/v 512×3584, gate/up 18944×3584, down 3584×18944, lm_head 158720×3584; random weights),
 /// GB/s of bytes streamed (packed codes + scales + biases) against the measured streaming read bandwidth, the decode
 /// tok/s these GEMVs allow for the whole 28-layer decoder + lm_head, and one prefill GEMM (m = 128) per format.
-/// The SIMD level is whatever the process has: run it again with DOTNET_EnableAVX2=0 DOTNET_EnableAVX512F=0 for the
+/// The SIMD level is whatever the process has: run it again with DOTNET_EnableAVX2=0 DOTNET_EnableAVX512=0 for the
 /// portable path (bench/run_quant.sh does both and merges them).
 /// Usage: quant [--threads N] [--label NAME] [--seconds S] [--out file.json]
 /// </summary>
