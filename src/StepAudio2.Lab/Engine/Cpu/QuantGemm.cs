@@ -116,28 +116,54 @@ internal static unsafe class QuantGemm
     private static void Gemv(QuantPath path, int m, float* a, int lda, RowSource w, float* bias, float* c, int ldc, int maxThreads)
     {
         int k = w.K, groups = w.Groups, gs = w.GroupSize;
-        // x rows in the order the path's unpacking produces codes (a permutation inside each block), and their group sums
-        var xs = new float[m * k];
-        var sums = new float[m * groups];
+        // x rows in the order the path's unpacking produces codes (a permutation inside each block), and their group
+        // sums, in this thread's reusable pinned scratch (a decoding step makes ~200 of these calls)
+        float* xp = Scratch(m * k + m * groups);
+        float* sp = xp + (long)m * k;
         for (int r = 0; r < m; r++)
         {
             var row = new ReadOnlySpan<float>(a + (long)r * lda, k);
-            PermuteX(path, w.Bits, row, xs.AsSpan(r * k, k));
-            for (int g = 0; g < groups; g++) sums[r * groups + g] = System.Numerics.Tensors.TensorPrimitives.Sum(row.Slice(g * gs, gs));
+            PermuteX(path, w.Bits, row, new Span<float>(xp + (long)r * k, k));
+            if (!BiasInDot(path, w.Bits))
+                for (int g = 0; g < groups; g++) sp[r * groups + g] = System.Numerics.Tensors.TensorPrimitives.Sum(row.Slice(g * gs, gs));
         }
         int n = w.N;
         long bytes = (long)n * w.RowBytes;
-        int threads = bytes < ParallelThreshold ? 1 : Math.Min(Math.Max(1, maxThreads), (n + 3) / 4);
-        fixed (float* px = xs, psum = sums)
+        int threads = bytes < ParallelThreshold ? 1 : Math.Max(1, maxThreads);
+        if (threads <= 1) { GemvRange(path, m, xp, sp, w, bias, c, ldc, 0, n); return; }
+        // Many small chunks claimed dynamically (GemvTeam): a worker that starts late takes fewer chunks instead of
+        // leaving its whole half to be done after the caller's. Chunks hold whole row tiles, and every row is computed
+        // alone, so the result does not depend on the split.
+        int unit = k > ChunkElements ? RowTile : 4;
+        int chunkRows = ChunkRows(n, w.RowBytes, threads, unit);
+        int chunks = (n + chunkRows - 1) / chunkRows;
+        var rows = w;
+        GemvTeam.For(threads, chunks, i =>
         {
-            float* xp = px, sp = psum;
-            if (threads <= 1) { GemvRange(path, m, xp, sp, w, bias, c, ldc, 0, n); return; }
-            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
-            {
-                var (s, e) = Gemm.Part(n, threads, t, 4);
-                if (s < e) GemvRange(path, m, xp, sp, w, bias, c, ldc, s, e);
-            });
-        }
+            int s = i * chunkRows;
+            GemvRange(path, m, xp, sp, rows, bias, c, ldc, s, Math.Min(n, s + chunkRows));
+        });
+    }
+
+    /// <summary>Rows per dynamically claimed chunk: ~128 KB of packed weights (tens of µs of streaming, so claiming one
+    /// costs nothing), and at least 8 chunks per thread so the threads finish together; a multiple of <paramref name="unit"/>.</summary>
+    internal static int ChunkRows(int n, long rowBytes, int threads, int unit)
+    {
+        long byBytes = Math.Max(1, (128L << 10) / Math.Max(1, rowBytes));
+        long byCount = Math.Max(1, n / (8L * threads));
+        long rows = Math.Min(byBytes, byCount);
+        return (int)Math.Max(unit, (rows + unit - 1) / unit * unit);
+    }
+
+    [ThreadStatic] private static float[]? _scratch;
+
+    /// <summary>This thread's pinned scratch of at least <paramref name="count"/> floats (valid until its next call).</summary>
+    private static float* Scratch(long count)
+    {
+        var s = _scratch;
+        if (s is null || s.Length < count)
+            _scratch = s = GC.AllocateUninitializedArray<float>((int)Math.Max(count, 1024), pinned: true);
+        return (float*)Unsafe.AsPointer(ref s[0]);
     }
 
     /// <summary>Lays x out in the code order of the path: the 4-bit kernels widen bytes, so each lane holds an even code
@@ -165,9 +191,11 @@ internal static unsafe class QuantGemm
         // sums over groups).
         int chunkGroups = k > ChunkElements ? ChunkElements / gs : groups;
         int tile = k > ChunkElements ? RowTile : 1;
-        var sb = new float[tile * groups * 2];
-        var partial = new float[tile * MaxGemvRows];
-        fixed (float* psb = sb, pp = partial)
+        int sbCount = tile * groups * 2;
+        float[]? sbHeap = sbCount > 8192 ? new float[sbCount] : null;
+        float* pp = stackalloc float[RowTile * MaxGemvRows];
+        Span<float> sbSpan = sbHeap is null ? stackalloc float[sbCount] : sbHeap;
+        fixed (float* psb = sbSpan)
         {
             for (int jt = j0; jt < j1; jt += tile)
             {
