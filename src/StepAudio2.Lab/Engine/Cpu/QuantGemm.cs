@@ -123,7 +123,7 @@ internal static unsafe class QuantGemm
         for (int r = 0; r < m; r++)
         {
             var row = new ReadOnlySpan<float>(a + (long)r * lda, k);
-            PermuteX(path, w.Bits, row, new Span<float>(xp + (long)r * k, k));
+            PermuteX(path, w.Bits, gs, row, new Span<float>(xp + (long)r * k, k));
             if (!BiasInDot(path, w.Bits))
                 for (int g = 0; g < groups; g++) sp[r * groups + g] = System.Numerics.Tensors.TensorPrimitives.Sum(row.Slice(g * gs, gs));
         }
@@ -134,7 +134,7 @@ internal static unsafe class QuantGemm
         // Many small chunks claimed dynamically (GemvTeam): a worker that starts late takes fewer chunks instead of
         // leaving its whole half to be done after the caller's. Chunks hold whole row tiles, and every row is computed
         // alone, so the result does not depend on the split.
-        int unit = k > ChunkElements ? RowTile : 4;
+        int unit = k > ChunkElementsFor(m, gs) ? RowTile : 4;
         int chunkRows = ChunkRows(n, w.RowBytes, threads, unit);
         int chunks = (n + chunkRows - 1) / chunkRows;
         var rows = w;
@@ -166,20 +166,37 @@ internal static unsafe class QuantGemm
         return (float*)Unsafe.AsPointer(ref s[0]);
     }
 
-    /// <summary>Lays x out in the code order of the path: the 4-bit kernels widen bytes, so each lane holds an even code
-    /// (low nibble) and the next odd one (high nibble): per 32 elements (AVX-512, portable, scalar) or per 16 (AVX2) the
-    /// even elements come first, then the odd ones. 8 bits read codes in order.</summary>
-    private static void PermuteX(QuantPath path, int bits, ReadOnlySpan<float> x, Span<float> dst)
+    /// <summary>Lays x out in the code order of the path. The AVX-512 4-bit kernel (group sizes 64, 128) widens 32
+    /// bytes as 16 u16 lanes, lane j holding codes 4j … 4j+3 in its four nibbles, and looks up one nibble position at a
+    /// time: per 64 elements, position t·16 + j holds element 4j + t. The other 4-bit kernels widen bytes, so each lane
+    /// holds an even code (low nibble) and the next odd one (high nibble): per 32 elements (AVX-512 with group size 32,
+    /// portable, scalar) or per 16 (AVX2) the even elements come first, then the odd ones. 8 bits read codes in order.</summary>
+    private static void PermuteX(QuantPath path, int bits, int gs, ReadOnlySpan<float> x, Span<float> dst)
     {
         int k = x.Length;
         if (bits != 4) { x.CopyTo(dst); return; }
+        if (QuadLayout(path, gs))
+        {
+            for (int b = 0; b < k; b += 64)
+                for (int t = 0; t < 4; t++)
+                    for (int j = 0; j < 16; j++) dst[b + t * 16 + j] = x[b + 4 * j + t];
+            return;
+        }
         int block = path == QuantPath.Avx2 ? 16 : 32, half = block / 2;
         for (int b = 0; b < k; b += block)
             for (int t = 0; t < half; t++) { dst[b + t] = x[b + 2 * t]; dst[b + half + t] = x[b + 2 * t + 1]; }
     }
 
+    /// <summary>The AVX-512 4-bit kernels read 64 codes (one u16-widened load) per step when groups hold whole 64s.</summary>
+    private static bool QuadLayout(QuantPath path, int gs) => path == QuantPath.Avx512 && gs % 64 == 0;
+
     /// <summary>Up to this k the permuted x row (≤ 32 KB of f32) stays in L1 while a packed row streams past it.</summary>
     private const int ChunkElements = 8192;
+    /// <summary>Elements of k per chunk: all m permuted x rows of a chunk (≤ 32 KB of f32) stay in L1 beside the weight
+    /// streams. For batched decoding (m = 4) that cuts k = 3584 into 2048-element chunks walked by tiles of rows: four
+    /// whole x rows (56 KB) no longer fit a 48 KB L1 and the four-row kernel then read x from L2 at every step.</summary>
+    private static int ChunkElementsFor(int m, int gs) => Math.Max(gs, ChunkElements / Math.Max(1, m) / gs * gs);
+
     /// <summary>Rows that share one L1-resident chunk of x when k is longer than <see cref="ChunkElements"/>.</summary>
     private const int RowTile = 8;
 
@@ -189,8 +206,9 @@ internal static unsafe class QuantGemm
         // Long rows (down_proj, k = 18944): x no longer fits in L1 beside the streams, so a tile of rows walks k in
         // chunks and every chunk of x is read from L1 by all rows of the tile (partial dots add up: the kernels are
         // sums over groups).
-        int chunkGroups = k > ChunkElements ? ChunkElements / gs : groups;
-        int tile = k > ChunkElements ? RowTile : 1;
+        int chunkElements = ChunkElementsFor(m, gs);
+        int chunkGroups = k > chunkElements ? chunkElements / gs : groups;
+        int tile = k > chunkElements ? RowTile : 1;
         int sbCount = tile * groups * 2;
         float[]? sbHeap = sbCount > 8192 ? new float[sbCount] : null;
         float* pp = stackalloc float[RowTile * MaxGemvRows];
@@ -211,17 +229,29 @@ internal static unsafe class QuantGemm
                         byte* row = w.Packed + (long)(jt + t) * w.RowBytes + byteOffset;
                         float* s = psb + 2 * t * groups + g0, b = psb + (2 * t + 1) * groups + g0;
                         float* x0 = xs + (long)g0 * gs;
+                        // AVX-512 prefetch: whole rows stream back to back, so PrefetchBytes ahead; in tiles, the piece
+                        // of weights read next is the next row's chunk (or the tile's next chunk): prefetching at that
+                        // distance keeps the stream ahead (a fixed 4 KB ran into this row's next chunk, read only after
+                        // the whole tile: down_proj ran at ~60% of the other shapes' rate)
+                        nint pf = PrefetchBytes;
+                        if (tile > 1)
+                        {
+                            byte* next = t + 1 < rows ? row + w.RowBytes
+                                : g0 + chunkGroups < groups ? w.Packed + (long)jt * w.RowBytes + byteOffset + (long)ng * gs * bits / 8
+                                : w.Packed + (long)(jt + tile) * w.RowBytes;
+                            pf = (nint)(next - row);
+                        }
                         if (m > 1 && path == QuantPath.Avx512)
                         {
                             // batched decode: unpack each code once for all m rows of x (missing rows alias row 0)
                             float* x1 = x0 + k, x2 = m > 2 ? x0 + 2L * k : x0, x3 = m > 3 ? x0 + 3L * k : x0;
                             float* acc = pp + t * MaxGemvRows;
-                            if (bits == 4) Dot4Avx512x4(gs, ng, row, x0, x1, x2, x3, s, b, acc);
-                            else Dot8Avx512x4(gs, ng, row, x0, x1, x2, x3, s, acc);
+                            if (bits == 4) Dot4Avx512x4(gs, ng, row, x0, x1, x2, x3, s, b, acc, pf);
+                            else Dot8Avx512x4(gs, ng, row, x0, x1, x2, x3, s, acc, pf);
                         }
                         else
                             for (int r = 0; r < m; r++)
-                                pp[t * MaxGemvRows + r] += RowDot(path, bits, gs, ng, row, x0 + (long)r * k, s, b);
+                                pp[t * MaxGemvRows + r] += RowDot(path, bits, gs, ng, row, x0 + (long)r * k, s, b, pf);
                     }
                 }
                 for (int t = 0; t < rows; t++)
@@ -255,55 +285,63 @@ internal static unsafe class QuantGemm
     /// <summary>Σ_g scale_g · Σ_{i∈g} x_i·q_i for one packed row (x already permuted for the path); the AVX-512 4-bit
     /// kernel returns the whole dot product, bias terms included (<see cref="BiasInDot"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float RowDot(QuantPath path, int bits, int gs, int groups, byte* row, float* x, float* s, float* b) => path switch
+    private static float RowDot(QuantPath path, int bits, int gs, int groups, byte* row, float* x, float* s, float* b, nint pf) => path switch
     {
-        QuantPath.Avx512 => bits == 4 ? Dot4Avx512(gs, groups, row, x, s, b) : Dot8Avx512(gs, groups, row, x, s),
+        QuantPath.Avx512 => bits == 4 ? Dot4Avx512(gs, groups, row, x, s, b, pf) : Dot8Avx512(gs, groups, row, x, s, pf),
         QuantPath.Avx2 => bits == 4 ? Dot4Avx2(gs, groups, row, x, s) : Dot8Avx2(gs, groups, row, x, s),
         QuantPath.Portable => bits == 4 ? Dot4Portable(gs, groups, row, x, s) : Dot8Portable(gs, groups, row, x, s),
         _ => bits == 4 ? Dot4Scalar(gs, groups, row, x, s) : Dot8Scalar(gs, groups, row, x, s),
     };
 
-    // AVX-512, 4 bits: 16 bytes widen to 16 int lanes, each holding two codes (low nibble = even element, high = odd,
-    // matched by the even/odd layout of x). vpermps reads only the low 4 bits of each index, so the low nibble needs no
-    // mask, and the permuted table is the group's 16 dequantised values scale·q + bias: no int→float conversion, no
-    // separate bias term. Two 32-element blocks per iteration keep four independent FMA chains.
+    // AVX-512, 4 bits: the permuted table is the group's 16 dequantised values scale·q + bias (vpermps reads only the
+    // low 4 bits of each index, so a lane's other nibbles need no mask): no int→float conversion, no separate bias term.
+    // Group sizes 64/128: 32 bytes widen as 16 u16 lanes (four codes each; x in the matching order, see PermuteX) and
+    // four shifts pick the nibbles: one widening per 64 codes. Widening 16 bytes to bytes-per-lane (two per 64 codes,
+    // the group-size-32 path) measured ~1.8x slower per core with the weights in cache, and a core could then not keep
+    // up with its share of the memory bandwidth (~7 vs ~15 GB/s in cache, Xeon "Emerald Rapids" at 2.3 GHz).
     private static readonly Vector512<float> Iota16 = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot4Avx512(int gs, int groups, byte* row, float* x, float* s, float* b)
+    private static float Dot4Avx512(int gs, int groups, byte* row, float* x, float* s, float* b, nint pf)
     {
         Vector512<float> a0 = Vector512<float>.Zero, a1 = Vector512<float>.Zero, a2 = Vector512<float>.Zero, a3 = Vector512<float>.Zero;
         var iota = Iota16;
         byte* p = row;
-        // group by group (one table each), 64 elements a step: no integer division per block to find its group
+        if (gs % 64 == 0)
+        {
+            // group by group (one table each): no integer division per block to find its group
+            for (int g = 0; g < groups; g++)
+            {
+                var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+                for (int i = 0; i < gs; i += 64, p += 32, x += 64)
+                {
+                    Sse.Prefetch0(p + pf);
+                    var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut, v), a0);
+                    a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4)), a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 32), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8)), a2);
+                    a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 48), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12)), a3);
+                }
+            }
+            return Vector512.Sum((a0 + a1) + (a2 + a3));
+        }
+        // group size 32: 16 bytes widen to 16 int lanes, each holding an even code (low nibble) and the next odd one
         for (int g = 0; g < groups; g++)
         {
             var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
-            int i = 0;
-            for (; i + 64 <= gs; i += 64, p += 32, x += 64)
+            for (int i = 0; i < gs; i += 32, p += 16, x += 32)
             {
-                Sse.Prefetch0(p + PrefetchBytes);
-                var v0 = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
-                var v1 = Avx512F.ConvertToVector512Int32(Vector128.Load(p + 16));
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut, v0), a0);
-                a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v0, 4)), a1);
-                a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 32), Avx512F.PermuteVar16x32(lut, v1), a2);
-                a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 48), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v1, 4)), a3);
-            }
-            if (i < gs) // group size 32
-            {
+                Sse.Prefetch0(p + pf);
                 var v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
                 a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut, v), a0);
                 a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4)), a1);
-                p += 16;
-                x += 32;
             }
         }
         return Vector512.Sum((a0 + a1) + (a2 + a3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float Dot8Avx512(int gs, int groups, byte* row, float* x, float* s)
+    private static float Dot8Avx512(int gs, int groups, byte* row, float* x, float* s, nint pf)
     {
         var acc = Vector512<float>.Zero;
         byte* p = row;
@@ -313,7 +351,7 @@ internal static unsafe class QuantGemm
             int i = 0;
             for (; i + 64 <= gs; i += 64)
             {
-                Sse.Prefetch0(p + i + PrefetchBytes);
+                Sse.Prefetch0(p + i + pf);
                 g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i))), g0);
                 g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16))), g1);
                 g2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 32), Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 32))), g2);
@@ -334,18 +372,48 @@ internal static unsafe class QuantGemm
     /// <summary><see cref="Dot4Avx512"/> for four rows of x at once (batched decoding): each looked-up vector of
     /// dequantised weights feeds four FMAs, two accumulators per x row; adds each row's dot to acc[r].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot4Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* b, float* acc)
+    private static void Dot4Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* b, float* acc, nint pf)
     {
         Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
         var iota = Iota16;
         byte* p = row;
         nint o = 0;
+        if (gs % 64 == 0)
+        {
+            // 64 codes a step (u16 lanes, see Dot4Avx512): four looked-up vectors, each feeding four rows; four
+            // accumulators per row so no FMA waits on its own chain (16 FMAs per step are the bound here)
+            Vector512<float> a2 = default, a3 = default, b2 = default, b3 = default, c2 = default, c3 = default, d2 = default, d3 = default;
+            for (int g = 0; g < groups; g++)
+            {
+                var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+                for (int i = 0; i < gs; i += 64, p += 32, o += 64)
+                {
+                    Sse.Prefetch0(p + pf);
+                    var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
+                    var w0 = Avx512F.PermuteVar16x32(lut, v);
+                    var w1 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
+                    var w2 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8));
+                    var w3 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12));
+                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
+                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a2); a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a3);
+                    b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
+                    b2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), w2, b2); b3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), w3, b3);
+                    c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
+                    c2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), w2, c2); c3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), w3, c3);
+                    d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
+                    d2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d2); d3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d3);
+                }
+            }
+            acc[0] += Vector512.Sum((a0 + a1) + (a2 + a3)); acc[1] += Vector512.Sum((b0 + b1) + (b2 + b3));
+            acc[2] += Vector512.Sum((c0 + c1) + (c2 + c3)); acc[3] += Vector512.Sum((d0 + d1) + (d2 + d3));
+            return;
+        }
         for (int g = 0; g < groups; g++)
         {
             var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
             for (int i = 0; i < gs; i += 32, p += 16, o += 32)
             {
-                if ((i & 63) == 0) Sse.Prefetch0(p + PrefetchBytes);
+                if ((i & 63) == 0) Sse.Prefetch0(p + pf);
                 var v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
                 var we = Avx512F.PermuteVar16x32(lut, v);
                 var wo = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
@@ -361,7 +429,7 @@ internal static unsafe class QuantGemm
     /// <summary><see cref="Dot8Avx512"/> for four rows of x at once: each widened code vector feeds four FMAs; the
     /// group sums are scaled per row (the bias term is added by the caller, as for one row).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Dot8Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* acc)
+    private static void Dot8Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* acc, nint pf)
     {
         Vector512<float> ta = default, tb = default, tc = default, td = default;
         byte* p = row;
@@ -371,7 +439,7 @@ internal static unsafe class QuantGemm
             Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
             for (int i = 0; i < gs; i += 32, o += 32)
             {
-                if ((i & 63) == 0) Sse.Prefetch0(p + i + PrefetchBytes);
+                if ((i & 63) == 0) Sse.Prefetch0(p + i + pf);
                 var w0 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i)));
                 var w1 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16)));
                 a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
