@@ -11,8 +11,9 @@ internal enum QuantPath { Scalar, Portable, Avx2, Avx512 }
 
 /// <summary>
 /// Products with MLX affine-quantized weights (<see cref="QuantizedWeight"/>), the CPU side of MLX's
-/// <c>QuantizedMatmul</c> (transpose=True). Decoding (m ≤ 4 activation rows) is memory-bound: each thread streams its
-/// share of the packed rows once, widening 4-/8-bit codes in registers, and applies the group's scale and bias per
+/// <c>QuantizedMatmul</c> (transpose=True). Decoding (m ≤ 4 activation rows) is memory-bound: the caller and the
+/// persistent <see cref="GemvTeam"/> workers claim small chunks of packed rows, stream each row once, widen 4-/8-bit codes
+/// in registers (AVX-512: 64 codes per step, four per 32-bit lane, x permuted once per call to match), and apply the group's scale and bias per
 /// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call); the
 /// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values. The x86
 /// kernels prefetch 4 KB ahead; for 2–4 rows (batched decoding) the AVX-512 kernels unpack each code once for all rows.
@@ -170,7 +171,9 @@ internal static unsafe class QuantGemm
     /// bytes as 16 u16 lanes, lane j holding codes 4j … 4j+3 in its four nibbles, and looks up one nibble position at a
     /// time: per 64 elements, position t·16 + j holds element 4j + t. The other 4-bit kernels widen bytes, so each lane
     /// holds an even code (low nibble) and the next odd one (high nibble): per 32 elements (AVX-512 with group size 32,
-    /// portable, scalar) or per 16 (AVX2) the even elements come first, then the odd ones. 8 bits read codes in order.</summary>
+    /// portable, scalar) or per 16 (AVX2) the even elements come first, then the odd ones. 8 bits: the AVX-512 kernel
+    /// (group sizes 64, 128) reads 64 bytes as 16 u32 lanes of four codes, in the same order as 4 bits; the other paths
+    /// read codes in order.</summary>
     private static void PermuteX(QuantPath path, int bits, int gs, ReadOnlySpan<float> x, Span<float> dst)
     {
         int k = x.Length;
@@ -204,9 +207,9 @@ internal static unsafe class QuantGemm
     private static void GemvRange(QuantPath path, int m, float* xs, float* sums, RowSource w, float* bias, float* c, int ldc, int j0, int j1)
     {
         int k = w.K, groups = w.Groups, gs = w.GroupSize, bits = w.Bits;
-        // Long rows (down_proj, k = 18944): x no longer fits in L1 beside the streams, so a tile of rows walks k in
-        // chunks and every chunk of x is read from L1 by all rows of the tile (partial dots add up: the kernels are
-        // sums over groups).
+        // Long rows (down_proj, k = 18944; or m x rows together past 32 KB): x no longer fits in L1 beside the streams,
+        // so a tile of rows walks k in chunks and every chunk of x is read from L1 by all rows of the tile (partial dots
+        // add up: the kernels are sums over groups, so a row's result does not depend on the tile it is in).
         int chunkElements = ChunkElementsFor(m, gs);
         int chunkGroups = k > chunkElements ? chunkElements / gs : groups;
         int tile = k > chunkElements ? RowTile : 1;
