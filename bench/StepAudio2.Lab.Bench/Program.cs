@@ -40,6 +40,7 @@ internal static unsafe class Program
         if (args.Length > 0 && args[0] == "hift") return HiftBench.Run(args[1..]);
         if (args.Length > 0 && args[0] == "quant") return QuantBench.Run(args[1..]);
         if (args.Length > 0 && args[0] == "backends") return BackendBench.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "decode-profile") return DecodeProfile.Run(args[1..]);
         if (args.Length > 0 && args[0] == "stream") return QuantBench.RunStream(args[1..]);
         if (args.Length > 0 && args[0] == "mel-kernels") return Mel.MelKernelBench.Run(args[1..]);
         string? shapesPath = null, outPath = null, only = null;

@@ -44,6 +44,7 @@ internal static unsafe class QuantBench
         string? only = null; // exploration: cases whose "shape format" contains this (never for a tracked result)
         bool gemm = true;
         int rows_ = 1; // GEMV rows of x (decode batch); the per-token totals assume 1
+        bool hot = false; // exploration: one copy of the weights (cache-resident for small shapes: the kernel's compute bound)
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -55,6 +56,7 @@ internal static unsafe class QuantBench
                 case "--only": only = args[++i]; break;
                 case "--no-gemm": gemm = false; break;
                 case "--rows": rows_ = int.Parse(args[++i]); break;
+                case "--hot": hot = true; break;
                 default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
             }
         }
@@ -75,7 +77,7 @@ internal static unsafe class QuantBench
                 if (only is not null && !$"{s.Name} {format}".Contains(only, StringComparison.OrdinalIgnoreCase)) continue;
                 QuantizedWeight? q = format == "bf16" ? null : AffineQuantizer.Quantize(source, format == "int8" ? 8 : 4, 64);
                 long bytes = q?.ByteCount ?? source.ByteCount;
-                int copies = (int)Math.Clamp(ColdBytes / bytes, 1, 64);
+                int copies = hot ? 1 : (int)Math.Clamp(ColdBytes / bytes, 1, 64);
                 var ws = Enumerable.Range(0, copies).Select(i => i == 0 ? (source, q) : Copy(source, q)).ToArray();
                 var x = RandomF32(rng, rows_, s.K);
                 int call = 0;

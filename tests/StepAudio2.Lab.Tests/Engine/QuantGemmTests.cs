@@ -82,6 +82,45 @@ public sealed class QuantGemmTests
             }
     }
 
+    [Fact]
+    public void ThreadedGemvEqualsOneThreadBitForBitAndTheOracle()
+    {
+        // large enough for the worker team (GemvTeam: many row chunks claimed dynamically): every row is computed whole by
+        // one thread, so the split must not change a bit; k = 8832 takes the chunked row-tile walk with tile prefetching
+        var rng = new Random(11);
+        int saved = Gemm.MaxThreads;
+        try
+        {
+            foreach (var (n, k, gs) in new[] { (301, 1024, 64), (41, 8832, 64), (97, 2048, 128), (130, 1024, 32) })
+                foreach (int bits in new[] { 4, 8 })
+                {
+                    var q = AffineQuantizer.Quantize(RandomMatrix(rng, n, k, bf16: true), bits, gs);
+                    var deq = AffineQuantizer.Dequantize(q).AsSpan<float>().ToArray();
+                    foreach (int m in new[] { 1, 2, 4 })
+                    {
+                        var x = RandomMatrix(rng, m, k, bf16: false);
+                        var expected = Oracle(x.AsSpan<float>().ToArray(), deq, null, m, n, k, out var scale);
+                        foreach (var path in Paths())
+                        {
+                            QuantGemm.ForcePath = path;
+                            try
+                            {
+                                Gemm.MaxThreads = 1;
+                                var one = Ops.QuantizedLinear(x, q).AsSpan<float>().ToArray();
+                                Gemm.MaxThreads = 3;
+                                var three = Ops.QuantizedLinear(x, q).AsSpan<float>().ToArray();
+                                Assert.Equal(one, three);
+                                for (int i = 0; i < one.Length; i++)
+                                    Assert.True(Math.Abs(one[i] - expected[i]) <= 2e-6 * scale[i] + 1e-6, $"{path} bits {bits} group {gs} [{n}x{k}] m {m} at {i}: {one[i]} vs {expected[i]}");
+                            }
+                            finally { QuantGemm.ForcePath = null; }
+                        }
+                    }
+                }
+        }
+        finally { Gemm.MaxThreads = saved; }
+    }
+
     [Theory]
     [InlineData(4)]
     [InlineData(8)]

@@ -32,10 +32,15 @@ internal static unsafe class Gemv
         bool portable = path == GemmPath.Portable;
         int threads = (long)n * k < ParallelThreshold ? 1 : Math.Min(Math.Max(1, maxThreads), (n + 3) / 4);
         if (threads <= 1) { Range(0, n); return; }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        // small chunks of whole 4-row groups claimed dynamically by the caller and the persistent GEMV workers (see
+        // GemvTeam: one part per thread through Parallel.For often left the second part to the caller); each row is
+        // computed the same way whatever chunk holds it
+        int chunkRows = QuantGemm.ChunkRows(n, (long)k * TRow.ElementSize, threads, 4);
+        int chunks = (n + chunkRows - 1) / chunkRows;
+        GemvTeam.For(threads, chunks, i =>
         {
-            var (s, e) = Gemm.Part(n, threads, t, 4);
-            if (s < e) Range(s, e);
+            int s = i * chunkRows;
+            Range(s, Math.Min(n, s + chunkRows));
         });
 
         void Range(int s, int e)
