@@ -234,12 +234,14 @@ public sealed unsafe partial class CpuBackend : IBackend
         float* px = Ptr(x), py = Ptr(y);
         // Rows in blocks (a task per row cost more than the row at D = 1280), each row's statistics in float64.
         int threads = Math.Max(1, Math.Min(Gemm.MaxThreads, rows / 16));
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+        void Part(int part)
         {
             var (r0, r1) = Gemm.Part(rows, threads, part, 1);
             for (int r = r0; r < r1; r++)
                 LayerNormRow(new ReadOnlySpan<float>(px + (long)r * d, d), new Span<float>(py + (long)r * d, d), w, b, eps);
-        });
+        }
+        if (threads == 1) Part(0); // a few rows (decoding): inline, no task
+        else Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, Part);
         GC.KeepAlive(x); // raw pointers above do not keep the storages alive
         return y;
     }
@@ -521,8 +523,12 @@ public sealed unsafe partial class CpuBackend : IBackend
         // The GEMMs sum in k order whatever their thread count and the row passes are per row, so the result is the same
         // bits as running every head on all threads.
         int pairs = b * hq;
-        int workers = Math.Clamp(Gemm.MaxThreads, 1, Math.Max(pairs, 1));
-        int inner = Math.Max(1, (Gemm.MaxThreads + workers - 1) / workers);
+        // A decode step (one query row over a short cache: ~100 K multiply-adds for all heads) runs on the calling
+        // thread: a Parallel.For there costs more than the products, and its pool thread would contend with the GEMV
+        // team's worker, which spins between the step's GEMVs (GemvTeam).
+        bool small = (long)pairs * tq * tk * d < 1L << 20;
+        int workers = small ? 1 : Math.Clamp(Gemm.MaxThreads, 1, Math.Max(pairs, 1));
+        int inner = small ? 1 : Math.Max(1, (Gemm.MaxThreads + workers - 1) / workers);
         int next = -1; // pairs are taken in turn, so a worker that is descheduled (a busy machine) holds back one head only
         var forced = Gemm.ForcePath; // a path forced on this thread (tests) holds in the pool's workers too
         void Worker(int wi)
