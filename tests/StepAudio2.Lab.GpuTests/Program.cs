@@ -4,7 +4,7 @@ using StepAudio2.Lab.Engine.Cuda;
 using StepAudio2.Lab.GpuTests;
 
 // steplab-gpu-tests: the CUDA backend's op checks, tiny-checkpoint parity and benchmarks on a GPU machine.
-// Usage: steplab-gpu-tests [--out DIR] [--tiny DIR] [--sections ops,parity,bench,model,t2w] [--steps N] [--prompt N]
+// Usage: steplab-gpu-tests [--out DIR] [--tiny DIR] [--sections ops,parity,bench,model,t2w,load] [--steps N] [--prompt N]
 //          [--model DIR (config.json + model.safetensors.index.json of the real checkpoint)] [--wav FILE] [--t2w DIR]
 //        steplab-gpu-tests steplab <command> [options]   (the steplab CLI, e.g. trace … --backend cuda)
 // Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device (the reason is printed).
@@ -14,7 +14,7 @@ if (args.Length > 0 && args[0] == "steplab") return StepAudio2.Lab.Cli.StepLabCl
 var opts = new Dictionary<string, string>();
 for (int i = 0; i < args.Length; i++)
 {
-    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) { Console.Error.WriteLine($"bad argument '{args[i]}' (options: --out, --tiny, --sections, --steps, --prompt, --model, --wav, --t2w)"); return 2; }
+    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) { Console.Error.WriteLine($"bad argument '{args[i]}' (options: --out, --tiny, --sections, --steps, --prompt, --model, --wav, --t2w, --bf16-load 1)"); return 2; }
     opts[args[i][2..]] = args[++i];
 }
 string outDir = opts.GetValueOrDefault("out", "gpu-results");

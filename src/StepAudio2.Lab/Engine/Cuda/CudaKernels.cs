@@ -446,11 +446,14 @@ extern "C" __global__ void qgemv(const unsigned* __restrict__ Wq, const float* _
 // The decode GEMVs of the two fast widths: lane l reads word l + 32·i of the row, so each warp-wide load is 128
 // contiguous bytes of codes and 32 (4-bit: 8 codes a word) or 16 (8-bit: 4 codes) contiguous bytes of x per lane —
 // coalesced, no per-code word arithmetic. Per word s·Σq·x + b·Σx (a word never straddles a group). x 16-byte aligned.
-extern "C" __global__ void qgemv4(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
-                                  const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
+template <int BITS>
+__device__ __forceinline__ void qgemv_words(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
+                                            const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
+  const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
+  const unsigned mask = (1u << BITS) - 1u;
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
-  int wpr = K >> 3, groups = K / group, wpg = group >> 3;
+  int wpr = K / per, groups = K / group, wpg = group / per;
   const unsigned* wr = Wq + (i64)row * wpr;
   const float* sr = scales + (i64)row * groups;
   const float* br = biases + (i64)row * groups;
@@ -459,36 +462,28 @@ extern "C" __global__ void qgemv4(const unsigned* __restrict__ Wq, const float* 
   #pragma unroll 4
   for (int w = lane; w < wpr; w += 32) {
     unsigned q = __ldg(wr + w);
-    float4 a = __ldg(x4 + 2 * w), b = __ldg(x4 + 2 * w + 1);
-    float qx = (float)(q & 15u) * a.x + (float)((q >> 4) & 15u) * a.y + (float)((q >> 8) & 15u) * a.z + (float)((q >> 12) & 15u) * a.w
-             + (float)((q >> 16) & 15u) * b.x + (float)((q >> 20) & 15u) * b.y + (float)((q >> 24) & 15u) * b.z + (float)(q >> 28) * b.w;
-    float sx = ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
+    float qx = 0.f, sx = 0.f;
+    #pragma unroll
+    for (int j = 0; j < per / 4; ++j) {
+      float4 a = __ldg(x4 + w * (per / 4) + j);
+      int c = 4 * j * BITS;
+      qx += (float)((q >> c) & mask) * a.x + (float)((q >> (c + BITS)) & mask) * a.y
+          + (float)((q >> (c + 2 * BITS)) & mask) * a.z + (float)((q >> (c + 3 * BITS)) & mask) * a.w;
+      sx += (a.x + a.y) + (a.z + a.w);
+    }
     int g = w / wpg;
     acc += __ldg(sr + g) * qx + __ldg(br + g) * sx;
   }
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
+extern "C" __global__ void qgemv4(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
+                                  const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
+  qgemv_words<4>(Wq, scales, biases, x, bias, y, N, K, group);
+}
 extern "C" __global__ void qgemv8(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
                                   const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  if (row >= N) return;
-  int wpr = K >> 2, groups = K / group, wpg = group >> 2;
-  const unsigned* wr = Wq + (i64)row * wpr;
-  const float* sr = scales + (i64)row * groups;
-  const float* br = biases + (i64)row * groups;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
-  float acc = 0.f;
-  #pragma unroll 4
-  for (int w = lane; w < wpr; w += 32) {
-    unsigned q = __ldg(wr + w);
-    float4 a = __ldg(x4 + w);
-    float qx = (float)(q & 255u) * a.x + (float)((q >> 8) & 255u) * a.y + (float)((q >> 16) & 255u) * a.z + (float)(q >> 24) * a.w;
-    int g = w / wpg;
-    acc += __ldg(sr + g) * qx + __ldg(br + g) * ((a.x + a.y) + (a.z + a.w));
-  }
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+  qgemv_words<8>(Wq, scales, biases, x, bias, y, N, K, group);
 }
 // rows ids[i] (or i when ids is null) dequantised to f32 [n, K]
 extern "C" __global__ void dequant_rows(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
