@@ -73,56 +73,43 @@ def main():
     save_file(inputs, os.path.join(a.out, "inputs.safetensors"))
 
     if a.torch_json:
-        times = time_torch(flow, hift, inputs, a.codes, a.prompt, g) if a.device == "cpu" else time_torch_device(flow, hift, inputs, a.codes, a.prompt, a.device)
+        times = time_torch(flow, hift, inputs, a.codes, a.prompt, g, a.device)
         json.dump(times, open(a.torch_json, "w"), indent=2)
 
 
-def time_torch(flow, hift, inputs, n, p, g):
-    """The same work in PyTorch: 10 CFM steps with CFG as a batch of two, then HiFT (NSF noise as an input)."""
-    frames = 2 * (n + p)
-    noise = torch.randn(1, 80, frames, generator=g)
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        mel, _ = flow.inference(inputs["input.codes"][None].int(), torch.tensor([n], dtype=torch.int32),
-                                inputs["input.prompt_tokens"][None].int(), torch.tensor([p], dtype=torch.int32),
-                                inputs["input.prompt_mel"], torch.tensor([2 * p], dtype=torch.int32),
-                                inputs["input.xvector"], n_timesteps=10, noise=noise)
-        t1 = time.perf_counter()
-        hift_noise = torch.randn(1, 480 * mel.shape[2], 9, generator=g)
-        f0, s = hift.source(mel, hift_noise)
-        wav = hift.decode(mel, s)
-        t2 = time.perf_counter()
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "torch_flow_s": t1 - t0, "torch_hift_s": t2 - t1,
-            "torch_total_s": t2 - t0, "samples": int(wav.shape[-1])}
-
-
-def time_torch_device(flow, hift, inputs, n, p, dev, repeats=3):
-    """time_torch on a GPU: modules and inputs moved to the device, float32, best of `repeats` after a warm-up, the
-    device synchronised before each clock reading."""
-    torch.set_default_device(dev)  # the reference modules make their helper tensors (masks, positions) without a device
-    flow, hift = flow.to(dev), hift.to(dev)
+def time_torch(flow, hift, inputs, n, p, g, dev="cpu", repeats=3):
+    """The same work in PyTorch: 10 CFM steps with CFG as a batch of two, then HiFT (NSF noise as an input). On the CPU
+    one run; on a GPU (dev "cuda") the modules and inputs moved there, float32, the best of `repeats` after a warm-up,
+    the device synchronised before each clock reading."""
+    gpu = dev != "cpu"
+    if gpu:
+        torch.set_default_device(dev)  # the reference modules make their helper tensors (masks, positions) without a device
+        flow, hift = flow.to(dev), hift.to(dev)
+        g = torch.Generator(device=dev).manual_seed(SEED + 2)
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     x = {k: v.to(dev) for k, v in inputs.items()}
     frames = 2 * (n + p)
-    g = torch.Generator(device=dev).manual_seed(SEED + 2)
     best = None
     with torch.no_grad():
-        for r in range(repeats + 1):
+        for r in range(repeats + 1 if gpu else 1):
             noise = torch.randn(1, 80, frames, generator=g, device=dev)
-            torch.cuda.synchronize(); t0 = time.perf_counter()
+            sync(); t0 = time.perf_counter()
             mel, _ = flow.inference(x["input.codes"][None].int(), torch.tensor([n], dtype=torch.int32, device=dev),
                                     x["input.prompt_tokens"][None].int(), torch.tensor([p], dtype=torch.int32, device=dev),
                                     x["input.prompt_mel"], torch.tensor([2 * p], dtype=torch.int32, device=dev),
                                     x["input.xvector"], n_timesteps=10, noise=noise)
-            torch.cuda.synchronize(); t1 = time.perf_counter()
+            sync(); t1 = time.perf_counter()
             hift_noise = torch.randn(1, 480 * mel.shape[2], 9, generator=g, device=dev)
             f0, s = hift.source(mel, hift_noise)
             wav = hift.decode(mel, s)
-            torch.cuda.synchronize(); t2 = time.perf_counter()
-            if r > 0 and (best is None or t2 - t0 < best["torch_total_s"]):
+            sync(); t2 = time.perf_counter()
+            if (r > 0 or not gpu) and (best is None or t2 - t0 < best["torch_total_s"]):
                 best = {"torch_flow_s": t1 - t0, "torch_hift_s": t2 - t1, "torch_total_s": t2 - t0}
-    torch.set_default_device("cpu")
-    return {"torch": torch.__version__, "device": torch.cuda.get_device_name(0), "precision": "float32", "repeats": repeats,
-            **best, "samples": int(wav.shape[-1])}
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), **best, "samples": int(wav.shape[-1])}
+    if gpu:
+        torch.set_default_device("cpu")
+        result.update(device=torch.cuda.get_device_name(0), precision="float32", repeats=repeats)
+    return result
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using StepAudio2.Lab.Audio;
 using StepAudio2.Lab.Audio.Mel;
 using StepAudio2.Lab.Engine.Cuda;
+using StepAudio2.Lab.Generation;
 using StepAudio2.Lab.Models;
 using StepAudio2.Lab.Models.Llm;
 using StepAudio2.Lab.Models.Token2Wav;
@@ -35,9 +36,8 @@ public static class ModelBench
     {
         var device = backend.Device;
         var load = Stopwatch.StartNew();
-        using var source = new RandomCheckpointSource(modelDir, int4 ? new QuantizeOptions(4, 64, "decoder-head8") : null);
-        source.MakeAll();
-        var model = new StepAudio2Model(source, source.Config, backend);
+        var (source, model) = Build(modelDir, int4, backend);
+        using var _ = source;
         double loadS = load.Elapsed.TotalSeconds;
         string name = int4 ? "int4-g64-head8" : "bf16";
         log.WriteLine($"model {name}: {source.Tensors.Count} tensors made in memory, model built in {loadS:F1} s");
@@ -68,7 +68,7 @@ public static class ModelBench
         int pos = prompt;
         for (int i = 0; i < steps; i++)
         {
-            int next = Argmax(logits);
+            int next = LogitsProcessor.ArgMax(logits.AsSpan<float>());
             logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
         }
         double secs = sw.Elapsed.TotalSeconds;
@@ -85,6 +85,15 @@ public static class ModelBench
             $"{weightBytes / 1e9:F2} GB weights per token); device memory live {asrGiB:F2} GiB, peak {peakGiB:F2} GiB, used {r.DeviceUsedGiB:F2} GiB; " +
             $"{opsPerToken:F0} ops and {transfers:F1} transfers per token");
         return r;
+    }
+
+    /// <summary>The full-size model from random weights made on all cores: bf16, or int4 with the <c>decoder-head8</c>
+    /// recipe (decoder linears 4-bit, embeddings and lm_head 8-bit, group 64). Every key and shape is asserted.</summary>
+    public static (RandomCheckpointSource Source, StepAudio2Model Model) Build(string modelDir, bool int4, Engine.IBackend backend)
+    {
+        var source = new RandomCheckpointSource(modelDir, int4 ? new QuantizeOptions(4, 64, "decoder-head8") : null);
+        source.MakeAll();
+        return (source, new StepAudio2Model(source, source.Config, backend));
     }
 
     /// <summary>token2wav of the bench input (codes, prompt tokens, prompt mel, x-vector) written by
@@ -123,14 +132,6 @@ public static class ModelBench
             backend.Synchronize();
             if (r > 0) best = Math.Min(best, sw.Elapsed.TotalMilliseconds);
         }
-        return best;
-    }
-
-    private static int Argmax(Tensor hostLogits)
-    {
-        var v = hostLogits.ToFloatArray();
-        int best = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
         return best;
     }
 }

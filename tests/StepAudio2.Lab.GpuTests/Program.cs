@@ -34,9 +34,8 @@ if (sections.Contains("load"))
     foreach (bool int4 in opts.GetValueOrDefault("bf16-load", "0") == "1" ? new[] { true, false } : new[] { true })
     {
         var sw = Stopwatch.StartNew();
-        using var source = new RandomCheckpointSource(opts.GetValueOrDefault("model", Path.Combine(".gpu", "model")), int4 ? new StepAudio2.Lab.Quantization.QuantizeOptions(4, 64, "decoder-head8") : null);
-        source.MakeAll();
-        var model = new StepAudio2.Lab.Models.StepAudio2Model(source, source.Config, StepAudio2.Lab.Engine.Ops.Default);
+        var (source, _) = ModelBench.Build(opts.GetValueOrDefault("model", Path.Combine(".gpu", "model")), int4, StepAudio2.Lab.Engine.Ops.Default);
+        source.Dispose();
         log.WriteLine($"load {(int4 ? "int4" : "bf16")}: {source.Tensors.Count} tensors, model built in {sw.Elapsed.TotalSeconds:F1} s (every key and shape asserted)");
     }
     if (sections.Count == 1) return 0;
