@@ -40,6 +40,7 @@ internal static class ModelBench
         if (Want("mel_30s")) entries.Add(Mel30s());
         if (Want("encoder_layer")) entries.Add(EncoderLayer());
         if (Want("encoder_full")) entries.Add(EncoderFull());
+        if (only is not null && Want("encoder_profile")) entries.Add(EncoderProfile());
 
         var json = JsonSerializer.Serialize(new { suite = "model", threads = Gemm.MaxThreads, backend = Ops.Backend.Describe(), entries },
             new JsonSerializerOptions { WriteIndented = true });
@@ -125,6 +126,92 @@ internal static class ModelBench
         var (median, min) = Time(() => block.Forward(x, mask, null), runs: 5);
         Console.Error.WriteLine($"encoder_layer: {median:F1} ms (min {min:F1})");
         return new() { ["name"] = "encoder_layer", ["ours_ms"] = median, ["ours_min_ms"] = min, ["detail"] = "one encoder block, [1,1500,1280], 20 heads, bf16 weights used in place, f32 math" };
+    }
+
+    /// <summary>
+    /// <c>--only encoder_profile</c> (not part of the default run): where one full-size encoder block's time goes on 25 s
+    /// of input ([1, 1250, 1280], 20 heads, bf16 weights), op by op as <see cref="ResidualAttentionBlock.Forward"/> runs
+    /// them, over a few blocks after a warm-up block: wall ms per block for each op type and the linears' GFLOP/s.
+    /// </summary>
+    private static Dictionary<string, object?> EncoderProfile()
+    {
+        const int blocks = 3, t = 1250, d = 1280, heads = 20, hd = d / heads;
+        var w = new RandomWeights();
+        for (int i = 0; i < blocks; i++)
+            foreach (var key in RandomCheckpoint.EncoderBlockKeys($"encoder.blocks.{i}")) w.Add(key, RandomCheckpoint.EncoderShapeOf(key, FullEncoder));
+        var weights = new Weights(w);
+        var layers = Enumerable.Range(0, blocks).Select(i => new ResidualAttentionBlock(weights, $"encoder.blocks.{i}", d, heads)).ToArray();
+        var rng = new Random(7);
+        var x0 = Tensor.FromArray(Enumerable.Range(0, t * d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 1, t, d);
+        var mask = AudioEncoder.PaddingMaskBias([2 * t - 2], 2 * t);
+        var acc = new Dictionary<string, double>();
+        var order = new List<string>();
+        bool record = false;
+        Tensor Timed(string name, Func<Tensor> f)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            var y = f();
+            double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            if (record) { if (!acc.ContainsKey(name)) { acc[name] = 0; order.Add(name); } acc[name] += ms; }
+            return y;
+        }
+        Tensor Block(ResidualAttentionBlock blk, Tensor x)
+        {
+            var a = blk.Attn;
+            float scale = MathF.Pow(hd, -0.25f);
+            var h = Timed("attn_ln", () => blk.AttnLn.Forward(x, null));
+            var q = Timed("linear_qkv", () => a.Query.Forward(h, null));
+            var k = Timed("linear_qkv", () => a.Key.Forward(h, null));
+            var v = Timed("linear_qkv", () => a.Value.Forward(h, null));
+            q = Timed("qk_scale", () => Ops.Multiply(q, scale)).Reshape(1, t, heads, hd).Permute(0, 2, 1, 3);
+            k = Timed("qk_scale", () => Ops.Multiply(k, scale)).Reshape(1, t, heads, hd).Permute(0, 2, 1, 3);
+            v = v.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3);
+            var o = Timed("sdpa", () => Ops.ScaledDotProductAttention(q, k, v, 1f, mask, causal: false));
+            o = Timed("o_layout", () => o.Permute(0, 2, 1, 3).Reshape(1, t, d));
+            var y = Timed("linear_out", () => a.Out.Forward(o, null));
+            x = Timed("add", () => Ops.Add(x, y));
+            h = Timed("mlp_ln", () => blk.MlpLn.Forward(x, null));
+            h = Timed("linear_mlp0", () => blk.Mlp0.Forward(h, null));
+            h = Timed("gelu", () => Ops.Gelu(h));
+            h = Timed("linear_mlp2", () => blk.Mlp2.Forward(h, null));
+            return Timed("add", () => Ops.Add(x, h));
+        }
+        Block(layers[0], x0); // warm-up: JIT, workspaces
+        if (Environment.GetEnvironmentVariable("ENC_MICRO") == "1")
+        {
+            void T(string n, Action f) { f(); var sw0 = Stopwatch.StartNew(); for (int i = 0; i < 10; i++) f(); Console.Error.WriteLine($"micro {n}: {sw0.Elapsed.TotalMilliseconds / 10:F2} ms"); }
+            T("alloc6.4MB", () => Tensor.Zeros(DType.F32, 1, t, d));
+            T("alloc25MB", () => Tensor.Zeros(DType.F32, 1, t, 4 * d));
+            T("layernorm", () => layers[0].AttnLn.Forward(x0, null));
+            T("add", () => Ops.Add(x0, x0));
+            T("scale_perm", () => Ops.Multiply(x0.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3), 0.3f));
+            T("contig_perm", () => x0.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3).Contiguous());
+            var big = Tensor.Zeros(DType.F32, 1, t, 4 * d);
+            T("gelu", () => Ops.Gelu(big));
+        }
+        record = true;
+        long gc0 = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2);
+        var pause0 = GC.GetTotalPauseDuration();
+        static long MinorFaults() => long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]);
+        var proc = Process.GetCurrentProcess();
+        var sys0 = proc.PrivilegedProcessorTime; var user0 = proc.UserProcessorTime; long flt0 = MinorFaults();
+        var sw = Stopwatch.StartNew();
+        var x1 = x0;
+        foreach (var blk in layers) x1 = Block(blk, x1);
+        double totalMs = sw.Elapsed.TotalMilliseconds / blocks;
+        proc.Refresh();
+        double sysMs = (proc.PrivilegedProcessorTime - sys0).TotalMilliseconds / blocks, userMs = (proc.UserProcessorTime - user0).TotalMilliseconds / blocks;
+        long faults = (MinorFaults() - flt0) / blocks;
+        double pauseMs = (GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / blocks;
+        long gcs = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2) - gc0;
+        double linFlop = 2.0 * t * d * d * 4 + 2.0 * 2 * t * d * 4 * d, attFlop = 2.0 * 2 * t * t * d;
+        var ops = order.ToDictionary(n => n, n => acc[n] / blocks);
+        Console.Error.WriteLine($"encoder_profile: {totalMs:F0} ms per block (x32 = {totalMs * 32 / 1000:F1} s), GC pauses {pauseMs:F0} ms/block ({gcs} collections), load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.Error.WriteLine($"  per block: user {userMs:F0} ms, sys {sysMs:F0} ms CPU, {faults} minor page faults");
+        foreach (var (n, ms) in ops) Console.Error.WriteLine($"  {n,-12} {ms,8:F1} ms  {100 * ms / totalMs,5:F1} %");
+        double linMs = ops.Where(p => p.Key.StartsWith("linear")).Sum(p => p.Value);
+        Console.Error.WriteLine($"  linears {linFlop / linMs / 1e6:F0} GFLOP/s, sdpa {attFlop / ops["sdpa"] / 1e6:F0} GFLOP/s");
+        return new() { ["name"] = "encoder_profile", ["block_ms"] = totalMs, ["gc_pause_ms"] = pauseMs, ["user_cpu_ms"] = userMs, ["sys_cpu_ms"] = sysMs, ["minor_faults"] = faults, ["ops_ms"] = ops };
     }
 
     private static Dictionary<string, object?> EncoderFull()

@@ -237,6 +237,44 @@ public sealed unsafe class GemmTests
         else Assert.Throws<PlatformNotSupportedException>(() => Gemm.ForcePath = GemmPath.Avx512);
     }
 
+    [Theory]
+    [InlineData(Op.NT)]
+    [InlineData(Op.NN)]
+    [InlineData(Op.Bf16NT)]
+    public void SharedPackingOfBGivesTheOneThreadBits(Op op)
+    {
+        // Rows split across threads pack B once between them, a group of KC panels at a time. A tiny group budget makes
+        // every KC panel its own group; n > NC and k > KC cross both loops, with bias and accumulation into C.
+        int savedBudget = GemmBlocked.SharedPackFloats, savedThreads = Gemm.MaxThreads;
+        try
+        {
+            GemmBlocked.SharedPackFloats = 1;
+            foreach (var path in new[] { Gemm.BestPath, Gemm.BestPath >= GemmPath.Avx2 ? GemmPath.Avx2 : GemmPath.Portable, GemmPath.Portable }.Distinct())
+            {
+                var one = new Problem(op, 100, 2100, 600, bias: op != Op.NN, accumulate: true, pad: 3, seed: 9);
+                Gemm.MaxThreads = 1;
+                OnPath(path, one.Run);
+                foreach (int threads in new[] { 2, 3 })
+                {
+                    var more = new Problem(op, 100, 2100, 600, bias: op != Op.NN, accumulate: true, pad: 3, seed: 9);
+                    Gemm.MaxThreads = threads;
+                    OnPath(path, more.Run);
+                    Assert.Equal(one.C, more.C);
+                }
+            }
+            one0().AssertMatchesReference();
+        }
+        finally { GemmBlocked.SharedPackFloats = savedBudget; Gemm.MaxThreads = savedThreads; }
+
+        Problem one0()
+        {
+            var p = new Problem(op, 100, 2100, 600, bias: op != Op.NN, accumulate: true, pad: 3, seed: 9);
+            Gemm.MaxThreads = 2;
+            p.Run();
+            return p;
+        }
+    }
+
     private static void OnPath(GemmPath path, Action run)
     {
         Gemm.ForcePath = path;

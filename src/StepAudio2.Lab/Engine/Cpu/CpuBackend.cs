@@ -502,7 +502,7 @@ public sealed unsafe partial class CpuBackend : IBackend
     {
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
             throw new ArgumentException("scaled_dot_product_attention: q, k, v must be [B, heads, T, D]");
-        q = F32(q); k = RowsF32(k); v = RowsF32(v);
+        q = RowView(q); k = RowView(k); v = RowView(v);
         int b = q.Shape[0], hq = q.Shape[1], tq = q.Shape[2], d = q.Shape[3];
         int hkv = k.Shape[1], tk = k.Shape[2], dv = v.Shape[3];
         if (k.Shape[0] != b || v.Shape[0] != b || k.Shape[3] != d || v.Shape[1] != hkv || v.Shape[2] != tk || hq % hkv != 0)
@@ -512,6 +512,15 @@ public sealed unsafe partial class CpuBackend : IBackend
         long[]? mStrides = mask is null ? null : ShapeRules.BroadcastStrides(mask.Shape, [b, hq, tq, tk]);
         if (scoresOut is not null && (scoresOut.DType != DType.F32 || !scoresOut.IsContiguous || !scoresOut.Shape.SequenceEqual(new[] { b, hq, tq, tk })))
             throw new ArgumentException($"scaled_dot_product_attention: scoresOut must be f32 [{b}, {hq}, {tq}, {tk}]");
+        int pairs = b * hq;
+        // A decode step (one query row over a short cache: ~100 K multiply-adds for all heads) runs on the calling
+        // thread: a Parallel.For there costs more than the products, and its pool thread would contend with the GEMV
+        // team's worker, which spins between the step's GEMVs (GemvTeam).
+        bool small = (long)pairs * tq * tk * d < 1L << 20;
+        if (!small && scoresOut is null && Gemm.CurrentPath != GemmPath.Scalar && tq > Gemv.MaxRows && d > 0 && dv > 0 && tk > 0
+            && pairs >= Gemm.MaxThreads)
+            return BlockedAttention(q, k, v, scale, mask, mStrides, causal, group);
+        q = F32(q); k = RowsF32(k); v = RowsF32(v);
         var o = New(b, hq, tq, dv);
         float* pq = Ptr(q), pk = Ptr(k), pv = Ptr(v), po = Ptr(o);
         float* pm = mask is null ? null : Ptr(mask);
@@ -522,11 +531,6 @@ public sealed unsafe partial class CpuBackend : IBackend
         // packing and fork/join than the arithmetic, and left the row passes (scale, mask, softmax) on per-row tasks.
         // The GEMMs sum in k order whatever their thread count and the row passes are per row, so the result is the same
         // bits as running every head on all threads.
-        int pairs = b * hq;
-        // A decode step (one query row over a short cache: ~100 K multiply-adds for all heads) runs on the calling
-        // thread: a Parallel.For there costs more than the products, and its pool thread would contend with the GEMV
-        // team's worker, which spins between the step's GEMVs (GemvTeam).
-        bool small = (long)pairs * tq * tk * d < 1L << 20;
         int workers = small ? 1 : Math.Clamp(Gemm.MaxThreads, 1, Math.Max(pairs, 1));
         int inner = small ? 1 : Math.Max(1, (Gemm.MaxThreads + workers - 1) / workers);
         int next = -1; // pairs are taken in turn, so a worker that is descheduled (a busy machine) holds back one head only
@@ -574,6 +578,84 @@ public sealed unsafe partial class CpuBackend : IBackend
         else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Worker);
         GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(mask); GC.KeepAlive(scoresOut); // raw pointers above do not keep the storages alive
         return o;
+    }
+
+    /// <summary>An f32 [B, H, T, D] tensor whose rows are contiguous kept as it is, whatever its other strides (a head view
+    /// of a [B, T, H·D] projection, a KV-cache prefix); anything else copied to a contiguous f32 tensor.</summary>
+    private static Tensor RowView(Tensor x) => x.DType == DType.F32 && x.Rank == 4 && x.Strides[3] == 1 ? x : F32(x);
+
+    /// <summary>Rows of queries per step of <see cref="BlockedAttention"/>: a multiple of both register tiles' heights
+    /// (12 and 6) whose [rows, T] block of scores (600 KB at T = 1250) stays in L2 from the product to the softmax to the
+    /// product with V.</summary>
+    private const int AttentionRowBlock = 120;
+
+    /// <summary>
+    /// softmax(q·kᵀ·scale + mask)·v a block of query rows at a time, one (batch, head) per worker: the head's keys and values
+    /// are packed once (<see cref="GemmBlocked.PackAll"/>), and each block's scores go through the row pass and into the
+    /// product with V while still in cache, instead of a [T, T] matrix per head written, re-read, packed and read again.
+    /// q, k, v are used in place through their row strides (head views of [B, T, H·D] projections), and the output is
+    /// written as [B, T, H, Dv] and returned as its [B, H, T, Dv] view, so the caller's permute back to [B, T, H·Dv] is free.
+    /// Each score and output element gets the same kernels, k order and row operations as the per-head products of
+    /// <see cref="ScaledDotProductAttention"/>'s general path: the same bits.
+    /// </summary>
+    private static Tensor BlockedAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? mask, long[]? mStrides, bool causal, int group)
+    {
+        int b = q.Shape[0], hq = q.Shape[1], tq = q.Shape[2], d = q.Shape[3];
+        int tk = k.Shape[2], dv = v.Shape[3];
+        var storage = New(b, tq, hq, dv);
+        float* pq = Ptr(q), pk = Ptr(k), pv = Ptr(v), po = Ptr(storage);
+        float* pm = mask is null ? null : Ptr(mask);
+        long[] qs = q.Strides.ToArray(), ks = k.Strides.ToArray(), vs = v.Strides.ToArray();
+        int causalOffset = tk - tq;
+        int pairs = b * hq, workers = Math.Clamp(Gemm.MaxThreads, 1, pairs);
+        var path = Gemm.CurrentPath;
+        int next = -1;
+        void Worker(int wi)
+        {
+            int rowsMax = Math.Min(AttentionRowBlock, tq);
+            float* kp = (float*)NativeMemory.AlignedAlloc((nuint)GemmBlocked.PackedSize(path, tk, d) * sizeof(float), 64);
+            float* vp = (float*)NativeMemory.AlignedAlloc((nuint)GemmBlocked.PackedSize(path, dv, tk) * sizeof(float), 64);
+            float* sb = (float*)NativeMemory.AlignedAlloc((nuint)((long)rowsMax * tk) * sizeof(float), 64);
+            try
+            {
+                for (int pair = Interlocked.Increment(ref next); pair < pairs; pair = Interlocked.Increment(ref next))
+                {
+                    int bi = pair / hq, h = pair % hq, hk = h / group;
+                    float* qh = pq + bi * qs[0] + h * qs[1];
+                    GemmBlocked.PackAll(path, BLayout.F32NT, tk, d, pk + bi * ks[0] + hk * ks[1], (int)ks[2], kp);
+                    GemmBlocked.PackAll(path, BLayout.F32NN, dv, tk, pv + bi * vs[0] + hk * vs[1], (int)vs[2], vp);
+                    for (int r0 = 0; r0 < tq; r0 += rowsMax)
+                    {
+                        int rows = Math.Min(rowsMax, tq - r0);
+                        GemmBlocked.RunPacked(path, rows, tk, d, qh + r0 * qs[2], (int)qs[2], kp, sb, tk, accumulate: false);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            int i = r0 + r;
+                            var row = new Span<float>(sb + (long)r * tk, tk);
+                            if (scale != 1f) TensorPrimitives.Multiply(row, scale, row);
+                            if (pm != null)
+                            {
+                                long mo = bi * mStrides![0] + h * mStrides[1] + i * mStrides[2];
+                                if (mStrides[3] == 1) TensorPrimitives.Add(row, new ReadOnlySpan<float>(pm + mo, tk), row);
+                                else for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
+                            }
+                            if (causal)
+                                for (int j = Math.Max(0, i + causalOffset + 1); j < tk; j++) row[j] = float.NegativeInfinity;
+                            VectorMath.Softmax(row, row);
+                        }
+                        GemmBlocked.RunPacked(path, rows, dv, tk, sb, tk, vp, po + (((long)bi * tq + r0) * hq + h) * dv, hq * dv, accumulate: false);
+                    }
+                }
+            }
+            finally
+            {
+                NativeMemory.AlignedFree(kp); NativeMemory.AlignedFree(vp); NativeMemory.AlignedFree(sb);
+            }
+        }
+        if (workers == 1) Worker(0);
+        else Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, Worker);
+        GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v); GC.KeepAlive(mask); // raw pointers above do not keep the storages alive
+        return storage.Permute(0, 2, 1, 3);
     }
 
     // ------------------------------------------------------------------------------------------------ indexing, shape

@@ -26,9 +26,11 @@ internal enum BLayout
 /// <see cref="PortableKernels"/>' 6×8 <see cref="Vector128{T}"/> tile, so both paths share the blocking and the k order.
 /// </summary>
 /// <remarks>
-/// Threads split C into disjoint row or column ranges and each runs the whole blocked loop on its own packed buffers.
-/// That duplicates the packing of the operand that is not split (a few percent at encoder shapes) but needs no barrier,
-/// so it cannot deadlock when the thread pool is busy and Parallel.For runs the parts one after another.
+/// Threads split C into disjoint row or column ranges. Split by rows (the usual case: more rows than columns), the threads
+/// pack each group of B panels once between them and then sweep their rows over it (<see cref="RunSharedB"/>): packing B
+/// in every thread cost ~10 % of an encoder GEMM. Split by columns, each thread runs the whole blocked loop on its own
+/// buffers. Neither waits inside a parallel loop, so neither can deadlock when the thread pool is busy and Parallel.For
+/// runs the parts one after another.
 /// </remarks>
 internal static unsafe class GemmBlocked
 {
@@ -47,6 +49,10 @@ internal static unsafe class GemmBlocked
     /// <summary>Below this many multiply-adds a second thread costs more than it saves.</summary>
     private const long ParallelThreshold = 1L << 20;
 
+    /// <summary>Budget of a shared packed-B buffer (floats): the KC panels of one NC column block are packed in groups
+    /// that fit it, so a 7B model's [18944, 3584] weight never needs its whole f32 copy.</summary>
+    internal static int SharedPackFloats = 4 << 20;
+
     public static void Run(GemmPath path, BLayout layout, int m, int n, int k, float* a, int lda, void* b, int ldb, float* c, int ldc,
         float* bias, bool accumulate, int maxThreads)
     {
@@ -59,11 +65,155 @@ internal static unsafe class GemmBlocked
         threads = Math.Min(threads, splitM ? tilesM : tilesN);
         var job = new Job(path, layout, k, a, lda, b, ldb, c, ldc, bias, accumulate);
         if (threads <= 1) { job.Block(0, m, 0, n); return; }
+        if (splitM) { RunSharedB(path, layout, m, n, k, a, lda, b, ldb, c, ldc, bias, accumulate, threads); return; }
         Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
         {
-            if (splitM) { var (s, e) = Gemm.Part(m, threads, t, mr); if (s < e) job.Block(s, e, 0, n); }
-            else { var (s, e) = Gemm.Part(n, threads, t, nr); if (s < e) job.Block(0, m, s, e); }
+            var (s, e) = Gemm.Part(n, threads, t, nr); if (s < e) job.Block(0, m, s, e);
         });
+    }
+
+    /// <summary>
+    /// Rows split across threads, B packed once for all of them: for each NC column block, a group of KC panels is packed
+    /// with the threads taking disjoint micro-panel columns, then each thread sweeps its rows over the group. Two
+    /// Parallel.For calls per group and no barrier inside either, so a busy pool that runs the parts one after another
+    /// still finishes. Every C element sees the same kernels in the same pc order as <see cref="Job.Block"/>: same bits.
+    /// </summary>
+    private static void RunSharedB(GemmPath path, BLayout layout, int m, int n, int k, float* a, int lda, void* b, int ldb, float* c, int ldc,
+        float* bias, bool accumulate, int threads)
+    {
+        bool portable = path == GemmPath.Portable, wide = path == GemmPath.Avx512;
+        int mr = wide ? MR512 : MR, nr = wide ? NR512 : NR;
+        int kcMax = wide ? KC512 : KC, ncMax = wide ? NC512 : NC;
+        int groupK = Math.Max(1, SharedPackFloats / (RoundUp(Math.Min(ncMax, n), nr) * kcMax)) * kcMax;
+        var shared = SharedPanel.Rent(RoundUp(Math.Min(ncMax, n), nr) * (nint)Math.Min(groupK, RoundUp(k, kcMax)));
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        try
+        {
+            float* bp = shared.Data;
+            for (int jc = 0; jc < n; jc += ncMax)
+            {
+                int nc = Math.Min(ncMax, n - jc), ncPad = RoundUp(nc, nr);
+                for (int pg = 0; pg < k; pg += groupK)
+                {
+                    int kg = Math.Min(groupK, k - pg);
+                    int jcc = jc, pgg = pg;
+                    Parallel.For(0, threads, options, t =>
+                    {
+                        var (s, e) = Gemm.Part(nc, threads, t, nr);
+                        if (s >= e) return;
+                        for (int pc = 0; pc < kg; pc += kcMax)
+                        {
+                            int kc = Math.Min(kcMax, kg - pc);
+                            // micro-panels s/nr.. of this panel: the packers write them at the same place as one packer would
+                            float* dst = bp + (nint)ncPad * pc + (nint)s * kc;
+                            PackB(layout, portable, nr, b, ldb, jcc + s, e - s, pgg + pc, kc, dst);
+                        }
+                    });
+                    Parallel.For(0, threads, options, t =>
+                    {
+                        var (s, e) = Gemm.Part(m, threads, t, mr);
+                        if (s >= e) return;
+                        var ws = Workspace.Rent();
+                        try
+                        {
+                            ws.Ensure(wide ? MC512 : MC, kcMax, 0, mr, nr);
+                            for (int pc = 0; pc < kg; pc += kcMax)
+                            {
+                                int kc = Math.Min(kcMax, kg - pc);
+                                bool first = pgg + pc == 0;
+                                Sweep(path, a, lda, s, e, pgg + pc, kc, bp + (nint)ncPad * pc, nc, c + jcc, ldc,
+                                    !first || accumulate, first && bias != null ? bias + jcc : null, ws);
+                            }
+                        }
+                        finally { Workspace.Return(ws); }
+                    });
+                }
+            }
+        }
+        finally { SharedPanel.Return(shared); }
+    }
+
+    private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
+
+    private static void PackB(BLayout layout, bool portable, int nr, void* b, int ldb, int jc, int nc, int pc, int kc, float* dst)
+    {
+        switch (layout)
+        {
+            case BLayout.F32NT: PackBNT<F32Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, dst); break;
+            case BLayout.Bf16NT: PackBNT<Bf16Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, dst); break;
+            default: PackBNN(portable, nr, (float*)b, ldb, jc, nc, pc, kc, dst); break;
+        }
+    }
+
+    /// <summary>Rows [m0, m1) of C[:, jc..jc+nc] (+)= A[:, pc..pc+kc] · the packed KC×NC panel <paramref name="bp"/>, in MC row
+    /// blocks; <paramref name="c"/> points at column jc of row 0.</summary>
+    private static void Sweep(GemmPath path, float* a, nint lda, int m0, int m1, int pc, int kc, float* bp, int nc, float* c, nint ldc,
+        bool load, float* biasBlock, Workspace ws)
+    {
+        bool wide = path == GemmPath.Avx512;
+        int mcMax = wide ? MC512 : MC;
+        for (int ic = m0; ic < m1; ic += mcMax)
+        {
+            int mc = Math.Min(mcMax, m1 - ic);
+            if (wide)
+            {
+                PackA12(a, lda, ic, mc, pc, kc, ws.Ap);
+                Macro512(mc, nc, kc, ws.Ap, bp, c + (nint)ic * ldc, ldc, load, biasBlock, ws.Tile);
+            }
+            else
+            {
+                bool portable = path == GemmPath.Portable;
+                PackA(portable, a, lda, ic, mc, pc, kc, ws.Ap);
+                Macro(portable, mc, nc, kc, ws.Ap, bp, c + (nint)ic * ldc, ldc, load, biasBlock, ws.Tile);
+            }
+        }
+    }
+
+    /// <summary>Floats of a B operand [n, k] packed whole by <see cref="PackAll"/>.</summary>
+    public static nint PackedSize(GemmPath path, int n, int k)
+    {
+        int nr = path == GemmPath.Avx512 ? NR512 : NR;
+        return (nint)RoundUp(n, nr) * k;
+    }
+
+    /// <summary>
+    /// Packs all of B ([n, k] as <paramref name="layout"/> says) once, for <see cref="RunPacked"/> to multiply many row
+    /// blocks of A by it (attention: one head's keys or values against blocks of query rows). Panel (jc, pc) sits at
+    /// jc·k + roundup(nc, NR)·pc.
+    /// </summary>
+    public static void PackAll(GemmPath path, BLayout layout, int n, int k, void* b, int ldb, float* dst)
+    {
+        bool portable = path == GemmPath.Portable, wide = path == GemmPath.Avx512;
+        int nr = wide ? NR512 : NR, kcMax = wide ? KC512 : KC, ncMax = wide ? NC512 : NC;
+        for (int jc = 0; jc < n; jc += ncMax)
+        {
+            int nc = Math.Min(ncMax, n - jc);
+            for (int pc = 0; pc < k; pc += kcMax)
+                PackB(layout, portable, nr, b, ldb, jc, nc, pc, Math.Min(kcMax, k - pc), dst + (nint)jc * k + (nint)RoundUp(nc, nr) * pc);
+        }
+    }
+
+    /// <summary>C[m, n] (+)= A[m, k] · B on the calling thread, B packed by <see cref="PackAll"/>: the same kernels and pc
+    /// order as <see cref="Run"/> with the same path (m &gt; <see cref="Gemv.MaxRows"/>), so the same bits.</summary>
+    public static void RunPacked(GemmPath path, int m, int n, int k, float* a, int lda, float* packed, float* c, int ldc, bool accumulate)
+    {
+        if (m == 0 || n == 0 || k == 0) throw new ArgumentOutOfRangeException(nameof(k), "RunPacked needs a non-empty product");
+        bool wide = path == GemmPath.Avx512;
+        int mr = wide ? MR512 : MR, nr = wide ? NR512 : NR;
+        int kcMax = wide ? KC512 : KC, ncMax = wide ? NC512 : NC;
+        var ws = Workspace.Rent();
+        try
+        {
+            ws.Ensure(wide ? MC512 : MC, kcMax, 0, mr, nr);
+            for (int jc = 0; jc < n; jc += ncMax)
+            {
+                int nc = Math.Min(ncMax, n - jc);
+                for (int pc = 0; pc < k; pc += kcMax)
+                    Sweep(path, a, lda, 0, m, pc, Math.Min(kcMax, k - pc), packed + (nint)jc * k + (nint)RoundUp(nc, nr) * pc, nc,
+                        c + jc, ldc, pc != 0 || accumulate, null, ws);
+            }
+        }
+        finally { Workspace.Return(ws); }
     }
 
     private readonly struct Job(GemmPath path, BLayout layout, int k, float* a, int lda, void* b, int ldb, float* c, int ldc, float* bias, bool accumulate)
@@ -83,29 +233,9 @@ internal static unsafe class GemmBlocked
                     for (int pc = 0; pc < k; pc += kcMax)
                     {
                         int kc = Math.Min(kcMax, k - pc);
-                        switch (layout)
-                        {
-                            case BLayout.F32NT: PackBNT<F32Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                            case BLayout.Bf16NT: PackBNT<Bf16Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                            default: PackBNN(portable, nr, (float*)b, ldb, jc, nc, pc, kc, ws.Bp); break;
-                        }
+                        PackB(layout, portable, nr, b, ldb, jc, nc, pc, kc, ws.Bp);
                         bool first = pc == 0;
-                        bool load = !first || accumulate;
-                        float* biasBlock = first && bias != null ? bias + jc : null;
-                        for (int ic = m0; ic < m1; ic += mcMax)
-                        {
-                            int mc = Math.Min(mcMax, m1 - ic);
-                            if (wide)
-                            {
-                                PackA12(a, lda, ic, mc, pc, kc, ws.Ap);
-                                Macro512(mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
-                            }
-                            else
-                            {
-                                PackA(portable, a, lda, ic, mc, pc, kc, ws.Ap);
-                                Macro(portable, mc, nc, kc, ws.Ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, load, biasBlock, ws.Tile);
-                            }
-                        }
+                        Sweep(path, a, lda, m0, m1, pc, kc, ws.Bp, nc, c + jc, ldc, !first || accumulate, first && bias != null ? bias + jc : null, ws);
                     }
                 }
             }
@@ -475,6 +605,31 @@ internal static unsafe class GemmBlocked
         x6 = Avx.Permute2x128(u2, u6, 0x31); x7 = Avx.Permute2x128(u3, u7, 0x31);
     }
 
+    /// <summary>A packed-B buffer shared by the threads of one <see cref="RunSharedB"/> call, 64-byte aligned, pooled.</summary>
+    private sealed class SharedPanel
+    {
+        private static readonly ConcurrentBag<SharedPanel> Pool = new();
+        private nint _floats;
+
+        public float* Data { get; private set; }
+
+        public static SharedPanel Rent(nint floats)
+        {
+            var p = Pool.TryTake(out var w) ? w : new SharedPanel();
+            if (floats > p._floats)
+            {
+                NativeMemory.AlignedFree(p.Data);
+                p.Data = (float*)NativeMemory.AlignedAlloc((nuint)floats * sizeof(float), 64);
+                p._floats = floats;
+            }
+            return p;
+        }
+
+        public static void Return(SharedPanel p) => Pool.Add(p);
+
+        ~SharedPanel() => NativeMemory.AlignedFree(Data);
+    }
+
     /// <summary>Per-thread packing buffers, 64-byte aligned native memory, pooled across calls so steady state allocates nothing.</summary>
     private sealed class Workspace
     {
@@ -494,7 +649,7 @@ internal static unsafe class GemmBlocked
             nuint ap = (nuint)(((mc + mr - 1) / mr * mr) * kc + 8);
             nuint bp = (nuint)(((nc + nr - 1) / nr * nr) * kc);
             if (ap > _apFloats) { NativeMemory.AlignedFree(Ap); Ap = (float*)NativeMemory.AlignedAlloc(ap * sizeof(float), 64); _apFloats = ap; }
-            if (bp > _bpFloats) { NativeMemory.AlignedFree(Bp); Bp = (float*)NativeMemory.AlignedAlloc(bp * sizeof(float), 64); _bpFloats = bp; }
+            if (nc > 0 && bp > _bpFloats) { NativeMemory.AlignedFree(Bp); Bp = (float*)NativeMemory.AlignedAlloc(bp * sizeof(float), 64); _bpFloats = bp; }
         }
 
         ~Workspace()

@@ -39,10 +39,11 @@ public sealed class MultiHeadAttention
         var q = Query.Forward(x, trace);
         var k = Key.Forward(x, trace);
         var v = Value.Forward(x, trace);
-        // [B, T, H, hd] → [B, H, T, hd]
-        q = Ops.Multiply(q.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3), scale);
-        k = Ops.Multiply(k.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3), scale);
-        v = v.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3).Contiguous();
+        // [B, T, H, hd] → [B, H, T, hd] as views (scaled before the permute: the same values, and no copy per layout
+        // change; the backends take head views with contiguous rows as they are)
+        q = Ops.Multiply(q, scale).Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3);
+        k = Ops.Multiply(k, scale).Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3);
+        v = v.Reshape(b, t, Heads, hd).Permute(0, 2, 1, 3);
         Tensor? scores = trace is not null && trace.Wants(Path + ".qk") ? Ops.Zeros(DType.F32, b, Heads, t, t) : null;
         var o = Ops.ScaledDotProductAttention(q, k, v, 1f, maskBias, causal: false, scoresOut: scores);
         if (scores is not null) trace!.Record(Path + ".qk", scores);
