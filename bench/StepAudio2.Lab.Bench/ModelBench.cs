@@ -145,14 +145,19 @@ internal static class ModelBench
         var x0 = Tensor.FromArray(Enumerable.Range(0, t * d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 1, t, d);
         var mask = AudioEncoder.PaddingMaskBias([2 * t - 2], 2 * t);
         var acc = new Dictionary<string, double>();
+        var cpuAcc = new Dictionary<string, double>();
         var order = new List<string>();
         bool record = false;
+        var proc = Process.GetCurrentProcess();
         Tensor Timed(string name, Func<Tensor> f)
         {
+            var cpu0 = proc.TotalProcessorTime;
             long t0 = Stopwatch.GetTimestamp();
             var y = f();
             double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            if (record) { if (!acc.ContainsKey(name)) { acc[name] = 0; order.Add(name); } acc[name] += ms; }
+            proc.Refresh();
+            double cpu = (proc.TotalProcessorTime - cpu0).TotalMilliseconds;
+            if (record) { if (!acc.ContainsKey(name)) { acc[name] = 0; cpuAcc[name] = 0; order.Add(name); } acc[name] += ms; cpuAcc[name] += cpu; }
             return y;
         }
         Tensor Block(ResidualAttentionBlock blk, Tensor x)
@@ -183,6 +188,12 @@ internal static class ModelBench
             T("alloc6.4MB", () => Tensor.Zeros(DType.F32, 1, t, d));
             T("alloc25MB", () => Tensor.Zeros(DType.F32, 1, t, 4 * d));
             T("layernorm", () => layers[0].AttnLn.Forward(x0, null));
+            var lnOut = Tensor.Zeros(DType.F32, 1, t, d);
+            T("layernorm_nw", () => Ops.LayerNorm(x0, null, null, 1e-5f));
+            T("copy", () => x0.To(DType.F32));
+            Gemm.MaxThreads = 1;
+            T("layernorm_1t", () => layers[0].AttnLn.Forward(x0, null));
+            Gemm.MaxThreads = 2;
             T("add", () => Ops.Add(x0, x0));
             T("scale_perm", () => Ops.Multiply(x0.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3), 0.3f));
             T("contig_perm", () => x0.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3).Contiguous());
@@ -193,7 +204,7 @@ internal static class ModelBench
         long gc0 = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2);
         var pause0 = GC.GetTotalPauseDuration();
         static long MinorFaults() => long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]);
-        var proc = Process.GetCurrentProcess();
+        proc.Refresh();
         var sys0 = proc.PrivilegedProcessorTime; var user0 = proc.UserProcessorTime; long flt0 = MinorFaults();
         var sw = Stopwatch.StartNew();
         var x1 = x0;
@@ -208,10 +219,10 @@ internal static class ModelBench
         var ops = order.ToDictionary(n => n, n => acc[n] / blocks);
         Console.Error.WriteLine($"encoder_profile: {totalMs:F0} ms per block (x32 = {totalMs * 32 / 1000:F1} s), GC pauses {pauseMs:F0} ms/block ({gcs} collections), load {File.ReadAllText("/proc/loadavg").Trim()}");
         Console.Error.WriteLine($"  per block: user {userMs:F0} ms, sys {sysMs:F0} ms CPU, {faults} minor page faults");
-        foreach (var (n, ms) in ops) Console.Error.WriteLine($"  {n,-12} {ms,8:F1} ms  {100 * ms / totalMs,5:F1} %");
+        foreach (var (n, ms) in ops) Console.Error.WriteLine($"  {n,-12} {ms,8:F1} ms  {100 * ms / totalMs,5:F1} %   CPU {cpuAcc[n] / blocks,7:F1} ms");
         double linMs = ops.Where(p => p.Key.StartsWith("linear")).Sum(p => p.Value);
         Console.Error.WriteLine($"  linears {linFlop / linMs / 1e6:F0} GFLOP/s, sdpa {attFlop / ops["sdpa"] / 1e6:F0} GFLOP/s");
-        return new() { ["name"] = "encoder_profile", ["block_ms"] = totalMs, ["gc_pause_ms"] = pauseMs, ["user_cpu_ms"] = userMs, ["sys_cpu_ms"] = sysMs, ["minor_faults"] = faults, ["ops_ms"] = ops };
+        return new() { ["name"] = "encoder_profile", ["block_ms"] = totalMs, ["gc_pause_ms"] = pauseMs, ["user_cpu_ms"] = userMs, ["sys_cpu_ms"] = sysMs, ["minor_faults"] = faults, ["ops_ms"] = ops, ["ops_cpu_ms"] = order.ToDictionary(n => n, n => cpuAcc[n] / blocks) };
     }
 
     private static Dictionary<string, object?> EncoderFull()
@@ -225,15 +236,22 @@ internal static class ModelBench
         long weightBytes = w.Tensors.Sum(t => t.ByteLength);
 
         var prepared = AudioInput.Prepare([Speech(25)]);
+        var proc = Process.GetCurrentProcess();
+        var cpu0 = proc.TotalProcessorTime;
         sw.Restart();
         var (output, lengths) = encoder.Forward(prepared.Batch.Mels, prepared.MelLengths);
         double runS = sw.Elapsed.TotalSeconds;
+        proc.Refresh();
+        double cpuS = (proc.TotalProcessorTime - cpu0).TotalSeconds; // both threads' CPU time: on a busy machine, wall time alone says little
         long peak = Diagnostics.ProcessMemory.PeakRssBytes();
+        // a fingerprint of the output bits, so kernel changes that should not change results can be checked end to end
+        string sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(output.ToFloatArray().AsSpan())))[..16];
+        Console.Error.WriteLine($"encoder_full: output sha256 {sha}, process CPU {cpuS:F1} s, load {File.ReadAllText("/proc/loadavg").Trim()}");
         Console.Error.WriteLine($"encoder_full: 25 s of audio through 32 blocks in {runS:F1} s; output {Tensor.ShapeString(output.Shape)}; peak RSS {peak / 1e9:F2} GB (weights {weightBytes / 1e9:F2} GB bf16)");
         return new()
         {
             ["name"] = "encoder_full", ["ours_ms"] = runS * 1000, ["weights_build_s"] = buildS, ["peak_rss_bytes"] = peak,
-            ["weight_bytes"] = weightBytes, ["output_shape"] = output.Shape, ["valid_frames"] = lengths[0],
+            ["weight_bytes"] = weightBytes, ["output_shape"] = output.Shape, ["valid_frames"] = lengths[0], ["output_sha256_16"] = sha, ["cpu_s"] = cpuS,
             ["detail"] = "full-size encoder (32 blocks, 1280-d, 20 heads) on 25 s of real speech, random bf16 weights",
         };
     }

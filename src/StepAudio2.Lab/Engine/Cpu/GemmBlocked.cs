@@ -147,6 +147,7 @@ internal static unsafe class GemmBlocked
 
     /// <summary>Rows [m0, m1) of C[:, jc..jc+nc] (+)= A[:, pc..pc+kc] · the packed KC×NC panel <paramref name="bp"/>, in MC row
     /// blocks; <paramref name="c"/> points at column jc of row 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void Sweep(GemmPath path, float* a, nint lda, int m0, int m1, int pc, int kc, float* bp, int nc, float* c, nint ldc,
         bool load, float* biasBlock, Workspace ws)
     {
@@ -243,6 +244,7 @@ internal static unsafe class GemmBlocked
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void Macro(bool portable, int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, bool load, float* bias, float* tile)
     {
         for (int jr = 0; jr < nc; jr += NR)
@@ -279,6 +281,7 @@ internal static unsafe class GemmBlocked
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void Macro512(int mc, int nc, int kc, float* ap, float* bp, float* c, nint ldc, bool load, float* bias, float* tile)
     {
         for (int jr = 0; jr < nc; jr += NR512)
@@ -427,6 +430,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into 6-row micro-panels (k-major, 6 values per k), zero-padding the last panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void PackA(bool portable, float* a, nint lda, int ic, int mc, int pc, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += MR)
@@ -472,6 +476,7 @@ internal static unsafe class GemmBlocked
 
     /// <summary>Packs A[ic..ic+mc, pc..pc+kc] into 12-row micro-panels (k-major, 12 values per k) for the AVX-512 tile,
     /// zero-padding the last panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void PackA12(float* a, nint lda, int ic, int mc, int pc, int kc, float* dst)
     {
         for (int ir = 0; ir < mc; ir += MR512)
@@ -523,6 +528,7 @@ internal static unsafe class GemmBlocked
 
     /// <summary>Packs the [n,k] row-major B[jc..jc+nc, pc..pc+kc] into <paramref name="panel"/>-column micro-panels
     /// (k-major; 16 or 32 columns), widening to f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void PackBNT<TRow>(bool portable, int panel, byte* b, nint ldb, int jc, int nc, int pc, int kc, float* dst) where TRow : struct, IRowFormat
     {
         nint rowBytes = ldb * TRow.ElementSize;
@@ -562,6 +568,7 @@ internal static unsafe class GemmBlocked
     }
 
     /// <summary>Packs the [k,n] row-major B[pc..pc+kc, jc..jc+nc] into <paramref name="panel"/>-column micro-panels (k-major).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // loops run from the first call, not tier-0 code while the JIT catches up
     private static void PackBNN(bool portable, int panel, float* b, nint ldb, int jc, int nc, int pc, int kc, float* dst)
     {
         for (int jr = 0; jr < nc; jr += panel)
