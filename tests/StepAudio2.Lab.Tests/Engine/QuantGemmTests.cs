@@ -53,6 +53,39 @@ public sealed class QuantGemmTests
         }
     }
 
+    [Theory]
+    [InlineData(4)]
+    [InlineData(8)]
+    [InlineData(3)]
+    public void PrefillGivesTheBitsOfTheF32GemmOverTheDequantisedWeight(int bits)
+    {
+        // The SIMD prefill packs A once and multiplies it by tiles of dequantised rows; every element must come out as the
+        // f32 GEMM over the dequantised matrix computes it: n = 100 crosses a 96-row tile, k = 640 three KC blocks,
+        // m = 250 two MC blocks of the AVX-512 tile, m = 5 is the smallest GEMM (m ≤ 4 takes the GEMV).
+        const int n = 100, k = 640;
+        var rng = new Random(bits);
+        var q = AffineQuantizer.Quantize(RandomMatrix(rng, n, k, bf16: true), bits, 64);
+        var deq = AffineQuantizer.Dequantize(q);
+        var bias = Tensor.FromArray(Enumerable.Range(0, n).Select(i => (float)(rng.NextDouble() - 0.5)).ToArray(), n);
+        foreach (var gemmPath in new[] { Gemm.BestPath, Gemm.BestPath >= GemmPath.Avx2 ? GemmPath.Avx2 : Gemm.BestPath }.Distinct())
+            foreach (int m in new[] { 5, 19, 89, 250 })
+            {
+                var x = RandomMatrix(rng, m, k, bf16: false);
+                Gemm.ForcePath = gemmPath;
+                try
+                {
+                    var expected = Ops.Linear(x, deq, bias).ToFloatArray();
+                    foreach (var path in Paths().Where(p => p >= QuantPath.Avx2))
+                    {
+                        QuantGemm.ForcePath = path;
+                        try { Assert.Equal(expected, Ops.QuantizedLinear(x, q, bias).ToFloatArray()); }
+                        finally { QuantGemm.ForcePath = null; }
+                    }
+                }
+                finally { Gemm.ForcePath = null; }
+            }
+    }
+
     [Fact]
     public void LlmWidthsOnEveryPath()
     {

@@ -217,6 +217,62 @@ internal static unsafe class GemmBlocked
         finally { Workspace.Return(ws); }
     }
 
+    /// <summary>Floats of an A operand [m, k] packed whole by <see cref="PackAllA"/> (+8: the packers' overlapping stores
+    /// may run 2 floats past the last panel).</summary>
+    public static nint PackedASize(GemmPath path, int m, int k) => (nint)RoundUp(m, path == GemmPath.Avx512 ? MR512 : MR) * k + 8;
+
+    /// <summary>
+    /// Packs all of A ([m, k] row-major, row stride lda) once, KC block after KC block (block pc at roundup(m, MR)·pc), for
+    /// <see cref="RunPackedA"/> to multiply by many B panels: the quantized prefill dequantises its weight a few dozen rows
+    /// at a time, and packing A again for every such panel cost more than the panel's arithmetic.
+    /// </summary>
+    public static void PackAllA(GemmPath path, int m, int k, float* a, int lda, float* dst)
+    {
+        bool wide = path == GemmPath.Avx512;
+        int kcMax = wide ? KC512 : KC, mPad = RoundUp(m, wide ? MR512 : MR);
+        // in pc order: a block's overlapping stores spill into the next block, which is packed after it
+        for (int pc = 0; pc < k; pc += kcMax)
+        {
+            int kc = Math.Min(kcMax, k - pc);
+            if (wide) PackA12(a, lda, 0, m, pc, kc, dst + (nint)mPad * pc);
+            else PackA(path == GemmPath.Portable, a, lda, 0, m, pc, kc, dst + (nint)mPad * pc);
+        }
+    }
+
+    /// <summary>C[m, n] = A · Bᵀ (+ bias) on the calling thread, A packed by <see cref="PackAllA"/>, B f32 [n, k] rows with
+    /// stride ldb: the kernels, blocking and pc order of <see cref="Run"/> (m &gt; <see cref="Gemv.MaxRows"/>), so the same bits.</summary>
+    public static void RunPackedA(GemmPath path, int m, int n, int k, float* packedA, float* b, int ldb, float* c, int ldc, float* bias)
+    {
+        if (m == 0 || n == 0 || k == 0) throw new ArgumentOutOfRangeException(nameof(k), "RunPackedA needs a non-empty product");
+        bool portable = path == GemmPath.Portable, wide = path == GemmPath.Avx512;
+        int mr = wide ? MR512 : MR, nr = wide ? NR512 : NR;
+        int kcMax = wide ? KC512 : KC, mcMax = wide ? MC512 : MC, ncMax = wide ? NC512 : NC, mPad = RoundUp(m, mr);
+        var ws = Workspace.Rent();
+        try
+        {
+            ws.Ensure(mcMax, kcMax, ncMax, mr, nr);
+            for (int jc = 0; jc < n; jc += ncMax)
+            {
+                int nc = Math.Min(ncMax, n - jc);
+                for (int pc = 0; pc < k; pc += kcMax)
+                {
+                    int kc = Math.Min(kcMax, k - pc);
+                    PackBNT<F32Rows>(portable, nr, (byte*)b, ldb, jc, nc, pc, kc, ws.Bp);
+                    bool first = pc == 0;
+                    float* biasBlock = first && bias != null ? bias + jc : null;
+                    for (int ic = 0; ic < m; ic += mcMax)
+                    {
+                        int mc = Math.Min(mcMax, m - ic);
+                        float* ap = packedA + (nint)mPad * pc + (nint)ic * kc;
+                        if (wide) Macro512(mc, nc, kc, ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, !first, biasBlock, ws.Tile);
+                        else Macro(portable, mc, nc, kc, ap, ws.Bp, c + (nint)ic * ldc + jc, ldc, !first, biasBlock, ws.Tile);
+                    }
+                }
+            }
+        }
+        finally { Workspace.Return(ws); }
+    }
+
     private readonly struct Job(GemmPath path, BLayout layout, int k, float* a, int lda, void* b, int ldb, float* c, int ldc, float* bias, bool accumulate)
     {
         public void Block(int m0, int m1, int n0, int n1)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using StepAudio2.Lab.Quantization;
@@ -655,6 +656,12 @@ internal static unsafe class QuantGemm
     /// <summary>Dequantises tiles of W's rows into an f32 panel (per worker) and multiplies it with the f32 GEMM.</summary>
     private static void PanelGemm(QuantPath path, int m, float* a, int lda, RowSource w, float* bias, float* c, int ldc, int maxThreads)
     {
+        var gemmPath = Gemm.CurrentPath;
+        if (path >= QuantPath.Avx2 && m > Cpu.Gemv.MaxRows && gemmPath >= GemmPath.Avx2)
+        {
+            PackedAPanelGemm(gemmPath, m, a, lda, w, bias, c, ldc, maxThreads);
+            return;
+        }
         int n = w.N, k = w.K;
         // a tile of ~256 KB of f32 (at least 8 rows) stays in L2 while the GEMM packs it
         int tile = Math.Clamp((65536 / Math.Max(k, 1)) & ~7, 8, 256);
@@ -682,6 +689,50 @@ internal static unsafe class QuantGemm
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// The SIMD prefill: A is packed once for the whole product (<see cref="GemmBlocked.PackAllA"/>) and every worker
+    /// dequantises tiles of W's rows — a multiple of the register tile's 32 (AVX-512) or 16 columns, ~256 KB of f32 —
+    /// and multiplies them by it (<see cref="GemmBlocked.RunPackedA"/>). Packing A once per 16-row tile cost more than
+    /// the tile's arithmetic at m ≈ 90 (a 7B prefill ran at 32–48 GFLOP/s), and half of every 16-row tile was padding of
+    /// the 32-column AVX-512 tile. Each element gets the kernels and k order of the f32 GEMM over the dequantised rows,
+    /// as before: the same bits.
+    /// </summary>
+    private static void PackedAPanelGemm(GemmPath path, int m, float* a, int lda, RowSource w, float* bias, float* c, int ldc, int maxThreads)
+    {
+        int n = w.N, k = w.K;
+        int unit = path == GemmPath.Avx512 ? GemmBlocked.NR512 : GemmBlocked.NR;
+        int tile = Math.Clamp((65536 / Math.Max(k, 1)) / unit * unit, unit, 8 * unit);
+        int tiles = (n + tile - 1) / tile;
+        int threads = Math.Max(1, Math.Min(maxThreads, tiles));
+        var packedA = (float*)NativeMemory.AlignedAlloc((nuint)GemmBlocked.PackedASize(path, m, k) * sizeof(float), 64);
+        try
+        {
+            GemmBlocked.PackAllA(path, m, k, a, lda, packedA);
+            int next = -1; // tiles claimed in turn: a descheduled worker holds back one tile only
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                var panel = (float*)NativeMemory.AlignedAlloc((nuint)((long)tile * k) * sizeof(float), 64);
+                float* s = stackalloc float[w.Groups];
+                float* b = stackalloc float[w.Groups];
+                try
+                {
+                    for (int ti = Interlocked.Increment(ref next); ti < tiles; ti = Interlocked.Increment(ref next))
+                    {
+                        int j0 = ti * tile, rows = Math.Min(tile, n - j0);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            w.ScalesOf(j0 + r, s, b);
+                            DequantizeRow(w, w.Packed + (long)(j0 + r) * w.RowBytes, s, b, panel + (long)r * k, simd: true);
+                        }
+                        GemmBlocked.RunPackedA(path, m, rows, k, packedA, panel, k, c + j0, ldc, bias == null ? null : bias + j0);
+                    }
+                }
+                finally { NativeMemory.AlignedFree(panel); }
+            });
+        }
+        finally { NativeMemory.AlignedFree(packedA); }
     }
 
     /// <summary>C[m, rows] = A · panelᵀ by vectorised dot products (TensorPrimitives: Vector128 on SSE/NEON), for machines
