@@ -16,6 +16,7 @@ namespace StepAudio2.Lab.Bench;
 /// Model-level benchmarks: the mel of 30 s, one full-size encoder block (1280-d, 1500 frames, bf16 weights in place),
 /// and the whole full-size encoder (32 blocks, random bf16 weights) on 25 s of real speech with peak RSS.
 /// Usage: StepAudio2.Lab.Bench model [--out file.json] [--only name] [--threads N]. Prints JSON to stdout or --out.
+/// <c>--only encoder_profile</c> (exactly) times one encoder block op by op instead.
 /// </summary>
 internal static class ModelBench
 {
@@ -40,7 +41,7 @@ internal static class ModelBench
         if (Want("mel_30s")) entries.Add(Mel30s());
         if (Want("encoder_layer")) entries.Add(EncoderLayer());
         if (Want("encoder_full")) entries.Add(EncoderFull());
-        if (only is not null && Want("encoder_profile")) entries.Add(EncoderProfile());
+        if (only == "encoder_profile") entries.Add(EncoderProfile());
 
         var json = JsonSerializer.Serialize(new { suite = "model", threads = Gemm.MaxThreads, backend = Ops.Backend.Describe(), entries },
             new JsonSerializerOptions { WriteIndented = true });
@@ -182,28 +183,12 @@ internal static class ModelBench
             return Timed("add", () => Ops.Add(x, h));
         }
         Block(layers[0], x0); // warm-up: JIT, workspaces
-        if (Environment.GetEnvironmentVariable("ENC_MICRO") == "1")
-        {
-            void T(string n, Action f) { f(); var sw0 = Stopwatch.StartNew(); for (int i = 0; i < 10; i++) f(); Console.Error.WriteLine($"micro {n}: {sw0.Elapsed.TotalMilliseconds / 10:F2} ms"); }
-            T("alloc6.4MB", () => Tensor.Zeros(DType.F32, 1, t, d));
-            T("alloc25MB", () => Tensor.Zeros(DType.F32, 1, t, 4 * d));
-            T("layernorm", () => layers[0].AttnLn.Forward(x0, null));
-            var lnOut = Tensor.Zeros(DType.F32, 1, t, d);
-            T("layernorm_nw", () => Ops.LayerNorm(x0, null, null, 1e-5f));
-            T("copy", () => x0.To(DType.F32));
-            Gemm.MaxThreads = 1;
-            T("layernorm_1t", () => layers[0].AttnLn.Forward(x0, null));
-            Gemm.MaxThreads = 2;
-            T("add", () => Ops.Add(x0, x0));
-            T("scale_perm", () => Ops.Multiply(x0.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3), 0.3f));
-            T("contig_perm", () => x0.Reshape(1, t, heads, hd).Permute(0, 2, 1, 3).Contiguous());
-            var big = Tensor.Zeros(DType.F32, 1, t, 4 * d);
-            T("gelu", () => Ops.Gelu(big));
-        }
         record = true;
         long gc0 = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2);
         var pause0 = GC.GetTotalPauseDuration();
-        static long MinorFaults() => long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]);
+        // minflt, field 10 of /proc/self/stat (counted after the ")" that ends the command name)
+        static long MinorFaults() => File.Exists("/proc/self/stat") ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]) : 0;
+        static string LoadAvg() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
         proc.Refresh();
         var sys0 = proc.PrivilegedProcessorTime; var user0 = proc.UserProcessorTime; long flt0 = MinorFaults();
         var sw = Stopwatch.StartNew();
@@ -217,7 +202,7 @@ internal static class ModelBench
         long gcs = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2) - gc0;
         double linFlop = 2.0 * t * d * d * 4 + 2.0 * 2 * t * d * 4 * d, attFlop = 2.0 * 2 * t * t * d;
         var ops = order.ToDictionary(n => n, n => acc[n] / blocks);
-        Console.Error.WriteLine($"encoder_profile: {totalMs:F0} ms per block (x32 = {totalMs * 32 / 1000:F1} s), GC pauses {pauseMs:F0} ms/block ({gcs} collections), load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.Error.WriteLine($"encoder_profile: {totalMs:F0} ms per block (x32 = {totalMs * 32 / 1000:F1} s), GC pauses {pauseMs:F0} ms/block ({gcs} collections), load {LoadAvg()}");
         Console.Error.WriteLine($"  per block: user {userMs:F0} ms, sys {sysMs:F0} ms CPU, {faults} minor page faults");
         foreach (var (n, ms) in ops) Console.Error.WriteLine($"  {n,-12} {ms,8:F1} ms  {100 * ms / totalMs,5:F1} %   CPU {cpuAcc[n] / blocks,7:F1} ms");
         double linMs = ops.Where(p => p.Key.StartsWith("linear")).Sum(p => p.Value);
@@ -246,7 +231,7 @@ internal static class ModelBench
         long peak = Diagnostics.ProcessMemory.PeakRssBytes();
         // a fingerprint of the output bits, so kernel changes that should not change results can be checked end to end
         string sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(output.ToFloatArray().AsSpan())))[..16];
-        Console.Error.WriteLine($"encoder_full: output sha256 {sha}, process CPU {cpuS:F1} s, load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.Error.WriteLine($"encoder_full: output sha256 {sha}, process CPU {cpuS:F1} s, load {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "")}");
         Console.Error.WriteLine($"encoder_full: 25 s of audio through 32 blocks in {runS:F1} s; output {Tensor.ShapeString(output.Shape)}; peak RSS {peak / 1e9:F2} GB (weights {weightBytes / 1e9:F2} GB bf16)");
         return new()
         {
