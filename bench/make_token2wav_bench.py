@@ -85,6 +85,9 @@ def time_torch(flow, hift, inputs, n, p, g, dev="cpu", repeats=3):
     if gpu:
         torch.set_default_device(dev)  # the reference modules make their helper tensors (masks, positions) without a device
         flow, hift = flow.to(dev), hift.to(dev)
+        for m in flow.modules():  # the rel-position tables are plain attributes (as upstream), not buffers: .to() skips them
+            if isinstance(getattr(m, "pe", None), torch.Tensor):
+                m.pe = m.pe.to(dev)
         g = torch.Generator(device=dev).manual_seed(SEED + 2)
     sync = torch.cuda.synchronize if gpu else (lambda: None)
     x = {k: v.to(dev) for k, v in inputs.items()}

@@ -16,7 +16,8 @@ namespace StepAudio2.Lab.GpuTests;
 /// Adaptor, Qwen2, lm_head) with random weights at the real shapes, timed stage by stage.</summary>
 public sealed record ModelBenchResult(string Name, string Backend, string Weights, double AudioSeconds, double EncoderAdaptorMs,
     int PromptTokens, double PrefillMs, int DecodeTokens, double DecodeTokPerS, double MsPerToken, double DecodeWeightGB, double EffectiveGBs,
-    double AsrDeviceGiB, double PeakDeviceGiB, double DeviceUsedGiB, double OpsPerToken, double TransfersPerToken, double LoadSeconds);
+    double AsrDeviceGiB, double PeakDeviceGiB, double DeviceUsedGiB, double OpsPerToken, double TransfersPerToken, double LoadSeconds,
+    double HostMsPerToken, double SyncWaitMsPerToken);
 
 /// <summary>token2wav on the device: flow (10 CFM steps with CFG) + HiFT on N codes, best of a few runs.</summary>
 public sealed record Token2WavBenchResult(string Backend, int Codes, int PromptTokens, double AudioSeconds, double FlowMs, double HiftMs, double TotalMs,
@@ -64,6 +65,7 @@ public static class ModelBench
             logits = model.LastLogits(model.EmbedPrompt(ids, null, []), 0, cache);
         });
         backend.Stats.Reset();
+        double wait0 = device.SyncWaitSeconds;
         var sw = Stopwatch.StartNew();
         int pos = prompt;
         for (int i = 0; i < steps; i++)
@@ -72,6 +74,7 @@ public static class ModelBench
             logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
         }
         double secs = sw.Elapsed.TotalSeconds;
+        double waitMs = (device.SyncWaitSeconds - wait0) * 1000 / steps; // host waiting for the device, per token
         double tokS = steps / secs;
         double opsPerToken = (double)backend.Stats.Ops / steps, transfers = (double)backend.Stats.Transfers / steps;
         // bytes streamed per decode step: every weight of the decoder and lm_head once (not the embedding table, one row)
@@ -80,10 +83,11 @@ public static class ModelBench
         double asrGiB = device.LiveBytes / (double)(1L << 30), peakGiB = device.PeakLiveBytes / (double)(1L << 30);
         var (free, total) = device.MemoryInfo();
         var r = new ModelBenchResult(name, backend.Name, name, LogMelFrontend.ChunkSamples / 16000.0, encMs, prompt, prefillMs, steps, tokS, 1000 / tokS,
-            weightBytes / 1e9, weightBytes * tokS / 1e9, asrGiB, peakGiB, (total - free) / (double)(1L << 30), opsPerToken, transfers, loadS);
+            weightBytes / 1e9, weightBytes * tokS / 1e9, asrGiB, peakGiB, (total - free) / (double)(1L << 30), opsPerToken, transfers, loadS,
+            1000 / tokS - waitMs, waitMs);
         log.WriteLine($"model {name}: prefill {prompt} tokens {prefillMs:F1} ms; decode {tokS:F1} tok/s ({1000 / tokS:F2} ms/token, {r.EffectiveGBs:F0} GB/s of " +
             $"{weightBytes / 1e9:F2} GB weights per token); device memory live {asrGiB:F2} GiB, peak {peakGiB:F2} GiB, used {r.DeviceUsedGiB:F2} GiB; " +
-            $"{opsPerToken:F0} ops and {transfers:F1} transfers per token");
+            $"{opsPerToken:F0} ops and {transfers:F1} transfers per token; host busy {r.HostMsPerToken:F2} ms and waiting for the device {waitMs:F2} ms per token");
         return r;
     }
 

@@ -387,20 +387,33 @@ extern "C" __global__ void add_row_bias(float* __restrict__ y, const float* __re
 
 // ------------------------------------------------------------------ GEMV for one token (decode): bandwidth-bound
 // y[o] = Σ_k W[o,k]·x[k] (+ bias) with W bf16 [N, K] row-major, x f32; one warp per row, 16-byte weight loads (K % 8 == 0).
+// eight bf16 weights (one 16-byte load) times x[8j … 8j+7]
+__device__ __forceinline__ float dot8_bf16(uint4 a, const float4* __restrict__ x4, int j) {
+  float4 b0 = __ldg(x4 + 2 * j), b1 = __ldg(x4 + 2 * j + 1);
+  float s = __uint_as_float(a.x << 16) * b0.x + __uint_as_float(a.x & 0xffff0000u) * b0.y;
+  s += __uint_as_float(a.y << 16) * b0.z + __uint_as_float(a.y & 0xffff0000u) * b0.w;
+  s += __uint_as_float(a.z << 16) * b1.x + __uint_as_float(a.z & 0xffff0000u) * b1.y;
+  s += __uint_as_float(a.w << 16) * b1.z + __uint_as_float(a.w & 0xffff0000u) * b1.w;
+  return s;
+}
 extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
   const uint4* w4 = reinterpret_cast<const uint4*>(W + (i64)row * K);
   const float4* x4 = reinterpret_cast<const float4*>(x);
-  float acc = 0.f;
-  for (int j = lane; j < K / 8; j += 32) {
-    uint4 a = __ldg(w4 + j);
-    float4 b0 = __ldg(x4 + 2 * j), b1 = __ldg(x4 + 2 * j + 1);
-    acc += __uint_as_float(a.x << 16) * b0.x + __uint_as_float(a.x & 0xffff0000u) * b0.y;
-    acc += __uint_as_float(a.y << 16) * b0.z + __uint_as_float(a.y & 0xffff0000u) * b0.w;
-    acc += __uint_as_float(a.z << 16) * b1.x + __uint_as_float(a.z & 0xffff0000u) * b1.y;
-    acc += __uint_as_float(a.w << 16) * b1.z + __uint_as_float(a.w & 0xffff0000u) * b1.w;
+  // four 16-byte loads in flight per lane before any arithmetic (one at a time left the weight stream at ~55 % of the
+  // bandwidth on an H100 at the 7B decoder's shapes); two accumulators, joined at the end
+  float acc0 = 0.f, acc1 = 0.f;
+  int n8 = K / 8, j = lane;
+  for (; j + 96 < n8; j += 128) {
+    uint4 a0 = __ldg(w4 + j), a1 = __ldg(w4 + j + 32), a2 = __ldg(w4 + j + 64), a3 = __ldg(w4 + j + 96);
+    acc0 += dot8_bf16(a0, x4, j);
+    acc1 += dot8_bf16(a1, x4, j + 32);
+    acc0 += dot8_bf16(a2, x4, j + 64);
+    acc1 += dot8_bf16(a3, x4, j + 96);
   }
+  for (; j < n8; j += 32) acc0 += dot8_bf16(__ldg(w4 + j), x4, j);
+  float acc = acc0 + acc1;
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
