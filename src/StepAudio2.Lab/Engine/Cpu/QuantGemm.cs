@@ -236,7 +236,7 @@ internal static unsafe class QuantGemm
         int chunkElements = ChunkElementsFor(m, gs);
         if (m == 1 && path == QuantPath.Avx512 && gs == 64) // every range of one x row, one row included (whole rows, never tiles)
         {
-            GemvRangeTwoStreams(m, xs, sums, w, bias, c, j0, j1);
+            GemvRangeTwoStreams(xs, sums, w, bias, c, j0, j1);
             return;
         }
         int chunkGroups = k > chunkElements ? chunkElements / gs : groups;
@@ -317,11 +317,19 @@ internal static unsafe class QuantGemm
     /// whole rows with x read from L2: the row-tile walk (eight rows × 8192-element chunks of k, x in L1) restarts eight
     /// short streams per chunk and measured 6–7.7 GB/s per core for int8 against ~9.5 here (int4 5.5–7.1 against 6.8–7.8).
     /// </summary>
-    private static void GemvRangeTwoStreams(int m, float* xs, float* sums, RowSource w, float* bias, float* c, int j0, int j1)
+    private static void GemvRangeTwoStreams(float* xs, float* sums, RowSource w, float* bias, float* c, int j0, int j1)
+    {
+        int groups = w.Groups;
+        // scales and biases of both rows: on the stack up to 32 KB, as GemvRange (a very wide row must not overflow it)
+        float[]? heap = 4 * groups > 8192 ? new float[4 * groups] : null;
+        Span<float> span = heap is null ? stackalloc float[4 * groups] : heap;
+        fixed (float* sb = span) TwoStreams(xs, sums, w, bias, c, j0, j1, sb);
+    }
+
+    private static void TwoStreams(float* xs, float* sums, RowSource w, float* bias, float* c, int j0, int j1, float* sb)
     {
         int groups = w.Groups, bits = w.Bits;
         int half = (j1 - j0) / 2;
-        float* sb = stackalloc float[4 * groups];
         float* sa = sb, ba = sb + groups, sc = sb + 2 * groups, bc = sb + 3 * groups;
         for (int i = 0; i < half; i++)
         {
