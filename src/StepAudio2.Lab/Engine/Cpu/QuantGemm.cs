@@ -625,6 +625,34 @@ internal static unsafe class QuantGemm
         Vector512<float> ta = default, tb = default, tc = default, td = default;
         byte* p = row;
         nint o = 0;
+        if (gs == 64)
+        {
+            // one 64-code step per group, no one-trip inner loop (see Dot4Avx512)
+            var mask = Vector512.Create(0xFFu);
+            for (int g = 0; g < groups; g++, p += 64, o += 64)
+            {
+                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+                Sse.Prefetch0(p + pf);
+                var v = Vector512.Load((uint*)p);
+                var w0 = Avx512F.ConvertToVector512Single((v & mask).AsInt32());
+                var w1 = Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 8) & mask).AsInt32());
+                var w2 = Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 16) & mask).AsInt32());
+                var w3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32());
+                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
+                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a1);
+                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
+                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), w2, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), w3, b1);
+                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
+                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), w2, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), w3, c1);
+                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
+                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d1);
+                var sg = Vector512.Create(s[g]);
+                ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
+                tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
+            }
+            acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+            return;
+        }
         if (gs % 64 == 0)
         {
             // the u32-lane layout of Dot8Avx512: four converted vectors per 64 codes, each feeding four rows
