@@ -196,9 +196,13 @@ internal static unsafe class Gemv
         }
         // m = 2..4: four A rows, the missing ones aliased to row 0 (wasted FMAs are free next to the memory traffic).
         float* a0 = a, a1 = m > 1 ? a + lda : a, a2 = m > 2 ? a + 2 * lda : a, a3 = m > 3 ? a + 3 * lda : a;
+        // f32 rows take the same 512-bit kernel as bf16, so bf16 weights keep giving their f32 widening's bits
+        bool zmm = typeof(TDots) == typeof(AvxDots) && (typeof(TRow) == typeof(Bf16Rows) || typeof(TRow) == typeof(F32Rows)) && Avx512F.IsSupported;
         for (int j = j0; j < j1; j++)
         {
-            TDots.Dot4x1<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out float r0, out float r1, out float r2, out float r3);
+            float r0, r1, r2, r3;
+            if (zmm) Dot4x1Avx512<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out r0, out r1, out r2, out r3);
+            else TDots.Dot4x1<TRow>(k, a0, a1, a2, a3, b + j * rowBytes, out r0, out r1, out r2, out r3);
             c[j] = Finish(r0, c[j], bias, j, accumulate);
             c[ldc + j] = Finish(r1, c[ldc + j], bias, j, accumulate);
             if (m > 2) c[2 * ldc + j] = Finish(r2, c[2 * ldc + j], bias, j, accumulate);
@@ -333,6 +337,47 @@ internal static unsafe class Gemv
         }
         r0 = Vector256.Sum(Avx.Add(s0, t0)); r1 = Vector256.Sum(Avx.Add(s1, t1));
         r2 = Vector256.Sum(Avx.Add(s2, t2)); r3 = Vector256.Sum(Avx.Add(s3, t3));
+        for (; p < k; p++)
+        {
+            float bp = TRow.Load1(b, p);
+            r0 = MathF.FusedMultiplyAdd(a0[p], bp, r0);
+            r1 = MathF.FusedMultiplyAdd(a1[p], bp, r1);
+            r2 = MathF.FusedMultiplyAdd(a2[p], bp, r2);
+            r3 = MathF.FusedMultiplyAdd(a3[p], bp, r3);
+        }
+    }
+
+    /// <summary><see cref="Dot4x1"/> with 512-bit vectors for bf16 and f32 rows (batched decoding): per 32 elements two
+    /// widenings and eight 16-lane FMAs, where the 256-bit kernel spends four widenings and sixteen 8-lane FMAs; a batch of
+    /// four is bound by the multiply-adds, not by memory (bf16, batch 4: 9.4 GB/s on two cores against ~16 for one row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4x1Avx512<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b,
+        out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat
+    {
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+        Vector512<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        ushort* w = (ushort*)b;
+        nint p = 0;
+        for (; p + 32 <= k; p += 32)
+        {
+            Vector512<float> x, y;
+            if (typeof(TRow) == typeof(Bf16Rows))
+            {
+                Sse.Prefetch0(w + p + PrefetchElements);
+                x = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(w + p)), 16).AsSingle();
+                y = Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(w + p + 16)), 16).AsSingle();
+            }
+            else
+            {
+                x = Vector512.Load((float*)b + p);
+                y = Vector512.Load((float*)b + p + 16);
+            }
+            s0 = Avx512F.FusedMultiplyAdd(Vector512.Load(a0 + p), x, s0); t0 = Avx512F.FusedMultiplyAdd(Vector512.Load(a0 + p + 16), y, t0);
+            s1 = Avx512F.FusedMultiplyAdd(Vector512.Load(a1 + p), x, s1); t1 = Avx512F.FusedMultiplyAdd(Vector512.Load(a1 + p + 16), y, t1);
+            s2 = Avx512F.FusedMultiplyAdd(Vector512.Load(a2 + p), x, s2); t2 = Avx512F.FusedMultiplyAdd(Vector512.Load(a2 + p + 16), y, t2);
+            s3 = Avx512F.FusedMultiplyAdd(Vector512.Load(a3 + p), x, s3); t3 = Avx512F.FusedMultiplyAdd(Vector512.Load(a3 + p + 16), y, t3);
+        }
+        r0 = Vector512.Sum(s0 + t0); r1 = Vector512.Sum(s1 + t1); r2 = Vector512.Sum(s2 + t2); r3 = Vector512.Sum(s3 + t3);
         for (; p < k; p++)
         {
             float bp = TRow.Load1(b, p);
