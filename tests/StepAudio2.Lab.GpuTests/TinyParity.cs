@@ -17,7 +17,11 @@ namespace StepAudio2.Lab.GpuTests;
 /// compare rules) and the KV-cached greedy ids against the reference's.</summary>
 public sealed record ParityResult(string Dump, string Backend, int Compared, double WorstRelL2, string WorstPath, bool WithinCpuBound,
     bool DefaultRulesPassed, string? FirstRuleFailure, int[]? GreedyIds, int[]? ExpectedIds, bool? GreedyMatch, double Seconds, string? Error,
-    string Tier = "port", string? IdNote = null);
+    string Tier = "port", string? IdNote = null)
+{
+    /// <summary>The comparer's elementwise verdict (port rules for fp32, the bf16 tier for bf16; only fp32 must pass it).</summary>
+    public bool ElementRulesPassed { get; init; } = DefaultRulesPassed;
+}
 
 /// <summary>
 /// The tiny checkpoint's traces on the GPU against reference-data/tiny/dumps, as tests/StepAudio2.Lab.Tests does on the
@@ -34,14 +38,26 @@ public static class TinyParity
 
     /// <summary>
     /// Greedy ids of a bf16 backend: identical to the float32 reference's, or first different no earlier than PyTorch's own
-    /// all-bf16 run of the reference modules (reference-data/tiny/bf16-greedy.json, make_bf16_greedy.py) — at such a
+    /// all-bf16 run of the reference modules (reference-data/tiny/bf16-reference.json, make_bf16_reference.py) — at such a
     /// step the float32 top-2 logits are closer (0.003–0.005 on the tiny cases) than bf16 rounding moves them.
     /// </summary>
+    /// <summary>PyTorch's all-bf16 rel-L2 per path for a case (reference-data/tiny/bf16-reference.json); empty when absent.</summary>
+    private static Dictionary<string, double> TorchBf16RelL2(string tinyDir, string name)
+    {
+        string file = Path.Combine(tinyDir, "bf16-reference.json");
+        var map = new Dictionary<string, double>();
+        if (!File.Exists(file)) return map;
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
+        if (doc.RootElement.GetProperty("cases").TryGetProperty(name, out var c) && c.TryGetProperty("bfloat16_rel_l2", out var rel))
+            foreach (var p in rel.EnumerateObject()) map[p.Name] = p.Value.GetDouble();
+        return map;
+    }
+
     private static (bool Match, string? Note) Bf16Ids(string tinyDir, string name, int[] greedy, int[] expected)
     {
         int first = Enumerable.Range(0, Math.Min(greedy.Length, expected.Length)).FirstOrDefault(i => greedy[i] != expected[i], -1);
         if (first < 0) return (true, null);
-        string file = Path.Combine(tinyDir, "bf16-greedy.json");
+        string file = Path.Combine(tinyDir, "bf16-reference.json");
         if (!File.Exists(file)) return (false, $"ids differ from step {first}; no {file} to say whether that is a bf16 near-tie");
         using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
         if (!doc.RootElement.GetProperty("cases").TryGetProperty(name, out var c)) return (false, $"ids differ from step {first}; {name} not in {file}");
@@ -77,7 +93,7 @@ public static class TinyParity
         try { r = run(backend) with { Seconds = sw.Elapsed.TotalSeconds }; }
         catch (Exception e) { r = new ParityResult(name, backend.Name, 0, double.NaN, "", false, false, null, null, null, null, sw.Elapsed.TotalSeconds, $"{e.GetType().Name}: {e.Message}\n{e.StackTrace}"); }
         bool ok = r.Error is null && r.WithinCpuBound && r.DefaultRulesPassed && r.GreedyMatch != false;
-        log.WriteLine($"{(ok ? "ok  " : "FAIL")} parity {r.Dump,-16} {r.Backend,-22} {r.Compared,4} paths, worst rel-L2 {r.WorstRelL2:E2} at {r.WorstPath}; {r.Tier} rules {(r.DefaultRulesPassed ? "pass" : "FAIL " + r.FirstRuleFailure)}" +
+        log.WriteLine($"{(ok ? "ok  " : "FAIL")} parity {r.Dump,-16} {r.Backend,-22} {r.Compared,4} paths, worst rel-L2 {r.WorstRelL2:E2} at {r.WorstPath}; {r.Tier} elementwise rules {(r.ElementRulesPassed ? "pass" : (r.Tier == "bf16" ? "fail (reported, as PyTorch's own bf16 run does) at " : "FAIL at ") + r.FirstRuleFailure)}" +
             (r.GreedyMatch is null ? "" : $"; greedy ids {(r.GreedyIds!.SequenceEqual(r.ExpectedIds!) ? "identical" : r.GreedyMatch == true ? "differ as PyTorch bf16's" : "DIFFER")} ({string.Join(",", r.GreedyIds ?? [])} vs {string.Join(",", r.ExpectedIds ?? [])})") +
             (r.IdNote is null ? "" : $" [{r.IdNote}]") +
             $" [{r.Seconds:F1} s]{(r.Error is null ? "" : "\n  " + r.Error)}");
@@ -95,20 +111,27 @@ public static class TinyParity
     {
         bool bf16 = IsBf16(backend);
         int compared = 0; double worst = 0; string worstPath = "";
+        var torchBf16 = bf16 ? TorchBf16RelL2(tinyDir, name) : null;
+        string? overBound = null;
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.", StringComparison.Ordinal) && !t.Name.StartsWith("output.", StringComparison.Ordinal)))
         {
             if (!trace.Contains(info.Name)) throw new InvalidOperationException($"the trace lacks '{info.Name}'");
             double rel = RelL2(trace[info.Name], dump.Get(info.Name));
             if (!(rel <= worst)) { worst = rel; worstPath = info.Name; }
+            // bf16: within the bf16 tier's rel-L2 or PyTorch's own bf16 run's at this path, whichever is larger
+            double bound = bf16 ? Math.Max(Tolerance.BF16.MaxRelL2!.Value, torchBf16!.GetValueOrDefault(info.Name)) : CpuBound;
+            if (!(rel <= bound)) overBound ??= $"{info.Name}: rel-L2 {rel:G3} > {bound:G3}";
             compared++;
         }
-        // bf16: the bf16 tier for every path (the documented float32 floors do not apply to bf16 compute)
+        // bf16: the bf16 tier's elementwise verdict is reported, not required — PyTorch's own all-bf16 run fails it on
+        // 12–44 % of the elements of most paths (make_bf16_reference.py); the documented float32 floors do not apply
         var options = bf16 ? new CompareOptions { Exclude = ["input.*", "output.*"], Tolerance = Tolerance.BF16, UseDefaultRules = false }
             : new CompareOptions { Exclude = ["input.*", "output.*"] };
         var cmp = DumpComparer.Compare(trace.ToTensorSource(), dump, options);
         var (match, note) = greedy is null ? (true, null) : bf16 ? Bf16Ids(tinyDir, name, greedy, expected!) : (greedy.SequenceEqual(expected!), null);
-        return new ParityResult(name, backend.Name, compared, worst, worstPath, worst <= (bf16 ? Tolerance.BF16.MaxRelL2!.Value : CpuBound), cmp.AllPassed, cmp.FirstFailure?.Name,
-            greedy, expected, greedy is null ? null : match, 0, null, bf16 ? "bf16" : "port", note);
+        return new ParityResult(name, backend.Name, compared, worst, worstPath, overBound is null, bf16 || cmp.AllPassed, cmp.FirstFailure?.Name,
+            greedy, expected, greedy is null ? null : match, 0, null, bf16 ? "bf16" : "port", overBound is null ? note : (note is null ? overBound : $"{overBound}; {note}"))
+        { ElementRulesPassed = cmp.AllPassed };
     }
 
     private static double RelL2(Tensor actual, Tensor expected)

@@ -30,6 +30,26 @@ public sealed class CudaBackendTests
         .ToArray();
 
     [Fact]
+    public void DeviceBlockSizeClassesHoldTheRequestWithAtMostAnEighthToSpare()
+    {
+        // the caching allocator reuses a dropped block for any request of its class: a class must hold the request,
+        // waste at most 12.5 %, and the classes must not multiply (8 per octave) as attention rows grow by one a step
+        long last = 0;
+        var classes = new HashSet<long>();
+        for (long bytes = 1; bytes <= 1 << 22; bytes += 1 + bytes / 97)
+        {
+            long c = CudaDevice.SizeClass(bytes);
+            Assert.True(c >= bytes, $"{bytes} → {c}");
+            Assert.True(c >= last, "size classes grow with the request");
+            if (bytes > 512) Assert.True(c <= bytes + bytes / 8 + 1, $"{bytes} → {c} wastes more than an eighth");
+            classes.Add(c);
+            last = c;
+        }
+        Assert.Equal(512, CudaDevice.SizeClass(1));
+        Assert.InRange(classes.Count, 50, 8 * 13 + 1); // 2^9 … 2^22: at most eight classes per power of two
+    }
+
+    [Fact]
     public void EveryKernelTheBackendLaunchesIsDefinedOnceInTheSource()
     {
         foreach (var name in CudaKernels.Names.All)

@@ -87,10 +87,10 @@ public sealed unsafe class CudaDevice
     private readonly ConcurrentQueue<(ulong Ptr, long Bytes)> _dropped = new();
     private long _liveBytes, _peakBytes, _sinceCollect;
 
-    /// <summary>Allocations between two forced collections. Dropped activations are only found by the garbage collector,
-    /// so up to this much garbage is held on the device at once: 4 GiB made the full-size bf16 ASR path peak at 19.6 GiB
-    /// live on an H100 (15.5 GiB of weights); 1 GiB costs one collection per ~35 decoded tokens.</summary>
-    private const long CollectAfterBytes = 1L << 30;
+    /// <summary>Allocations between two forced (young-generation) collections. Dropped activations are only found by the
+    /// garbage collector, so up to this much garbage is held on the device at once: 4 GiB made the full-size bf16 ASR path
+    /// peak at 19.6 GiB live on an H100 (15.5 GiB of weights), 1 GiB 16.7 GiB.</summary>
+    private const long CollectAfterBytes = 512L << 20;
 
     public string Name { get; }
     public int Major { get; }
@@ -219,26 +219,39 @@ public sealed unsafe class CudaDevice
 
     // ------------------------------------------------------------------------------------------------ memory
 
-    /// <summary>A fresh buffer (contents undefined). Large dropped-but-unfinalised buffers trigger a collection first.</summary>
+    /// <summary>A fresh buffer (contents undefined), from this device's free blocks of its size class when one is there.
+    /// A decoding step allocates and drops ~500 activations of the same few sizes; reusing a block costs no driver call
+    /// (cuMemAllocAsync + cuMemFreeAsync were two of the host's per-op calls). Reuse is safe without synchronisation:
+    /// every kernel and copy runs in order on the one stream, so a block's next user is queued after its last one.</summary>
     public DeviceBuffer Allocate(long bytes)
     {
-        long size = Math.Max(bytes, 256);
+        long size = SizeClass(Math.Max(bytes, 256));
         Interlocked.Add(ref _sinceCollect, size);
-        ulong p;
-        int rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
-        if (rc == 2) // CUDA_ERROR_OUT_OF_MEMORY: return what the garbage collector still holds, then try once more
+        ulong p = 0;
+        bool reused = false;
+        if (size <= MaxCachedBlock)
+            lock (_free)
+                if (_free.TryGetValue(size, out var stack) && stack.Count > 0) { p = stack.Pop(); _cachedBytes -= size; reused = true; }
+        if (!reused)
         {
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            Drain();
-            Api.cuCtxSynchronize();
-            rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
-        }
-        if (rc != 0)
-        {
-            nuint free = 0, total = 0;
-            Api.cuMemGetInfo(&free, &total);
-            Api.Check(rc, $"cuMemAllocAsync of {size} bytes ({LiveBytes / (1 << 20)} MiB live, {(long)free / (1 << 20)} MiB free of {(long)total / (1 << 20)})");
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            int rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
+            if (rc == 2) // CUDA_ERROR_OUT_OF_MEMORY: hand back the cached blocks and what the garbage collector still holds, then try once more
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                Drain();
+                ReleaseCached();
+                Api.cuCtxSynchronize();
+                rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
+            }
+            _driverTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+            if (rc != 0)
+            {
+                nuint free = 0, total = 0;
+                Api.cuMemGetInfo(&free, &total);
+                Api.Check(rc, $"cuMemAllocAsync of {size} bytes ({LiveBytes / (1 << 20)} MiB live, {(long)free / (1 << 20)} MiB free of {(long)total / (1 << 20)})");
+            }
         }
         long live = Interlocked.Add(ref _liveBytes, size);
         for (long peak = Interlocked.Read(ref _peakBytes); live > peak; peak = Interlocked.Read(ref _peakBytes))
@@ -246,17 +259,53 @@ public sealed unsafe class CudaDevice
         return new DeviceBuffer(this, p, size);
     }
 
+    /// <summary>Blocks up to this size are kept for reuse when dropped; larger ones go back to the driver's pool.</summary>
+    private const long MaxCachedBlock = 64L << 20;
+
+    /// <summary>Size classes: eight per power of two (a block is at most 12.5 % larger than asked), so the sizes of a
+    /// step (and of the attention rows that grow by one each step) fall into few classes.</summary>
+    internal static long SizeClass(long bytes)
+    {
+        if (bytes <= 512) return 512;
+        long step = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes + 1) / 16;
+        return (bytes + step - 1) / step * step;
+    }
+
+    private readonly Dictionary<long, Stack<ulong>> _free = new();
+    private long _cachedBytes;
+    private long _driverTicks;
+
+    /// <summary>Device bytes held in free blocks for reuse (reserved, not live).</summary>
+    public long CachedBytes { get { lock (_free) return _cachedBytes; } }
+
+    /// <summary>Seconds the host has spent inside driver and cuBLAS calls that queue work or memory (launches, GEMMs,
+    /// allocations, frees) since the device was made — with <see cref="SyncWaitSeconds"/> and a step's wall time, what
+    /// the rest of a step's host time is (our own per-op code).</summary>
+    public double DriverSeconds => _driverTicks / (double)System.Diagnostics.Stopwatch.Frequency;
+
+    private void ReleaseCached()
+    {
+        lock (_free)
+        {
+            foreach (var (size, stack) in _free)
+                while (stack.Count > 0) Api.cuMemFreeAsync(stack.Pop(), IntPtr.Zero);
+            _cachedBytes = 0;
+        }
+    }
+
     internal void Release(ulong ptr, long bytes) => _dropped.Enqueue((ptr, bytes));
 
-    /// <summary>Returns dropped buffers to the pool; after <see cref="CollectAfterBytes"/> of allocations, collects first so
-    /// that dropped activations are found (their finalizers queue them). Called between ops only: frees are stream-ordered
-    /// after every kernel queued so far, and no op is half-way through using a buffer then.</summary>
+    /// <summary>Returns dropped buffers for reuse; after <see cref="CollectAfterBytes"/> of allocations, runs a young-generation
+    /// collection first so that dropped activations are found (their finalizers queue them): activations die young, and a
+    /// generation-1 collection does not walk the host-side weights (a full one every 1 GiB cost ~0.7 ms per decoded token
+    /// on the full-size model). Called between ops only: frees are stream-ordered after every kernel queued so far, and no
+    /// op is half-way through using a buffer then.</summary>
     internal void DrainDropped()
     {
         if (Interlocked.Read(ref _sinceCollect) > CollectAfterBytes)
         {
             Interlocked.Exchange(ref _sinceCollect, 0);
-            GC.Collect();
+            GC.Collect(1, GCCollectionMode.Forced, blocking: true);
             GC.WaitForPendingFinalizers();
         }
         Drain();
@@ -266,8 +315,17 @@ public sealed unsafe class CudaDevice
     {
         while (_dropped.TryDequeue(out var d))
         {
-            Api.cuMemFreeAsync(d.Ptr, IntPtr.Zero);
             Interlocked.Add(ref _liveBytes, -d.Bytes);
+            if (d.Bytes <= MaxCachedBlock)
+            {
+                lock (_free)
+                {
+                    if (!_free.TryGetValue(d.Bytes, out var stack)) _free[d.Bytes] = stack = new Stack<ulong>();
+                    stack.Push(d.Ptr);
+                    _cachedBytes += d.Bytes;
+                }
+            }
+            else Api.cuMemFreeAsync(d.Ptr, IntPtr.Zero);
         }
     }
 
@@ -361,7 +419,9 @@ public sealed unsafe class CudaDevice
         void** ptrs = stackalloc void*[Math.Max(n, 1)];
         for (int i = 0; i < args.Length; i++) { slots[i] = args[i].Bits; ptrs[i] = slots + i; }
         if (meta != null) ptrs[args.Length] = meta;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         int rc = Api.cuLaunchKernel(Function(name), grid, 1, 1, block, 1, 1, 0, IntPtr.Zero, ptrs, null);
+        _driverTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         // the message is formatted only on failure: this runs hundreds of times per decoded token
         if (rc != 0) Api.Check(rc, $"cuLaunchKernel({name}, grid {grid}, block {block})");
     }
@@ -373,8 +433,10 @@ public sealed unsafe class CudaDevice
         ulong c, int ldc, long strideC, int batch, int compute, bool accumulate = false)
     {
         float alpha = 1f, beta = accumulate ? 1f : 0f;
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         int status = Api.cublasGemmStridedBatchedEx(_blas, transA ? CudaApi.OpT : CudaApi.OpN, transB ? CudaApi.OpT : CudaApi.OpN, m, n, k,
             &alpha, a, abType, lda, strideA, b, abType, ldb, strideB, &beta, c, CudaApi.R32F, ldc, strideC, batch, compute, CudaApi.GemmDefault);
+        _driverTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         if (status != 0) CudaApi.CheckBlas(status, $"cublasGemmStridedBatchedEx(m={m}, n={n}, k={k}, batch={batch}, type={abType}, compute={compute})");
     }
 }
