@@ -587,15 +587,7 @@ public sealed unsafe partial class CpuBackend : IBackend
                     for (int i = 0; i < tq; i++)
                     {
                         var row = new Span<float>(s + (long)i * tk, tk);
-                        if (scale != 1f) TensorPrimitives.Multiply(row, scale, row);
-                        if (pm != null)
-                        {
-                            long mo = bi * mStrides![0] + h * mStrides[1] + i * mStrides[2];
-                            if (mStrides[3] == 1) TensorPrimitives.Add(row, new ReadOnlySpan<float>(pm + mo, tk), row);
-                            else for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
-                        }
-                        if (causal)
-                            for (int j = Math.Max(0, i + causalOffset + 1); j < tk; j++) row[j] = float.NegativeInfinity;
+                        ScoreRow(row, scale, pm, mStrides, bi, h, i, causal ? i + causalOffset + 1 : tk);
                         // softmax into the worker's scratch (in place when the scores are not kept)
                         VectorMath.Softmax(row, new Span<float>(pscr + (long)i * tk, tk));
                     }
@@ -628,6 +620,22 @@ public sealed unsafe partial class CpuBackend : IBackend
     /// Each score and output element gets the same kernels, k order and row operations as the per-head products of
     /// <see cref="ScaledDotProductAttention"/>'s general path: the same bits.
     /// </summary>
+    /// <summary>One row of attention scores before its softmax, in place: × scale, + the mask row (broadcast strides
+    /// <paramref name="mStrides"/> over [B, H, Tq, Tk]), −∞ from key <paramref name="firstMasked"/> on (causal; Tk when
+    /// not). Shared by the per-head and the blocked attention, so both give the same bits.</summary>
+    private static void ScoreRow(Span<float> row, float scale, float* pm, long[]? mStrides, int bi, int h, int i, int firstMasked)
+    {
+        int tk = row.Length;
+        if (scale != 1f) TensorPrimitives.Multiply(row, scale, row);
+        if (pm != null)
+        {
+            long mo = bi * mStrides![0] + h * mStrides[1] + i * mStrides[2];
+            if (mStrides[3] == 1) TensorPrimitives.Add(row, new ReadOnlySpan<float>(pm + mo, tk), row);
+            else for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
+        }
+        for (int j = Math.Max(0, firstMasked); j < tk; j++) row[j] = float.NegativeInfinity;
+    }
+
     private static Tensor BlockedAttention(Tensor q, Tensor k, Tensor v, float scale, Tensor? mask, long[]? mStrides, bool causal, int group)
     {
         int b = q.Shape[0], hq = q.Shape[1], tq = q.Shape[2], d = q.Shape[3];
@@ -668,15 +676,7 @@ public sealed unsafe partial class CpuBackend : IBackend
                         {
                             int i = r0 + r;
                             var row = new Span<float>(sb + (long)r * tk, tk);
-                            if (scale != 1f) TensorPrimitives.Multiply(row, scale, row);
-                            if (pm != null)
-                            {
-                                long mo = bi * mStrides![0] + h * mStrides[1] + i * mStrides[2];
-                                if (mStrides[3] == 1) TensorPrimitives.Add(row, new ReadOnlySpan<float>(pm + mo, tk), row);
-                                else for (int j = 0; j < tk; j++) row[j] += pm[mo + j * mStrides[3]];
-                            }
-                            if (causal)
-                                for (int j = Math.Max(0, i + causalOffset + 1); j < tk; j++) row[j] = float.NegativeInfinity;
+                            ScoreRow(row, scale, pm, mStrides, bi, h, i, causal ? i + causalOffset + 1 : tk);
                             VectorMath.Softmax(row, row);
                         }
                         GemmBlocked.RunPacked(path, rows, dv, tk, sb, tk, vp, po + (((long)bi * tq + r0) * hq + h) * dv, hq * dv, accumulate: false);
