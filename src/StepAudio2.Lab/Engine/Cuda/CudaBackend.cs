@@ -149,7 +149,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             var d = New(target, h.Shape);
             Device.Upload(Addr(d), h.ContiguousBytes());
             Stats.CountWeightUpload(h.ByteCount);
-            cache[key] = d;
+            cache[key with { Shape = (int[])w.Shape.Clone(), Strides = (long[])w.Strides.Clone() }] = d; // the key keeps its own copies
             return d;
         }
     }
