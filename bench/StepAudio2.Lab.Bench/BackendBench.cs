@@ -39,7 +39,7 @@ internal static class BackendBench
             }
         }
         var backends = names.Select(Backends.Get).ToArray();
-        string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string loadAvg = LoadAverage.Now();
         foreach (var b in backends) Console.Error.WriteLine($"{b.Name}: {b.Describe()}");
 
         // streamed: each case makes its weights when reached, so only one case's weights are alive at a time
@@ -83,7 +83,7 @@ internal static class BackendBench
             ["backends"] = backends.Select(b => b.Describe()).ToArray(),
             ["threads"] = Gemm.MaxThreads,
             ["loadavg_at_start"] = loadAvg,
-            ["loadavg_at_end"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "",
+            ["loadavg_at_end"] = LoadAverage.Now(),
             ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
             ["wall_s"] = Math.Round(total.Elapsed.TotalSeconds, 1),
             ["cases"] = rows,

@@ -21,8 +21,6 @@ namespace StepAudio2.Lab.Bench;
 /// </summary>
 internal static class DecodeProfile
 {
-    private sealed class Acc { public double WallMs, CpuMs, Bytes; public long Calls; }
-
     public static int Run(string[] args)
     {
         string? model = null, outPath = null;
@@ -41,27 +39,14 @@ internal static class DecodeProfile
             }
         }
         if (model is null) { Console.Error.WriteLine("decode-profile: --model DIR is required"); return 2; }
-        string load0 = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string load0 = LoadAverage.Now();
         var config = StepAudio2Config.Load(model);
         using var checkpoint = ShardedCheckpoint.Open(model);
         var m = new StepAudio2Model(checkpoint, config);
         var c = config.Text;
         var proc = Process.GetCurrentProcess();
-        var acc = new Dictionary<string, Acc>();
-        var order = new List<string>();
-
-        Tensor Timed(string name, Func<Tensor> f, long bytes = 0)
-        {
-            var cpu0 = proc.TotalProcessorTime;
-            long t0 = Stopwatch.GetTimestamp();
-            var y = f();
-            double wall = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            proc.Refresh();
-            double cpu = (proc.TotalProcessorTime - cpu0).TotalMilliseconds;
-            if (!acc.TryGetValue(name, out var a)) { acc[name] = a = new Acc(); order.Add(name); }
-            a.WallMs += wall; a.CpuMs += cpu; a.Bytes += bytes; a.Calls++;
-            return y;
-        }
+        var timer = new OpTimer();
+        Tensor Timed(string name, Func<Tensor> f, long bytes = 0) => timer.Time(name, f, bytes);
         static long Bytes(Linear l) => l.Quantized?.ByteCount ?? l.Weight.ByteCount;
         Tensor Lin(string name, Linear l, Tensor x) => Timed(name, () => l.Apply(x), Bytes(l));
 
@@ -104,7 +89,7 @@ internal static class DecodeProfile
         }
 
         for (int i = 0; i < warmup; i++) Step();
-        acc.Clear(); order.Clear();
+        timer.Clear();
         var swAll = Stopwatch.StartNew();
         var cpuAll = proc.TotalProcessorTime;
         for (int i = 0; i < steps; i++) Step();
@@ -124,15 +109,14 @@ internal static class DecodeProfile
         double plainMs = sw.Elapsed.TotalMilliseconds / steps;
         proc.Refresh();
         double plainCpuMs = (proc.TotalProcessorTime - plainCpu0).TotalMilliseconds / steps;
-        string load1 = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string load1 = LoadAverage.Now();
 
-        double totalBytes = acc.Values.Sum(a => a.Bytes) / steps;
+        double totalBytes = timer.Entries.Sum(e => e.Entry.Bytes) / steps;
         Console.Error.WriteLine($"decode-profile {model}: batch {batch}, {Gemm.MaxThreads} threads, {steps} steps after {warmup}, load {load0} → {load1}");
         Console.Error.WriteLine($"{"op",-12} {"ms/step",9} {"cpu ms",9} {"cores",6} {"calls",6} {"GB/s",7} {"share",6}");
         var ops = new List<Dictionary<string, object>>();
-        foreach (var name in order)
+        foreach (var (name, a) in timer.Entries)
         {
-            var a = acc[name];
             double w = a.WallMs / steps, cpu = a.CpuMs / steps, gbps = a.Bytes / steps / (w * 1e6);
             Console.Error.WriteLine($"{name,-12} {w,9:F2} {cpu,9:F2} {cpu / w,6:F2} {a.Calls / steps,6} {(a.Bytes > 0 ? gbps.ToString("F2") : ""),7} {100 * w / profiledMs,5:F1}%");
             ops.Add(new() { ["op"] = name, ["ms_per_step"] = Math.Round(w, 3), ["cpu_ms_per_step"] = Math.Round(cpu, 3), ["calls_per_step"] = a.Calls / steps,

@@ -59,7 +59,7 @@ internal static class FlowBench
 
         // Both paths in this process, back to back on the same inputs (the machine is shared: compare ratios of this run).
         // A small warm-up of each path first, so neither pays the JIT inside its timed run.
-        string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string loadAvg = LoadAverage.Now();
         var dit = flow.Decoder.Estimator;
         if (fusedOnly)
         {
@@ -169,7 +169,7 @@ internal static class FlowBench
         var stepTimes = new List<double>();
         var stepCpu = new List<double>();
         var proc = Process.GetCurrentProcess();
-        string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string loadAvg = LoadAverage.Now();
         var last = TimeSpan.Zero;
         proc.Refresh();
         var lastCpu = proc.TotalProcessorTime;

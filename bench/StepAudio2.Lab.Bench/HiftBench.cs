@@ -35,7 +35,7 @@ internal static class HiftBench
                 default: Console.Error.WriteLine($"unknown argument {args[i]}"); return 2;
             }
         }
-        string loadStart = LoadAvg();
+        string loadStart = LoadAverage.Now();
         var build = Stopwatch.StartNew();
         var weights = RandomHiftWeights(new HiftConfig());
         var hift = Hift.Load(weights);
@@ -95,7 +95,7 @@ internal static class HiftBench
             ["threads"] = Gemm.MaxThreads,
             ["reps"] = reps,
             ["loadavg_at_start"] = loadStart,
-            ["loadavg_at_end"] = LoadAvg(),
+            ["loadavg_at_end"] = LoadAverage.Now(),
             ["old_total_ms"] = Math.Round(oldTotal, 1),
             ["new_total_ms"] = Math.Round(newTotal, 1),
             ["speedup"] = Math.Round(oldTotal / newTotal, 2),
@@ -350,5 +350,4 @@ internal static class HiftBench
         return m;
     }
 
-    private static string LoadAvg() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
 }

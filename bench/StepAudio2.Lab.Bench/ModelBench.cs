@@ -145,22 +145,9 @@ internal static class ModelBench
         var rng = new Random(7);
         var x0 = Tensor.FromArray(Enumerable.Range(0, t * d).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray(), 1, t, d);
         var mask = AudioEncoder.PaddingMaskBias([2 * t - 2], 2 * t);
-        var acc = new Dictionary<string, double>();
-        var cpuAcc = new Dictionary<string, double>();
-        var order = new List<string>();
-        bool record = false;
+        var timer = new OpTimer { Recording = false };
         var proc = Process.GetCurrentProcess();
-        Tensor Timed(string name, Func<Tensor> f)
-        {
-            var cpu0 = proc.TotalProcessorTime;
-            long t0 = Stopwatch.GetTimestamp();
-            var y = f();
-            double ms = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-            proc.Refresh();
-            double cpu = (proc.TotalProcessorTime - cpu0).TotalMilliseconds;
-            if (record) { if (!acc.ContainsKey(name)) { acc[name] = 0; cpuAcc[name] = 0; order.Add(name); } acc[name] += ms; cpuAcc[name] += cpu; }
-            return y;
-        }
+        Tensor Timed(string name, Func<Tensor> f) => timer.Time(name, f);
         Tensor Block(ResidualAttentionBlock blk, Tensor x)
         {
             var a = blk.Attn;
@@ -183,12 +170,11 @@ internal static class ModelBench
             return Timed("add", () => Ops.Add(x, h));
         }
         Block(layers[0], x0); // warm-up: JIT, workspaces
-        record = true;
+        timer.Recording = true;
         long gc0 = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2);
         var pause0 = GC.GetTotalPauseDuration();
         // minflt, field 10 of /proc/self/stat (counted after the ")" that ends the command name)
         static long MinorFaults() => File.Exists("/proc/self/stat") ? long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]) : 0;
-        static string LoadAvg() => File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
         proc.Refresh();
         var sys0 = proc.PrivilegedProcessorTime; var user0 = proc.UserProcessorTime; long flt0 = MinorFaults();
         var sw = Stopwatch.StartNew();
@@ -201,13 +187,14 @@ internal static class ModelBench
         double pauseMs = (GC.GetTotalPauseDuration() - pause0).TotalMilliseconds / blocks;
         long gcs = GC.CollectionCount(0) + GC.CollectionCount(1) + GC.CollectionCount(2) - gc0;
         double linFlop = 2.0 * t * d * d * 4 + 2.0 * 2 * t * d * 4 * d, attFlop = 2.0 * 2 * t * t * d;
-        var ops = order.ToDictionary(n => n, n => acc[n] / blocks);
-        Console.Error.WriteLine($"encoder_profile: {totalMs:F0} ms per block (x32 = {totalMs * 32 / 1000:F1} s), GC pauses {pauseMs:F0} ms/block ({gcs} collections), load {LoadAvg()}");
+        var ops = timer.Entries.ToDictionary(e => e.Name, e => e.Entry.WallMs / blocks);
+        var opsCpu = timer.Entries.ToDictionary(e => e.Name, e => e.Entry.CpuMs / blocks);
+        Console.Error.WriteLine($"encoder_profile: {totalMs:F0} ms per block (x32 = {totalMs * 32 / 1000:F1} s), GC pauses {pauseMs:F0} ms/block ({gcs} collections), load {LoadAverage.Now()}");
         Console.Error.WriteLine($"  per block: user {userMs:F0} ms, sys {sysMs:F0} ms CPU, {faults} minor page faults");
-        foreach (var (n, ms) in ops) Console.Error.WriteLine($"  {n,-12} {ms,8:F1} ms  {100 * ms / totalMs,5:F1} %   CPU {cpuAcc[n] / blocks,7:F1} ms");
+        foreach (var (n, ms) in ops) Console.Error.WriteLine($"  {n,-12} {ms,8:F1} ms  {100 * ms / totalMs,5:F1} %   CPU {opsCpu[n],7:F1} ms");
         double linMs = ops.Where(p => p.Key.StartsWith("linear")).Sum(p => p.Value);
         Console.Error.WriteLine($"  linears {linFlop / linMs / 1e6:F0} GFLOP/s, sdpa {attFlop / ops["sdpa"] / 1e6:F0} GFLOP/s");
-        return new() { ["name"] = "encoder_profile", ["block_ms"] = totalMs, ["gc_pause_ms"] = pauseMs, ["user_cpu_ms"] = userMs, ["sys_cpu_ms"] = sysMs, ["minor_faults"] = faults, ["ops_ms"] = ops, ["ops_cpu_ms"] = order.ToDictionary(n => n, n => cpuAcc[n] / blocks) };
+        return new() { ["name"] = "encoder_profile", ["block_ms"] = totalMs, ["gc_pause_ms"] = pauseMs, ["user_cpu_ms"] = userMs, ["sys_cpu_ms"] = sysMs, ["minor_faults"] = faults, ["ops_ms"] = ops, ["ops_cpu_ms"] = opsCpu };
     }
 
     private static Dictionary<string, object?> EncoderFull()
@@ -231,7 +218,7 @@ internal static class ModelBench
         long peak = Diagnostics.ProcessMemory.PeakRssBytes();
         // a fingerprint of the output bits, so kernel changes that should not change results can be checked end to end
         string sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(output.ToFloatArray().AsSpan())))[..16];
-        Console.Error.WriteLine($"encoder_full: output sha256 {sha}, process CPU {cpuS:F1} s, load {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "")}");
+        Console.Error.WriteLine($"encoder_full: output sha256 {sha}, process CPU {cpuS:F1} s, load {LoadAverage.Now()}");
         Console.Error.WriteLine($"encoder_full: 25 s of audio through 32 blocks in {runS:F1} s; output {Tensor.ShapeString(output.Shape)}; peak RSS {peak / 1e9:F2} GB (weights {weightBytes / 1e9:F2} GB bf16)");
         return new()
         {

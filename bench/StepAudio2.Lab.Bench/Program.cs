@@ -61,7 +61,7 @@ internal static unsafe class Program
         var cases = LoadCases(shapesPath).Where(c => only is null || c.Name.Contains(only, StringComparison.OrdinalIgnoreCase)).ToList();
 
         var total = Stopwatch.StartNew();
-        string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string loadAvg = LoadAverage.Now();
         var (streamAll, streamOne) = MeasureStream();
         Console.Error.WriteLine($"stream read: {streamAll:F1} GB/s ({Gemm.MaxThreads} threads), {streamOne:F1} GB/s (1 thread)");
 

@@ -61,7 +61,7 @@ internal static unsafe class QuantBench
             }
         }
         string simd = Avx512F.IsSupported ? "AVX-512" : Avx2.IsSupported ? "AVX2" : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
-        string loadAvg = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string loadAvg = LoadAverage.Now();
         double stream = StreamGbps();
         Console.Error.WriteLine($"[{label}] {simd}, {Gemm.MaxThreads} threads, stream read {stream:F1} GB/s, load {loadAvg}");
 
@@ -117,7 +117,7 @@ internal static unsafe class QuantBench
         var doc = new Dictionary<string, object>
         {
             ["label"] = label!, ["simd"] = simd, ["threads"] = Gemm.MaxThreads, ["stream_gbps"] = Math.Round(stream, 2), ["loadavg_at_start"] = loadAvg,
-            ["loadavg_at_end"] = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "",
+            ["loadavg_at_end"] = LoadAverage.Now(),
             ["runtime"] = RuntimeInformation.FrameworkDescription, ["group_size"] = 64, ["cases"] = rows, ["decode"] = summary,
         };
         string json = JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true });
@@ -134,7 +134,7 @@ internal static unsafe class QuantBench
             if (args[i] == "--threads" && i + 1 < args.Length) Gemm.MaxThreads = int.Parse(args[++i]);
             else { Console.Error.WriteLine($"unknown argument {args[i]}"); return 2; }
         }
-        string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "";
+        string load = LoadAverage.Now();
         double gbps = StreamGbps();
         Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
         {
