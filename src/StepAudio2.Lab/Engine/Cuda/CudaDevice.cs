@@ -231,10 +231,9 @@ public sealed unsafe class CudaDevice
         bool reused = false;
         if (size <= MaxCachedBlock)
             lock (_free)
-                if (_free.TryGetValue(size, out var stack) && stack.Count > 0) { p = stack.Pop(); _cachedBytes -= size; reused = true; }
+                if (_free.TryGetValue(size, out var stack) && stack.Count > 0) { p = stack.Pop(); reused = true; }
         if (!reused)
         {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             int rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
             if (rc == 2) // CUDA_ERROR_OUT_OF_MEMORY: hand back the cached blocks and what the garbage collector still holds, then try once more
             {
@@ -245,7 +244,6 @@ public sealed unsafe class CudaDevice
                 Api.cuCtxSynchronize();
                 rc = Api.cuMemAllocAsync(&p, (nuint)size, IntPtr.Zero);
             }
-            _driverTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
             if (rc != 0)
             {
                 nuint free = 0, total = 0;
@@ -272,24 +270,13 @@ public sealed unsafe class CudaDevice
     }
 
     private readonly Dictionary<long, Stack<ulong>> _free = new();
-    private long _cachedBytes;
-    private long _driverTicks;
-
-    /// <summary>Device bytes held in free blocks for reuse (reserved, not live).</summary>
-    public long CachedBytes { get { lock (_free) return _cachedBytes; } }
-
-    /// <summary>Seconds the host has spent inside driver and cuBLAS calls that queue work or memory (launches, GEMMs,
-    /// allocations, frees) since the device was made — with <see cref="SyncWaitSeconds"/> and a step's wall time, what
-    /// the rest of a step's host time is (our own per-op code).</summary>
-    public double DriverSeconds => _driverTicks / (double)System.Diagnostics.Stopwatch.Frequency;
 
     private void ReleaseCached()
     {
         lock (_free)
         {
-            foreach (var (size, stack) in _free)
+            foreach (var stack in _free.Values)
                 while (stack.Count > 0) Api.cuMemFreeAsync(stack.Pop(), IntPtr.Zero);
-            _cachedBytes = 0;
         }
     }
 
@@ -322,7 +309,6 @@ public sealed unsafe class CudaDevice
                 {
                     if (!_free.TryGetValue(d.Bytes, out var stack)) _free[d.Bytes] = stack = new Stack<ulong>();
                     stack.Push(d.Ptr);
-                    _cachedBytes += d.Bytes;
                 }
             }
             else Api.cuMemFreeAsync(d.Ptr, IntPtr.Zero);
@@ -419,9 +405,7 @@ public sealed unsafe class CudaDevice
         void** ptrs = stackalloc void*[Math.Max(n, 1)];
         for (int i = 0; i < args.Length; i++) { slots[i] = args[i].Bits; ptrs[i] = slots + i; }
         if (meta != null) ptrs[args.Length] = meta;
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         int rc = Api.cuLaunchKernel(Function(name), grid, 1, 1, block, 1, 1, 0, IntPtr.Zero, ptrs, null);
-        _driverTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         // the message is formatted only on failure: this runs hundreds of times per decoded token
         if (rc != 0) Api.Check(rc, $"cuLaunchKernel({name}, grid {grid}, block {block})");
     }
@@ -433,10 +417,8 @@ public sealed unsafe class CudaDevice
         ulong c, int ldc, long strideC, int batch, int compute, bool accumulate = false)
     {
         float alpha = 1f, beta = accumulate ? 1f : 0f;
-        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         int status = Api.cublasGemmStridedBatchedEx(_blas, transA ? CudaApi.OpT : CudaApi.OpN, transB ? CudaApi.OpT : CudaApi.OpN, m, n, k,
             &alpha, a, abType, lda, strideA, b, abType, ldb, strideB, &beta, c, CudaApi.R32F, ldc, strideC, batch, compute, CudaApi.GemmDefault);
-        _driverTicks += System.Diagnostics.Stopwatch.GetTimestamp() - t0;
         if (status != 0) CudaApi.CheckBlas(status, $"cublasGemmStridedBatchedEx(m={m}, n={n}, k={k}, batch={batch}, type={abType}, compute={compute})");
     }
 }
