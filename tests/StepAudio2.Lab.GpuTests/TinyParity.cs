@@ -36,37 +36,39 @@ public static class TinyParity
     /// <summary>bf16 backends: the bf16 tier's rel-L2 bound (<see cref="Tolerance.BF16"/>) instead of the CPU's.</summary>
     private static bool IsBf16(IBackend b) => b.Name.Contains("bf16", StringComparison.Ordinal);
 
-    /// <summary>
-    /// Greedy ids of a bf16 backend: identical to the float32 reference's, or first different no earlier than PyTorch's own
-    /// all-bf16 run of the reference modules (reference-data/tiny/bf16-reference.json, make_bf16_reference.py) — at such a
-    /// step the float32 top-2 logits are closer (0.003–0.005 on the tiny cases) than bf16 rounding moves them.
-    /// </summary>
-    /// <summary>PyTorch's all-bf16 rel-L2 per path for a case (reference-data/tiny/bf16-reference.json); empty when absent.</summary>
-    private static Dictionary<string, double> TorchBf16RelL2(string tinyDir, string name)
+    /// <summary>PyTorch's own all-bf16 run of one case (reference-data/tiny/bf16-reference.json, make_bf16_reference.py):
+    /// per-path rel-L2 against the float32 dump; for the LLM cases the float32 ids' top-2 margins, the bf16 ids and the
+    /// first step where they differ (null: never).</summary>
+    private sealed record TorchBf16(Dictionary<string, double> RelL2, double[] Margins, int[] Ids, int? FirstDifference);
+
+    /// <summary>The case's entry of bf16-reference.json, or null when the file or the case is absent.</summary>
+    private static TorchBf16? LoadTorchBf16(string tinyDir, string name)
     {
         string file = Path.Combine(tinyDir, "bf16-reference.json");
-        var map = new Dictionary<string, double>();
-        if (!File.Exists(file)) return map;
+        if (!File.Exists(file)) return null;
         using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-        if (doc.RootElement.GetProperty("cases").TryGetProperty(name, out var c) && c.TryGetProperty("bfloat16_rel_l2", out var rel))
-            foreach (var p in rel.EnumerateObject()) map[p.Name] = p.Value.GetDouble();
-        return map;
+        if (!doc.RootElement.GetProperty("cases").TryGetProperty(name, out var c)) return null;
+        var rel = c.TryGetProperty("bfloat16_rel_l2", out var r) ? r.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetDouble()) : [];
+        double[] margins = c.TryGetProperty("float32_top2_margins", out var m) ? m.EnumerateArray().Select(e => e.GetDouble()).ToArray() : [];
+        int[] ids = c.TryGetProperty("bfloat16_ids", out var b) ? b.EnumerateArray().Select(e => e.GetInt32()).ToArray() : [];
+        int? first = c.TryGetProperty("bfloat16_first_difference", out var f) && f.ValueKind == System.Text.Json.JsonValueKind.Number ? f.GetInt32() : null;
+        return new TorchBf16(rel, margins, ids, first);
     }
 
-    private static (bool Match, string? Note) Bf16Ids(string tinyDir, string name, int[] greedy, int[] expected)
+    /// <summary>
+    /// Greedy ids of a bf16 backend: identical to the float32 reference's, or first different no earlier than PyTorch's own
+    /// all-bf16 run of the reference modules — at such a step the float32 top-2 logits are closer (0.003–0.005 on the tiny
+    /// cases) than bf16 rounding moves them.
+    /// </summary>
+    private static (bool Match, string? Note) Bf16Ids(TorchBf16? torch, string name, int[] greedy, int[] expected)
     {
         int first = Enumerable.Range(0, Math.Min(greedy.Length, expected.Length)).FirstOrDefault(i => greedy[i] != expected[i], -1);
         if (first < 0) return (true, null);
-        string file = Path.Combine(tinyDir, "bf16-reference.json");
-        if (!File.Exists(file)) return (false, $"ids differ from step {first}; no {file} to say whether that is a bf16 near-tie");
-        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(file));
-        if (!doc.RootElement.GetProperty("cases").TryGetProperty(name, out var c)) return (false, $"ids differ from step {first}; {name} not in {file}");
-        int torchFirst = c.GetProperty("bfloat16_first_difference").ValueKind == System.Text.Json.JsonValueKind.Number ? c.GetProperty("bfloat16_first_difference").GetInt32() : int.MaxValue;
-        double margin = c.GetProperty("float32_top2_margins")[first].GetDouble();
-        var torchIds = c.GetProperty("bfloat16_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        if (torch is null || torch.Margins.Length <= first) return (false, $"ids differ from step {first}; {name} has no PyTorch bf16 ids in bf16-reference.json to say whether that is a bf16 near-tie");
+        int torchFirst = torch.FirstDifference ?? int.MaxValue;
         return (first >= torchFirst,
-            $"ids differ from step {first} (float32 top-2 margin there {margin:G3}); PyTorch bf16 differs from step {(torchFirst == int.MaxValue ? "never" : torchFirst.ToString())}" +
-            (greedy.SequenceEqual(torchIds) ? ", and its ids equal these" : ""));
+            $"ids differ from step {first} (float32 top-2 margin there {torch.Margins[first]:G3}); PyTorch bf16 differs from step {(torch.FirstDifference?.ToString() ?? "never")}" +
+            (greedy.SequenceEqual(torch.Ids) ? ", and its ids equal these" : ""));
     }
 
     /// <summary>Each dump on <paramref name="backend"/> with the activations on the device; a dump whose model code still
@@ -111,7 +113,7 @@ public static class TinyParity
     {
         bool bf16 = IsBf16(backend);
         int compared = 0; double worst = 0; string worstPath = "";
-        var torchBf16 = bf16 ? TorchBf16RelL2(tinyDir, name) : null;
+        var torchBf16 = bf16 ? LoadTorchBf16(tinyDir, name) : null;
         string? overBound = null;
         foreach (var info in dump.Tensors.Where(t => !t.Name.StartsWith("input.", StringComparison.Ordinal) && !t.Name.StartsWith("output.", StringComparison.Ordinal)))
         {
@@ -119,7 +121,7 @@ public static class TinyParity
             double rel = RelL2(trace[info.Name], dump.Get(info.Name));
             if (!(rel <= worst)) { worst = rel; worstPath = info.Name; }
             // bf16: within the bf16 tier's rel-L2 or PyTorch's own bf16 run's at this path, whichever is larger
-            double bound = bf16 ? Math.Max(Tolerance.BF16.MaxRelL2!.Value, torchBf16!.GetValueOrDefault(info.Name)) : CpuBound;
+            double bound = bf16 ? Math.Max(Tolerance.BF16.MaxRelL2!.Value, torchBf16?.RelL2.GetValueOrDefault(info.Name) ?? 0) : CpuBound;
             if (!(rel <= bound)) overBound ??= $"{info.Name}: rel-L2 {rel:G3} > {bound:G3}";
             compared++;
         }
@@ -128,7 +130,7 @@ public static class TinyParity
         var options = bf16 ? new CompareOptions { Exclude = ["input.*", "output.*"], Tolerance = Tolerance.BF16, UseDefaultRules = false }
             : new CompareOptions { Exclude = ["input.*", "output.*"] };
         var cmp = DumpComparer.Compare(trace.ToTensorSource(), dump, options);
-        var (match, note) = greedy is null ? (true, null) : bf16 ? Bf16Ids(tinyDir, name, greedy, expected!) : (greedy.SequenceEqual(expected!), null);
+        var (match, note) = greedy is null ? (true, null) : bf16 ? Bf16Ids(torchBf16, name, greedy, expected!) : (greedy.SequenceEqual(expected!), null);
         return new ParityResult(name, backend.Name, compared, worst, worstPath, overBound is null, bf16 || cmp.AllPassed, cmp.FirstFailure?.Name,
             greedy, expected, greedy is null ? null : match, 0, null, bf16 ? "bf16" : "port", overBound is null ? note : (note is null ? overBound : $"{overBound}; {note}"))
         { ElementRulesPassed = cmp.AllPassed };
