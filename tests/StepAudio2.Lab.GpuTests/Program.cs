@@ -79,8 +79,7 @@ if (sections.Contains("parity"))
     var final = all.GroupBy(r => (r.Dump, Bf16: r.Backend.Contains("bf16"))).Select(g => g.Last()).ToList();
     var f32 = final.Where(r => !r.Backend.Contains("bf16")).ToList();
     var b16 = final.Where(r => r.Backend.Contains("bf16")).ToList();
-    static bool Passed(ParityResult r) => r.Error is null && r.WithinCpuBound && r.DefaultRulesPassed && r.GreedyMatch != false;
-    int bad = f32.Count(r => !Passed(r)), bad16 = b16.Count(r => !Passed(r));
+    int bad = f32.Count(r => !r.Passed), bad16 = b16.Count(r => !r.Passed);
     log.WriteLine($"parity fp32: {f32.Count - bad} of {f32.Count} dumps pass the port rules at the CPU bound with identical greedy ids " +
         $"({f32.Count(r => !r.Backend.Contains("host"))} device-resident); bf16: {b16.Count - bad16} of {b16.Count} are within the bf16 tier's rel-L2 or PyTorch bf16's own, with the ids rule");
     failed |= bad > 0 || bad16 > 0 || f32.Count == 0;
