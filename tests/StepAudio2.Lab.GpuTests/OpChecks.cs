@@ -113,6 +113,31 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
             Check("linear f32 w, 3-d input", (k, P) => k.Linear(P(Rand(2, 3, 200)), w, bias), t, g);
         }
 
+        // the decoder's fused capabilities (IBackend.SwiGlu / AddRmsNorm / LinearGroup) against the CPU backend's op-by-op
+        // bodies: one-row bf16 and 4/8-bit kernels, and the composed fallback (several rows, fp32 mode)
+        var lq = new LinearWeights(Rand(64, 256).To(DType.BF16), null, Rand(64));
+        var lk = new LinearWeights(Rand(16, 256).To(DType.BF16), null, Rand(16));
+        var lv = new LinearWeights(Rand(24, 256).To(DType.BF16), null, null);
+        var lg = new LinearWeights(Rand(300, 256).To(DType.BF16), null, null);
+        var lu = new LinearWeights(Rand(300, 256).To(DType.BF16), null, Rand(300));
+        LinearWeights Q(int bits, int group, int n, bool withBias) { var qw = AffineQuantizer.Quantize(Rand(n, 256), bits, group); return new(qw.Weight, qw, withBias ? Rand(n) : null); }
+        var (q4g, q4u, q8g, q8u) = (Q(4, 64, 200, false), Q(4, 64, 200, true), Q(8, 128, 72, false), Q(8, 128, 72, false));
+        var (q4a, q4b, q4c) = (Q(4, 32, 64, true), Q(4, 32, 16, true), Q(4, 32, 16, true));
+        foreach (var g in new[] { gpu, bf16 })
+        {
+            Check("linear_group bf16 q/k/v, 1 row", (k, P) => k.Concatenate(k.LinearGroup(P(x1), [lq, lk, lv]), 1), F, g);
+            Check("linear_group bf16 q/k/v, 3 rows", (k, P) => k.Concatenate(k.LinearGroup(P(Rand(1, 3, 256)), [lq, lk, lv]), 2), g == bf16 ? 1e-2 : F, g);
+            Check("linear_group 4-bit g32 x3 + bias, 1 row", (k, P) => k.Concatenate(k.LinearGroup(P(x1), [q4a, q4b, q4c]), 1), F, g);
+            Check("linear_group single 8-bit, 1 row", (k, P) => k.LinearGroup(P(x1), [q8g])[0], F, g);
+            Check("swiglu bf16, 1 row", (k, P) => k.SwiGlu(P(Rand(1, 1, 256)), lg, lu), F, g);
+            Check("swiglu bf16, 2 rows", (k, P) => k.SwiGlu(P(Rand(1, 2, 256)), lg, lu), g == bf16 ? 1e-2 : F, g);
+            Check("swiglu 4-bit g64, 1 row", (k, P) => k.SwiGlu(P(x1), q4g, q4u), F, g);
+            Check("swiglu 8-bit g128, 1 row", (k, P) => k.SwiGlu(P(x1), q8g, q8u), F, g);
+        }
+        var xr = Rand(1, 2, 3584); var rr = Rand(1, 2, 3584); var wr = Rand(3584);
+        Check("add_rms_norm sum", (k, P) => k.AddRmsNorm(P(xr), P(rr), wr, 1e-6f).Sum, F);
+        Check("add_rms_norm normed", (k, P) => k.AddRmsNorm(P(xr), P(rr), wr, 1e-6f).Normed, F);
+
         var xc = Rand(2, 16, 50); var wc = Rand(24, 16, 3); var bc = Rand(24);
         Check("conv1d k3 pad1", (k, P) => k.Conv1d(P(xc), wc, bc, 1, 1, 1, 1), F);
         Check("conv1d k3 stride2 dil2 pad2", (k, P) => k.Conv1d(P(xc), wc, null, 2, 2, 2, 1), F);
@@ -165,6 +190,11 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         }, F);
         var cacheK = Rand(1, 4, 64, 128); var cacheV = Rand(1, 4, 64, 128); var q1 = Rand(1, 28, 1, 128);
         Check("sdpa decode on cache view", (k, P) => k.ScaledDotProductAttention(P(q1), P(cacheK).Slice(2, 0, 37), P(cacheV).Slice(2, 0, 37), 0.088f, null, true, null), F);
+        // attn_decode: one split, several splits joined by attn_combine (split-K), a few causal rows, other head sizes
+        var longK = Rand(1, 4, 800, 128); var longV = Rand(1, 4, 800, 128);
+        Check("sdpa decode 700 keys (split-K)", (k, P) => k.ScaledDotProductAttention(P(q1), P(longK).Slice(2, 0, 700), P(longV).Slice(2, 0, 700), 0.088f, null, true, null), F);
+        Check("sdpa decode 3 causal rows, 300 keys", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 8, 3, 64)), P(longK.Slice(3, 0, 64).Contiguous()).Slice(2, 0, 300), P(longV.Slice(3, 0, 64).Contiguous()).Slice(2, 0, 300), 0.125f, null, true, null), F);
+        Check("sdpa decode d=20 non-causal batch 2", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 6, 2, 20)), P(Rand(2, 3, 270, 20)), P(Rand(2, 3, 270, 20)), 0.2f, null, false, null), F);
         Check("sdpa batch-2 cache view", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 8, 3, 16)), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), 0.25f, null, true, null), F);
 
         var table = Rand(50, 24); var tableBf = Rand(50, 24).To(DType.BF16); int[] ids = [3, 0, 49, 7, 7];

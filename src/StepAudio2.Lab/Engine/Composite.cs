@@ -1,3 +1,4 @@
+using StepAudio2.Lab.Quantization;
 using StepAudio2.Lab.Tensors;
 
 namespace StepAudio2.Lab.Engine;
@@ -43,6 +44,20 @@ public sealed record DitBlockWeights
     public int Hidden => Proj.Shape[0];
     public int Inner => Heads * HeadDim;
     public int MlpHidden => Fc1.Shape[0];
+}
+
+/// <summary>
+/// One linear layer (<c>torch.nn.Linear</c> or MLX's <c>QuantizedLinear</c>) as the decoder's fused capabilities take it:
+/// the float weight [out, in] or, when <see cref="Quantized"/> is set, its packed codes; bias [out] or none. One
+/// instance per layer, held by the model for its life.
+/// </summary>
+public sealed record LinearWeights(Tensor Weight, QuantizedWeight? Quantized, Tensor? Bias)
+{
+    public int OutFeatures => Weight.Shape[0];
+    public int InFeatures => Quantized?.InFeatures ?? Weight.Shape[1];
+
+    /// <summary>x·Wᵀ + b as one engine op (quantized or float).</summary>
+    public Tensor Apply(Tensor x) => Quantized is null ? Ops.Linear(x, Weight, Bias) : Ops.QuantizedLinear(x, Quantized, Bias);
 }
 
 /// <summary>
@@ -164,5 +179,25 @@ public static class Composite
         // softmax((q+u)·kᵀ/√d_k + bd/√d_k)·v; √d_k is a power of two in practice, so the split scaling is exact
         var o = Ops.ScaledDotProductAttention(qu, Heads(k), Heads(v), scale, Ops.Multiply(shifted, scale));
         return Ops.Contiguous(o.Permute(0, 2, 1, 3)).Reshape(1, t, d);
+    }
+    /// <summary>
+    /// The first half of a SwiGLU MLP (Qwen2MLP before down_proj): silu(gate(x)) · up(x), op by op — the body the fused
+    /// <see cref="IBackend.SwiGlu"/> kernels are held to.
+    /// </summary>
+    public static Tensor SwiGlu(Tensor x, LinearWeights gate, LinearWeights up) => Ops.Multiply(Ops.Silu(gate.Apply(x)), up.Apply(x));
+
+    /// <summary>The residual add and the RMSNorm after it (Qwen2RMSNorm of x + r), op by op: (x + r, rmsnorm(x + r)·w).</summary>
+    public static (Tensor Sum, Tensor Normed) AddRmsNorm(Tensor x, Tensor r, Tensor weight, float eps)
+    {
+        var sum = Ops.Add(x, r);
+        return (sum, Ops.RmsNorm(sum, weight, eps));
+    }
+
+    /// <summary>Several linear layers of the same input (q/k/v projections), one op each.</summary>
+    public static Tensor[] LinearGroup(Tensor x, IReadOnlyList<LinearWeights> layers)
+    {
+        var ys = new Tensor[layers.Count];
+        for (int i = 0; i < ys.Length; i++) ys[i] = layers[i].Apply(x);
+        return ys;
     }
 }

@@ -157,6 +157,32 @@ public interface IBackend
         using var _ = Ops.Use(this);
         return Composite.RelPositionAttention(q, k, v, positions, posBiasU, posBiasV, heads);
     }
+
+    // ---------------------------------------------------------------- decoder: fused capabilities of a decoding step
+    // A decoding step of the 7B decoder is ~500 small ops; on a GPU their launches and gaps cost as much as the weights'
+    // streaming. These let a backend do a layer's pieces in fewer kernels; the defaults are the ops they replace.
+
+    /// <summary>silu(x·Gᵀ + bg) · (x·Uᵀ + bu) (Qwen2MLP's act_fn(gate_proj(x)) * up_proj(x)). Default: <see cref="Composite.SwiGlu"/>.</summary>
+    Tensor SwiGlu(Tensor x, LinearWeights gate, LinearWeights up)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.SwiGlu(x, gate, up);
+    }
+
+    /// <summary>(x + r, RMSNorm(x + r)·weight) for same-shape x and r: a residual add and the norm that follows it.
+    /// Default: <see cref="Composite.AddRmsNorm"/>.</summary>
+    (Tensor Sum, Tensor Normed) AddRmsNorm(Tensor x, Tensor r, Tensor weight, float eps)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.AddRmsNorm(x, r, weight, eps);
+    }
+
+    /// <summary>Each layer applied to the same x (the q/k/v projections). Default: <see cref="Composite.LinearGroup"/>.</summary>
+    Tensor[] LinearGroup(Tensor x, IReadOnlyList<LinearWeights> layers)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.LinearGroup(x, layers);
+    }
 }
 
 /// <summary>What crossed the host↔backend boundary: uploads (activations and inputs), weight uploads (cached once per

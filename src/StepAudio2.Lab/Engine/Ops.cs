@@ -171,6 +171,15 @@ public static class Ops
     /// <summary>One HiFT Snake residual block (the backend's fused kernel, or <see cref="Composite.SnakeResBlock"/>).</summary>
     public static Tensor SnakeResBlock(Tensor x, SnakeResBlockWeights weights) => Backend.SnakeResBlock(x, weights);
 
+    /// <summary>silu(gate(x)) · up(x) (the backend's fused kernel, or <see cref="Composite.SwiGlu"/>).</summary>
+    public static Tensor SwiGlu(Tensor x, LinearWeights gate, LinearWeights up) => Backend.SwiGlu(x, gate, up);
+
+    /// <summary>(x + r, RMSNorm(x + r)·weight) (the backend's fused kernel, or <see cref="Composite.AddRmsNorm"/>).</summary>
+    public static (Tensor Sum, Tensor Normed) AddRmsNorm(Tensor x, Tensor r, Tensor weight, float eps) => Backend.AddRmsNorm(x, r, weight, eps);
+
+    /// <summary>Several linear layers of one input (the backend's fused kernel, or <see cref="Composite.LinearGroup"/>).</summary>
+    public static Tensor[] LinearGroup(Tensor x, IReadOnlyList<LinearWeights> layers) => Backend.LinearGroup(x, layers);
+
     /// <summary>Relative-position attention core (the backend's fused kernel, or <see cref="Composite.RelPositionAttention"/>).</summary>
     public static Tensor RelPositionAttention(Tensor q, Tensor k, Tensor v, Tensor positions, Tensor posBiasU, Tensor posBiasV, int heads) =>
         Backend.RelPositionAttention(q, k, v, positions, posBiasU, posBiasV, heads);

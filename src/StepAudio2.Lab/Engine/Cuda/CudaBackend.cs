@@ -157,6 +157,9 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     private static int Rows(Tensor x, int d) => (int)(x.ElementCount / Math.Max(d, 1));
 
+    /// <summary>The 16-byte-load bf16 GEMV applies: rows of whole 16-byte groups, aligned weight and input.</summary>
+    private static bool VecGemv(int k, ulong w, ulong x) => k % 8 == 0 && w % 16 == 0 && x % 16 == 0;
+
     private static uint RowBlock(int d) => d >= 4096 ? 1024u : d >= 1024 ? 512u : d >= 256 ? 256u : 128u;
 
     /// <summary>A device tensor (f32 or bf16) of uniform values in [−scale, scale) made on the device from a hash of
@@ -323,9 +326,9 @@ public sealed unsafe partial class CudaBackend : IBackend
             if (m == 1)
             {
                 // one token: a bandwidth-bound GEMV streaming the bf16 rows once (16-byte loads when aligned)
-                bool vec = k % 8 == 0 && wp % 16 == 0 && x % 16 == 0;
                 uint blocks = (uint)((n + 7) / 8);
-                Device.LaunchGrid(vec ? CudaKernels.Names.GemvBf16 : CudaKernels.Names.GemvBf16Scalar, blocks, 256, [wp, x, bias, y, n, k]);
+                if (VecGemv(k, wp, x)) Device.LaunchGrid(CudaKernels.Names.GemvBf16, blocks, 256, [wp, 0UL, 0UL, bias, 0UL, 0UL, y, 0UL, 0UL, n, 0, 0, x, k]);
+                else Device.LaunchGrid(CudaKernels.Names.GemvBf16Scalar, blocks, 256, [wp, x, bias, y, n, k]);
                 return;
             }
             var xb = New(DType.BF16, [m, k]);
@@ -444,6 +447,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         var vd = Rows(v) ? v : Dev(v);
         var o = NewF32([b, hq, tq, dv]);
         if (o.ElementCount == 0) return o;
+        if (maskBias is null && scoresOut is null && AttendFew(qd, kd, vd, o, scale, causal)) { Keep(qd, kd, vd); return o; }
         Tensor? mask = maskBias is null ? null : Dev(maskBias);
         var meta = mask is null ? default : StridedMeta.Create([b, hq, tq, tk], ShapeRules.BroadcastStrides(mask.Shape, [b, hq, tq, tk]));
         var scores = NewF32([b, hq, tq, tk]);
@@ -496,7 +500,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         var y = NewF32(shape);
         if (m == 1 && weight.Bits is (4 or 8) && Addr(xd) % 16 == 0)
             Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((n + 7) / 8), 256,
-                [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.GroupSize]);
+                [Addr(wq), 0UL, 0UL, Addr(sc), 0UL, 0UL, Addr(bi), 0UL, 0UL, AddrOrZero(b), 0UL, 0UL, Addr(y), 0UL, 0UL, n, 0, 0, Addr(xd), k, weight.GroupSize]);
         else if (m == 1)
             Device.LaunchGrid(CudaKernels.Names.QGemv, (uint)((n + 7) / 8), 256, [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.Bits, weight.GroupSize]);
         else if (m > 1)

@@ -397,17 +397,22 @@ public sealed unsafe class CudaDevice
     }
 
     /// <summary>Launches exactly <paramref name="grid"/> blocks of <paramref name="block"/> threads.</summary>
-    internal void LaunchGrid(string name, uint grid, uint block, ReadOnlySpan<KArg> args, StridedMeta* meta = null)
+    internal void LaunchGrid(string name, uint grid, uint block, ReadOnlySpan<KArg> args, StridedMeta* meta = null) =>
+        LaunchGrid(name, grid, 1, block, 0, args, meta);
+
+    /// <summary>Launches a grid of <paramref name="grid"/> × <paramref name="gridY"/> blocks with <paramref name="sharedBytes"/>
+    /// of dynamic shared memory each.</summary>
+    internal void LaunchGrid(string name, uint grid, uint gridY, uint block, uint sharedBytes, ReadOnlySpan<KArg> args, StridedMeta* meta = null)
     {
-        if (grid == 0) return;
+        if (grid == 0 || gridY == 0) return;
         int n = args.Length + (meta != null ? 1 : 0);
         ulong* slots = stackalloc ulong[Math.Max(args.Length, 1)];
         void** ptrs = stackalloc void*[Math.Max(n, 1)];
         for (int i = 0; i < args.Length; i++) { slots[i] = args[i].Bits; ptrs[i] = slots + i; }
         if (meta != null) ptrs[args.Length] = meta;
-        int rc = Api.cuLaunchKernel(Function(name), grid, 1, 1, block, 1, 1, 0, IntPtr.Zero, ptrs, null);
+        int rc = Api.cuLaunchKernel(Function(name), grid, gridY, 1, block, 1, 1, sharedBytes, IntPtr.Zero, ptrs, null);
         // the message is formatted only on failure: this runs hundreds of times per decoded token
-        if (rc != 0) Api.Check(rc, $"cuLaunchKernel({name}, grid {grid}, block {block})");
+        if (rc != 0) Api.Check(rc, $"cuLaunchKernel({name}, grid {grid}×{gridY}, block {block}, shared {sharedBytes} B)");
     }
 
     // ------------------------------------------------------------------------------------------------ cuBLAS

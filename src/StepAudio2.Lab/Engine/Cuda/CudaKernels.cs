@@ -19,15 +19,18 @@ public static class CudaKernels
         public const string Rope = "rope_f32", Cumsum = "cumsum_axis", Repeat = "repeat_axis", Where = "where_f32", Snake = "snake_f32";
         public const string AvgPool = "avgpool1d_f32", Im2col = "im2col_f32", ConvDirect = "conv1d_direct_f32", Col2im = "col2im_transpose_f32";
         public const string ChannelBias = "add_channel_bias", RowBias = "add_row_bias";
-        public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar";
+        public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar", GemvBf16SwiGlu = "gemv_bf16_swiglu";
         public const string QGemv = "qgemv", QGemv4 = "qgemv4", QGemv8 = "qgemv8", Dequant = "dequant_rows";
+        public const string QGemv4SwiGlu = "qgemv4_swiglu", QGemv8SwiGlu = "qgemv8_swiglu";
+        public const string AddRmsNorm = "add_rmsnorm_rows", AttnDecode = "attn_decode", AttnCombine = "attn_combine";
         public const string FillUniform = "fill_uniform";
 
         public static readonly string[] All =
         [
             Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
             Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
-            GemvBf16, GemvBf16Scalar, QGemv, QGemv4, QGemv8, Dequant, FillUniform,
+            GemvBf16, GemvBf16Scalar, GemvBf16SwiGlu, QGemv, QGemv4, QGemv8, Dequant, QGemv4SwiGlu, QGemv8SwiGlu, AddRmsNorm,
+            AttnDecode, AttnCombine, FillUniform,
         ];
     }
 
@@ -65,6 +68,10 @@ __device__ __forceinline__ void offsets3(const Strided& m, i64 i, i64& o0, i64& 
     o0 += c * m.s0[d]; o1 += c * m.s1[d]; o2 += c * m.s2[d];
   }
 }
+// dynamic shared memory (sized at launch); the host-compiler syntax check defines its own stand-in
+#ifndef DYNAMIC_SHARED
+#define DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
 #define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
 
 // Block-wide sum/max (blockDim a multiple of 32, at most 1024); every thread gets the result.
@@ -226,6 +233,17 @@ extern "C" __global__ void rmsnorm_rows(const float* __restrict__ x, const float
   float scale = 1.f / sqrtf(block_sum(s, sh) / d + eps);
   for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] = (r[j] * scale) * w[j];
 }
+// x + r and RMSNorm of it in one pass (a decoder's residual add before its next norm): sum = a + b, y = rmsnorm(sum)·w,
+// the arithmetic of binary add then rmsnorm_rows. One block per row.
+extern "C" __global__ void add_rmsnorm_rows(const float* __restrict__ a, const float* __restrict__ b, float* sum, const float* __restrict__ w,
+                                            float* __restrict__ y, int d, float eps) {
+  __shared__ float sh[32];
+  i64 base = (i64)blockIdx.x * d;
+  float s = 0.f;
+  for (int j = threadIdx.x; j < d; j += blockDim.x) { float v = a[base + j] + b[base + j]; sum[base + j] = v; s += v * v; }
+  float scale = 1.f / sqrtf(block_sum(s, sh) / d + eps);
+  for (int j = threadIdx.x; j < d; j += blockDim.x) y[base + j] = (sum[base + j] * scale) * w[j];
+}
 // Attention scores [B, Hq, Tq, Tk] in place: ·scale, + mask (strides s0 over shape [B, Hq, Tq, Tk]), causal (keys after
 // i + causalOffset masked), copied pre-softmax to scoresOut when given, then softmax. One block per row.
 extern "C" __global__ void mask_softmax_rows(float* __restrict__ s, const float* __restrict__ mask, float* __restrict__ scoresOut,
@@ -250,6 +268,83 @@ extern "C" __global__ void mask_softmax_rows(float* __restrict__ s, const float*
   for (int j = threadIdx.x; j < tk; j += blockDim.x) { float e = expf(r[j] - mx); r[j] = e; sum += e; }
   float inv = 1.f / block_sum(sum, sh);
   for (int j = threadIdx.x; j < tk; j += blockDim.x) r[j] *= inv;
+}
+
+// Attention of a few query rows (decoding: one new position per head) over a KV-cache view, with no scores matrix in
+// memory and no GEMM launches. Block (row, split) takes keys [split·chunk, …) of query row `row` = (b·Hq + h)·Tq + i:
+// one warp per key for q·k (lanes over d in float4s), softmax over the block's keys, then Σ p·V with the threads over
+// d (and over key residues when d < blockDim). With one split the row is final (p normalised before ·V, as the CPU
+// backend does); with several, each writes its max, its sum and its unnormalised Σ e·V for attn_combine (split-K over a
+// long cache). K/V rows of d floats at element strides (kb, kh, kr) and (vb, vh, vr); causal: key j ≤ i + Tk − Tq.
+// Dynamic shared memory: (d + chunk + blockDim) floats; d % 4 == 0 and d ≤ blockDim.
+extern "C" __global__ void attn_decode(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                                       float* __restrict__ out, float* __restrict__ pm, float* __restrict__ pl, float* __restrict__ po,
+                                       int hq, int hkv, int tq, int tk, int d, i64 kb, i64 kh, i64 kr, i64 vb, i64 vh, i64 vr,
+                                       float scale, int causal, int chunk) {
+  DYNAMIC_SHARED(float, sm);
+  __shared__ float red[32];
+  int row = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+  int i = row % tq, h = (row / tq) % hq, bi = row / (tq * hq), kvh = h / (hq / hkv);
+  float* qs = sm; float* sc = sm + d; float* part = sc + chunk;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) qs[c] = q[(i64)row * d + c];
+  int limit = causal ? min(tk, i + tk - tq + 1) : tk;
+  int j0 = split * chunk, n = max(min(limit, j0 + chunk) - j0, 0);
+  const float* kbase = k + bi * kb + kvh * kh;
+  const float* vbase = v + bi * vb + kvh * vh;
+  __syncthreads();
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  for (int j = warp; j < n; j += warps) {
+    const float* kj = kbase + (i64)(j0 + j) * kr;
+    float s = 0.f;
+    for (int c = lane * 4; c < d; c += 128) {
+      float4 a = __ldg(reinterpret_cast<const float4*>(kj + c));
+      s += a.x * qs[c] + a.y * qs[c + 1] + a.z * qs[c + 2] + a.w * qs[c + 3];
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) sc[j] = s * scale;
+  }
+  __syncthreads();
+  float mx = -INFINITY;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
+  mx = block_max(mx, red);
+  float sum = 0.f;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }
+  sum = block_sum(sum, red);
+  if (splits == 1) {
+    float inv = 1.f / sum;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) sc[j] *= inv;
+  }
+  __syncthreads();
+  int parts = blockDim.x / d, c = threadIdx.x % d, p = threadIdx.x / d;
+  if (p < parts) {
+    float acc = 0.f;
+    for (int j = p; j < n; j += parts) acc += sc[j] * __ldg(vbase + (i64)(j0 + j) * vr + c);
+    part[p * d + c] = acc;
+  }
+  __syncthreads();
+  if (threadIdx.x < d) {
+    float o = 0.f;
+    for (int r = 0; r < parts; ++r) o += part[r * d + threadIdx.x];
+    if (splits == 1) out[(i64)row * d + threadIdx.x] = o;
+    else po[((i64)row * splits + split) * d + threadIdx.x] = o;
+  }
+  if (splits > 1 && threadIdx.x == 0) { pm[(i64)row * splits + split] = mx; pl[(i64)row * splits + split] = sum; }
+}
+// Joins attn_decode's splits of each row: o = Σ_s e^(m_s − M)·O_s / Σ_s e^(m_s − M)·l_s (empty splits have m_s = −∞).
+extern "C" __global__ void attn_combine(const float* __restrict__ pm, const float* __restrict__ pl, const float* __restrict__ po,
+                                        float* __restrict__ out, int splits, int d) {
+  i64 row = blockIdx.x;
+  const float* m = pm + row * splits; const float* l = pl + row * splits;
+  float M = -INFINITY;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, m[s]);
+  float L = 0.f;
+  for (int s = 0; s < splits; ++s) if (m[s] != -INFINITY) L += l[s] * expf(m[s] - M);
+  float inv = 1.f / L;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < splits; ++s) if (m[s] != -INFINITY) o += po[(row * splits + s) * d + c] * expf(m[s] - M);
+    out[row * d + c] = o * inv;
+  }
 }
 
 // ------------------------------------------------------------------ indexing and shape
@@ -396,15 +491,12 @@ __device__ __forceinline__ float dot8_bf16(uint4 a, const float4* __restrict__ x
   s += __uint_as_float(a.w << 16) * b1.z + __uint_as_float(a.w & 0xffff0000u) * b1.w;
   return s;
 }
-extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  if (row >= N) return;
-  const uint4* w4 = reinterpret_cast<const uint4*>(W + (i64)row * K);
-  const float4* x4 = reinterpret_cast<const float4*>(x);
-  // four 16-byte loads in flight per lane before any arithmetic (one at a time left the weight stream at ~55 % of the
-  // bandwidth on an H100 at the 7B decoder's shapes); two accumulators, joined at the end
+// One row's Σ_k W[k]·x[k] over n8 groups of eight (lane-strided), summed over the warp (every lane gets it).
+// Four 16-byte loads in flight per lane before any arithmetic (one at a time left the weight stream at ~55 % of the
+// bandwidth on an H100 at the 7B decoder's shapes); two accumulators, joined at the end.
+__device__ __forceinline__ float gemv_bf16_row(const uint4* __restrict__ w4, const float4* __restrict__ x4, int n8, int lane) {
   float acc0 = 0.f, acc1 = 0.f;
-  int n8 = K / 8, j = lane;
+  int j = lane;
   for (; j + 96 < n8; j += 128) {
     uint4 a0 = __ldg(w4 + j), a1 = __ldg(w4 + j + 32), a2 = __ldg(w4 + j + 64), a3 = __ldg(w4 + j + 96);
     acc0 += dot8_bf16(a0, x4, j);
@@ -415,7 +507,40 @@ extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W, const flo
   for (; j < n8; j += 32) acc0 += dot8_bf16(__ldg(w4 + j), x4, j);
   float acc = acc0 + acc1;
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  return acc;
+}
+// Global warp index → (segment, row within it) for up to three matrices read with the same x (q/k/v projections in one
+// launch); a plain GEMV passes n1 = n2 = 0. Returns -1 past the last row.
+__device__ __forceinline__ int gemv_segment(int& row, int n0, int n1, int n2) {
+  if (row < n0) return 0;
+  row -= n0; if (row < n1) return 1;
+  row -= n1; return row < n2 ? 2 : -1;
+}
+extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W0, const bf16_t* __restrict__ W1, const bf16_t* __restrict__ W2,
+                                         const float* __restrict__ b0, const float* __restrict__ b1, const float* __restrict__ b2,
+                                         float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2,
+                                         int n0, int n1, int n2, const float* __restrict__ x, int K) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  int seg = gemv_segment(row, n0, n1, n2);
+  if (seg < 0) return;
+  const bf16_t* W = seg == 0 ? W0 : seg == 1 ? W1 : W2;
+  const float* bias = seg == 0 ? b0 : seg == 1 ? b1 : b2;
+  float* y = seg == 0 ? y0 : seg == 1 ? y1 : y2;
+  float acc = gemv_bf16_row(reinterpret_cast<const uint4*>(W + (i64)row * K), reinterpret_cast<const float4*>(x), K / 8, lane);
   if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+}
+// SwiGLU's first half for one token: y[r] = silu(Wg[r]·x + bg[r]) · (Wu[r]·x + bu[r]) — the gate and up GEMVs, SiLU and
+// the product in one pass (the same sums as gemv_bf16_vec, then unary SiLU and binary multiply's arithmetic).
+extern "C" __global__ void gemv_bf16_swiglu(const bf16_t* __restrict__ Wg, const bf16_t* __restrict__ Wu, const float* __restrict__ bg,
+                                            const float* __restrict__ bu, const float* __restrict__ x, float* __restrict__ y, int N, int K) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float g = gemv_bf16_row(reinterpret_cast<const uint4*>(Wg + (i64)row * K), x4, K / 8, lane);
+  float u = gemv_bf16_row(reinterpret_cast<const uint4*>(Wu + (i64)row * K), x4, K / 8, lane);
+  if (bg) g += bg[row];
+  if (bu) u += bu[row];
+  if (lane == 0) y[row] = unary(2, g, 0.f, 0.f) * u;
 }
 extern "C" __global__ void gemv_bf16_scalar(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
@@ -460,17 +585,11 @@ extern "C" __global__ void qgemv(const unsigned* __restrict__ Wq, const float* _
 // contiguous bytes of codes and 32 (4-bit: 8 codes a word) or 16 (8-bit: 4 codes) contiguous bytes of x per lane —
 // coalesced, no per-code word arithmetic. Per word s·Σq·x + b·Σx (a word never straddles a group). x 16-byte aligned.
 template <int BITS>
-__device__ __forceinline__ void qgemv_words(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
-                                            const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
+__device__ __forceinline__ float qgemv_row(const unsigned* __restrict__ wr, const float* __restrict__ sr, const float* __restrict__ br,
+                                           const float4* __restrict__ x4, int K, int group, int lane) {
   const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
   const unsigned mask = (1u << BITS) - 1u;
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  if (row >= N) return;
-  int wpr = K / per, groups = K / group, wpg = group / per;
-  const unsigned* wr = Wq + (i64)row * wpr;
-  const float* sr = scales + (i64)row * groups;
-  const float* br = biases + (i64)row * groups;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
+  int wpr = K / per, wpg = group / per;
   float acc = 0.f;
   #pragma unroll 4
   for (int w = lane; w < wpr; w += 32) {
@@ -488,16 +607,50 @@ __device__ __forceinline__ void qgemv_words(const unsigned* __restrict__ Wq, con
     acc += __ldg(sr + g) * qx + __ldg(br + g) * sx;
   }
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  return acc;
+}
+// Row r of a packed matrix: its words, scales and biases.
+#define QROW(BITS, Wq, S, B, r) (Wq) + (i64)(r) * (K / (32 / (BITS))), (S) + (i64)(r) * (K / group), (B) + (i64)(r) * (K / group)
+template <int BITS>
+__device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* Wq1, const unsigned* Wq2, const float* s0, const float* s1, const float* s2,
+                                          const float* q0, const float* q1, const float* q2, const float* b0, const float* b1, const float* b2,
+                                          float* y0, float* y1, float* y2, int n0, int n1, int n2, const float* x, int K, int group) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  int seg = gemv_segment(row, n0, n1, n2);
+  if (seg < 0) return;
+  const unsigned* Wq = seg == 0 ? Wq0 : seg == 1 ? Wq1 : Wq2;
+  const float* sc = seg == 0 ? s0 : seg == 1 ? s1 : s2;
+  const float* qb = seg == 0 ? q0 : seg == 1 ? q1 : q2;
+  const float* bias = seg == 0 ? b0 : seg == 1 ? b1 : b2;
+  float* y = seg == 0 ? y0 : seg == 1 ? y1 : y2;
+  float acc = qgemv_row<BITS>(QROW(BITS, Wq, sc, qb, row), reinterpret_cast<const float4*>(x), K, group, lane);
   if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
-extern "C" __global__ void qgemv4(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
-                                  const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
-  qgemv_words<4>(Wq, scales, biases, x, bias, y, N, K, group);
+#define QGEMV_SEG_ARGS const unsigned* __restrict__ Wq0, const unsigned* __restrict__ Wq1, const unsigned* __restrict__ Wq2, \
+  const float* __restrict__ s0, const float* __restrict__ s1, const float* __restrict__ s2, \
+  const float* __restrict__ q0, const float* __restrict__ q1, const float* __restrict__ q2, \
+  const float* __restrict__ b0, const float* __restrict__ b1, const float* __restrict__ b2, \
+  float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2, int n0, int n1, int n2, const float* __restrict__ x, int K, int group
+extern "C" __global__ void qgemv4(QGEMV_SEG_ARGS) { qgemv_seg<4>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
+extern "C" __global__ void qgemv8(QGEMV_SEG_ARGS) { qgemv_seg<8>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
+// SwiGLU's first half over two packed matrices of the same width and group size (see gemv_bf16_swiglu).
+template <int BITS>
+__device__ __forceinline__ void qgemv_swiglu(const unsigned* Wg, const float* sg, const float* qg, const unsigned* Wu, const float* su, const float* qu,
+                                             const float* bg, const float* bu, const float* x, float* y, int N, int K, int group) {
+  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  if (row >= N) return;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float g = qgemv_row<BITS>(QROW(BITS, Wg, sg, qg, row), x4, K, group, lane);
+  float u = qgemv_row<BITS>(QROW(BITS, Wu, su, qu, row), x4, K, group, lane);
+  if (bg) g += bg[row];
+  if (bu) u += bu[row];
+  if (lane == 0) y[row] = unary(2, g, 0.f, 0.f) * u;
 }
-extern "C" __global__ void qgemv8(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
-                                  const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K, int group) {
-  qgemv_words<8>(Wq, scales, biases, x, bias, y, N, K, group);
-}
+#define QSWIGLU_ARGS const unsigned* __restrict__ Wg, const float* __restrict__ sg, const float* __restrict__ qg, \
+  const unsigned* __restrict__ Wu, const float* __restrict__ su, const float* __restrict__ qu, const float* __restrict__ bg, \
+  const float* __restrict__ bu, const float* __restrict__ x, float* __restrict__ y, int N, int K, int group
+extern "C" __global__ void qgemv4_swiglu(QSWIGLU_ARGS) { qgemv_swiglu<4>(Wg, sg, qg, Wu, su, qu, bg, bu, x, y, N, K, group); }
+extern "C" __global__ void qgemv8_swiglu(QSWIGLU_ARGS) { qgemv_swiglu<8>(Wg, sg, qg, Wu, su, qu, bg, bu, x, y, N, K, group); }
 // rows ids[i] (or i when ids is null) dequantised to f32 [n, K]
 extern "C" __global__ void dequant_rows(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
                                         const int* __restrict__ ids, float* __restrict__ y, int n, int K, int bits, int group) {

@@ -13,6 +13,14 @@ public sealed class RmsNorm(string path, Tensor weight, float eps)
     public string Path { get; } = path;
     public static RmsNorm Load(Weights w, string path, int dim, float eps) => new(path, w.Get(path + ".weight", dim), eps);
 
+    /// <summary>x ← x + r, and the norm of the new x (untraced; <see cref="Ops.AddRmsNorm"/>: one kernel on a GPU).</summary>
+    public Tensor AddForward(ref Tensor x, Tensor r)
+    {
+        var (sum, normed) = Ops.AddRmsNorm(x, r, weight, eps);
+        x = sum;
+        return normed;
+    }
+
     public Tensor Forward(Tensor x, Trace? trace = null)
     {
         var y = Ops.RmsNorm(x, weight, eps);
@@ -98,6 +106,9 @@ public sealed class Qwen2Attention
     public Linear KProj { get; }
     public Linear VProj { get; }
     public Linear OProj { get; }
+    /// <summary>q_proj, k_proj, v_proj in that order (for <see cref="Ops.LinearGroup"/>).</summary>
+    public IReadOnlyList<LinearWeights> QkvWeights => _qkv ??= [QProj.Weights, KProj.Weights, VProj.Weights];
+    private LinearWeights[]? _qkv;
 
     /// <param name="x">[1, n, D] hidden states of positions start..start+n−1 (batch-first, as the official module sees them).</param>
     /// <returns>[1, n, D], recorded as <c>{Path}</c> (the first element of the official module's tuple).</returns>
@@ -147,9 +158,8 @@ public static class Qwen2BatchStep
     public static Tensor Attention(Qwen2Attention a, Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
     {
         int m = x.Shape[1];
-        var q = a.QProj.Forward(x);
-        var k = a.KProj.Forward(x);
-        var v = a.VProj.Forward(x);
+        var qkv = Ops.LinearGroup(x, a.QkvWeights); // one launch for the three projections on a GPU
+        Tensor q = qkv[0], k = qkv[1], v = qkv[2];
         var outs = new Tensor[m];
         for (int r = 0; r < m; r++)
         {
@@ -199,6 +209,9 @@ public sealed class Qwen2Mlp(Weights w, string path, TextConfig c)
         trace?.Record(Path, y);
         return y;
     }
+
+    /// <summary>The same output untraced, with gate, SiLU, up and their product as one <see cref="Ops.SwiGlu"/> (decoding).</summary>
+    public Tensor Step(Tensor x) => DownProj.Apply(Ops.SwiGlu(x, GateProj.Weights, UpProj.Weights));
 }
 
 /// <summary>Qwen2DecoderLayer: x + self_attn(input_layernorm(x)); x + mlp(post_attention_layernorm(x)).</summary>
@@ -210,11 +223,18 @@ public sealed class Qwen2DecoderLayer(Weights w, string path, TextConfig c)
     public RmsNorm PostAttentionLayernorm { get; } = RmsNorm.Load(w, path + ".post_attention_layernorm", c.HiddenSize, (float)c.RmsNormEps);
     public Qwen2Mlp Mlp { get; } = new(w, path + ".mlp", c);
 
-    /// <summary>One decoding step for m requests (x [1, m, D]), each at its own position with its own cache.</summary>
-    public Tensor StepBatch(Tensor x, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
+    /// <summary>
+    /// One decoding step for m requests, each at its own position with its own cache. Takes the residual stream x [1, m, D]
+    /// and the previous layer's MLP output not yet added to it (null before the first layer), and returns the same pair
+    /// for the next layer: each residual add is done together with the norm after it (<see cref="Ops.AddRmsNorm"/>), so a
+    /// layer is x + attn(norm1(x)), then + mlp(norm2(·)), exactly as <see cref="Forward"/>, in fewer ops.
+    /// </summary>
+    public (Tensor X, Tensor MlpOut) StepBatch(Tensor x, Tensor? pending, ReadOnlySpan<int> positions, IReadOnlyList<LayerKvCache> caches)
     {
-        x = Ops.Add(x, Qwen2BatchStep.Attention(SelfAttn, InputLayernorm.Forward(x), positions, caches));
-        return Ops.Add(x, Mlp.Forward(PostAttentionLayernorm.Forward(x), null));
+        var normed = pending is null ? InputLayernorm.Forward(x) : InputLayernorm.AddForward(ref x, pending);
+        var attn = Qwen2BatchStep.Attention(SelfAttn, normed, positions, caches);
+        var normed2 = PostAttentionLayernorm.AddForward(ref x, attn);
+        return (x, Mlp.Step(normed2));
     }
 
     public Tensor Forward(Tensor x, int start, LayerKvCache? cache, Trace? trace)
@@ -287,11 +307,13 @@ public sealed class Qwen2Model
         int m = hidden.Shape[0];
         var x = hidden.Reshape(1, m, Config.HiddenSize);
         var layerCaches = new LayerKvCache[m];
+        Tensor? pending = null;
         for (int i = 0; i < Layers.Length; i++)
         {
             for (int r = 0; r < m; r++) layerCaches[r] = caches[r].Layers[i];
-            x = Layers[i].StepBatch(x, positions, layerCaches);
+            (x, pending) = Layers[i].StepBatch(x, pending, positions, layerCaches);
         }
-        return Norm.Forward(x).Reshape(m, Config.HiddenSize);
+        var normed = pending is null ? Norm.Forward(x) : Norm.AddForward(ref x, pending);
+        return normed.Reshape(m, Config.HiddenSize);
     }
 }

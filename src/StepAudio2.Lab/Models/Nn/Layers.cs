@@ -32,6 +32,9 @@ public sealed class Linear
     /// <summary>The quantized matrix when the layer is quantized.</summary>
     public QuantizedWeight? Quantized { get; }
     public Tensor? Bias { get; }
+    /// <summary>The layer as the engine's fused capabilities take it (one instance for the layer's life).</summary>
+    public LinearWeights Weights => _weights ??= new(Weight, Quantized, Bias);
+    private LinearWeights? _weights;
     public int InFeatures => Quantized?.InFeatures ?? Weight.Shape[1];
     public int OutFeatures => Weight.Shape[0];
 
@@ -44,7 +47,7 @@ public sealed class Linear
     }
 
     /// <summary>y = x·Wᵀ + b without tracing (quantized or float).</summary>
-    public Tensor Apply(Tensor x) => Quantized is null ? Ops.Linear(x, Weight, Bias) : Ops.QuantizedLinear(x, Quantized, Bias);
+    public Tensor Apply(Tensor x) => Weights.Apply(x);
 
     /// <summary>Loads with the output width read from the checkpoint (e.g. the adaptor's hidden 2048).</summary>
     public static Linear LoadInferOut(Weights w, string path, int inFeatures, bool bias = true)

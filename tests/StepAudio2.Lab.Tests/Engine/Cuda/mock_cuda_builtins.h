@@ -5,6 +5,7 @@
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __shared__ static
+#define DYNAMIC_SHARED(T, name) T* name = nullptr
 struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
 struct float2 { float x, y; };
