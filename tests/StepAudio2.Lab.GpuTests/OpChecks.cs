@@ -134,6 +134,19 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
             Check("swiglu 4-bit g64, 1 row", (k, P) => k.SwiGlu(P(x1), q4g, q4u), F, g);
             Check("swiglu 8-bit g128, 1 row", (k, P) => k.SwiGlu(P(x1), q8g, q8u), F, g);
         }
+        // RoPE + KV append: the rotated q, and the caches after two appends (a 3-position prefill, then one decode step)
+        var rq = Rand(1, 3, 8 * 16); var rk = Rand(1, 3, 2 * 16); var rv = Rand(1, 3, 2 * 16);
+        var rq1 = Rand(1, 1, 8 * 16); var rk1 = Rand(1, 1, 2 * 16); var rv1 = Rand(1, 1, 2 * 16);
+        Tensor RopeAppendCase(IBackend k, Func<Tensor, Tensor> P, int part)
+        {
+            var kc = P(Tensor.Zeros(DType.F32, 1, 2, 10, 16)); var vc = P(Tensor.Zeros(DType.F32, 1, 2, 10, 16));
+            var q0 = k.RopeAppend(P(rq), P(rk), P(rv), 8, 4, 1e6f, kc, vc);
+            var q1 = k.RopeAppend(P(rq1), P(rk1), P(rv1), 8, 7, 1e6f, kc, vc);
+            return part switch { 0 => k.Concatenate([q0, q1], 1), 1 => kc, _ => vc };
+        }
+        Check("rope_append q", (k, P) => RopeAppendCase(k, P, 0), 0);
+        Check("rope_append k cache", (k, P) => RopeAppendCase(k, P, 1), 0);
+        Check("rope_append v cache", (k, P) => RopeAppendCase(k, P, 2), 0);
         var xr = Rand(1, 2, 3584); var rr = Rand(1, 2, 3584); var wr = Rand(3584);
         Check("add_rms_norm sum", (k, P) => k.AddRmsNorm(P(xr), P(rr), wr, 1e-6f).Sum, F);
         Check("add_rms_norm normed", (k, P) => k.AddRmsNorm(P(xr), P(rr), wr, 1e-6f).Normed, F);

@@ -200,4 +200,19 @@ public static class Composite
         for (int i = 0; i < ys.Length; i++) ys[i] = layers[i].Apply(x);
         return ys;
     }
+    /// <summary>
+    /// Rotate-half RoPE of q and k at positions start..start+n−1 and the KV-cache append, op by op: q [1, n, H·hd] and
+    /// k, v [1, n, Hkv·hd] (projection outputs); kCache, vCache [1, Hkv, capacity, hd] receive the rotated k and v at rows
+    /// start..start+n−1. Returns the rotated q [H, n, hd].
+    /// </summary>
+    public static Tensor RopeAppend(Tensor q, Tensor k, Tensor v, int heads, int start, float theta, Tensor kCache, Tensor vCache)
+    {
+        int n = q.Shape[1], hkv = kCache.Shape[1], hd = kCache.Shape[3];
+        var qr = Ops.Rope(q.Reshape(n, heads, hd).Permute(1, 0, 2), start, theta);
+        var kr = Ops.Rope(k.Reshape(n, hkv, hd).Permute(1, 0, 2), start, theta);
+        var vr = v.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous();
+        Ops.SliceUpdate(kCache, kr.Reshape(1, hkv, n, hd), axis: 2, start: start);
+        Ops.SliceUpdate(vCache, vr.Reshape(1, hkv, n, hd), axis: 2, start: start);
+        return qr;
+    }
 }

@@ -177,6 +177,14 @@ public interface IBackend
         return Composite.AddRmsNorm(x, r, weight, eps);
     }
 
+    /// <summary>RoPE on q and k at positions start.. and k, v written into a KV cache's buffers; returns the rotated q
+    /// [H, n, hd]. Default: <see cref="Composite.RopeAppend"/>.</summary>
+    Tensor RopeAppend(Tensor q, Tensor k, Tensor v, int heads, int start, float theta, Tensor kCache, Tensor vCache)
+    {
+        using var _ = Ops.Use(this);
+        return Composite.RopeAppend(q, k, v, heads, start, theta, kCache, vCache);
+    }
+
     /// <summary>Each layer applied to the same x (the q/k/v projections). Default: <see cref="Composite.LinearGroup"/>.</summary>
     Tensor[] LinearGroup(Tensor x, IReadOnlyList<LinearWeights> layers)
     {

@@ -177,6 +177,10 @@ public static class Ops
     /// <summary>(x + r, RMSNorm(x + r)·weight) (the backend's fused kernel, or <see cref="Composite.AddRmsNorm"/>).</summary>
     public static (Tensor Sum, Tensor Normed) AddRmsNorm(Tensor x, Tensor r, Tensor weight, float eps) => Backend.AddRmsNorm(x, r, weight, eps);
 
+    /// <summary>RoPE of q and k and the KV-cache append (the backend's fused kernel, or <see cref="Composite.RopeAppend"/>).</summary>
+    public static Tensor RopeAppend(Tensor q, Tensor k, Tensor v, int heads, int start, float theta, Tensor kCache, Tensor vCache) =>
+        Backend.RopeAppend(q, k, v, heads, start, theta, kCache, vCache);
+
     /// <summary>Several linear layers of one input (the backend's fused kernel, or <see cref="Composite.LinearGroup"/>).</summary>
     public static Tensor[] LinearGroup(Tensor x, IReadOnlyList<LinearWeights> layers) => Backend.LinearGroup(x, layers);
 

@@ -5,7 +5,7 @@ namespace StepAudio2.Lab.Engine.Cuda;
 
 /// <summary>
 /// The decoder's fused capabilities on the device (<see cref="IBackend.SwiGlu"/>, <see cref="IBackend.AddRmsNorm"/>,
-/// <see cref="IBackend.LinearGroup"/>) and the attention of a few query rows over a KV cache. A decoding step of the 7B
+/// <see cref="IBackend.LinearGroup"/>, <see cref="IBackend.RopeAppend"/>) and the attention of a few query rows over a KV cache. A decoding step of the 7B
 /// decoder was ~18 kernels per layer (~508 a token); on an H100 their launch gaps and host calls cost ~1.8 ms of a 7–9 ms
 /// step beside the ~5.4 ms of weight streaming (bench/results/cuda-h100-2026-12-07/ncu-decode-bf16.txt). Each capability
 /// takes its kernel only where the kernel applies (one token, bf16 or 4/8-bit weights) and otherwise runs the op-by-op
@@ -13,8 +13,10 @@ namespace StepAudio2.Lab.Engine.Cuda;
 /// </summary>
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Keys per block of <c>attn_decode</c>: the scores of one block's keys stay in shared memory.</summary>
-    private const int AttnChunk = 256;
+    /// <summary>Keys per block of <c>attn_decode</c> (their scores stay in shared memory). Small, so that a 500-token cache
+    /// spreads over ~8 blocks per head (~220 blocks for 28 heads on 132 SMs): with 256 keys per block one call took ~70 µs
+    /// on an H100, each warp walking 32 keys one dependent load after another.</summary>
+    private const int AttnChunk = 64;
     /// <summary>Most query rows per head that take <c>attn_decode</c> (a decoding step has one; prefill goes through GEMMs).</summary>
     private const int AttnFewRows = 16;
 
@@ -166,6 +168,32 @@ public sealed unsafe partial class CudaBackend
             using var _ = Ops.Use(this);
             return Composite.LinearGroup(x, layers);
         }
+    }
+
+    public Tensor RopeAppend(Tensor q, Tensor k, Tensor v, int heads, int start, float theta, Tensor kCache, Tensor vCache)
+    {
+        if (q.Rank != 3 || k.Rank != 3 || v.Rank != 3 || kCache.Rank != 4 || !kCache.Shape.SequenceEqual(vCache.Shape) || heads <= 0)
+            throw new ArgumentException($"rope_append: q {Tensor.ShapeString(q.Shape)}, k {Tensor.ShapeString(k.Shape)}, v {Tensor.ShapeString(v.Shape)} must be [1, n, heads·hd], caches {Tensor.ShapeString(kCache.Shape)} / {Tensor.ShapeString(vCache.Shape)} [1, Hkv, capacity, hd]");
+        int n = q.Shape[1], hkv = kCache.Shape[1], hd = kCache.Shape[3];
+        if (q.Shape[0] != 1 || q.Shape[2] != heads * hd || !k.Shape.SequenceEqual(v.Shape) || k.Shape[1] != n || k.Shape[2] != hkv * hd
+            || kCache.Shape[0] != 1 || hd % 2 != 0 || start < 0 || start + n > kCache.Shape[2])
+            throw new ArgumentException($"rope_append: q {Tensor.ShapeString(q.Shape)} ({heads} heads), k {Tensor.ShapeString(k.Shape)}, v {Tensor.ShapeString(v.Shape)} and cache {Tensor.ShapeString(kCache.Shape)} at {start} disagree");
+        if (!CacheRows(kCache) || !CacheRows(vCache))
+        {
+            using var _ = Ops.Use(this);
+            return Composite.RopeAppend(q, k, v, heads, start, theta, kCache, vCache);
+        }
+        Begin();
+        var qd = Dev(q); var kd = Dev(k); var vd = Dev(v);
+        var (cos, sin) = RopeTables(hd, theta, start + n);
+        var qo = NewF32([heads, n, hd]);
+        long work = (long)n * (heads + 2 * hkv) * hd;
+        Device.Launch(CudaKernels.Names.RopeAppend, work, [Addr(qd), Addr(kd), Addr(vd), Addr(qo), Addr(kCache), Addr(vCache), Addr(cos), Addr(sin),
+            n, heads, hkv, hd, start, kCache.Strides[1], kCache.Strides[2], vCache.Strides[1], vCache.Strides[2]]);
+        Keep(qd, kd, vd, cos, sin, kCache, vCache);
+        return qo;
+
+        bool CacheRows(Tensor c) => Mine(c) && c.DType == DType.F32 && c.Strides[3] == 1;
     }
 
     private Tensor? Bias(LinearWeights l)

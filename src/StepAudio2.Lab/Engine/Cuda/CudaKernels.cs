@@ -22,7 +22,7 @@ public static class CudaKernels
         public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar", GemvBf16SwiGlu = "gemv_bf16_swiglu";
         public const string QGemv = "qgemv", QGemv4 = "qgemv4", QGemv8 = "qgemv8", Dequant = "dequant_rows";
         public const string QGemv4SwiGlu = "qgemv4_swiglu", QGemv8SwiGlu = "qgemv8_swiglu";
-        public const string AddRmsNorm = "add_rmsnorm_rows", AttnDecode = "attn_decode", AttnCombine = "attn_combine";
+        public const string AddRmsNorm = "add_rmsnorm_rows", AttnDecode = "attn_decode", AttnCombine = "attn_combine", RopeAppend = "rope_append";
         public const string FillUniform = "fill_uniform";
 
         public static readonly string[] All =
@@ -30,7 +30,7 @@ public static class CudaKernels
             Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
             Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
             GemvBf16, GemvBf16Scalar, GemvBf16SwiGlu, QGemv, QGemv4, QGemv8, Dequant, QGemv4SwiGlu, QGemv8SwiGlu, AddRmsNorm,
-            AttnDecode, AttnCombine, FillUniform,
+            AttnDecode, AttnCombine, RopeAppend, FillUniform,
         ];
     }
 
@@ -293,15 +293,31 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
   const float* vbase = v + bi * vb + kvh * vh;
   __syncthreads();
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
-  for (int j = warp; j < n; j += warps) {
-    const float* kj = kbase + (i64)(j0 + j) * kr;
-    float s = 0.f;
-    for (int c = lane * 4; c < d; c += 128) {
-      float4 a = __ldg(reinterpret_cast<const float4*>(kj + c));
-      s += a.x * qs[c] + a.y * qs[c + 1] + a.z * qs[c + 2] + a.w * qs[c + 3];
+  // four keys per warp at a time, their loads issued together (one key at a time left each warp waiting on one load)
+  for (int j = warp; j < n; j += 4 * warps) {
+    float s4[4];
+    #pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      int jj = j + u * warps;
+      float s = 0.f;
+      if (jj < n) {
+        const float* kj = kbase + (i64)(j0 + jj) * kr;
+        for (int c = lane * 4; c < d; c += 128) {
+          float4 a = __ldg(reinterpret_cast<const float4*>(kj + c));
+          s += a.x * qs[c] + a.y * qs[c + 1] + a.z * qs[c + 2] + a.w * qs[c + 3];
+        }
+      }
+      s4[u] = s;
     }
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0) sc[j] = s * scale;
+    #pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      #pragma unroll
+      for (int u = 0; u < 4; ++u) s4[u] += __shfl_xor_sync(0xffffffffu, s4[u], o);
+    }
+    if (lane == 0) {
+      #pragma unroll
+      for (int u = 0; u < 4; ++u) if (j + u * warps < n) sc[j + u * warps] = s4[u] * scale;
+    }
   }
   __syncthreads();
   float mx = -INFINITY;
@@ -317,9 +333,17 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
   __syncthreads();
   int parts = blockDim.x / d, c = threadIdx.x % d, p = threadIdx.x / d;
   if (p < parts) {
-    float acc = 0.f;
-    for (int j = p; j < n; j += parts) acc += sc[j] * __ldg(vbase + (i64)(j0 + j) * vr + c);
-    part[p * d + c] = acc;
+    // four independent accumulators: four V loads in flight per thread
+    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+    const float* vc = vbase + (i64)j0 * vr + c;
+    int j = p;
+    for (; j + 3 * parts < n; j += 4 * parts) {
+      float v0 = __ldg(vc + (i64)j * vr), v1 = __ldg(vc + (i64)(j + parts) * vr);
+      float v2 = __ldg(vc + (i64)(j + 2 * parts) * vr), v3 = __ldg(vc + (i64)(j + 3 * parts) * vr);
+      a0 += sc[j] * v0; a1 += sc[j + parts] * v1; a2 += sc[j + 2 * parts] * v2; a3 += sc[j + 3 * parts] * v3;
+    }
+    for (; j < n; j += parts) a0 += sc[j] * __ldg(vc + (i64)j * vr);
+    part[p * d + c] = (a0 + a1) + (a2 + a3);
   }
   __syncthreads();
   if (threadIdx.x < d) {
@@ -403,13 +427,34 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ x, int* __restr
 }
 // rotate-half RoPE on contiguous [rows, T, D] with cos/sin tables [positions, D/2] made on the host exactly as the CPU
 // backend's (HF Qwen2's float32 inv_freq and angle); products and sums rounded separately as on the CPU
+// element j of the rotated row (D values) at position pos
+__device__ __forceinline__ float rope_at(const float* __restrict__ row, int j, int D, i64 pos, const float* __restrict__ cosT, const float* __restrict__ sinT) {
+  int half = D / 2, f = j % half;
+  i64 at = pos * half + f;
+  float c = cosT[at], s = sinT[at];
+  return j < half ? __fsub_rn(__fmul_rn(row[j], c), __fmul_rn(row[j + half], s)) : __fadd_rn(__fmul_rn(row[j], c), __fmul_rn(row[j - half], s));
+}
 extern "C" __global__ void rope_f32(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT, const float* __restrict__ sinT,
                                     i64 n, int T, int D, int offset) {
   GRID_LOOP(i, n) {
-    int j = (int)(i % D); i64 t = (i / D) % T; int half = D / 2; int f = j % half;
-    i64 at = ((i64)offset + t) * half + f;
-    float c = cosT[at], s = sinT[at];
-    y[i] = j < half ? __fsub_rn(__fmul_rn(x[i], c), __fmul_rn(x[i + half], s)) : __fadd_rn(__fmul_rn(x[i], c), __fmul_rn(x[i - half], s));
+    int j = (int)(i % D); i64 t = (i / D) % T;
+    y[i] = rope_at(x + (i - j), j, D, (i64)offset + t, cosT, sinT);
+  }
+}
+// A decoding step's RoPE and KV-cache append in one launch: q rows [n, H·D] → qo [H, n, D] rotated; k rows [n, Hkv·D]
+// rotated and v rows copied into cache rows start..start+n−1 of each KV head (element strides kh/kr, vh/vr; batch 1).
+extern "C" __global__ void rope_append(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                                       float* __restrict__ qo, float* __restrict__ kc, float* __restrict__ vc,
+                                       const float* __restrict__ cosT, const float* __restrict__ sinT,
+                                       int n, int H, int Hkv, int D, int start, i64 kh, i64 kr, i64 vh, i64 vr) {
+  i64 nq = (i64)n * H * D, nk = (i64)n * Hkv * D;
+  GRID_LOOP(i, nq + 2 * nk) {
+    i64 e = i < nq ? i : i < nq + nk ? i - nq : i - nq - nk;
+    int heads = i < nq ? H : Hkv;
+    int j = (int)(e % D); i64 th = e / D; int h = (int)(th % heads); i64 t = th / heads;
+    if (i < nq) qo[((i64)h * n + t) * D + j] = rope_at(q + th * D, j, D, start + t, cosT, sinT);
+    else if (i < nq + nk) kc[h * kh + (start + t) * kr + j] = rope_at(k + th * D, j, D, start + t, cosT, sinT);
+    else vc[h * vh + (start + t) * vr + j] = v[e];
   }
 }
 extern "C" __global__ void cumsum_axis(const float* __restrict__ x, float* __restrict__ y, i64 outer, int n, i64 inner) {

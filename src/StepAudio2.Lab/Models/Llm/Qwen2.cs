@@ -51,14 +51,29 @@ public sealed class LayerKvCache(int kvHeads, int headDim)
         int n = k.Shape[1];
         if (k.Rank != 3 || k.Shape[0] != kvHeads || k.Shape[2] != headDim || !k.Shape.SequenceEqual(v.Shape))
             throw new ArgumentException($"KV append: k {Tensor.ShapeString(k.Shape)} and v {Tensor.ShapeString(v.Shape)} must both be [{kvHeads}, n, {headDim}]");
+        var (kb, vb) = Reserve(n);
+        Ops.SliceUpdate(kb, k.Reshape(1, kvHeads, n, headDim), axis: 2, start: Length);
+        Ops.SliceUpdate(vb, v.Reshape(1, kvHeads, n, headDim), axis: 2, start: Length);
+        return Commit(n);
+    }
+
+    /// <summary>The buffers [1, Hkv, capacity, hd] with room for <paramref name="n"/> more positions (grown by doubling),
+    /// for a caller that writes rows Length..Length+n−1 itself (<see cref="Ops.RopeAppend"/>), then calls <see cref="Commit"/>.</summary>
+    public (Tensor K, Tensor V) Reserve(int n)
+    {
         if (Length + n > _capacity)
         {
             int cap = Math.Max(Length + n, Math.Max(64, _capacity * 2));
             _k = Grow(_k, cap); _v = Grow(_v, cap);
             _capacity = cap;
         }
-        Ops.SliceUpdate(_k!, k.Reshape(1, kvHeads, n, headDim), axis: 2, start: Length);
-        Ops.SliceUpdate(_v!, v.Reshape(1, kvHeads, n, headDim), axis: 2, start: Length);
+        return (_k!, _v!);
+    }
+
+    /// <summary>Counts <paramref name="n"/> written positions and returns views of all of them [1, Hkv, Length, hd].</summary>
+    public (Tensor K, Tensor V) Commit(int n)
+    {
+        if (Length + n > _capacity) throw new InvalidOperationException($"KV commit of {n} positions past the capacity {_capacity} (reserve first)");
         Length += n;
         return (_k!.Slice(2, 0, Length), _v!.Slice(2, 0, Length));
     }
@@ -132,18 +147,22 @@ public sealed class Qwen2Attention
     internal Tensor Attend(Tensor q, Tensor k, Tensor v, int start, LayerKvCache? cache)
     {
         int n = q.Shape[1], h = _c.NumAttentionHeads, hkv = _c.NumKeyValueHeads, hd = _c.HeadDim;
-        q = Ops.Rope(q.Reshape(n, h, hd).Permute(1, 0, 2), start, (float)_c.RopeTheta);
-        k = Ops.Rope(k.Reshape(n, hkv, hd).Permute(1, 0, 2), start, (float)_c.RopeTheta);
-        v = v.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous();
+        float theta = (float)_c.RopeTheta;
         Tensor kAll, vAll;
         if (cache is not null)
         {
             if (cache.Length != start) throw new InvalidOperationException($"KV cache holds {cache.Length} positions, decoding from {start}");
-            (kAll, vAll) = cache.Append(k, v);
+            // RoPE on q and k and the cache append in one capability (one kernel on a GPU), then views of the whole cache
+            var (kBuf, vBuf) = cache.Reserve(n);
+            q = Ops.RopeAppend(q, k, v, h, start, theta, kBuf, vBuf);
+            (kAll, vAll) = cache.Commit(n);
         }
         else
         {
             if (start != 0) throw new InvalidOperationException("decoding from a non-zero position needs a KV cache");
+            q = Ops.Rope(q.Reshape(n, h, hd).Permute(1, 0, 2), start, theta);
+            k = Ops.Rope(k.Reshape(n, hkv, hd).Permute(1, 0, 2), start, theta);
+            v = v.Reshape(n, hkv, hd).Permute(1, 0, 2).Contiguous();
             (kAll, vAll) = (k.Reshape(1, hkv, n, hd), v.Reshape(1, hkv, n, hd));
         }
         var o = Ops.ScaledDotProductAttention(q.Reshape(1, h, n, hd), kAll, vAll, 1f / MathF.Sqrt(hd), causal: true);
@@ -291,6 +310,8 @@ public sealed class Qwen2Model
     public Tensor Forward(Tensor hidden, int start = 0, KvCache? cache = null, Trace? trace = null)
     {
         int n = hidden.Shape[0];
+        // one untraced token with a cache is a decoding step: the same arithmetic in the step's fused ops
+        if (n == 1 && trace is null && cache is not null) return StepBatch(hidden, [start], [cache]);
         if (trace is not null && trace.Wants(Path + ".rotary_emb"))
             trace.Record(Path + ".rotary_emb", Rope.CosTable(start, n, Config.HeadDim, (float)Config.RopeTheta));
         var x = hidden.Reshape(1, n, Config.HiddenSize);
