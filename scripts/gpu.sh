@@ -21,7 +21,7 @@ dotnet publish tests/StepAudio2.Lab.GpuTests -c Release -r linux-x64 --self-cont
 rm -f "$PUB"/libonnxruntime*.so "$PUB"/libmscordaccore.so "$PUB"/libmscordbi.so "$PUB"/*.pdb "$PUB"/*.xml
 mkdir -p "$DEST"
 tar -C artifacts/gpu -cJf "$DEST/steplab-gpu.tar.xz" steplab-gpu-tests
-cp bench/cuda_torch_bench.py "$DEST/"
+cp bench/cuda_torch_bench.py scripts/ncu_summary.py "$DEST/"
 # the full-size model benchmark builds random weights from the real config and index (no weights travel); a real clip
 # is the speech of its 25 s input; token2wav's random folder is written on the device from the real flow.yaml
 shared=../shared/models/step-audio-2-mini
@@ -74,6 +74,20 @@ case ",$WANT," in *,cli,*)
 esac
 case ",$WANT," in *,model,*)
   timeout 300 "$RUN" --out "$OUT" --sections model --model .gpu/model --wav .gpu/speech.wav || status=1 ;;
+esac
+case ",$WANT," in *,ncu,*)
+  # Nsight Compute over two decoding steps of each model (the runner opens the profiler range for its last two steps)
+  NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  for w in bf16 int4; do
+    STEPLAB_PROFILE_STEPS=2 timeout 280 "$NCU" --profile-from-start off --metrics gpu__time_duration.sum --csv --log-file "$OUT/ncu-decode-$w.csv" \
+      "$RUN" --out /tmp/steplab-ncu-$w --sections model --model .gpu/model --wav .gpu/speech.wav --weights $w --steps 8 > "$OUT/ncu-run-$w.log" 2>&1
+    python3 .gpu/ncu_summary.py "$OUT/ncu-decode-$w.csv" 2 "full-size $w decoding (ncu)" > "$OUT/ncu-decode-$w.txt" 2>&1
+    head -25 "$OUT/ncu-decode-$w.txt"
+  done
+  STEPLAB_PROFILE_ENCODER=1 timeout 200 "$NCU" --profile-from-start off --metrics gpu__time_duration.sum --csv --log-file "$OUT/ncu-encoder-bf16.csv" \
+    "$RUN" --out /tmp/steplab-ncu-enc --sections model --model .gpu/model --wav .gpu/speech.wav --weights bf16 --steps 2 > "$OUT/ncu-run-encoder.log" 2>&1
+  python3 .gpu/ncu_summary.py "$OUT/ncu-encoder-bf16.csv" 1 "full-size bf16 encoder + adaptor, 25 s (ncu; one pass)" > "$OUT/ncu-encoder-bf16.txt" 2>&1
+  head -25 "$OUT/ncu-encoder-bf16.txt" ;;
 esac
 case ",$WANT," in *,t2w,*)
   timeout 150 python3 bench/make_token2wav_bench.py /tmp/steplab-t2w --yaml .gpu/flow.yaml --mel .gpu/mel24k.safetensors \

@@ -53,6 +53,13 @@ public static class ModelBench
         device.ResetPeak();
         double encMs = Best(repeats + 1, backend, () => model.EncodeAudio(batch.Mels, melLengths));
         log.WriteLine($"model {name}: encoder + adaptor on 25 s ({mel.Shape[1]} mel frames) {encMs:F1} ms");
+        if (Environment.GetEnvironmentVariable("STEPLAB_PROFILE_ENCODER") == "1")
+        {
+            // one more pass inside a profiler range (ncu --profile-from-start off records only it)
+            device.ProfilerRange(true);
+            model.EncodeAudio(batch.Mels, melLengths);
+            device.ProfilerRange(false);
+        }
 
         // ---- prefill of a prompt of random text ids, then greedy decoding
         var rng = new Random(11);
@@ -68,11 +75,15 @@ public static class ModelBench
         double wait0 = device.SyncWaitSeconds;
         var sw = Stopwatch.StartNew();
         int pos = prompt;
+        // STEPLAB_PROFILE_STEPS=n: the last n steps inside a profiler range (ncu --profile-from-start off records only them)
+        int profiled = int.TryParse(Environment.GetEnvironmentVariable("STEPLAB_PROFILE_STEPS"), out int ps) ? Math.Clamp(ps, 0, steps) : 0;
         for (int i = 0; i < steps; i++)
         {
+            if (profiled > 0 && i == steps - profiled) device.ProfilerRange(true);
             int next = LogitsProcessor.ArgMax(logits.AsSpan<float>());
             logits = model.LastLogits(model.EmbedPrompt([next], null, []), pos++, cache);
         }
+        if (profiled > 0) device.ProfilerRange(false);
         double secs = sw.Elapsed.TotalSeconds;
         double waitMs = (device.SyncWaitSeconds - wait0) * 1000 / steps; // host waiting for the device, per token
         double tokS = steps / secs;

@@ -6,6 +6,7 @@ using StepAudio2.Lab.GpuTests;
 // steplab-gpu-tests: the CUDA backend's op checks, tiny-checkpoint parity and benchmarks on a GPU machine.
 // Usage: steplab-gpu-tests [--out DIR] [--tiny DIR] [--sections ops,parity,bench,model,t2w,load] [--steps N] [--prompt N]
 //          [--model DIR (config.json + model.safetensors.index.json of the real checkpoint)] [--wav FILE] [--t2w DIR]
+//          [--weights bf16|int4|both (model section)]
 //        steplab-gpu-tests steplab <command> [options]   (the steplab CLI, e.g. trace … --backend cuda)
 // Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device (the reason is printed).
 // `steplab-gpu-tests steplab <command> …` is the steplab CLI (same entry point, same exit codes) inside this published
@@ -14,7 +15,7 @@ if (args.Length > 0 && args[0] == "steplab") return StepAudio2.Lab.Cli.StepLabCl
 var opts = new Dictionary<string, string>();
 for (int i = 0; i < args.Length; i++)
 {
-    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) { Console.Error.WriteLine($"bad argument '{args[i]}' (options: --out, --tiny, --sections, --steps, --prompt, --model, --wav, --t2w, --bf16-load 1)"); return 2; }
+    if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) { Console.Error.WriteLine($"bad argument '{args[i]}' (options: --out, --tiny, --sections, --steps, --prompt, --model, --wav, --t2w, --bf16-load 1, --weights bf16|int4|both)"); return 2; }
     opts[args[i][2..]] = args[++i];
 }
 string outDir = opts.GetValueOrDefault("out", "gpu-results");
@@ -110,8 +111,10 @@ if (sections.Contains("model"))
     string modelDir = opts.GetValueOrDefault("model", Path.Combine(".gpu", "model"));
     string wav = opts.GetValueOrDefault("wav", Path.Combine(".gpu", "speech.wav"));
     var results = new List<ModelBenchResult>();
+    string weights = opts.GetValueOrDefault("weights", "both"); // bf16, int4 or both
     foreach (bool int4 in new[] { false, true })
     {
+        if (weights != "both" && weights != (int4 ? "int4" : "bf16")) continue;
         try { results.Add(ModelBench.Run(modelDir, wav, bf16, int4, prompt, steps, log)); }
         catch (Exception e) { log.WriteLine($"model {(int4 ? "int4" : "bf16")} FAILED: {e.GetType().Name}: {e.Message}\n{e.StackTrace}"); failed = true; }
         GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect();

@@ -36,6 +36,9 @@ internal sealed unsafe class CudaApi
     public readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, int> cuModuleGetFunction;
     public readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int> cuLaunchKernel;
     public readonly delegate* unmanaged<int, byte**, int> cuGetErrorString;
+    /// <summary>Bounds of the range a profiler started with "profile from start off" records (Nsight Compute's
+    /// <c>--profile-from-start off</c>): the GPU runner marks a few decoding steps with them.</summary>
+    public readonly delegate* unmanaged<int> cuProfilerStart, cuProfilerStop;
 
     // ------------------------------------------------------------------------------------------------ NVRTC (nvrtc.h)
     public readonly delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int> nvrtcCreateProgram;
@@ -87,6 +90,8 @@ internal sealed unsafe class CudaApi
         cuMemFreeHost = (delegate* unmanaged<void*, int>)D("cuMemFreeHost");
         cuMemsetD8Async = (delegate* unmanaged<ulong, byte, nuint, IntPtr, int>)D("cuMemsetD8Async");
         cuStreamSynchronize = (delegate* unmanaged<IntPtr, int>)D("cuStreamSynchronize");
+        cuProfilerStart = (delegate* unmanaged<int>)D("cuProfilerStart");
+        cuProfilerStop = (delegate* unmanaged<int>)D("cuProfilerStop");
         cuModuleLoadData = (delegate* unmanaged<IntPtr*, byte*, int>)D("cuModuleLoadData");
         cuModuleGetFunction = (delegate* unmanaged<IntPtr*, IntPtr, byte*, int>)D("cuModuleGetFunction");
         cuLaunchKernel = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, int>)D("cuLaunchKernel");

@@ -364,6 +364,13 @@ public sealed unsafe class CudaDevice
         if (bytes > 0) Api.Check(Api.cuMemsetD8Async(dst, 0, (nuint)bytes, IntPtr.Zero), "cuMemsetD8");
     }
 
+    /// <summary>Starts or stops the range a profiler attached with "profile from start off" records (after the queued work).</summary>
+    public void ProfilerRange(bool on)
+    {
+        Synchronize();
+        Api.Check(on ? Api.cuProfilerStart() : Api.cuProfilerStop(), on ? "cuProfilerStart" : "cuProfilerStop");
+    }
+
     public void Synchronize()
     {
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
