@@ -207,6 +207,9 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         var longK = Rand(1, 4, 800, 128); var longV = Rand(1, 4, 800, 128);
         Check("sdpa decode 700 keys (split-K)", (k, P) => k.ScaledDotProductAttention(P(q1), P(longK).Slice(2, 0, 700), P(longV).Slice(2, 0, 700), 0.088f, null, true, null), F);
         Check("sdpa decode 3 causal rows, 300 keys", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 8, 3, 64)), P(longK.Slice(3, 0, 64).Contiguous()).Slice(2, 0, 300), P(longV.Slice(3, 0, 64).Contiguous()).Slice(2, 0, 300), 0.125f, null, true, null), F);
+        Check("sdpa decode 16 causal rows, 40 keys (empty split)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 16, 32)), P(Rand(1, 2, 40, 32)), P(Rand(1, 2, 40, 32)), 0.17f, null, true, null), F);
+        Check("sdpa mask 40 rows x 1250 keys (softmax in registers)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 40, 64)), P(Rand(1, 4, 1250, 64)), P(Rand(1, 4, 1250, 64)), 0.125f, P(Rand(1, 1, 40, 1250)), false, null), F);
+        Check("sdpa mask 2 rows x 9000 keys (softmax loop)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 1, 2, 16)), P(Rand(1, 1, 9000, 16)), P(Rand(1, 1, 9000, 16)), 0.25f, P(Rand(1, 1, 2, 9000)), false, null), F);
         Check("sdpa decode d=20 non-causal batch 2", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 6, 2, 20)), P(Rand(2, 3, 270, 20)), P(Rand(2, 3, 270, 20)), 0.2f, null, false, null), F);
         Check("sdpa batch-2 cache view", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 8, 3, 16)), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), 0.25f, null, true, null), F);
 

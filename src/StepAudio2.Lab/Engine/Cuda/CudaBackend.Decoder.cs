@@ -13,16 +13,19 @@ namespace StepAudio2.Lab.Engine.Cuda;
 /// </summary>
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>Keys per block of <c>attn_decode</c> (their scores stay in shared memory). Small, so that a 500-token cache
-    /// spreads over ~8 blocks per head (~220 blocks for 28 heads on 132 SMs): with 256 keys per block one call took ~70 µs
-    /// on an H100, each warp walking 32 keys one dependent load after another.</summary>
-    private const int AttnChunk = 64;
+    /// <summary>Keys per block of <c>attn_decode</c> (their scores stay in shared memory). Small, so that a cache of a few
+    /// hundred positions spreads over many blocks: the kernel is latency-bound (a block's warps take 4 keys each in one
+    /// round of loads), and with 256 keys a block one call took ~70 µs on an H100, with 64 ~15 µs (Nsight Compute).</summary>
+    private const int AttnChunk = 32;
     /// <summary>Most query rows per head that take <c>attn_decode</c> (a decoding step has one; prefill goes through GEMMs).</summary>
     private const int AttnFewRows = 16;
+    /// <summary>One int per query row for <c>attn_decode</c>'s "last split joins" count, zero between launches (the kernel
+    /// resets what it used); grown when a call has more rows.</summary>
+    private Tensor? _attnCounters;
 
     /// <summary>
     /// softmax(q·kᵀ·scale [causal])·v for a few query rows without a scores matrix: one <c>attn_decode</c> launch over
-    /// (rows, splits of <see cref="AttnChunk"/> keys), plus <c>attn_combine</c> when the cache is longer than one chunk.
+    /// (rows, splits of <see cref="AttnChunk"/> keys); with several splits the last block of each row joins them.
     /// False (nothing launched) when the shapes or layouts do not fit the kernel.
     /// </summary>
     private bool AttendFew(Tensor q, Tensor k, Tensor v, Tensor o, float scale, bool causal)
@@ -35,12 +38,15 @@ public sealed unsafe partial class CudaBackend
         int rows = b * hq * tq, splits = (tk + AttnChunk - 1) / AttnChunk;
         Tensor? partial = splits > 1 ? NewF32([rows, splits, d + 2]) : null;
         ulong po = AddrOrZero(partial), pm = po == 0 ? 0 : po + (ulong)rows * (ulong)splits * (ulong)d * 4, pl = pm == 0 ? 0 : pm + (ulong)rows * (ulong)splits * 4;
+        if (splits > 1 && (_attnCounters is null || _attnCounters.ElementCount < rows))
+        {
+            _attnCounters = New(DType.I32, [Math.Max(rows, 1024)]);
+            Device.Zero(Addr(_attnCounters), _attnCounters.ByteCount);
+        }
         uint shared = (uint)((d + AttnChunk + block) * sizeof(float));
         Device.LaunchGrid(CudaKernels.Names.AttnDecode, (uint)rows, (uint)splits, block, shared,
-            [Addr(q), Addr(k), Addr(v), Addr(o), pm, pl, po, hq, hkv, tq, tk, d,
+            [Addr(q), Addr(k), Addr(v), Addr(o), pm, pl, po, splits > 1 ? Addr(_attnCounters!) : 0UL, hq, hkv, tq, tk, d,
              k.Strides[0], k.Strides[1], k.Strides[2], v.Strides[0], v.Strides[1], v.Strides[2], scale, causal ? 1 : 0, AttnChunk]);
-        if (partial is not null)
-            Device.LaunchGrid(CudaKernels.Names.AttnCombine, (uint)rows, (uint)Math.Min(d, 256), [pm, pl, po, Addr(o), splits, d]);
         Keep(partial);
         return true;
 
@@ -156,7 +162,7 @@ public sealed unsafe partial class CudaBackend
         }
         uint blocks = (uint)((total + 7) / 8);
         if (quantized)
-            Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, blocks, 256,
+            Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((total + 15) / 16), 256, // two rows a warp
                 [w[0], w[1], w[2], s[0], s[1], s[2], qb[0], qb[1], qb[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k, layers[0].Quantized!.GroupSize]);
         else
             Device.LaunchGrid(CudaKernels.Names.GemvBf16, blocks, 256, [w[0], w[1], w[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k]);

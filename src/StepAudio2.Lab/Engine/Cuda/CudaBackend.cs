@@ -160,6 +160,9 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// <summary>The 16-byte-load bf16 GEMV applies: rows of whole 16-byte groups, aligned weight and input.</summary>
     private static bool VecGemv(int k, ulong w, ulong x) => k % 8 == 0 && w % 16 == 0 && x % 16 == 0;
 
+    /// <summary>Threads for <c>mask_softmax_rows</c>: enough for eight scores each (the row then stays in registers), 128 to 1024.</summary>
+    private static uint SoftmaxBlock(int tk) => Math.Clamp(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max((tk + 7) / 8, 1)), 128u, 1024u);
+
     private static uint RowBlock(int d) => d >= 4096 ? 1024u : d >= 1024 ? 512u : d >= 256 ? 256u : 128u;
 
     /// <summary>A device tensor (f32 or bf16) of uniform values in [−scale, scale) made on the device from a hash of
@@ -462,7 +465,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             // S [gq, Tk] = Q [gq, D]·Kᵀ: column-major Sᵀ = K(T)·Qᵀ
             Device.Gemm(true, false, tk, gq, d, kp, CudaApi.R32F, (int)kd.Strides[2], kd.Strides[1], qp, d, (long)gq * d, sp, tk, (long)gq * tk, per, GemmCompute);
         }
-        Device.LaunchGrid(CudaKernels.Names.MaskSoftmax, (uint)((long)b * hq * tq), RowBlock(tk),
+        Device.LaunchGrid(CudaKernels.Names.MaskSoftmax, (uint)((long)b * hq * tq), SoftmaxBlock(tk),
             [Addr(scores), AddrOrZero(mask), AddrOrZero(scoresDev), hq, tq, tk, scale, causal ? 1 : 0, tk - tq], &meta);
         for (int bi = 0; bi < batches; bi++)
         {
@@ -499,7 +502,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         shape[^1] = n;
         var y = NewF32(shape);
         if (m == 1 && weight.Bits is (4 or 8) && Addr(xd) % 16 == 0)
-            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((n + 7) / 8), 256,
+            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((n + 15) / 16), 256, // two rows a warp
                 [Addr(wq), 0UL, 0UL, Addr(sc), 0UL, 0UL, Addr(bi), 0UL, 0UL, AddrOrZero(b), 0UL, 0UL, Addr(y), 0UL, 0UL, n, 0, 0, Addr(xd), k, weight.GroupSize]);
         else if (m == 1)
             Device.LaunchGrid(CudaKernels.Names.QGemv, (uint)((n + 7) / 8), 256, [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.Bits, weight.GroupSize]);

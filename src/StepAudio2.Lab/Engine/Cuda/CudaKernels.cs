@@ -22,7 +22,7 @@ public static class CudaKernels
         public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar", GemvBf16SwiGlu = "gemv_bf16_swiglu";
         public const string QGemv = "qgemv", QGemv4 = "qgemv4", QGemv8 = "qgemv8", Dequant = "dequant_rows";
         public const string QGemv4SwiGlu = "qgemv4_swiglu", QGemv8SwiGlu = "qgemv8_swiglu";
-        public const string AddRmsNorm = "add_rmsnorm_rows", AttnDecode = "attn_decode", AttnCombine = "attn_combine", RopeAppend = "rope_append";
+        public const string AddRmsNorm = "add_rmsnorm_rows", AttnDecode = "attn_decode", RopeAppend = "rope_append";
         public const string FillUniform = "fill_uniform";
 
         public static readonly string[] All =
@@ -30,7 +30,7 @@ public static class CudaKernels
             Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
             Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
             GemvBf16, GemvBf16Scalar, GemvBf16SwiGlu, QGemv, QGemv4, QGemv8, Dequant, QGemv4SwiGlu, QGemv8SwiGlu, AddRmsNorm,
-            AttnDecode, AttnCombine, RopeAppend, FillUniform,
+            AttnDecode, RopeAppend, FillUniform,
         ];
     }
 
@@ -234,18 +234,38 @@ extern "C" __global__ void rmsnorm_rows(const float* __restrict__ x, const float
   for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] = (r[j] * scale) * w[j];
 }
 // x + r and RMSNorm of it in one pass (a decoder's residual add before its next norm): sum = a + b, y = rmsnorm(sum)·w,
-// the arithmetic of binary add then rmsnorm_rows. One block per row.
+// the arithmetic of binary add then rmsnorm_rows. One block per row; a row of up to 8·blockDim values stays in
+// registers between the two passes (the sum is not read back from memory).
 extern "C" __global__ void add_rmsnorm_rows(const float* __restrict__ a, const float* __restrict__ b, float* sum, const float* __restrict__ w,
                                             float* __restrict__ y, int d, float eps) {
   __shared__ float sh[32];
   i64 base = (i64)blockIdx.x * d;
   float s = 0.f;
+  if (d <= 8 * (int)blockDim.x) {
+    float v[8];
+    #pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      int j = threadIdx.x + t * blockDim.x;
+      float x = 0.f;
+      if (j < d) { x = a[base + j] + b[base + j]; sum[base + j] = x; s += x * x; }
+      v[t] = x;
+    }
+    float scale = 1.f / sqrtf(block_sum(s, sh) / d + eps);
+    #pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      int j = threadIdx.x + t * blockDim.x;
+      if (j < d) y[base + j] = (v[t] * scale) * w[j];
+    }
+    return;
+  }
   for (int j = threadIdx.x; j < d; j += blockDim.x) { float v = a[base + j] + b[base + j]; sum[base + j] = v; s += v * v; }
   float scale = 1.f / sqrtf(block_sum(s, sh) / d + eps);
   for (int j = threadIdx.x; j < d; j += blockDim.x) y[base + j] = (sum[base + j] * scale) * w[j];
 }
 // Attention scores [B, Hq, Tq, Tk] in place: ·scale, + mask (strides s0 over shape [B, Hq, Tq, Tk]), causal (keys after
-// i + causalOffset masked), copied pre-softmax to scoresOut when given, then softmax. One block per row.
+// i + causalOffset masked), copied pre-softmax to scoresOut when given, then softmax. One block per row. A row of up
+// to 8·blockDim scores stays in registers: one read and one write of the scores (the three passes through memory of
+// the general loop below were a third of the full-size encoder's GPU time on an H100).
 extern "C" __global__ void mask_softmax_rows(float* __restrict__ s, const float* __restrict__ mask, float* __restrict__ scoresOut,
                                              int hq, int tq, int tk, float scale, int causal, int causalOffset, const Strided m) {
   __shared__ float sh[32];
@@ -253,6 +273,38 @@ extern "C" __global__ void mask_softmax_rows(float* __restrict__ s, const float*
   int i = (int)(row % tq), h = (int)((row / tq) % hq), bi = (int)(row / ((i64)tq * hq));
   float* r = s + row * tk;
   i64 mo = mask ? (i64)bi * m.s0[0] + (i64)h * m.s0[1] + (i64)i * m.s0[2] : 0;
+  if (tk <= 8 * (int)blockDim.x) {
+    float v[8];
+    float mx = -INFINITY;
+    #pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      int j = threadIdx.x + t * blockDim.x;
+      float x = -INFINITY;
+      if (j < tk) {
+        x = r[j];
+        if (scale != 1.f) x *= scale;
+        if (mask) x += mask[mo + (i64)j * m.s0[3]];
+        if (causal && j > i + causalOffset) x = -INFINITY;
+        if (scoresOut) scoresOut[row * tk + j] = x;
+        mx = fmaxf(mx, x);
+      }
+      v[t] = x;
+    }
+    mx = block_max(mx, sh);
+    float sum = 0.f;
+    #pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      int j = threadIdx.x + t * blockDim.x;
+      if (j < tk) { float e = expf(v[t] - mx); v[t] = e; sum += e; }
+    }
+    float inv = 1.f / block_sum(sum, sh);
+    #pragma unroll
+    for (int t = 0; t < 8; ++t) {
+      int j = threadIdx.x + t * blockDim.x;
+      if (j < tk) r[j] = v[t] * inv;
+    }
+    return;
+  }
   float mx = -INFINITY;
   for (int j = threadIdx.x; j < tk; j += blockDim.x) {
     float v = r[j];
@@ -274,11 +326,11 @@ extern "C" __global__ void mask_softmax_rows(float* __restrict__ s, const float*
 // memory and no GEMM launches. Block (row, split) takes keys [split·chunk, …) of query row `row` = (b·Hq + h)·Tq + i:
 // one warp per key for q·k (lanes over d in float4s), softmax over the block's keys, then Σ p·V with the threads over
 // d (and over key residues when d < blockDim). With one split the row is final (p normalised before ·V, as the CPU
-// backend does); with several, each writes its max, its sum and its unnormalised Σ e·V for attn_combine (split-K over a
-// long cache). K/V rows of d floats at element strides (kb, kh, kr) and (vb, vh, vr); causal: key j ≤ i + Tk − Tq.
+// backend does); with several (split-K over a long cache), each writes its max, its sum and its unnormalised Σ e·V, and
+// the row's last block joins them (counters: one int per row, zero between launches). K/V rows of d floats at element strides (kb, kh, kr) and (vb, vh, vr); causal: key j ≤ i + Tk − Tq.
 // Dynamic shared memory: (d + chunk + blockDim) floats; d % 4 == 0 and d ≤ blockDim.
 extern "C" __global__ void attn_decode(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-                                       float* __restrict__ out, float* __restrict__ pm, float* __restrict__ pl, float* __restrict__ po,
+                                       float* __restrict__ out, float* pm, float* pl, float* po, int* counters,
                                        int hq, int hkv, int tq, int tk, int d, i64 kb, i64 kh, i64 kr, i64 vb, i64 vh, i64 vr,
                                        float scale, int causal, int chunk) {
   DYNAMIC_SHARED(float, sm);
@@ -352,25 +404,30 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
     if (splits == 1) out[(i64)row * d + threadIdx.x] = o;
     else po[((i64)row * splits + split) * d + threadIdx.x] = o;
   }
-  if (splits > 1 && threadIdx.x == 0) { pm[(i64)row * splits + split] = mx; pl[(i64)row * splits + split] = sum; }
-}
-// Joins attn_decode's splits of each row: o = Σ_s e^(m_s − M)·O_s / Σ_s e^(m_s − M)·l_s (empty splits have m_s = −∞).
-extern "C" __global__ void attn_combine(const float* __restrict__ pm, const float* __restrict__ pl, const float* __restrict__ po,
-                                        float* __restrict__ out, int splits, int d) {
-  i64 row = blockIdx.x;
-  const float* m = pm + row * splits; const float* l = pl + row * splits;
+  if (splits == 1) return;
+  if (threadIdx.x == 0) { pm[(i64)row * splits + split] = mx; pl[(i64)row * splits + split] = sum; }
+  // the last block of the row to finish joins the splits (no second launch): o = Σ_s e^(m_s − M)·O_s / Σ_s e^(m_s − M)·l_s,
+  // empty splits having m_s = −∞; its counter goes back to 0 for the next launch
+  __shared__ int ticket;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) ticket = atomicAdd(counters + row, 1);
+  __syncthreads();
+  if (ticket != splits - 1) return;
+  __threadfence();
+  const float* m = pm + (i64)row * splits; const float* l = pl + (i64)row * splits;
   float M = -INFINITY;
-  for (int s = 0; s < splits; ++s) M = fmaxf(M, m[s]);
+  for (int t = 0; t < splits; ++t) M = fmaxf(M, __ldcg(m + t));
   float L = 0.f;
-  for (int s = 0; s < splits; ++s) if (m[s] != -INFINITY) L += l[s] * expf(m[s] - M);
+  for (int t = 0; t < splits; ++t) { float mt = __ldcg(m + t); if (mt != -INFINITY) L += __ldcg(l + t) * expf(mt - M); }
   float inv = 1.f / L;
-  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+  for (int c2 = threadIdx.x; c2 < d; c2 += blockDim.x) {
     float o = 0.f;
-    for (int s = 0; s < splits; ++s) if (m[s] != -INFINITY) o += po[(row * splits + s) * d + c] * expf(m[s] - M);
-    out[row * d + c] = o * inv;
+    for (int t = 0; t < splits; ++t) { float mt = __ldcg(m + t); if (mt != -INFINITY) o += __ldcg(po + ((i64)row * splits + t) * d + c2) * expf(mt - M); }
+    out[(i64)row * d + c2] = o * inv;
   }
+  if (threadIdx.x == 0) counters[row] = 0;
 }
-
 // ------------------------------------------------------------------ indexing and shape
 extern "C" __global__ void take_rows(const void* __restrict__ table, int dtype, const int* __restrict__ ids, float* __restrict__ y, int n, int d) {
   GRID_LOOP(i, (i64)n * d) {
@@ -626,65 +683,81 @@ extern "C" __global__ void qgemv(const unsigned* __restrict__ Wq, const float* _
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
   if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
 }
-// The decode GEMVs of the two fast widths. Lane l reads 16-byte vector l + 32·i of the row (four words: 32 codes at
-// 4 bits, 16 at 8 — always inside one group), so each warp-wide load is 512 contiguous bytes of codes and each lane's x
-// contiguous. A code becomes a float without an int→float convert (a quarter-rate instruction on the GPU that bounded
-// the first 4-bit kernel at ~1 TB/s): byte_perm places the code's byte under the exponent of 2²³ and 2²³ is subtracted
-// (exact). 4-bit codes are split into two byte vectors first (even codes in the low nibbles, odd in the high).
-// Per 16 bytes: s·Σq·x + b·Σx.
+// The decode GEMVs of the two fast widths. Lane l reads word l + 32·i of a row, so each warp-wide load is 128
+// contiguous bytes of codes and a lane's x (8 or 4 floats) is contiguous beside its neighbours'. Each warp takes two
+// rows at once (two rows of a matrix, or gate and up of one SwiGLU row): the x loads and Σx are shared and four code
+// loads are in flight per lane. A code becomes a float without an int→float convert (a quarter-rate instruction that,
+// with x read once per row, held these kernels near 1 TB/s on an H100): byte_perm puts its byte under the exponent of
+// 2²³ and 2²³ is subtracted (exact); 4-bit words are split into even and odd nibbles first. Per word s·Σq·x + b·Σx
+// (a word never straddles a group). (16-byte code loads per lane were tried: each lane then needs 128 contiguous bytes
+// of x, a warp-wide x load touches 32 lines, and the kernel fell to ~0.5 TB/s.)
 __device__ __forceinline__ float byte_f(unsigned v, unsigned k) {
   return __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7440u | k)) - 8388608.f;
 }
 template <int BITS>
-__device__ __forceinline__ float qword_dot(unsigned q, const float4* __restrict__ xp, float& sx) {
+__device__ __forceinline__ float qword_dot(unsigned q, float4 a, float4 b) {
   if (BITS == 4) {
     unsigned lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
-    float4 a = __ldg(xp), b = __ldg(xp + 1);
-    sx += ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w));
     return ((byte_f(lo, 0) * a.x + byte_f(hi, 0) * a.y) + (byte_f(lo, 1) * a.z + byte_f(hi, 1) * a.w))
          + ((byte_f(lo, 2) * b.x + byte_f(hi, 2) * b.y) + (byte_f(lo, 3) * b.z + byte_f(hi, 3) * b.w));
   } else {
-    float4 a = __ldg(xp);
-    sx += (a.x + a.y) + (a.z + a.w);
     return (byte_f(q, 0) * a.x + byte_f(q, 1) * a.y) + (byte_f(q, 2) * a.z + byte_f(q, 3) * a.w);
   }
 }
+// Σ_k w_r[k]·x[k] for two packed rows r = 0, 1 (words, scales, biases), summed over the warp (every lane gets both).
 template <int BITS>
-__device__ __forceinline__ float qgemv_row(const unsigned* __restrict__ wr, const float* __restrict__ sr, const float* __restrict__ br,
-                                           const float4* __restrict__ x4, int K, int group, int lane) {
-  const int per = 32 / BITS, f4 = per / 4;   // codes per word (8 or 4); float4s of x per word (2 or 1)
-  int vpr = K / per / 4, vpg = group / per / 4;  // 16-byte vectors per row and per group
-  const uint4* w4 = reinterpret_cast<const uint4*>(wr);
-  float acc = 0.f;
+__device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, const float* __restrict__ s0, const float* __restrict__ b0,
+                                            const unsigned* __restrict__ w1, const float* __restrict__ s1, const float* __restrict__ b1,
+                                            const float4* __restrict__ x4, int K, int group, int lane, float& out0, float& out1) {
+  const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
+  int wpr = K / per, wpg = group / per;
+  float acc0 = 0.f, acc1 = 0.f;
   #pragma unroll 2
-  for (int v = lane; v < vpr; v += 32) {
-    uint4 q = __ldg(w4 + v);
-    const float4* xp = x4 + (i64)v * 4 * f4;
-    float sx = 0.f;
-    float qx = (qword_dot<BITS>(q.x, xp, sx) + qword_dot<BITS>(q.y, xp + f4, sx))
-             + (qword_dot<BITS>(q.z, xp + 2 * f4, sx) + qword_dot<BITS>(q.w, xp + 3 * f4, sx));
-    int g = v / vpg;
-    acc += __ldg(sr + g) * qx + __ldg(br + g) * sx;
+  for (int w = lane; w < wpr; w += 32) {
+    unsigned q0 = __ldg(w0 + w), q1 = __ldg(w1 + w);
+    float4 a = __ldg(x4 + w * (per / 4)), b = per == 8 ? __ldg(x4 + w * (per / 4) + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
+    float sx = per == 8 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
+    float qx0 = qword_dot<BITS>(q0, a, b), qx1 = qword_dot<BITS>(q1, a, b);
+    int g = w / wpg;
+    acc0 += __ldg(s0 + g) * qx0 + __ldg(b0 + g) * sx;
+    acc1 += __ldg(s1 + g) * qx1 + __ldg(b1 + g) * sx;
   }
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  return acc;
+  for (int o = 16; o > 0; o >>= 1) { acc0 += __shfl_xor_sync(0xffffffffu, acc0, o); acc1 += __shfl_xor_sync(0xffffffffu, acc1, o); }
+  out0 = acc0; out1 = acc1;
 }
 // Row r of a packed matrix: its words, scales and biases.
 #define QROW(BITS, Wq, S, B, r) (Wq) + (i64)(r) * (K / (32 / (BITS))), (S) + (i64)(r) * (K / group), (B) + (i64)(r) * (K / group)
+// Up to three packed matrices read with the same x (q/k/v in one launch): warp i takes global rows 2i and 2i + 1, each
+// mapped to its matrix (a row past the end recomputes the last row and is not written).
 template <int BITS>
 __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* Wq1, const unsigned* Wq2, const float* s0, const float* s1, const float* s2,
                                           const float* q0, const float* q1, const float* q2, const float* b0, const float* b1, const float* b2,
                                           float* y0, float* y1, float* y2, int n0, int n1, int n2, const float* x, int K, int group) {
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  int seg = gemv_segment(row, n0, n1, n2);
-  if (seg < 0) return;
-  const unsigned* Wq = seg == 0 ? Wq0 : seg == 1 ? Wq1 : Wq2;
-  const float* sc = seg == 0 ? s0 : seg == 1 ? s1 : s2;
-  const float* qb = seg == 0 ? q0 : seg == 1 ? q1 : q2;
-  const float* bias = seg == 0 ? b0 : seg == 1 ? b1 : b2;
-  float* y = seg == 0 ? y0 : seg == 1 ? y1 : y2;
-  float acc = qgemv_row<BITS>(QROW(BITS, Wq, sc, qb, row), reinterpret_cast<const float4*>(x), K, group, lane);
-  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+  int pair = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  int ra = 2 * pair, rb = 2 * pair + 1;
+  int sa = gemv_segment(ra, n0, n1, n2);
+  if (sa < 0) return;
+  int sb = gemv_segment(rb, n0, n1, n2);
+  bool writeB = sb >= 0;
+  if (!writeB) { sb = sa; rb = ra; }
+  const unsigned* Wa = sa == 0 ? Wq0 : sa == 1 ? Wq1 : Wq2;
+  const unsigned* Wb = sb == 0 ? Wq0 : sb == 1 ? Wq1 : Wq2;
+  const float* sca = sa == 0 ? s0 : sa == 1 ? s1 : s2;
+  const float* scb = sb == 0 ? s0 : sb == 1 ? s1 : s2;
+  const float* qba = sa == 0 ? q0 : sa == 1 ? q1 : q2;
+  const float* qbb = sb == 0 ? q0 : sb == 1 ? q1 : q2;
+  float ya, yb;
+  qgemv_rows2<BITS>(QROW(BITS, Wa, sca, qba, ra), QROW(BITS, Wb, scb, qbb, rb), reinterpret_cast<const float4*>(x), K, group, lane, ya, yb);
+  if (lane == 0) {
+    const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
+    float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
+    outA[ra] = biasA ? ya + biasA[ra] : ya;
+    if (writeB) {
+      const float* biasB = sb == 0 ? b0 : sb == 1 ? b1 : b2;
+      float* outB = sb == 0 ? y0 : sb == 1 ? y1 : y2;
+      outB[rb] = biasB ? yb + biasB[rb] : yb;
+    }
+  }
 }
 #define QGEMV_SEG_ARGS const unsigned* __restrict__ Wq0, const unsigned* __restrict__ Wq1, const unsigned* __restrict__ Wq2, \
   const float* __restrict__ s0, const float* __restrict__ s1, const float* __restrict__ s2, \
@@ -693,15 +766,15 @@ __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* W
   float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2, int n0, int n1, int n2, const float* __restrict__ x, int K, int group
 extern "C" __global__ void qgemv4(QGEMV_SEG_ARGS) { qgemv_seg<4>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
 extern "C" __global__ void qgemv8(QGEMV_SEG_ARGS) { qgemv_seg<8>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
-// SwiGLU's first half over two packed matrices of the same width and group size (see gemv_bf16_swiglu).
+// SwiGLU's first half over two packed matrices of the same width and group size (see gemv_bf16_swiglu): one warp per
+// output row, its gate and up rows as the warp's two rows.
 template <int BITS>
 __device__ __forceinline__ void qgemv_swiglu(const unsigned* Wg, const float* sg, const float* qg, const unsigned* Wu, const float* su, const float* qu,
                                              const float* bg, const float* bu, const float* x, float* y, int N, int K, int group) {
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
-  float g = qgemv_row<BITS>(QROW(BITS, Wg, sg, qg, row), x4, K, group, lane);
-  float u = qgemv_row<BITS>(QROW(BITS, Wu, su, qu, row), x4, K, group, lane);
+  float g, u;
+  qgemv_rows2<BITS>(QROW(BITS, Wg, sg, qg, row), QROW(BITS, Wu, su, qu, row), reinterpret_cast<const float4*>(x), K, group, lane, g, u);
   if (bg) g += bg[row];
   if (bu) u += bu[row];
   if (lane == 0) y[row] = unary(2, g, 0.f, 0.f) * u;

@@ -9,10 +9,13 @@
 struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
 struct float2 { float x, y; };
+float4 make_float4(float, float, float, float);
+void __threadfence();
 struct dim3 { unsigned x, y, z; };
 extern dim3 threadIdx, blockIdx, blockDim, gridDim;
 float __int_as_float(int); float __uint_as_float(unsigned); unsigned __float_as_uint(float); int __float_as_int(float);
 template <class T> T __ldg(const T*);
+template <class T> T __ldcg(const T*);
 float __shfl_xor_sync(unsigned, float, int, int = 32); int __shfl_xor_sync(unsigned, int, int, int = 32);
 double __shfl_xor_sync(unsigned, double, int, int = 32);
 float __shfl_down_sync(unsigned, float, int, int = 32);
