@@ -160,9 +160,9 @@ public sealed unsafe partial class CudaBackend
             n[i] = l.OutFeatures;
             total += n[i];
         }
-        uint blocks = (uint)((total + 7) / 8);
+        uint blocks = (uint)((total + 15) / 16); // two rows a warp
         if (quantized)
-            Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((total + 15) / 16), 256, // two rows a warp
+            Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, blocks, 256,
                 [w[0], w[1], w[2], s[0], s[1], s[2], qb[0], qb[1], qb[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k, layers[0].Quantized!.GroupSize]);
         else
             Device.LaunchGrid(CudaKernels.Names.GemvBf16, blocks, 256, [w[0], w[1], w[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k]);

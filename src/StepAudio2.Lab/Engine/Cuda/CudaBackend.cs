@@ -329,9 +329,8 @@ public sealed unsafe partial class CudaBackend : IBackend
             if (m == 1)
             {
                 // one token: a bandwidth-bound GEMV streaming the bf16 rows once (16-byte loads when aligned)
-                uint blocks = (uint)((n + 7) / 8);
-                if (VecGemv(k, wp, x)) Device.LaunchGrid(CudaKernels.Names.GemvBf16, blocks, 256, [wp, 0UL, 0UL, bias, 0UL, 0UL, y, 0UL, 0UL, n, 0, 0, x, k]);
-                else Device.LaunchGrid(CudaKernels.Names.GemvBf16Scalar, blocks, 256, [wp, x, bias, y, n, k]);
+                if (VecGemv(k, wp, x)) Device.LaunchGrid(CudaKernels.Names.GemvBf16, (uint)((n + 15) / 16), 256, [wp, 0UL, 0UL, bias, 0UL, 0UL, y, 0UL, 0UL, n, 0, 0, x, k]); // two rows a warp
+                else Device.LaunchGrid(CudaKernels.Names.GemvBf16Scalar, (uint)((n + 7) / 8), 256, [wp, x, bias, y, n, k]);
                 return;
             }
             var xb = New(DType.BF16, [m, k]);

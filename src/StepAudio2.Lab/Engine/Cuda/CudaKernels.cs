@@ -583,63 +583,82 @@ extern "C" __global__ void add_row_bias(float* __restrict__ y, const float* __re
 }
 
 // ------------------------------------------------------------------ GEMV for one token (decode): bandwidth-bound
-// y[o] = Σ_k W[o,k]·x[k] (+ bias) with W bf16 [N, K] row-major, x f32; one warp per row, 16-byte weight loads (K % 8 == 0).
-// eight bf16 weights (one 16-byte load) times x[8j … 8j+7]
-__device__ __forceinline__ float dot8_bf16(uint4 a, const float4* __restrict__ x4, int j) {
-  float4 b0 = __ldg(x4 + 2 * j), b1 = __ldg(x4 + 2 * j + 1);
+// y[o] = Σ_k W[o,k]·x[k] (+ bias) with W bf16 [N, K] row-major, x f32; 16-byte weight loads (K % 8 == 0).
+// eight bf16 weights (one 16-byte load) times eight x values (two float4s)
+__device__ __forceinline__ float dot8_bf16x(uint4 a, float4 b0, float4 b1) {
   float s = __uint_as_float(a.x << 16) * b0.x + __uint_as_float(a.x & 0xffff0000u) * b0.y;
   s += __uint_as_float(a.y << 16) * b0.z + __uint_as_float(a.y & 0xffff0000u) * b0.w;
   s += __uint_as_float(a.z << 16) * b1.x + __uint_as_float(a.z & 0xffff0000u) * b1.y;
   s += __uint_as_float(a.w << 16) * b1.z + __uint_as_float(a.w & 0xffff0000u) * b1.w;
   return s;
 }
-// One row's Σ_k W[k]·x[k] over n8 groups of eight (lane-strided), summed over the warp (every lane gets it).
-// Four 16-byte loads in flight per lane before any arithmetic (one at a time left the weight stream at ~55 % of the
-// bandwidth on an H100 at the 7B decoder's shapes); two accumulators, joined at the end.
-__device__ __forceinline__ float gemv_bf16_row(const uint4* __restrict__ w4, const float4* __restrict__ x4, int n8, int lane) {
-  float acc0 = 0.f, acc1 = 0.f;
+// Σ_k W_r[k]·x[k] for two rows r = a, b over n8 groups of eight (lane-strided), summed over the warp (every lane gets
+// both): the x loads are shared by the two rows and four 16-byte weight loads are in flight per lane before any
+// arithmetic (one at a time left the weight stream at ~55 % of the bandwidth on an H100 at the 7B decoder's shapes).
+__device__ __forceinline__ void gemv_bf16_rows2(const uint4* __restrict__ wa, const uint4* __restrict__ wb, const float4* __restrict__ x4,
+                                                int n8, int lane, float& outA, float& outB) {
+  float a0 = 0.f, a1 = 0.f, b0 = 0.f, b1 = 0.f;
   int j = lane;
-  for (; j + 96 < n8; j += 128) {
-    uint4 a0 = __ldg(w4 + j), a1 = __ldg(w4 + j + 32), a2 = __ldg(w4 + j + 64), a3 = __ldg(w4 + j + 96);
-    acc0 += dot8_bf16(a0, x4, j);
-    acc1 += dot8_bf16(a1, x4, j + 32);
-    acc0 += dot8_bf16(a2, x4, j + 64);
-    acc1 += dot8_bf16(a3, x4, j + 96);
+  for (; j + 32 < n8; j += 64) {
+    uint4 p0 = __ldg(wa + j), p1 = __ldg(wa + j + 32), q0 = __ldg(wb + j), q1 = __ldg(wb + j + 32);
+    float4 x0 = __ldg(x4 + 2 * j), x1 = __ldg(x4 + 2 * j + 1), x2 = __ldg(x4 + 2 * j + 64), x3 = __ldg(x4 + 2 * j + 65);
+    a0 += dot8_bf16x(p0, x0, x1); a1 += dot8_bf16x(p1, x2, x3);
+    b0 += dot8_bf16x(q0, x0, x1); b1 += dot8_bf16x(q1, x2, x3);
   }
-  for (; j < n8; j += 32) acc0 += dot8_bf16(__ldg(w4 + j), x4, j);
-  float acc = acc0 + acc1;
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  return acc;
+  for (; j < n8; j += 32) {
+    uint4 p = __ldg(wa + j), q = __ldg(wb + j);
+    float4 x0 = __ldg(x4 + 2 * j), x1 = __ldg(x4 + 2 * j + 1);
+    a0 += dot8_bf16x(p, x0, x1); b0 += dot8_bf16x(q, x0, x1);
+  }
+  float sa = a0 + a1, sb = b0 + b1;
+  for (int o = 16; o > 0; o >>= 1) { sa += __shfl_xor_sync(0xffffffffu, sa, o); sb += __shfl_xor_sync(0xffffffffu, sb, o); }
+  outA = sa; outB = sb;
 }
-// Global warp index → (segment, row within it) for up to three matrices read with the same x (q/k/v projections in one
+// Global row index → (segment, row within it) for up to three matrices read with the same x (q/k/v projections in one
 // launch); a plain GEMV passes n1 = n2 = 0. Returns -1 past the last row.
 __device__ __forceinline__ int gemv_segment(int& row, int n0, int n1, int n2) {
   if (row < n0) return 0;
   row -= n0; if (row < n1) return 1;
   row -= n1; return row < n2 ? 2 : -1;
 }
+// y = x·Wᵀ (+ bias) for bf16 W [N, K] (K % 8 == 0, 16-byte aligned) and one f32 x row, over up to three matrices (rows
+// mapped by gemv_segment): warp i takes global rows 2i and 2i + 1 (a row past the end recomputes the first, unwritten).
 extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W0, const bf16_t* __restrict__ W1, const bf16_t* __restrict__ W2,
                                          const float* __restrict__ b0, const float* __restrict__ b1, const float* __restrict__ b2,
                                          float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2,
                                          int n0, int n1, int n2, const float* __restrict__ x, int K) {
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  int seg = gemv_segment(row, n0, n1, n2);
-  if (seg < 0) return;
-  const bf16_t* W = seg == 0 ? W0 : seg == 1 ? W1 : W2;
-  const float* bias = seg == 0 ? b0 : seg == 1 ? b1 : b2;
-  float* y = seg == 0 ? y0 : seg == 1 ? y1 : y2;
-  float acc = gemv_bf16_row(reinterpret_cast<const uint4*>(W + (i64)row * K), reinterpret_cast<const float4*>(x), K / 8, lane);
-  if (lane == 0) y[row] = bias ? acc + bias[row] : acc;
+  int pair = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  int ra = 2 * pair, rb = 2 * pair + 1;
+  int sa = gemv_segment(ra, n0, n1, n2);
+  if (sa < 0) return;
+  int sb = gemv_segment(rb, n0, n1, n2);
+  bool writeB = sb >= 0;
+  if (!writeB) { sb = sa; rb = ra; }
+  const bf16_t* Wa = sa == 0 ? W0 : sa == 1 ? W1 : W2;
+  const bf16_t* Wb = sb == 0 ? W0 : sb == 1 ? W1 : W2;
+  float ya, yb;
+  gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wa + (i64)ra * K), reinterpret_cast<const uint4*>(Wb + (i64)rb * K),
+                  reinterpret_cast<const float4*>(x), K / 8, lane, ya, yb);
+  if (lane == 0) {
+    const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
+    float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
+    outA[ra] = biasA ? ya + biasA[ra] : ya;
+    if (writeB) {
+      const float* biasB = sb == 0 ? b0 : sb == 1 ? b1 : b2;
+      float* outB = sb == 0 ? y0 : sb == 1 ? y1 : y2;
+      outB[rb] = biasB ? yb + biasB[rb] : yb;
+    }
+  }
 }
-// SwiGLU's first half for one token: y[r] = silu(Wg[r]·x + bg[r]) · (Wu[r]·x + bu[r]) — the gate and up GEMVs, SiLU and
-// the product in one pass (the same sums as gemv_bf16_vec, then unary SiLU and binary multiply's arithmetic).
+// SwiGLU's first half for one token: y[r] = silu(Wg[r]·x + bg[r]) · (Wu[r]·x + bu[r]) — the gate and up rows as one
+// warp's two rows, then unary SiLU's and binary multiply's arithmetic.
 extern "C" __global__ void gemv_bf16_swiglu(const bf16_t* __restrict__ Wg, const bf16_t* __restrict__ Wu, const float* __restrict__ bg,
                                             const float* __restrict__ bu, const float* __restrict__ x, float* __restrict__ y, int N, int K) {
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
   if (row >= N) return;
-  const float4* x4 = reinterpret_cast<const float4*>(x);
-  float g = gemv_bf16_row(reinterpret_cast<const uint4*>(Wg + (i64)row * K), x4, K / 8, lane);
-  float u = gemv_bf16_row(reinterpret_cast<const uint4*>(Wu + (i64)row * K), x4, K / 8, lane);
+  float g, u;
+  gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wg + (i64)row * K), reinterpret_cast<const uint4*>(Wu + (i64)row * K),
+                  reinterpret_cast<const float4*>(x), K / 8, lane, g, u);
   if (bg) g += bg[row];
   if (bu) u += bu[row];
   if (lane == 0) y[row] = unary(2, g, 0.f, 0.f) * u;
