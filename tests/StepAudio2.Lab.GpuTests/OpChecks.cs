@@ -227,6 +227,10 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         Check("quantized_matmul 8-bit g128 1 row", (k, P) => k.QuantizedMatmul(P(Rand(1, 256)), qw8, Rand(33)), F);
         var qw4b = AffineQuantizer.Quantize(Rand(300, 3584), 4, 64);
         Check("quantized_matmul 4-bit g64 1 row, k 3584", (k, P) => k.QuantizedMatmul(P(Rand(1, 3584)), qw4b, null), F);
+        var qwWide = AffineQuantizer.Quantize(Rand(37, 18944), 4, 64); var xWide = Rand(1, 18944);
+        Check("quantized_matmul 4-bit g64 1 row, 37 x 18944 (K slices)", (k, P) => k.QuantizedMatmul(P(xWide), qwWide, null), F);
+        var wWide = Rand(37, 18944).To(DType.BF16);
+        Check("linear bf16 w, 1 row, 37 x 18944 (K slices)", (k, P) => k.Linear(P(xWide), wWide, null), 1e-5, bf16);
         Check("quantized_take 3-bit", (k, P) => k.QuantizedTake(qw3, [1, 39, 0]), F);
 
         var xp = Rand(2, 3, 10);

@@ -86,7 +86,7 @@ public sealed unsafe partial class CudaBackend
             var (uw, us, ub) = QuantParts(uq);
             var (bg, bu) = (Bias(gate), Bias(up));
             var y = NewF32(shape);
-            Device.LaunchGrid(gq.Bits == 4 ? CudaKernels.Names.QGemv4SwiGlu : CudaKernels.Names.QGemv8SwiGlu, (uint)((n + 7) / 8), 256,
+            Device.LaunchGrid(gq.Bits == 4 ? CudaKernels.Names.QGemv4SwiGlu : CudaKernels.Names.QGemv8SwiGlu, GemvBlocks(n, 1), 256,
                 [Addr(gw), Addr(gs), Addr(gb), Addr(uw), Addr(us), Addr(ub), AddrOrZero(bg), AddrOrZero(bu), Addr(xd), Addr(y), n, k, gq.GroupSize]);
             Keep(xd, gw, gs, gb, uw, us, ub, bg, bu);
             return y;
@@ -98,7 +98,7 @@ public sealed unsafe partial class CudaBackend
             if (gw.DType != DType.BF16 || uw.DType != DType.BF16 || !VecGemv(k, Addr(gw), Addr(xd)) || Addr(uw) % 16 != 0) return ComposedSwiGlu();
             var (bg, bu) = (Bias(gate), Bias(up));
             var y = NewF32(shape);
-            Device.LaunchGrid(CudaKernels.Names.GemvBf16SwiGlu, (uint)((n + 7) / 8), 256, [Addr(gw), Addr(uw), AddrOrZero(bg), AddrOrZero(bu), Addr(xd), Addr(y), n, k]);
+            Device.LaunchGrid(CudaKernels.Names.GemvBf16SwiGlu, GemvBlocks(n, 1), 256, [Addr(gw), Addr(uw), AddrOrZero(bg), AddrOrZero(bu), Addr(xd), Addr(y), n, k]);
             Keep(xd, gw, uw, bg, bu);
             return y;
         }
@@ -160,7 +160,7 @@ public sealed unsafe partial class CudaBackend
             n[i] = l.OutFeatures;
             total += n[i];
         }
-        uint blocks = (uint)((total + 15) / 16); // two rows a warp
+        uint blocks = GemvBlocks(total, 2);
         if (quantized)
             Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, blocks, 256,
                 [w[0], w[1], w[2], s[0], s[1], s[2], qb[0], qb[1], qb[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k, layers[0].Quantized!.GroupSize]);

@@ -157,6 +157,10 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     private static int Rows(Tensor x, int d) => (int)(x.ElementCount / Math.Max(d, 1));
 
+    /// <summary>Blocks of the decode GEMV kernels (256 threads): two tasks a block — a task is <paramref name="rowsPerTask"/>
+    /// output rows (2: a row pair; 1: a SwiGLU row), each split over four warps (GEMV_SLICES in the kernel source).</summary>
+    private static uint GemvBlocks(int rows, int rowsPerTask) => (uint)((rows + 2 * rowsPerTask - 1) / (2 * rowsPerTask));
+
     /// <summary>The 16-byte-load bf16 GEMV applies: rows of whole 16-byte groups, aligned weight and input.</summary>
     private static bool VecGemv(int k, ulong w, ulong x) => k % 8 == 0 && w % 16 == 0 && x % 16 == 0;
 
@@ -329,7 +333,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             if (m == 1)
             {
                 // one token: a bandwidth-bound GEMV streaming the bf16 rows once (16-byte loads when aligned)
-                if (VecGemv(k, wp, x)) Device.LaunchGrid(CudaKernels.Names.GemvBf16, (uint)((n + 15) / 16), 256, [wp, 0UL, 0UL, bias, 0UL, 0UL, y, 0UL, 0UL, n, 0, 0, x, k]); // two rows a warp
+                if (VecGemv(k, wp, x)) Device.LaunchGrid(CudaKernels.Names.GemvBf16, GemvBlocks(n, 2), 256, [wp, 0UL, 0UL, bias, 0UL, 0UL, y, 0UL, 0UL, n, 0, 0, x, k]);
                 else Device.LaunchGrid(CudaKernels.Names.GemvBf16Scalar, (uint)((n + 7) / 8), 256, [wp, x, bias, y, n, k]);
                 return;
             }
@@ -501,7 +505,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         shape[^1] = n;
         var y = NewF32(shape);
         if (m == 1 && weight.Bits is (4 or 8) && Addr(xd) % 16 == 0)
-            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, (uint)((n + 15) / 16), 256, // two rows a warp
+            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, GemvBlocks(n, 2), 256,
                 [Addr(wq), 0UL, 0UL, Addr(sc), 0UL, 0UL, Addr(bi), 0UL, 0UL, AddrOrZero(b), 0UL, 0UL, Addr(y), 0UL, 0UL, n, 0, 0, Addr(xd), k, weight.GroupSize]);
         else if (m == 1)
             Device.LaunchGrid(CudaKernels.Names.QGemv, (uint)((n + 7) / 8), 256, [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.Bits, weight.GroupSize]);

@@ -592,20 +592,22 @@ __device__ __forceinline__ float dot8_bf16x(uint4 a, float4 b0, float4 b1) {
   s += __uint_as_float(a.w << 16) * b1.z + __uint_as_float(a.w & 0xffff0000u) * b1.w;
   return s;
 }
-// Σ_k W_r[k]·x[k] for two rows r = a, b over n8 groups of eight (lane-strided), summed over the warp (every lane gets
-// both): the x loads are shared by the two rows and four 16-byte weight loads are in flight per lane before any
-// arithmetic (one at a time left the weight stream at ~55 % of the bandwidth on an H100 at the 7B decoder's shapes).
+// Σ_k W_r[k]·x[k] for two rows r = a, b: slice `slice` of `slices` of the row's n8 groups of eight (group j goes to
+// slice (j / 32) % slices), summed over the warp (every lane gets both). The x loads are shared by the two rows and
+// four 16-byte weight loads are in flight per lane before any arithmetic (one at a time left the weight stream at
+// ~55 % of the bandwidth on an H100 at the 7B decoder's shapes).
 __device__ __forceinline__ void gemv_bf16_rows2(const uint4* __restrict__ wa, const uint4* __restrict__ wb, const float4* __restrict__ x4,
-                                                int n8, int lane, float& outA, float& outB) {
+                                                int n8, int lane, int slice, int slices, float& outA, float& outB) {
   float a0 = 0.f, a1 = 0.f, b0 = 0.f, b1 = 0.f;
-  int j = lane;
-  for (; j + 32 < n8; j += 64) {
-    uint4 p0 = __ldg(wa + j), p1 = __ldg(wa + j + 32), q0 = __ldg(wb + j), q1 = __ldg(wb + j + 32);
-    float4 x0 = __ldg(x4 + 2 * j), x1 = __ldg(x4 + 2 * j + 1), x2 = __ldg(x4 + 2 * j + 64), x3 = __ldg(x4 + 2 * j + 65);
+  int step = 32 * slices, j = lane + 32 * slice;
+  for (; j + step < n8; j += 2 * step) {
+    int j2 = j + step;
+    uint4 p0 = __ldg(wa + j), p1 = __ldg(wa + j2), q0 = __ldg(wb + j), q1 = __ldg(wb + j2);
+    float4 x0 = __ldg(x4 + 2 * j), x1 = __ldg(x4 + 2 * j + 1), x2 = __ldg(x4 + 2 * j2), x3 = __ldg(x4 + 2 * j2 + 1);
     a0 += dot8_bf16x(p0, x0, x1); a1 += dot8_bf16x(p1, x2, x3);
     b0 += dot8_bf16x(q0, x0, x1); b1 += dot8_bf16x(q1, x2, x3);
   }
-  for (; j < n8; j += 32) {
+  if (j < n8) {
     uint4 p = __ldg(wa + j), q = __ldg(wb + j);
     float4 x0 = __ldg(x4 + 2 * j), x1 = __ldg(x4 + 2 * j + 1);
     a0 += dot8_bf16x(p, x0, x1); b0 += dot8_bf16x(q, x0, x1);
@@ -613,6 +615,18 @@ __device__ __forceinline__ void gemv_bf16_rows2(const uint4* __restrict__ wa, co
   float sa = a0 + a1, sb = b0 + b1;
   for (int o = 16; o > 0; o >>= 1) { sa += __shfl_xor_sync(0xffffffffu, sa, o); sb += __shfl_xor_sync(0xffffffffu, sb, o); }
   outA = sa; outB = sb;
+}
+// The decode GEMVs' work split: a block of 256 threads = 8 warps = 2 tasks (a task: two rows, or a SwiGLU row's gate and
+// up rows) × GEMV_SLICES warps, each warp one slice of K; the slices' sums meet in shared memory. Splitting K keeps
+// enough loads in flight where a matrix has few rows for its width (down_proj: 3584 rows of 18944; one warp per row
+// pair left ~14 warps on each of an H100's 132 SMs and the 4-bit kernel at ~0.5 TB/s).
+#define GEMV_SLICES 4
+__device__ __forceinline__ void gemv_join(float va, float vb, float* sh, int warp, int lane, float& outA, float& outB) {
+  if (lane == 0) { sh[2 * warp] = va; sh[2 * warp + 1] = vb; }
+  __syncthreads();
+  int first = warp - warp % GEMV_SLICES;
+  outA = 0.f; outB = 0.f;
+  for (int t = 0; t < GEMV_SLICES; ++t) { outA += sh[2 * (first + t)]; outB += sh[2 * (first + t) + 1]; }
 }
 // Global row index → (segment, row within it) for up to three matrices read with the same x (q/k/v projections in one
 // launch); a plain GEMV passes n1 = n2 = 0. Returns -1 past the last row.
@@ -622,27 +636,31 @@ __device__ __forceinline__ int gemv_segment(int& row, int n0, int n1, int n2) {
   row -= n1; return row < n2 ? 2 : -1;
 }
 // y = x·Wᵀ (+ bias) for bf16 W [N, K] (K % 8 == 0, 16-byte aligned) and one f32 x row, over up to three matrices (rows
-// mapped by gemv_segment): warp i takes global rows 2i and 2i + 1 (a row past the end recomputes the first, unwritten).
+// mapped by gemv_segment); task t = global rows 2t, 2t + 1 (a row past the end recomputes a valid one, unwritten).
 extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W0, const bf16_t* __restrict__ W1, const bf16_t* __restrict__ W2,
                                          const float* __restrict__ b0, const float* __restrict__ b1, const float* __restrict__ b2,
                                          float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2,
                                          int n0, int n1, int n2, const float* __restrict__ x, int K) {
-  int pair = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  int ra = 2 * pair, rb = 2 * pair + 1;
-  int sa = gemv_segment(ra, n0, n1, n2);
-  if (sa < 0) return;
-  int sb = gemv_segment(rb, n0, n1, n2);
-  bool writeB = sb >= 0;
+  __shared__ float sh[16];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int task = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
+  int ra = 2 * task, rb = 2 * task + 1;
+  int sa = gemv_segment(ra, n0, n1, n2), sb = gemv_segment(rb, n0, n1, n2);
+  bool writeA = sa >= 0, writeB = sb >= 0;
+  if (!writeA) { sa = 0; ra = 0; }
   if (!writeB) { sb = sa; rb = ra; }
   const bf16_t* Wa = sa == 0 ? W0 : sa == 1 ? W1 : W2;
   const bf16_t* Wb = sb == 0 ? W0 : sb == 1 ? W1 : W2;
   float ya, yb;
   gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wa + (i64)ra * K), reinterpret_cast<const uint4*>(Wb + (i64)rb * K),
-                  reinterpret_cast<const float4*>(x), K / 8, lane, ya, yb);
-  if (lane == 0) {
-    const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
-    float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
-    outA[ra] = biasA ? ya + biasA[ra] : ya;
+                  reinterpret_cast<const float4*>(x), K / 8, lane, warp % GEMV_SLICES, GEMV_SLICES, ya, yb);
+  gemv_join(ya, yb, sh, warp, lane, ya, yb);
+  if (lane == 0 && warp % GEMV_SLICES == 0) {
+    if (writeA) {
+      const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
+      float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
+      outA[ra] = biasA ? ya + biasA[ra] : ya;
+    }
     if (writeB) {
       const float* biasB = sb == 0 ? b0 : sb == 1 ? b1 : b2;
       float* outB = sb == 0 ? y0 : sb == 1 ? y1 : y2;
@@ -651,17 +669,22 @@ extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W0, const bf
   }
 }
 // SwiGLU's first half for one token: y[r] = silu(Wg[r]·x + bg[r]) · (Wu[r]·x + bu[r]) — the gate and up rows as one
-// warp's two rows, then unary SiLU's and binary multiply's arithmetic.
+// task's two rows, then unary SiLU's and binary multiply's arithmetic.
 extern "C" __global__ void gemv_bf16_swiglu(const bf16_t* __restrict__ Wg, const bf16_t* __restrict__ Wu, const float* __restrict__ bg,
                                             const float* __restrict__ bu, const float* __restrict__ x, float* __restrict__ y, int N, int K) {
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  if (row >= N) return;
+  __shared__ float sh[16];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int row = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
+  bool valid = row < N;
+  if (!valid) row = 0;
   float g, u;
   gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wg + (i64)row * K), reinterpret_cast<const uint4*>(Wu + (i64)row * K),
-                  reinterpret_cast<const float4*>(x), K / 8, lane, g, u);
+                  reinterpret_cast<const float4*>(x), K / 8, lane, warp % GEMV_SLICES, GEMV_SLICES, g, u);
+  gemv_join(g, u, sh, warp, lane, g, u);
+  if (!valid || lane != 0 || warp % GEMV_SLICES != 0) return;
   if (bg) g += bg[row];
   if (bu) u += bu[row];
-  if (lane == 0) y[row] = unary(2, g, 0.f, 0.f) * u;
+  y[row] = unary(2, g, 0.f, 0.f) * u;
 }
 extern "C" __global__ void gemv_bf16_scalar(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
@@ -723,16 +746,17 @@ __device__ __forceinline__ float qword_dot(unsigned q, float4 a, float4 b) {
     return (byte_f(q, 0) * a.x + byte_f(q, 1) * a.y) + (byte_f(q, 2) * a.z + byte_f(q, 3) * a.w);
   }
 }
-// Σ_k w_r[k]·x[k] for two packed rows r = 0, 1 (words, scales, biases), summed over the warp (every lane gets both).
+// Σ_k w_r[k]·x[k] for two packed rows r = 0, 1 (words, scales, biases) over slice `slice` of the row's words (word
+// w goes to slice (w / 32) % GEMV_SLICES), summed over the warp (every lane gets both).
 template <int BITS>
 __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, const float* __restrict__ s0, const float* __restrict__ b0,
                                             const unsigned* __restrict__ w1, const float* __restrict__ s1, const float* __restrict__ b1,
-                                            const float4* __restrict__ x4, int K, int group, int lane, float& out0, float& out1) {
+                                            const float4* __restrict__ x4, int K, int group, int lane, int slice, float& out0, float& out1) {
   const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
   int wpr = K / per, wpg = group / per;
   float acc0 = 0.f, acc1 = 0.f;
-  #pragma unroll 2
-  for (int w = lane; w < wpr; w += 32) {
+  #pragma unroll 4
+  for (int w = lane + 32 * slice; w < wpr; w += 32 * GEMV_SLICES) {
     unsigned q0 = __ldg(w0 + w), q1 = __ldg(w1 + w);
     float4 a = __ldg(x4 + w * (per / 4)), b = per == 8 ? __ldg(x4 + w * (per / 4) + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
     float sx = per == 8 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
@@ -746,18 +770,19 @@ __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, con
 }
 // Row r of a packed matrix: its words, scales and biases.
 #define QROW(BITS, Wq, S, B, r) (Wq) + (i64)(r) * (K / (32 / (BITS))), (S) + (i64)(r) * (K / group), (B) + (i64)(r) * (K / group)
-// Up to three packed matrices read with the same x (q/k/v in one launch): warp i takes global rows 2i and 2i + 1, each
-// mapped to its matrix (a row past the end recomputes the last row and is not written).
+// Up to three packed matrices read with the same x (q/k/v in one launch): task t = global rows 2t and 2t + 1, each
+// mapped to its matrix (a row past the end recomputes a valid one and is not written); K split over GEMV_SLICES warps.
 template <int BITS>
 __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* Wq1, const unsigned* Wq2, const float* s0, const float* s1, const float* s2,
                                           const float* q0, const float* q1, const float* q2, const float* b0, const float* b1, const float* b2,
                                           float* y0, float* y1, float* y2, int n0, int n1, int n2, const float* x, int K, int group) {
-  int pair = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  int ra = 2 * pair, rb = 2 * pair + 1;
-  int sa = gemv_segment(ra, n0, n1, n2);
-  if (sa < 0) return;
-  int sb = gemv_segment(rb, n0, n1, n2);
-  bool writeB = sb >= 0;
+  __shared__ float sh[16];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int task = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
+  int ra = 2 * task, rb = 2 * task + 1;
+  int sa = gemv_segment(ra, n0, n1, n2), sb = gemv_segment(rb, n0, n1, n2);
+  bool writeA = sa >= 0, writeB = sb >= 0;
+  if (!writeA) { sa = 0; ra = 0; }
   if (!writeB) { sb = sa; rb = ra; }
   const unsigned* Wa = sa == 0 ? Wq0 : sa == 1 ? Wq1 : Wq2;
   const unsigned* Wb = sb == 0 ? Wq0 : sb == 1 ? Wq1 : Wq2;
@@ -766,11 +791,15 @@ __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* W
   const float* qba = sa == 0 ? q0 : sa == 1 ? q1 : q2;
   const float* qbb = sb == 0 ? q0 : sb == 1 ? q1 : q2;
   float ya, yb;
-  qgemv_rows2<BITS>(QROW(BITS, Wa, sca, qba, ra), QROW(BITS, Wb, scb, qbb, rb), reinterpret_cast<const float4*>(x), K, group, lane, ya, yb);
-  if (lane == 0) {
-    const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
-    float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
-    outA[ra] = biasA ? ya + biasA[ra] : ya;
+  qgemv_rows2<BITS>(QROW(BITS, Wa, sca, qba, ra), QROW(BITS, Wb, scb, qbb, rb), reinterpret_cast<const float4*>(x), K, group, lane,
+                    warp % GEMV_SLICES, ya, yb);
+  gemv_join(ya, yb, sh, warp, lane, ya, yb);
+  if (lane == 0 && warp % GEMV_SLICES == 0) {
+    if (writeA) {
+      const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
+      float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
+      outA[ra] = biasA ? ya + biasA[ra] : ya;
+    }
     if (writeB) {
       const float* biasB = sb == 0 ? b0 : sb == 1 ? b1 : b2;
       float* outB = sb == 0 ? y0 : sb == 1 ? y1 : y2;
@@ -785,18 +814,24 @@ __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* W
   float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2, int n0, int n1, int n2, const float* __restrict__ x, int K, int group
 extern "C" __global__ void qgemv4(QGEMV_SEG_ARGS) { qgemv_seg<4>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
 extern "C" __global__ void qgemv8(QGEMV_SEG_ARGS) { qgemv_seg<8>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
-// SwiGLU's first half over two packed matrices of the same width and group size (see gemv_bf16_swiglu): one warp per
-// output row, its gate and up rows as the warp's two rows.
+// SwiGLU's first half over two packed matrices of the same width and group size (see gemv_bf16_swiglu): task = one
+// output row, its gate and up rows as the task's two rows.
 template <int BITS>
 __device__ __forceinline__ void qgemv_swiglu(const unsigned* Wg, const float* sg, const float* qg, const unsigned* Wu, const float* su, const float* qu,
                                              const float* bg, const float* bu, const float* x, float* y, int N, int K, int group) {
-  int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
-  if (row >= N) return;
+  __shared__ float sh[16];
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int row = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
+  bool valid = row < N;
+  if (!valid) row = 0;
   float g, u;
-  qgemv_rows2<BITS>(QROW(BITS, Wg, sg, qg, row), QROW(BITS, Wu, su, qu, row), reinterpret_cast<const float4*>(x), K, group, lane, g, u);
+  qgemv_rows2<BITS>(QROW(BITS, Wg, sg, qg, row), QROW(BITS, Wu, su, qu, row), reinterpret_cast<const float4*>(x), K, group, lane,
+                    warp % GEMV_SLICES, g, u);
+  gemv_join(g, u, sh, warp, lane, g, u);
+  if (!valid || lane != 0 || warp % GEMV_SLICES != 0) return;
   if (bg) g += bg[row];
   if (bu) u += bu[row];
-  if (lane == 0) y[row] = unary(2, g, 0.f, 0.f) * u;
+  y[row] = unary(2, g, 0.f, 0.f) * u;
 }
 #define QSWIGLU_ARGS const unsigned* __restrict__ Wg, const float* __restrict__ sg, const float* __restrict__ qg, \
   const unsigned* __restrict__ Wu, const float* __restrict__ su, const float* __restrict__ qu, const float* __restrict__ bg, \
