@@ -210,6 +210,7 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         Check("sdpa decode 16 causal rows, 40 keys (empty split)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 16, 32)), P(Rand(1, 2, 40, 32)), P(Rand(1, 2, 40, 32)), 0.17f, null, true, null), F);
         Check("sdpa mask 40 rows x 1250 keys (softmax in registers)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 40, 64)), P(Rand(1, 4, 1250, 64)), P(Rand(1, 4, 1250, 64)), 0.125f, P(Rand(1, 1, 40, 1250)), false, null), F);
         Check("sdpa mask 2 rows x 9000 keys (softmax loop)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 1, 2, 16)), P(Rand(1, 1, 9000, 16)), P(Rand(1, 1, 9000, 16)), 0.25f, P(Rand(1, 1, 2, 9000)), false, null), F);
+        Check("sdpa decode 9000 keys (64-key chunks, 141 splits)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 1, 32)), P(Rand(1, 2, 9000, 32)), P(Rand(1, 2, 9000, 32)), 0.17f, null, true, null), F);
         Check("sdpa decode d=20 non-causal batch 2", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 6, 2, 20)), P(Rand(2, 3, 270, 20)), P(Rand(2, 3, 270, 20)), 0.2f, null, false, null), F);
         Check("sdpa batch-2 cache view", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 8, 3, 16)), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), 0.25f, null, true, null), F);
 

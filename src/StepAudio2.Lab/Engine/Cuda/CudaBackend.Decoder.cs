@@ -35,7 +35,9 @@ public sealed unsafe partial class CudaBackend
         const int block = 256;
         if (tq > AttnFewRows || tk == 0 || v.Shape[3] != d || d % 4 != 0 || d > block || (causal && tk < tq)) return false;
         if (!Aligned(k) || !Aligned(v)) return false;
-        int rows = b * hq * tq, splits = (tk + AttnChunk - 1) / AttnChunk;
+        // at most `block` splits (the joining block holds one weight per split): long caches get longer chunks
+        int chunk = Math.Max(AttnChunk, (tk + block - 1) / block + 31 & ~31);
+        int rows = b * hq * tq, splits = (tk + chunk - 1) / chunk;
         Tensor? partial = splits > 1 ? NewF32([rows, splits, d + 2]) : null;
         ulong po = AddrOrZero(partial), pm = po == 0 ? 0 : po + (ulong)rows * (ulong)splits * (ulong)d * 4, pl = pm == 0 ? 0 : pm + (ulong)rows * (ulong)splits * 4;
         if (splits > 1 && (_attnCounters is null || _attnCounters.ElementCount < rows))
@@ -43,10 +45,10 @@ public sealed unsafe partial class CudaBackend
             _attnCounters = New(DType.I32, [Math.Max(rows, 1024)]);
             Device.Zero(Addr(_attnCounters), _attnCounters.ByteCount);
         }
-        uint shared = (uint)((d + AttnChunk + block) * sizeof(float));
+        uint shared = (uint)((d + chunk + block) * sizeof(float));
         Device.LaunchGrid(CudaKernels.Names.AttnDecode, (uint)rows, (uint)splits, block, shared,
             [Addr(q), Addr(k), Addr(v), Addr(o), pm, pl, po, splits > 1 ? Addr(_attnCounters!) : 0UL, hq, hkv, tq, tk, d,
-             k.Strides[0], k.Strides[1], k.Strides[2], v.Strides[0], v.Strides[1], v.Strides[2], scale, causal ? 1 : 0, AttnChunk]);
+             k.Strides[0], k.Strides[1], k.Strides[2], v.Strides[0], v.Strides[1], v.Strides[2], scale, causal ? 1 : 0, chunk]);
         Keep(partial);
         return true;
 

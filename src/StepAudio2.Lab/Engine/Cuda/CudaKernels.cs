@@ -242,19 +242,20 @@ extern "C" __global__ void add_rmsnorm_rows(const float* __restrict__ a, const f
   i64 base = (i64)blockIdx.x * d;
   float s = 0.f;
   if (d <= 8 * (int)blockDim.x) {
-    float v[8];
+    float v[8], wv[8];
     #pragma unroll
     for (int t = 0; t < 8; ++t) {
       int j = threadIdx.x + t * blockDim.x;
       float x = 0.f;
-      if (j < d) { x = a[base + j] + b[base + j]; sum[base + j] = x; s += x * x; }
+      wv[t] = 0.f;
+      if (j < d) { x = a[base + j] + b[base + j]; wv[t] = w[j]; sum[base + j] = x; s += x * x; }
       v[t] = x;
     }
     float scale = 1.f / sqrtf(block_sum(s, sh) / d + eps);
     #pragma unroll
     for (int t = 0; t < 8; ++t) {
       int j = threadIdx.x + t * blockDim.x;
-      if (j < d) y[base + j] = (v[t] * scale) * w[j];
+      if (j < d) y[base + j] = (v[t] * scale) * wv[t];
     }
     return;
   }
@@ -415,16 +416,21 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
   __syncthreads();
   if (ticket != splits - 1) return;
   __threadfence();
-  const float* m = pm + (i64)row * splits; const float* l = pl + (i64)row * splits;
-  float M = -INFINITY;
-  for (int t = 0; t < splits; ++t) M = fmaxf(M, __ldcg(m + t));
-  float L = 0.f;
-  for (int t = 0; t < splits; ++t) { float mt = __ldcg(m + t); if (mt != -INFINITY) L += __ldcg(l + t) * expf(mt - M); }
-  float inv = 1.f / L;
+  // thread t < splits (≤ blockDim, see the host) holds split t's weight e^(m_t − M); the weights, divided by their
+  // l-weighted sum, wait in shared memory (part is free again) while the threads over d sum the partial outputs
+  float mt = threadIdx.x < splits ? __ldcg(pm + (i64)row * splits + threadIdx.x) : -INFINITY;
+  float M = block_max(mt, red);
+  float wt = mt != -INFINITY ? expf(mt - M) : 0.f;
+  float L = block_sum(threadIdx.x < splits ? wt * __ldcg(pl + (i64)row * splits + threadIdx.x) : 0.f, red);
+  if (threadIdx.x < splits) part[threadIdx.x] = wt / L;
+  __syncthreads();
   for (int c2 = threadIdx.x; c2 < d; c2 += blockDim.x) {
-    float o = 0.f;
-    for (int t = 0; t < splits; ++t) { float mt = __ldcg(m + t); if (mt != -INFINITY) o += __ldcg(po + ((i64)row * splits + t) * d + c2) * expf(mt - M); }
-    out[(i64)row * d + c2] = o * inv;
+    const float* pc = po + (i64)row * splits * d + c2;
+    float o0 = 0.f, o1 = 0.f;
+    int t = 0;
+    for (; t + 1 < splits; t += 2) { o0 += part[t] * __ldcg(pc + (i64)t * d); o1 += part[t + 1] * __ldcg(pc + (i64)(t + 1) * d); }
+    if (t < splits) o0 += part[t] * __ldcg(pc + (i64)t * d);
+    out[(i64)row * d + c2] = o0 + o1;
   }
   if (threadIdx.x == 0) counters[row] = 0;
 }
