@@ -211,6 +211,10 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         Check("sdpa mask 40 rows x 1250 keys (softmax in registers)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 40, 64)), P(Rand(1, 4, 1250, 64)), P(Rand(1, 4, 1250, 64)), 0.125f, P(Rand(1, 1, 40, 1250)), false, null), F);
         Check("sdpa mask 2 rows x 9000 keys (softmax loop)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 1, 2, 16)), P(Rand(1, 1, 9000, 16)), P(Rand(1, 1, 9000, 16)), 0.25f, P(Rand(1, 1, 2, 9000)), false, null), F);
         Check("sdpa decode 9000 keys (64-key chunks, 141 splits)", (k, P) => k.ScaledDotProductAttention(P(Rand(1, 4, 1, 32)), P(Rand(1, 2, 9000, 32)), P(Rand(1, 2, 9000, 32)), 0.17f, null, true, null), F);
+        // heads of a projection [B, T, H, D] viewed as [B, H, T, D] (the encoder's layout): Q, K, V read in place by the GEMMs
+        var projQ = Rand(2, 40, 4, 32); var projK = Rand(2, 40, 4, 32); var projV = Rand(2, 40, 4, 32);
+        Check("sdpa strided head views, batch 2, mask", (k, P) => k.ScaledDotProductAttention(P(projQ).Permute(0, 2, 1, 3), P(projK).Permute(0, 2, 1, 3), P(projV).Permute(0, 2, 1, 3), 0.17f, P(Rand(2, 1, 1, 40)), false, null), F);
+        Check("sdpa strided head views, batch 1, causal", (k, P) => k.ScaledDotProductAttention(P(projQ.Slice(0, 0, 1)).Permute(0, 2, 1, 3), P(projK.Slice(0, 0, 1)).Permute(0, 2, 1, 3), P(projV.Slice(0, 0, 1)).Permute(0, 2, 1, 3), 0.17f, null, true, null), F);
         Check("sdpa decode d=20 non-causal batch 2", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 6, 2, 20)), P(Rand(2, 3, 270, 20)), P(Rand(2, 3, 270, 20)), 0.2f, null, false, null), F);
         Check("sdpa batch-2 cache view", (k, P) => k.ScaledDotProductAttention(P(Rand(2, 8, 3, 16)), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), P(Rand(2, 2, 20, 16)).Slice(2, 0, 11), 0.25f, null, true, null), F);
 

@@ -83,7 +83,7 @@ public sealed unsafe partial class CudaBackend
         shape[^1] = n;
         if (gate.Quantized is { } gq && up.Quantized is { } uq)
         {
-            if (gq.Bits != uq.Bits || gq.Bits is not (4 or 8) || gq.GroupSize != uq.GroupSize || Addr(xd) % 16 != 0) return ComposedSwiGlu();
+            if (gq.Bits != uq.Bits || !FastQGemv(gq) || gq.GroupSize != uq.GroupSize || Addr(xd) % 16 != 0) return ComposedSwiGlu();
             var (gw, gs, gb) = QuantParts(gq);
             var (uw, us, ub) = QuantParts(uq);
             var (bg, bu) = (Bias(gate), Bias(up));
@@ -126,7 +126,7 @@ public sealed unsafe partial class CudaBackend
             if (quantized && (l.Quantized!.Bits != layers[0].Quantized!.Bits || l.Quantized.GroupSize != layers[0].Quantized!.GroupSize)) return ComposedGroup();
         }
         if (x.Shape[^1] != k || Rows(x, k) != 1) return ComposedGroup();
-        if (quantized ? layers[0].Quantized!.Bits is not (4 or 8) : Precision != CudaPrecision.Bf16) return ComposedGroup();
+        if (quantized ? !FastQGemv(layers[0].Quantized!) : Precision != CudaPrecision.Bf16) return ComposedGroup();
         Begin();
         var xd = Dev(x);
         if (Addr(xd) % 16 != 0) return ComposedGroup();

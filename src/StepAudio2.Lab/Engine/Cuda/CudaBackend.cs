@@ -157,6 +157,9 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     private static int Rows(Tensor x, int d) => (int)(x.ElementCount / Math.Max(d, 1));
 
+    /// <summary>The 4/8-bit decode GEMVs apply: those widths, and a power-of-two group (MLX's 32, 64, 128).</summary>
+    private static bool FastQGemv(QuantizedWeight w) => w.Bits is (4 or 8) && System.Numerics.BitOperations.IsPow2(w.GroupSize);
+
     /// <summary>Blocks of the decode GEMV kernels (256 threads): two tasks a block — a task is <paramref name="rowsPerTask"/>
     /// output rows (2: a row pair; 1: a SwiGLU row), each split over four warps (GEMV_SLICES in the kernel source).</summary>
     private static uint GemvBlocks(int rows, int rowsPerTask) => (uint)((rows + 2 * rowsPerTask - 1) / (2 * rowsPerTask));
@@ -447,13 +450,19 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (scoresOut is not null && (scoresOut.DType != DType.F32 || !scoresOut.IsContiguous || !scoresOut.Shape.SequenceEqual(new[] { b, hq, tq, tk })))
             throw new ArgumentException($"scaled_dot_product_attention: scoresOut must be f32 [{b}, {hq}, {tq}, {tk}]");
         int group = hq / hkv;
-        var qd = Dev(q);
-        // K/V used in place when their rows are contiguous (a view of the first T rows of a KV-cache buffer)
+        // Q, K, V used in place when each row's values are contiguous (a view of a KV-cache buffer, or heads of a
+        // projection [B, T, H, D] viewed as [B, H, T, D]: the GEMMs take the row and head strides), else copied. Q must
+        // be contiguous for attn_decode, and when a KV head serves several query heads (their rows are one GEMM operand).
+        bool few = maskBias is null && scoresOut is null && tq <= AttnFewRows;
+        bool qInPlace = !few && group == 1 && Rows(q) && (b == 1 || q.Strides[0] == hq * q.Strides[1]);
+        var qd = qInPlace ? q : Dev(q);
         var kd = Rows(k) ? k : Dev(k);
         var vd = Rows(v) ? v : Dev(v);
         var o = NewF32([b, hq, tq, dv]);
         if (o.ElementCount == 0) return o;
-        if (maskBias is null && scoresOut is null && AttendFew(qd, kd, vd, o, scale, causal)) { Keep(qd, kd, vd); return o; }
+        if (few && AttendFew(qd, kd, vd, o, scale, causal)) { Keep(qd, kd, vd); return o; }
+        long qBatch = qInPlace ? q.Strides[0] : (long)hq * tq * d, qHead = qInPlace ? q.Strides[1] : (long)group * tq * d;
+        int ldq = qInPlace ? (int)q.Strides[2] : d;
         Tensor? mask = maskBias is null ? null : Dev(maskBias);
         var meta = mask is null ? default : StridedMeta.Create([b, hq, tq, tk], ShapeRules.BroadcastStrides(mask.Shape, [b, hq, tq, tk]));
         var scores = NewF32([b, hq, tq, tk]);
@@ -464,9 +473,9 @@ public sealed unsafe partial class CudaBackend : IBackend
         for (int bi = 0; bi < batches; bi++)
         {
             ulong kp = Addr(kd) + (ulong)(bi * kd.Strides[0] * 4), vp = Addr(vd) + (ulong)(bi * vd.Strides[0] * 4);
-            ulong qp = Addr(qd) + (ulong)((long)bi * hq * tq * d * 4), sp = Addr(scores) + (ulong)((long)bi * hq * tq * tk * 4);
+            ulong qp = Addr(qd) + (ulong)(bi * qBatch * 4), sp = Addr(scores) + (ulong)((long)bi * hq * tq * tk * 4);
             // S [gq, Tk] = Q [gq, D]·Kᵀ: column-major Sᵀ = K(T)·Qᵀ
-            Device.Gemm(true, false, tk, gq, d, kp, CudaApi.R32F, (int)kd.Strides[2], kd.Strides[1], qp, d, (long)gq * d, sp, tk, (long)gq * tk, per, GemmCompute);
+            Device.Gemm(true, false, tk, gq, d, kp, CudaApi.R32F, (int)kd.Strides[2], kd.Strides[1], qp, ldq, qHead, sp, tk, (long)gq * tk, per, GemmCompute);
         }
         Device.LaunchGrid(CudaKernels.Names.MaskSoftmax, (uint)((long)b * hq * tq), SoftmaxBlock(tk),
             [Addr(scores), AddrOrZero(mask), AddrOrZero(scoresDev), hq, tq, tk, scale, causal ? 1 : 0, tk - tq], &meta);
@@ -486,7 +495,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         Keep(qd, kd, vd, mask, scores, scoresDev);
         return o;
 
-        bool Rows(Tensor t) => Mine(t) && t.DType == DType.F32 && t.Strides[3] == 1 && t.Strides[2] == t.Shape[3];
+        bool Rows(Tensor t) => Mine(t) && t.DType == DType.F32 && t.Strides[3] == 1 && t.Strides[2] >= t.Shape[3] && t.Strides[1] >= 0
+            && t.Strides[2] <= int.MaxValue;
     }
 
     // ------------------------------------------------------------------------------------------------ quantized
@@ -504,7 +514,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         var shape = x.Shape.ToArray();
         shape[^1] = n;
         var y = NewF32(shape);
-        if (m == 1 && weight.Bits is (4 or 8) && Addr(xd) % 16 == 0)
+        if (m == 1 && FastQGemv(weight) && Addr(xd) % 16 == 0)
             Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, GemvBlocks(n, 2), 256,
                 [Addr(wq), 0UL, 0UL, Addr(sc), 0UL, 0UL, Addr(bi), 0UL, 0UL, AddrOrZero(b), 0UL, 0UL, Addr(y), 0UL, 0UL, n, 0, 0, Addr(xd), k, weight.GroupSize]);
         else if (m == 1)

@@ -30,6 +30,7 @@ int min(int, int); int max(int, int); long long min(long long, long long); long 
 unsigned min(unsigned, unsigned); unsigned max(unsigned, unsigned);
 float __fdividef(float, float);
 unsigned __byte_perm(unsigned, unsigned, unsigned);
+int __clz(int); int __ffs(int);
 float __fmul_rn(float, float); float __fadd_rn(float, float); float __fsub_rn(float, float); float __fdiv_rn(float, float); float __fmaf_rn(float, float, float);
 double __dadd_rn(double, double); double __dmul_rn(double, double);
 double fmax(double, double); double fmin(double, double);
