@@ -390,6 +390,7 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
     float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
     const float* vc = vbase + (i64)j0 * vr + c;
     int j = p;
+    #pragma unroll 4
     for (; j + 3 * parts < n; j += 4 * parts) {
       float v0 = __ldg(vc + (i64)j * vr), v1 = __ldg(vc + (i64)(j + parts) * vr);
       float v2 = __ldg(vc + (i64)(j + 2 * parts) * vr), v3 = __ldg(vc + (i64)(j + 3 * parts) * vr);
@@ -428,6 +429,7 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
     const float* pc = po + (i64)row * splits * d + c2;
     float o0 = 0.f, o1 = 0.f;
     int t = 0;
+    #pragma unroll 4
     for (; t + 1 < splits; t += 2) { o0 += part[t] * __ldcg(pc + (i64)t * d); o1 += part[t + 1] * __ldcg(pc + (i64)(t + 1) * d); }
     if (t < splits) o0 += part[t] * __ldcg(pc + (i64)t * d);
     out[(i64)row * d + c2] = o0 + o1;
@@ -733,23 +735,24 @@ extern "C" __global__ void qgemv(const unsigned* __restrict__ Wq, const float* _
 }
 // The decode GEMVs of the two fast widths. Lane l reads word l + 32·i of a row, so each warp-wide load is 128
 // contiguous bytes of codes and a lane's x (8 or 4 floats) is contiguous beside its neighbours'. Each warp takes two
-// rows at once (two rows of a matrix, or gate and up of one SwiGLU row): the x loads and Σx are shared and four code
-// loads are in flight per lane. A code becomes a float without an int→float convert (a quarter-rate instruction that,
-// with x read once per row, held these kernels near 1 TB/s on an H100): byte_perm puts its byte under the exponent of
-// 2²³ and 2²³ is subtracted (exact); 4-bit words are split into even and odd nibbles first. Per word s·Σq·x + b·Σx
-// (a word never straddles a group). (16-byte code loads per lane were tried: each lane then needs 128 contiguous bytes
-// of x, a warp-wide x load touches 32 lines, and the kernel fell to ~0.5 TB/s.)
-__device__ __forceinline__ float byte_f(unsigned v, unsigned k) {
-  return __uint_as_float(__byte_perm(v, 0x4B000000u, 0x7440u | k)) - 8388608.f;
-}
+// rows at once (two rows of a matrix, or gate and up of one SwiGLU row): the x loads and Σx are shared. Per word
+// s·Σq·x + b·Σx (a word never straddles a group).
+// A code becomes a float with one AND and no conversion: masked in place in the low 16 bits of its word (the high half
+// shifted down first), code k is the integer q·2^(BITS·j) (j = its place in the half), whose bit pattern is the float
+// q·2^(BITS·j − 149) exactly (a denormal or tiny normal: below 2²³ the pattern is linear in the integer). Its x is
+// pre-scaled by 2^(80 − BITS·j), so every product is q·x·2⁻⁶⁹ — powers of two, exact — and the row's Σq·x is scaled back
+// by 2⁶⁹. Two instructions a code (AND, FMA) where an int→float convert (quarter rate) or a byte permute and a
+// magic-number subtract took three or four; Nsight Compute had the first two forms at ~1 TB/s on an H100. Range: |x|
+// below 2⁴⁸ keeps the pre-scaled x finite, and products |q·x| below 2⁻⁵⁷ lose bits as denormals (nothing a float32 sum
+// of the row keeps). Denormals are kept (no flush-to-zero option is passed to NVRTC).
 template <int BITS>
 __device__ __forceinline__ float qword_dot(unsigned q, float4 a, float4 b) {
+  unsigned h = q >> 16;
   if (BITS == 4) {
-    unsigned lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
-    return ((byte_f(lo, 0) * a.x + byte_f(hi, 0) * a.y) + (byte_f(lo, 1) * a.z + byte_f(hi, 1) * a.w))
-         + ((byte_f(lo, 2) * b.x + byte_f(hi, 2) * b.y) + (byte_f(lo, 3) * b.z + byte_f(hi, 3) * b.w));
+    return ((__uint_as_float(q & 0xFu) * a.x + __uint_as_float(q & 0xF0u) * a.y) + (__uint_as_float(q & 0xF00u) * a.z + __uint_as_float(q & 0xF000u) * a.w))
+         + ((__uint_as_float(h & 0xFu) * b.x + __uint_as_float(h & 0xF0u) * b.y) + (__uint_as_float(h & 0xF00u) * b.z + __uint_as_float(h & 0xF000u) * b.w));
   } else {
-    return (byte_f(q, 0) * a.x + byte_f(q, 1) * a.y) + (byte_f(q, 2) * a.z + byte_f(q, 3) * a.w);
+    return (__uint_as_float(q & 0xFFu) * a.x + __uint_as_float(q & 0xFF00u) * a.y) + (__uint_as_float(h & 0xFFu) * a.z + __uint_as_float(h & 0xFF00u) * a.w);
   }
 }
 // Σ_k w_r[k]·x[k] for two packed rows r = 0, 1 (words, scales, biases) over slice `slice` of the row's words (word
@@ -759,18 +762,23 @@ __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, con
                                             const unsigned* __restrict__ w1, const float* __restrict__ s1, const float* __restrict__ b1,
                                             const float4* __restrict__ x4, int K, int group, int lane, int slice, float& out0, float& out1) {
   const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
+  // x's pre-scaling by the code's place j in its 16-bit half: 2^(80 − BITS·j)
+  const float4 pre = BITS == 4 ? make_float4(0x1p80f, 0x1p76f, 0x1p72f, 0x1p68f) : make_float4(0x1p80f, 0x1p72f, 0x1p80f, 0x1p72f);
   int wpr = K / per, lgw = 31 - __clz(group / per);  // words per group: a power of two (the host checks), so w >> lgw is
-  float acc0 = 0.f, acc1 = 0.f;                      // the group (a division by a runtime value costs ~20 instructions)
+  float q0 = 0.f, q1 = 0.f, c0 = 0.f, c1 = 0.f;      // the group (a division by a runtime value costs ~20 instructions)
   #pragma unroll 4
   for (int w = lane + 32 * slice; w < wpr; w += 32 * GEMV_SLICES) {
-    unsigned q0 = __ldg(w0 + w), q1 = __ldg(w1 + w);
+    unsigned u0 = __ldg(w0 + w), u1 = __ldg(w1 + w);
     float4 a = __ldg(x4 + w * (per / 4)), b = per == 8 ? __ldg(x4 + w * (per / 4) + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
     float sx = per == 8 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
-    float qx0 = qword_dot<BITS>(q0, a, b), qx1 = qword_dot<BITS>(q1, a, b);
+    float4 as = make_float4(a.x * pre.x, a.y * pre.y, a.z * pre.z, a.w * pre.w);
+    float4 bs = make_float4(b.x * pre.x, b.y * pre.y, b.z * pre.z, b.w * pre.w);
+    float qx0 = qword_dot<BITS>(u0, as, bs), qx1 = qword_dot<BITS>(u1, as, bs);
     int g = w >> lgw;
-    acc0 += __ldg(s0 + g) * qx0 + __ldg(b0 + g) * sx;
-    acc1 += __ldg(s1 + g) * qx1 + __ldg(b1 + g) * sx;
+    q0 += __ldg(s0 + g) * qx0; c0 += __ldg(b0 + g) * sx;
+    q1 += __ldg(s1 + g) * qx1; c1 += __ldg(b1 + g) * sx;
   }
+  float acc0 = q0 * 0x1p69f + c0, acc1 = q1 * 0x1p69f + c1;
   for (int o = 16; o > 0; o >>= 1) { acc0 += __shfl_xor_sync(0xffffffffu, acc0, o); acc1 += __shfl_xor_sync(0xffffffffu, acc1, o); }
   out0 = acc0; out1 = acc1;
 }
