@@ -71,10 +71,13 @@ public static class ModelBench
             cache = new KvCache(model.Config.Text);
             logits = model.LastLogits(model.EmbedPrompt(ids, null, []), 0, cache);
         });
+        // four untimed decoding steps first (as the PyTorch side's one): the step's code paths are compiled on first use
+        int pos = prompt;
+        for (int i = 0; i < 4; i++)
+            logits = model.LastLogits(model.EmbedPrompt([LogitsProcessor.ArgMax(logits.AsSpan<float>())], null, []), pos++, cache);
         backend.Stats.Reset();
         double wait0 = device.SyncWaitSeconds;
         var sw = Stopwatch.StartNew();
-        int pos = prompt;
         // STEPLAB_PROFILE_STEPS=n: the last n steps inside a profiler range (ncu --profile-from-start off records only them)
         int profiled = int.TryParse(Environment.GetEnvironmentVariable("STEPLAB_PROFILE_STEPS"), out int ps) ? Math.Clamp(ps, 0, steps) : 0;
         for (int i = 0; i < steps; i++)
