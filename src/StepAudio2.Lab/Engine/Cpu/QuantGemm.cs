@@ -395,8 +395,8 @@ internal static unsafe class QuantGemm
             c2 = Avx512F.FusedMultiplyAdd(x2, Avx512F.PermuteVar16x32(lu2, Avx512F.ShiftRightLogical(u, 8)), c2);
             c3 = Avx512F.FusedMultiplyAdd(x3, Avx512F.PermuteVar16x32(lu2, Avx512F.ShiftRightLogical(u, 12)), c3);
         }
-        rp = Vector512.Sum((a0 + a1) + (a2 + a3));
-        rq = Vector512.Sum((c0 + c1) + (c2 + c3));
+        rp = SumLanes((a0 + a1) + (a2 + a3));
+        rq = SumLanes((c0 + c1) + (c2 + c3));
     }
 
     /// <summary><see cref="Dot8Avx512"/> (group size 64) on two rows at once, in the one-row kernel's order.</summary>
@@ -423,8 +423,8 @@ internal static unsafe class QuantGemm
             var h3 = Avx512F.FusedMultiplyAdd(x3, Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(u, 24).AsInt32()), Vector512<float>.Zero);
             acd = Avx512F.FusedMultiplyAdd(Vector512.Create(t[g]), (h0 + h1) + (h2 + h3), acd);
         }
-        rp = Vector512.Sum(acc);
-        rq = Vector512.Sum(acd);
+        rp = SumLanes(acc);
+        rq = SumLanes(acd);
     }
 
     /// <summary>vpshufb controls that move byte 1 (2) of every u32 lane to its low byte and zero the rest: one shuffle
@@ -437,6 +437,19 @@ internal static unsafe class QuantGemm
         var c = new byte[64];
         for (int i = 0; i < 64; i++) c[i] = i % 4 == 0 ? (byte)(i % 16 + t) : (byte)0x80;
         return Vector512.Create(c);
+    }
+
+    /// <summary>Vector512.Sum's order — each 128-bit quarter pairwise, (l0 + l1) + (l2 + l3), then (q0 + q1) + (q2 + q3) —
+    /// in seven full-width operations instead of the JIT's per-quarter sequence (~22): the same additions with the same
+    /// operands (each swapped pair sums equally either way round), so the same bits; one runs per row and per pair of a
+    /// short row's ~700 uops.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SumLanes(Vector512<float> v)
+    {
+        v += Avx512F.Permute4x32(v, 0b10_11_00_01);     // lanes (l0 + l1, l1 + l0, l2 + l3, l3 + l2) in each quarter
+        v += Avx512F.Permute4x32(v, 0b01_00_11_10);     // every lane of a quarter: its quarter's sum
+        v += Avx512F.Shuffle4x128(v, v, 0b10_11_00_01); // quarters 0, 1: q0 + q1; quarters 2, 3: q2 + q3
+        return (v.GetLower() + v.GetUpper()).ToScalar();
     }
 
     /// <summary>Software prefetch distance of the x86 kernels: a thread's rows are consecutive, so the hint runs ahead
@@ -487,7 +500,7 @@ internal static unsafe class QuantGemm
                 a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 32), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8)), a2);
                 a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 48), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12)), a3);
             }
-            return Vector512.Sum((a0 + a1) + (a2 + a3));
+            return SumLanes((a0 + a1) + (a2 + a3));
         }
         if (gs == 128)
         {
@@ -508,7 +521,7 @@ internal static unsafe class QuantGemm
                 a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 96), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(u, 8)), a2);
                 a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 112), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(u, 12)), a3);
             }
-            return Vector512.Sum((a0 + a1) + (a2 + a3));
+            return SumLanes((a0 + a1) + (a2 + a3));
         }
         // group size 32: 16 bytes widen to 16 int lanes, each holding an even code (low nibble) and the next odd one
         for (int g = 0; g < groups; g++)
@@ -522,7 +535,7 @@ internal static unsafe class QuantGemm
                 a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4)), a1);
             }
         }
-        return Vector512.Sum((a0 + a1) + (a2 + a3));
+        return SumLanes((a0 + a1) + (a2 + a3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -552,7 +565,7 @@ internal static unsafe class QuantGemm
                 x += gs;
                 acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
             }
-            return Vector512.Sum(acc);
+            return SumLanes(acc);
         }
         for (int g = 0; g < groups; g++)
         {
@@ -575,7 +588,7 @@ internal static unsafe class QuantGemm
             x += gs;
             acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
         }
-        return Vector512.Sum(acc);
+        return SumLanes(acc);
     }
 
     /// <summary><see cref="Dot4Avx512"/> for four rows of x at once (batched decoding): each looked-up vector of
@@ -616,8 +629,8 @@ internal static unsafe class QuantGemm
                     d2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d2); d3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d3);
                 }
             }
-            acc[0] += Vector512.Sum((a0 + a1) + (a2 + a3)); acc[1] += Vector512.Sum((b0 + b1) + (b2 + b3));
-            acc[2] += Vector512.Sum((c0 + c1) + (c2 + c3)); acc[3] += Vector512.Sum((d0 + d1) + (d2 + d3));
+            acc[0] += SumLanes((a0 + a1) + (a2 + a3)); acc[1] += SumLanes((b0 + b1) + (b2 + b3));
+            acc[2] += SumLanes((c0 + c1) + (c2 + c3)); acc[3] += SumLanes((d0 + d1) + (d2 + d3));
             return;
         }
         for (int g = 0; g < groups; g++)
@@ -635,7 +648,7 @@ internal static unsafe class QuantGemm
                 d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), we, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), wo, d1);
             }
         }
-        acc[0] += Vector512.Sum(a0 + a1); acc[1] += Vector512.Sum(b0 + b1); acc[2] += Vector512.Sum(c0 + c1); acc[3] += Vector512.Sum(d0 + d1);
+        acc[0] += SumLanes(a0 + a1); acc[1] += SumLanes(b0 + b1); acc[2] += SumLanes(c0 + c1); acc[3] += SumLanes(d0 + d1);
     }
 
     /// <summary><see cref="Dot8Avx512"/> for four rows of x at once: each widened code vector feeds four FMAs; the
@@ -671,7 +684,7 @@ internal static unsafe class QuantGemm
                 ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
                 tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
             }
-            acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+            acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
             return;
         }
         if (gs % 64 == 0)
@@ -703,7 +716,7 @@ internal static unsafe class QuantGemm
                 ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
                 tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
             }
-            acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+            acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
             return;
         }
         for (int g = 0; g < groups; g++)
@@ -724,7 +737,7 @@ internal static unsafe class QuantGemm
             ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
             tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
         }
-        acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+        acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
     }
 
     // AVX2, 4 bits: 8 bytes widen to 8 int lanes of two codes each (low nibble = even element, high = odd; x laid out
