@@ -440,9 +440,9 @@ internal static unsafe class QuantGemm
     }
 
     /// <summary>Vector512.Sum's order — each 128-bit quarter pairwise, (l0 + l1) + (l2 + l3), then (q0 + q1) + (q2 + q3) —
-    /// in seven full-width operations instead of the JIT's per-quarter sequence (~22): the same additions with the same
-    /// operands (each swapped pair sums equally either way round), so the same bits; one runs per row and per pair of a
-    /// short row's ~700 uops.</summary>
+    /// in eight full-width operations instead of the JIT's per-quarter sequence (~22): the same additions of the same
+    /// operands (a swapped pair sums equally either way round), so the same bits. One runs per row, beside ~700 uops of
+    /// an int4 row of k = 3584.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float SumLanes(Vector512<float> v)
     {
