@@ -86,11 +86,15 @@ internal static unsafe class QuantGemm
             Widen(Biases, ScaleType, (long)j * Groups, Groups, b);
         }
 
-        /// <summary>bf16 → f32 eight at a time (u16 → u32 widening, shifted into the high half): this runs once per
-        /// packed row of every GEMV, so a scalar loop here cost ~10% of an int4 row's time.</summary>
+        /// <summary>bf16 → f32 sixteen (AVX-512) or eight at a time (u16 → u32 widening, shifted into the high half):
+        /// this runs for both rows of every pair of the decode GEMV, so a scalar loop here cost ~10% of an int4 row's
+        /// time, and the Vector128 loop still ~3% of a k = 3584 row against the 16-wide one (weights in cache).</summary>
         private static void WidenBf16(ushort* src, int count, float* dst)
         {
             int i = 0;
+            if (Avx512F.IsSupported)
+                for (; i + 16 <= count; i += 16)
+                    Avx512F.ShiftLeftLogical(Avx512F.ConvertToVector512Int32(Vector256.Load(src + i)), 16).AsSingle().Store(dst + i);
             if (Vector128.IsHardwareAccelerated)
                 for (; i + 8 <= count; i += 8)
                 {
@@ -224,7 +228,7 @@ internal static unsafe class QuantGemm
     /// <summary>Elements of k per chunk: all m permuted x rows of a chunk (≤ 32 KB of f32) stay in L1 beside the weight
     /// streams. For batched decoding (m = 4) that cuts k = 3584 into 2048-element chunks walked by tiles of rows: four
     /// whole x rows (56 KB) no longer fit a 48 KB L1 and the four-row kernel then read x from L2 at every step.</summary>
-    private static int ChunkElementsFor(int m, int gs) => Math.Max(gs, ChunkElements / Math.Max(1, m) / gs * gs);
+    internal static int ChunkElementsFor(int m, int gs) => Math.Max(gs, ChunkElements / Math.Max(1, m) / gs * gs);
 
     /// <summary>Rows that share one L1-resident chunk of x when k is longer than <see cref="ChunkElements"/>.</summary>
     private const int RowTile = 8;
@@ -375,8 +379,8 @@ internal static unsafe class QuantGemm
         var iota = Iota16;
         for (int g = 0; g < groups; g++, p += 32, q += 32, x += 64)
         {
-            var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
-            var lu2 = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(t[g]), Vector512.Create(d[g]));
+            var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
+            var lu2 = Avx512F.FusedMultiplyAdd(Vector512.Create(t[g]), iota, Vector512.Create(d[g]));
             Sse.Prefetch0(p + pf);
             Sse.Prefetch0(q + pf);
             var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
@@ -391,8 +395,8 @@ internal static unsafe class QuantGemm
             c2 = Avx512F.FusedMultiplyAdd(x2, Avx512F.PermuteVar16x32(lu2, Avx512F.ShiftRightLogical(u, 8)), c2);
             c3 = Avx512F.FusedMultiplyAdd(x3, Avx512F.PermuteVar16x32(lu2, Avx512F.ShiftRightLogical(u, 12)), c3);
         }
-        rp = Vector512.Sum((a0 + a1) + (a2 + a3));
-        rq = Vector512.Sum((c0 + c1) + (c2 + c3));
+        rp = SumLanes((a0 + a1) + (a2 + a3));
+        rq = SumLanes((c0 + c1) + (c2 + c3));
     }
 
     /// <summary><see cref="Dot8Avx512"/> (group size 64) on two rows at once, in the one-row kernel's order.</summary>
@@ -409,18 +413,43 @@ internal static unsafe class QuantGemm
             var u = Vector512.Load((uint*)q);
             var x0 = Vector512.Load(x); var x1 = Vector512.Load(x + 16); var x2 = Vector512.Load(x + 32); var x3 = Vector512.Load(x + 48);
             var g0 = Avx512F.FusedMultiplyAdd(x0, Avx512F.ConvertToVector512Single((v & mask).AsInt32()), Vector512<float>.Zero);
-            var g1 = Avx512F.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 8) & mask).AsInt32()), Vector512<float>.Zero);
-            var g2 = Avx512F.FusedMultiplyAdd(x2, Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 16) & mask).AsInt32()), Vector512<float>.Zero);
+            var g1 = Avx512F.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32()), Vector512<float>.Zero);
+            var g2 = Avx512F.FusedMultiplyAdd(x2, Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32()), Vector512<float>.Zero);
             var g3 = Avx512F.FusedMultiplyAdd(x3, Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32()), Vector512<float>.Zero);
             acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
             var h0 = Avx512F.FusedMultiplyAdd(x0, Avx512F.ConvertToVector512Single((u & mask).AsInt32()), Vector512<float>.Zero);
-            var h1 = Avx512F.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(u, 8) & mask).AsInt32()), Vector512<float>.Zero);
-            var h2 = Avx512F.FusedMultiplyAdd(x2, Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(u, 16) & mask).AsInt32()), Vector512<float>.Zero);
+            var h1 = Avx512F.FusedMultiplyAdd(x1, Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(u.AsByte(), PickByte1).AsInt32()), Vector512<float>.Zero);
+            var h2 = Avx512F.FusedMultiplyAdd(x2, Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(u.AsByte(), PickByte2).AsInt32()), Vector512<float>.Zero);
             var h3 = Avx512F.FusedMultiplyAdd(x3, Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(u, 24).AsInt32()), Vector512<float>.Zero);
             acd = Avx512F.FusedMultiplyAdd(Vector512.Create(t[g]), (h0 + h1) + (h2 + h3), acd);
         }
-        rp = Vector512.Sum(acc);
-        rq = Vector512.Sum(acd);
+        rp = SumLanes(acc);
+        rq = SumLanes(acd);
+    }
+
+    /// <summary>vpshufb controls that move byte 1 (2) of every u32 lane to its low byte and zero the rest: one shuffle
+    /// instead of a shift and a mask for the two middle codes of each lane in the 8-bit kernels (same codes, same
+    /// lanes, so the same bits).</summary>
+    private static readonly Vector512<byte> PickByte1 = PickByte(1), PickByte2 = PickByte(2);
+
+    private static Vector512<byte> PickByte(int t)
+    {
+        var c = new byte[64];
+        for (int i = 0; i < 64; i++) c[i] = i % 4 == 0 ? (byte)(i % 16 + t) : (byte)0x80;
+        return Vector512.Create(c);
+    }
+
+    /// <summary>Vector512.Sum's order — each 128-bit quarter pairwise, (l0 + l1) + (l2 + l3), then (q0 + q1) + (q2 + q3) —
+    /// in eight full-width operations instead of the JIT's per-quarter sequence (~22): the same additions of the same
+    /// operands (a swapped pair sums equally either way round), so the same bits. One runs per row, beside ~700 uops of
+    /// an int4 row of k = 3584.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SumLanes(Vector512<float> v)
+    {
+        v += Avx512F.Permute4x32(v, 0b10_11_00_01);     // lanes (l0 + l1, l1 + l0, l2 + l3, l3 + l2) in each quarter
+        v += Avx512F.Permute4x32(v, 0b01_00_11_10);     // every lane of a quarter: its quarter's sum
+        v += Avx512F.Shuffle4x128(v, v, 0b10_11_00_01); // quarters 0, 1: q0 + q1; quarters 2, 3: q2 + q3
+        return (v.GetLower() + v.GetUpper()).ToScalar();
     }
 
     /// <summary>Software prefetch distance of the x86 kernels: a thread's rows are consecutive, so the hint runs ahead
@@ -443,6 +472,8 @@ internal static unsafe class QuantGemm
 
     // AVX-512, 4 bits: the permuted table is the group's 16 dequantised values scale·q + bias (vpermps reads only the
     // low 4 bits of each index, so a lane's other nibbles need no mask): no int→float conversion, no separate bias term.
+    // The table is fma(broadcast scale, iota, broadcast bias): with the bias broadcast as the FMA's destination the JIT
+    // needs no copy of the iota register per group (the product is exact either way round, so the same table).
     // Group sizes 64/128: 32 bytes widen as 16 u16 lanes (four codes each; x in the matching order, see PermuteX) and
     // four shifts pick the nibbles: one widening per 64 codes. Widening 16 bytes to bytes-per-lane (two per 64 codes,
     // the group-size-32 path) measured ~1.8x slower per core with the weights in cache, and a core could then not keep
@@ -461,7 +492,7 @@ internal static unsafe class QuantGemm
             // group) ran at ~6.5 GB/s per core with the weights in L2, this flat one at ~11.5 (Xeon, 2.0 GHz under AVX-512)
             for (int g = 0; g < groups; g++, p += 32, x += 64)
             {
-                var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+                var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
                 Sse.Prefetch0(p + pf);
                 var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
                 a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x), Avx512F.PermuteVar16x32(lut, v), a0);
@@ -469,14 +500,14 @@ internal static unsafe class QuantGemm
                 a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 32), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8)), a2);
                 a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 48), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12)), a3);
             }
-            return Vector512.Sum((a0 + a1) + (a2 + a3));
+            return SumLanes((a0 + a1) + (a2 + a3));
         }
         if (gs == 128)
         {
             // two steps per group, each into its own pair of chains
             for (int g = 0; g < groups; g++, p += 64, x += 128)
             {
-                var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+                var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
                 Sse.Prefetch0(p + pf);
                 Sse.Prefetch0(p + 32 + pf);
                 var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
@@ -490,12 +521,12 @@ internal static unsafe class QuantGemm
                 a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 96), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(u, 8)), a2);
                 a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 112), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(u, 12)), a3);
             }
-            return Vector512.Sum((a0 + a1) + (a2 + a3));
+            return SumLanes((a0 + a1) + (a2 + a3));
         }
         // group size 32: 16 bytes widen to 16 int lanes, each holding an even code (low nibble) and the next odd one
         for (int g = 0; g < groups; g++)
         {
-            var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+            var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
             for (int i = 0; i < gs; i += 32, p += 16, x += 32)
             {
                 Sse.Prefetch0(p + pf);
@@ -504,7 +535,7 @@ internal static unsafe class QuantGemm
                 a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + 16), Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4)), a1);
             }
         }
-        return Vector512.Sum((a0 + a1) + (a2 + a3));
+        return SumLanes((a0 + a1) + (a2 + a3));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -514,8 +545,9 @@ internal static unsafe class QuantGemm
         byte* p = row;
         if (gs % 64 == 0)
         {
-            // 64 bytes as 16 u32 lanes, byte t of lane j = element 4j + t (x permuted to match): a mask and shifts pick
-            // the codes, no byte → int widening shuffle (vpmovzxbd, one per 16 codes, measured ~25% slower per core)
+            // 64 bytes as 16 u32 lanes, byte t of lane j = element 4j + t (x permuted to match): a mask, two in-lane
+            // byte shuffles (PickByte1/2) and a shift pick the codes, no byte → int widening shuffle (vpmovzxbd, one per
+            // 16 codes, measured ~25% slower per core)
             var mask = Vector512.Create(0xFFu);
             for (int g = 0; g < groups; g++)
             {
@@ -525,15 +557,15 @@ internal static unsafe class QuantGemm
                     Sse.Prefetch0(p + i + pf);
                     var v = Vector512.Load((uint*)(p + i));
                     g0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), Avx512F.ConvertToVector512Single((v & mask).AsInt32()), g0);
-                    g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 8) & mask).AsInt32()), g1);
-                    g2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 32), Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 16) & mask).AsInt32()), g2);
+                    g1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 16), Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32()), g1);
+                    g2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 32), Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32()), g2);
                     g3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i + 48), Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32()), g3);
                 }
                 p += gs;
                 x += gs;
                 acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
             }
-            return Vector512.Sum(acc);
+            return SumLanes(acc);
         }
         for (int g = 0; g < groups; g++)
         {
@@ -556,7 +588,7 @@ internal static unsafe class QuantGemm
             x += gs;
             acc = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), (g0 + g1) + (g2 + g3), acc);
         }
-        return Vector512.Sum(acc);
+        return SumLanes(acc);
     }
 
     /// <summary><see cref="Dot4Avx512"/> for four rows of x at once (batched decoding): each looked-up vector of
@@ -579,7 +611,7 @@ internal static unsafe class QuantGemm
             for (int blk = 0, blocks = groups << shift; blk < blocks; blk++, p += 32, o += 64)
             {
                 int g = blk >> shift;
-                var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+                var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
                 {
                     Sse.Prefetch0(p + pf);
                     var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
@@ -597,13 +629,13 @@ internal static unsafe class QuantGemm
                     d2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d2); d3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d3);
                 }
             }
-            acc[0] += Vector512.Sum((a0 + a1) + (a2 + a3)); acc[1] += Vector512.Sum((b0 + b1) + (b2 + b3));
-            acc[2] += Vector512.Sum((c0 + c1) + (c2 + c3)); acc[3] += Vector512.Sum((d0 + d1) + (d2 + d3));
+            acc[0] += SumLanes((a0 + a1) + (a2 + a3)); acc[1] += SumLanes((b0 + b1) + (b2 + b3));
+            acc[2] += SumLanes((c0 + c1) + (c2 + c3)); acc[3] += SumLanes((d0 + d1) + (d2 + d3));
             return;
         }
         for (int g = 0; g < groups; g++)
         {
-            var lut = Avx512F.FusedMultiplyAdd(iota, Vector512.Create(s[g]), Vector512.Create(b[g]));
+            var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
             for (int i = 0; i < gs; i += 32, p += 16, o += 32)
             {
                 if ((i & 63) == 0) Sse.Prefetch0(p + pf);
@@ -616,7 +648,7 @@ internal static unsafe class QuantGemm
                 d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), we, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), wo, d1);
             }
         }
-        acc[0] += Vector512.Sum(a0 + a1); acc[1] += Vector512.Sum(b0 + b1); acc[2] += Vector512.Sum(c0 + c1); acc[3] += Vector512.Sum(d0 + d1);
+        acc[0] += SumLanes(a0 + a1); acc[1] += SumLanes(b0 + b1); acc[2] += SumLanes(c0 + c1); acc[3] += SumLanes(d0 + d1);
     }
 
     /// <summary><see cref="Dot8Avx512"/> for four rows of x at once: each widened code vector feeds four FMAs; the
@@ -637,8 +669,8 @@ internal static unsafe class QuantGemm
                 Sse.Prefetch0(p + pf);
                 var v = Vector512.Load((uint*)p);
                 var w0 = Avx512F.ConvertToVector512Single((v & mask).AsInt32());
-                var w1 = Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 8) & mask).AsInt32());
-                var w2 = Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 16) & mask).AsInt32());
+                var w1 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32());
+                var w2 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32());
                 var w3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32());
                 a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
                 a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a1);
@@ -652,7 +684,7 @@ internal static unsafe class QuantGemm
                 ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
                 tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
             }
-            acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+            acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
             return;
         }
         if (gs % 64 == 0)
@@ -667,8 +699,8 @@ internal static unsafe class QuantGemm
                     Sse.Prefetch0(p + i + pf);
                     var v = Vector512.Load((uint*)(p + i));
                     var w0 = Avx512F.ConvertToVector512Single((v & mask).AsInt32());
-                    var w1 = Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 8) & mask).AsInt32());
-                    var w2 = Avx512F.ConvertToVector512Single((Avx512F.ShiftRightLogical(v, 16) & mask).AsInt32());
+                    var w1 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32());
+                    var w2 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32());
                     var w3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32());
                     a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
                     a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a1);
@@ -684,7 +716,7 @@ internal static unsafe class QuantGemm
                 ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
                 tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
             }
-            acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+            acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
             return;
         }
         for (int g = 0; g < groups; g++)
@@ -705,7 +737,7 @@ internal static unsafe class QuantGemm
             ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
             tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
         }
-        acc[0] += Vector512.Sum(ta); acc[1] += Vector512.Sum(tb); acc[2] += Vector512.Sum(tc); acc[3] += Vector512.Sum(td);
+        acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
     }
 
     // AVX2, 4 bits: 8 bytes widen to 8 int lanes of two codes each (low nibble = even element, high = odd; x laid out
