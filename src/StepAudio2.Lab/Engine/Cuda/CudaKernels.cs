@@ -196,17 +196,23 @@ extern "C" __global__ void snake_f32(const float* __restrict__ x, const float* _
 }
 
 // ------------------------------------------------------------------ rows: softmax, norms
+// Softmax of one row of n values by the whole block (out may be in): out = e^(in − max), then ·1/Σ when normalise;
+// the row's max and Σ e are returned to every thread.
+__device__ void block_softmax(const float* in, float* out, int n, float* sh, bool normalise, float& mx, float& sum) {
+  mx = -INFINITY;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, in[j]);
+  mx = block_max(mx, sh);
+  sum = 0.f;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) { float e = expf(in[j] - mx); out[j] = e; sum += e; }
+  sum = block_sum(sum, sh);
+  if (!normalise) return;
+  float inv = 1.f / sum;
+  for (int j = threadIdx.x; j < n; j += blockDim.x) out[j] *= inv;
+}
 extern "C" __global__ void softmax_rows(const float* __restrict__ x, float* __restrict__ y, int d) {
   __shared__ float sh[32];
-  const float* r = x + (i64)blockIdx.x * d; float* o = y + (i64)blockIdx.x * d;
-  float mx = -INFINITY;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) mx = fmaxf(mx, r[j]);
-  mx = block_max(mx, sh);
-  float s = 0.f;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) { float e = expf(r[j] - mx); o[j] = e; s += e; }
-  s = block_sum(s, sh);
-  float inv = 1.f / s;
-  for (int j = threadIdx.x; j < d; j += blockDim.x) o[j] *= inv;
+  float mx, sum;
+  block_softmax(x + (i64)blockIdx.x * d, y + (i64)blockIdx.x * d, d, sh, true, mx, sum);
 }
 extern "C" __global__ void layernorm_rows(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y, int d, float eps) {
   __shared__ float sh[32];
@@ -373,16 +379,8 @@ extern "C" __global__ void attn_decode(const float* __restrict__ q, const float*
     }
   }
   __syncthreads();
-  float mx = -INFINITY;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, sc[j]);
-  mx = block_max(mx, red);
-  float sum = 0.f;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }
-  sum = block_sum(sum, red);
-  if (splits == 1) {
-    float inv = 1.f / sum;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) sc[j] *= inv;
-  }
+  float mx, sum;
+  block_softmax(sc, sc, n, red, splits == 1, mx, sum);
   __syncthreads();
   int parts = blockDim.x / d, c = threadIdx.x % d, p = threadIdx.x / d;
   if (p < parts) {
@@ -490,15 +488,16 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ x, int* __restr
   }
   if (threadIdx.x == 0) out[blockIdx.x] = si[0] == 0x7fffffff ? 0 : si[0];
 }
-// rotate-half RoPE on contiguous [rows, T, D] with cos/sin tables [positions, D/2] made on the host exactly as the CPU
-// backend's (HF Qwen2's float32 inv_freq and angle); products and sums rounded separately as on the CPU
-// element j of the rotated row (D values) at position pos
+// element j of a rotate-half RoPE'd row (D values) at position pos, with cos/sin tables [positions, D/2] made on the
+// host exactly as the CPU backend's (HF Qwen2's float32 inv_freq and angle); products and sums rounded separately as on
+// the CPU
 __device__ __forceinline__ float rope_at(const float* __restrict__ row, int j, int D, i64 pos, const float* __restrict__ cosT, const float* __restrict__ sinT) {
   int half = D / 2, f = j % half;
   i64 at = pos * half + f;
   float c = cosT[at], s = sinT[at];
   return j < half ? __fsub_rn(__fmul_rn(row[j], c), __fmul_rn(row[j + half], s)) : __fadd_rn(__fmul_rn(row[j], c), __fmul_rn(row[j - half], s));
 }
+// RoPE on contiguous [rows, T, D]
 extern "C" __global__ void rope_f32(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT, const float* __restrict__ sinT,
                                     i64 n, int T, int D, int offset) {
   GRID_LOOP(i, n) {
@@ -643,6 +642,31 @@ __device__ __forceinline__ int gemv_segment(int& row, int n0, int n1, int n2) {
   row -= n0; if (row < n1) return 1;
   row -= n1; return row < n2 ? 2 : -1;
 }
+// y[row] = silu(g + bg[row]) · (u + bu[row]): unary SiLU's and binary multiply's arithmetic
+__device__ __forceinline__ void swiglu_write(float g, float u, const float* bg, const float* bu, float* y, int row) {
+  if (bg) g += bg[row];
+  if (bu) u += bu[row];
+  y[row] = unary(2, g, 0.f, 0.f) * u;
+}
+template <class T> __device__ __forceinline__ T pick3(int s, T a, T b, T c) { return s == 0 ? a : s == 1 ? b : c; }
+// The two rows of GEMV task t (global rows 2t, 2t + 1): their segments and rows within them; a row past the end
+// recomputes a valid one and is not written.
+struct RowPair { int sa, sb, ra, rb; bool writeA, writeB; };
+__device__ __forceinline__ RowPair row_pair(int task, int n0, int n1, int n2) {
+  RowPair p;
+  p.ra = 2 * task; p.rb = 2 * task + 1;
+  p.sa = gemv_segment(p.ra, n0, n1, n2); p.sb = gemv_segment(p.rb, n0, n1, n2);
+  p.writeA = p.sa >= 0; p.writeB = p.sb >= 0;
+  if (!p.writeA) { p.sa = 0; p.ra = 0; }
+  if (!p.writeB) { p.sb = p.sa; p.rb = p.ra; }
+  return p;
+}
+// y[r] (+ bias[r]) of the pair's real rows, each into its segment's output
+__device__ __forceinline__ void write_pair(const RowPair& p, float ya, float yb, const float* b0, const float* b1, const float* b2,
+                                           float* y0, float* y1, float* y2) {
+  if (p.writeA) { const float* b = pick3(p.sa, b0, b1, b2); pick3(p.sa, y0, y1, y2)[p.ra] = b ? ya + b[p.ra] : ya; }
+  if (p.writeB) { const float* b = pick3(p.sb, b0, b1, b2); pick3(p.sb, y0, y1, y2)[p.rb] = b ? yb + b[p.rb] : yb; }
+}
 // y = x·Wᵀ (+ bias) for bf16 W [N, K] (K % 8 == 0, 16-byte aligned) and one f32 x row, over up to three matrices (rows
 // mapped by gemv_segment); task t = global rows 2t, 2t + 1 (a row past the end recomputes a valid one, unwritten).
 extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W0, const bf16_t* __restrict__ W1, const bf16_t* __restrict__ W2,
@@ -651,30 +675,14 @@ extern "C" __global__ void gemv_bf16_vec(const bf16_t* __restrict__ W0, const bf
                                          int n0, int n1, int n2, const float* __restrict__ x, int K) {
   __shared__ float sh[16];
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int task = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
-  int ra = 2 * task, rb = 2 * task + 1;
-  int sa = gemv_segment(ra, n0, n1, n2), sb = gemv_segment(rb, n0, n1, n2);
-  bool writeA = sa >= 0, writeB = sb >= 0;
-  if (!writeA) { sa = 0; ra = 0; }
-  if (!writeB) { sb = sa; rb = ra; }
-  const bf16_t* Wa = sa == 0 ? W0 : sa == 1 ? W1 : W2;
-  const bf16_t* Wb = sb == 0 ? W0 : sb == 1 ? W1 : W2;
+  RowPair p = row_pair(blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES, n0, n1, n2);
+  const bf16_t* Wa = pick3(p.sa, W0, W1, W2);
+  const bf16_t* Wb = pick3(p.sb, W0, W1, W2);
   float ya, yb;
-  gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wa + (i64)ra * K), reinterpret_cast<const uint4*>(Wb + (i64)rb * K),
+  gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wa + (i64)p.ra * K), reinterpret_cast<const uint4*>(Wb + (i64)p.rb * K),
                   reinterpret_cast<const float4*>(x), K / 8, lane, warp % GEMV_SLICES, GEMV_SLICES, ya, yb);
   gemv_join(ya, yb, sh, warp, lane, ya, yb);
-  if (lane == 0 && warp % GEMV_SLICES == 0) {
-    if (writeA) {
-      const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
-      float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
-      outA[ra] = biasA ? ya + biasA[ra] : ya;
-    }
-    if (writeB) {
-      const float* biasB = sb == 0 ? b0 : sb == 1 ? b1 : b2;
-      float* outB = sb == 0 ? y0 : sb == 1 ? y1 : y2;
-      outB[rb] = biasB ? yb + biasB[rb] : yb;
-    }
-  }
+  if (lane == 0 && warp % GEMV_SLICES == 0) write_pair(p, ya, yb, b0, b1, b2, y0, y1, y2);
 }
 // SwiGLU's first half for one token: y[r] = silu(Wg[r]·x + bg[r]) · (Wu[r]·x + bu[r]) — the gate and up rows as one
 // task's two rows, then unary SiLU's and binary multiply's arithmetic.
@@ -689,10 +697,7 @@ extern "C" __global__ void gemv_bf16_swiglu(const bf16_t* __restrict__ Wg, const
   gemv_bf16_rows2(reinterpret_cast<const uint4*>(Wg + (i64)row * K), reinterpret_cast<const uint4*>(Wu + (i64)row * K),
                   reinterpret_cast<const float4*>(x), K / 8, lane, warp % GEMV_SLICES, GEMV_SLICES, g, u);
   gemv_join(g, u, sh, warp, lane, g, u);
-  if (!valid || lane != 0 || warp % GEMV_SLICES != 0) return;
-  if (bg) g += bg[row];
-  if (bu) u += bu[row];
-  y[row] = unary(2, g, 0.f, 0.f) * u;
+  if (valid && lane == 0 && warp % GEMV_SLICES == 0) swiglu_write(g, u, bg, bu, y, row);
 }
 extern "C" __global__ void gemv_bf16_scalar(const bf16_t* __restrict__ W, const float* __restrict__ x, const float* __restrict__ bias, float* __restrict__ y, int N, int K) {
   int row = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
@@ -792,34 +797,13 @@ __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* W
                                           float* y0, float* y1, float* y2, int n0, int n1, int n2, const float* x, int K, int group) {
   __shared__ float sh[16];
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int task = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
-  int ra = 2 * task, rb = 2 * task + 1;
-  int sa = gemv_segment(ra, n0, n1, n2), sb = gemv_segment(rb, n0, n1, n2);
-  bool writeA = sa >= 0, writeB = sb >= 0;
-  if (!writeA) { sa = 0; ra = 0; }
-  if (!writeB) { sb = sa; rb = ra; }
-  const unsigned* Wa = sa == 0 ? Wq0 : sa == 1 ? Wq1 : Wq2;
-  const unsigned* Wb = sb == 0 ? Wq0 : sb == 1 ? Wq1 : Wq2;
-  const float* sca = sa == 0 ? s0 : sa == 1 ? s1 : s2;
-  const float* scb = sb == 0 ? s0 : sb == 1 ? s1 : s2;
-  const float* qba = sa == 0 ? q0 : sa == 1 ? q1 : q2;
-  const float* qbb = sb == 0 ? q0 : sb == 1 ? q1 : q2;
+  RowPair p = row_pair(blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES, n0, n1, n2);
   float ya, yb;
-  qgemv_rows2<BITS>(QROW(BITS, Wa, sca, qba, ra), QROW(BITS, Wb, scb, qbb, rb), reinterpret_cast<const float4*>(x), K, group, lane,
-                    warp % GEMV_SLICES, ya, yb);
+  qgemv_rows2<BITS>(QROW(BITS, pick3(p.sa, Wq0, Wq1, Wq2), pick3(p.sa, s0, s1, s2), pick3(p.sa, q0, q1, q2), p.ra),
+                    QROW(BITS, pick3(p.sb, Wq0, Wq1, Wq2), pick3(p.sb, s0, s1, s2), pick3(p.sb, q0, q1, q2), p.rb),
+                    reinterpret_cast<const float4*>(x), K, group, lane, warp % GEMV_SLICES, ya, yb);
   gemv_join(ya, yb, sh, warp, lane, ya, yb);
-  if (lane == 0 && warp % GEMV_SLICES == 0) {
-    if (writeA) {
-      const float* biasA = sa == 0 ? b0 : sa == 1 ? b1 : b2;
-      float* outA = sa == 0 ? y0 : sa == 1 ? y1 : y2;
-      outA[ra] = biasA ? ya + biasA[ra] : ya;
-    }
-    if (writeB) {
-      const float* biasB = sb == 0 ? b0 : sb == 1 ? b1 : b2;
-      float* outB = sb == 0 ? y0 : sb == 1 ? y1 : y2;
-      outB[rb] = biasB ? yb + biasB[rb] : yb;
-    }
-  }
+  if (lane == 0 && warp % GEMV_SLICES == 0) write_pair(p, ya, yb, b0, b1, b2, y0, y1, y2);
 }
 #define QGEMV_SEG_ARGS const unsigned* __restrict__ Wq0, const unsigned* __restrict__ Wq1, const unsigned* __restrict__ Wq2, \
   const float* __restrict__ s0, const float* __restrict__ s1, const float* __restrict__ s2, \
@@ -842,10 +826,7 @@ __device__ __forceinline__ void qgemv_swiglu(const unsigned* Wg, const float* sg
   qgemv_rows2<BITS>(QROW(BITS, Wg, sg, qg, row), QROW(BITS, Wu, su, qu, row), reinterpret_cast<const float4*>(x), K, group, lane,
                     warp % GEMV_SLICES, g, u);
   gemv_join(g, u, sh, warp, lane, g, u);
-  if (!valid || lane != 0 || warp % GEMV_SLICES != 0) return;
-  if (bg) g += bg[row];
-  if (bu) u += bu[row];
-  y[row] = unary(2, g, 0.f, 0.f) * u;
+  if (valid && lane == 0 && warp % GEMV_SLICES == 0) swiglu_write(g, u, bg, bu, y, row);
 }
 #define QSWIGLU_ARGS const unsigned* __restrict__ Wg, const float* __restrict__ sg, const float* __restrict__ qg, \
   const unsigned* __restrict__ Wu, const float* __restrict__ su, const float* __restrict__ qu, const float* __restrict__ bg, \
