@@ -189,6 +189,9 @@ public static class Composite
     /// <summary>The residual add and the RMSNorm after it (Qwen2RMSNorm of x + r), op by op: (x + r, rmsnorm(x + r)·w).</summary>
     public static (Tensor Sum, Tensor Normed) AddRmsNorm(Tensor x, Tensor r, Tensor weight, float eps)
     {
+        // same shapes only (a residual add), as every backend's fused form: no broadcasting here
+        if (!x.Shape.SequenceEqual(r.Shape))
+            throw new ArgumentException($"add_rms_norm: x {Tensor.ShapeString(x.Shape)} and r {Tensor.ShapeString(r.Shape)} differ");
         var sum = Ops.Add(x, r);
         return (sum, Ops.RmsNorm(sum, weight, eps));
     }

@@ -1,4 +1,5 @@
 using StepAudio2.Lab.Config;
+using StepAudio2.Lab.Engine;
 using StepAudio2.Lab.Models;
 using StepAudio2.Lab.Models.Llm;
 using StepAudio2.Lab.Tensors;
@@ -38,12 +39,28 @@ public sealed class DecodingStepTests
     }
 
     [Fact]
-    public void CommittingPastTheReservedCapacityFailsNamingIt()
+    public void AddRmsNormRefusesBroadcastingNamingBothShapes()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Ops.AddRmsNorm(Tensor.Zeros(DType.F32, 1, 2, 8), Tensor.Zeros(DType.F32, 1, 1, 8), Tensor.Zeros(DType.F32, 8), 1e-6f));
+        Assert.Contains("[1, 2, 8]", e.Message);
+        Assert.Contains("[1, 1, 8]", e.Message);
+    }
+
+    [Fact]
+    public void ReserveAndCommitRefuseBadCountsNamingThem()
     {
         var cache = new LayerKvCache(kvHeads: 2, headDim: 4);
         cache.Reserve(3);
         cache.Commit(3);
         var e = Assert.Throws<InvalidOperationException>(() => cache.Commit(100));
         Assert.Contains("capacity 64", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Commit(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Reserve(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => cache.Reserve(int.MaxValue));
+        Assert.Equal(3, cache.Length);
+        // a fresh cache hands out its buffers even for zero positions
+        var (k, v) = new LayerKvCache(kvHeads: 2, headDim: 4).Reserve(0);
+        Assert.Equal([1, 2, 64, 4], k.Shape);
+        Assert.Equal(k.Shape, v.Shape);
     }
 }

@@ -61,7 +61,8 @@ public sealed class LayerKvCache(int kvHeads, int headDim)
     /// for a caller that writes rows Length..Length+n−1 itself (<see cref="Ops.RopeAppend"/>), then calls <see cref="Commit"/>.</summary>
     public (Tensor K, Tensor V) Reserve(int n)
     {
-        if (Length + n > _capacity)
+        if (n < 0 || n > int.MaxValue / 2 - Length) throw new ArgumentOutOfRangeException(nameof(n), n, $"KV reserve of {n} positions after {Length}");
+        if (_k is null || Length + n > _capacity)
         {
             int cap = Math.Max(Length + n, Math.Max(64, _capacity * 2));
             _k = Grow(_k, cap); _v = Grow(_v, cap);
@@ -73,6 +74,7 @@ public sealed class LayerKvCache(int kvHeads, int headDim)
     /// <summary>Counts <paramref name="n"/> written positions and returns views of all of them [1, Hkv, Length, hd].</summary>
     public (Tensor K, Tensor V) Commit(int n)
     {
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n), n, "KV commit of a negative number of positions");
         if (Length + n > _capacity) throw new InvalidOperationException($"KV commit of {n} positions past the capacity {_capacity} (reserve first)");
         Length += n;
         return (_k!.Slice(2, 0, Length), _v!.Slice(2, 0, Length));
