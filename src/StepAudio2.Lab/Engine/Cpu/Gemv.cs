@@ -127,6 +127,21 @@ internal static unsafe class Gemv
     }
 
     /// <summary>Four A rows against one B row: each widened B vector feeds four multiply-adds.</summary>
+    /// <summary>The scalar tail of the four-row kernels: elements p..k−1 of B's row into each row's sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Tail4<TRow>(nint p, int k, float* a0, float* a1, float* a2, float* a3, byte* b,
+        ref float r0, ref float r1, ref float r2, ref float r3) where TRow : struct, IRowFormat
+    {
+        for (; p < k; p++)
+        {
+            float bp = TRow.Load1(b, p);
+            r0 = MathF.FusedMultiplyAdd(a0[p], bp, r0);
+            r1 = MathF.FusedMultiplyAdd(a1[p], bp, r1);
+            r2 = MathF.FusedMultiplyAdd(a2[p], bp, r2);
+            r3 = MathF.FusedMultiplyAdd(a3[p], bp, r3);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4x1Portable<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b,
         out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat
@@ -143,14 +158,7 @@ internal static unsafe class Gemv
             s3 = PortableKernels.Mad(Vector128.Load(a3 + p), x, s3); t3 = PortableKernels.Mad(Vector128.Load(a3 + p + 4), y, t3);
         }
         r0 = Vector128.Sum(s0 + t0); r1 = Vector128.Sum(s1 + t1); r2 = Vector128.Sum(s2 + t2); r3 = Vector128.Sum(s3 + t3);
-        for (; p < k; p++)
-        {
-            float bp = TRow.Load1(b, p);
-            r0 = MathF.FusedMultiplyAdd(a0[p], bp, r0);
-            r1 = MathF.FusedMultiplyAdd(a1[p], bp, r1);
-            r2 = MathF.FusedMultiplyAdd(a2[p], bp, r2);
-            r3 = MathF.FusedMultiplyAdd(a3[p], bp, r3);
-        }
+        Tail4<TRow>(p, k, a0, a1, a2, a3, b, ref r0, ref r1, ref r2, ref r3);
     }
 
     /// <summary>Output rows j0..j1−1 (one thread's share) with the kernels of <typeparamref name="TDots"/>.</summary>
@@ -337,14 +345,7 @@ internal static unsafe class Gemv
         }
         r0 = Vector256.Sum(Avx.Add(s0, t0)); r1 = Vector256.Sum(Avx.Add(s1, t1));
         r2 = Vector256.Sum(Avx.Add(s2, t2)); r3 = Vector256.Sum(Avx.Add(s3, t3));
-        for (; p < k; p++)
-        {
-            float bp = TRow.Load1(b, p);
-            r0 = MathF.FusedMultiplyAdd(a0[p], bp, r0);
-            r1 = MathF.FusedMultiplyAdd(a1[p], bp, r1);
-            r2 = MathF.FusedMultiplyAdd(a2[p], bp, r2);
-            r3 = MathF.FusedMultiplyAdd(a3[p], bp, r3);
-        }
+        Tail4<TRow>(p, k, a0, a1, a2, a3, b, ref r0, ref r1, ref r2, ref r3);
     }
 
     /// <summary><see cref="Dot4x1"/> with 512-bit vectors for bf16 and f32 rows (batched decoding): per 32 elements two
@@ -378,14 +379,7 @@ internal static unsafe class Gemv
             s3 = Avx512F.FusedMultiplyAdd(Vector512.Load(a3 + p), x, s3); t3 = Avx512F.FusedMultiplyAdd(Vector512.Load(a3 + p + 16), y, t3);
         }
         r0 = Vector512.Sum(s0 + t0); r1 = Vector512.Sum(s1 + t1); r2 = Vector512.Sum(s2 + t2); r3 = Vector512.Sum(s3 + t3);
-        for (; p < k; p++)
-        {
-            float bp = TRow.Load1(b, p);
-            r0 = MathF.FusedMultiplyAdd(a0[p], bp, r0);
-            r1 = MathF.FusedMultiplyAdd(a1[p], bp, r1);
-            r2 = MathF.FusedMultiplyAdd(a2[p], bp, r2);
-            r3 = MathF.FusedMultiplyAdd(a3[p], bp, r3);
-        }
+        Tail4<TRow>(p, k, a0, a1, a2, a3, b, ref r0, ref r1, ref r2, ref r3);
     }
 
     /// <summary>C[m≤4, n] = A · B with B [k,n] row-major: B rows are streamed contiguously into per-row accumulators

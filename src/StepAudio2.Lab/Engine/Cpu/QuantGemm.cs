@@ -439,6 +439,29 @@ internal static unsafe class QuantGemm
         return Vector512.Create(c);
     }
 
+    /// <summary>The four code vectors of 64 8-bit codes in u32 lanes (bytes 0, 1, 2, 3 of each lane), as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Codes8(Vector512<uint> v, out Vector512<float> w0, out Vector512<float> w1, out Vector512<float> w2, out Vector512<float> w3)
+    {
+        w0 = Avx512F.ConvertToVector512Single((v & Vector512.Create(0xFFu)).AsInt32());
+        w1 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32());
+        w2 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32());
+        w3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32());
+    }
+
+    /// <summary>The four-row kernels' step: weight vectors wLo (elements o…o+15) and wHi (o+16…o+31) into each x row's
+    /// two accumulators (row 0: a, 1: b, 2: c, 3: d).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma4Rows(float* x0, float* x1, float* x2, float* x3, nint o, Vector512<float> wLo, Vector512<float> wHi,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> b0, ref Vector512<float> b1,
+        ref Vector512<float> c0, ref Vector512<float> c1, ref Vector512<float> d0, ref Vector512<float> d1)
+    {
+        a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), wLo, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), wHi, a1);
+        b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), wLo, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), wHi, b1);
+        c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), wLo, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), wHi, c1);
+        d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), wLo, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), wHi, d1);
+    }
+
     /// <summary>Vector512.Sum's order — each 128-bit quarter pairwise, (l0 + l1) + (l2 + l3), then (q0 + q1) + (q2 + q3) —
     /// in eight full-width operations instead of the JIT's per-quarter sequence (~22): the same additions of the same
     /// operands (a swapped pair sums equally either way round), so the same bits. One runs per row, beside ~700 uops of
@@ -619,14 +642,8 @@ internal static unsafe class QuantGemm
                     var w1 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
                     var w2 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8));
                     var w3 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12));
-                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
-                    a2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a2); a3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a3);
-                    b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
-                    b2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), w2, b2); b3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), w3, b3);
-                    c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
-                    c2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), w2, c2); c3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), w3, c3);
-                    d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
-                    d2 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d2); d3 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d3);
+                    Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                    Fma4Rows(x0, x1, x2, x3, o + 32, w2, w3, ref a2, ref a3, ref b2, ref b3, ref c2, ref c3, ref d2, ref d3);
                 }
             }
             acc[0] += SumLanes((a0 + a1) + (a2 + a3)); acc[1] += SumLanes((b0 + b1) + (b2 + b3));
@@ -642,10 +659,7 @@ internal static unsafe class QuantGemm
                 var v = Avx512F.ConvertToVector512Int32(Vector128.Load(p));
                 var we = Avx512F.PermuteVar16x32(lut, v);
                 var wo = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), we, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), wo, a1);
-                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), we, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), wo, b1);
-                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), we, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), wo, c1);
-                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), we, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), wo, d1);
+                Fma4Rows(x0, x1, x2, x3, o, we, wo, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
             }
         }
         acc[0] += SumLanes(a0 + a1); acc[1] += SumLanes(b0 + b1); acc[2] += SumLanes(c0 + c1); acc[3] += SumLanes(d0 + d1);
@@ -662,24 +676,14 @@ internal static unsafe class QuantGemm
         if (gs == 64)
         {
             // one 64-code step per group, no one-trip inner loop (see Dot4Avx512)
-            var mask = Vector512.Create(0xFFu);
             for (int g = 0; g < groups; g++, p += 64, o += 64)
             {
                 Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
                 Sse.Prefetch0(p + pf);
                 var v = Vector512.Load((uint*)p);
-                var w0 = Avx512F.ConvertToVector512Single((v & mask).AsInt32());
-                var w1 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32());
-                var w2 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32());
-                var w3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32());
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a1);
-                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
-                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), w2, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), w3, b1);
-                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
-                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), w2, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), w3, c1);
-                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
-                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d1);
+                Codes8(v, out var w0, out var w1, out var w2, out var w3);
+                Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                Fma4Rows(x0, x1, x2, x3, o + 32, w2, w3, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
                 var sg = Vector512.Create(s[g]);
                 ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
                 tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
@@ -690,7 +694,6 @@ internal static unsafe class QuantGemm
         if (gs % 64 == 0)
         {
             // the u32-lane layout of Dot8Avx512: four converted vectors per 64 codes, each feeding four rows
-            var mask = Vector512.Create(0xFFu);
             for (int g = 0; g < groups; g++)
             {
                 Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
@@ -698,18 +701,9 @@ internal static unsafe class QuantGemm
                 {
                     Sse.Prefetch0(p + i + pf);
                     var v = Vector512.Load((uint*)(p + i));
-                    var w0 = Avx512F.ConvertToVector512Single((v & mask).AsInt32());
-                    var w1 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte1).AsInt32());
-                    var w2 = Avx512F.ConvertToVector512Single(Avx512BW.Shuffle(v.AsByte(), PickByte2).AsInt32());
-                    var w3 = Avx512F.ConvertToVector512Single(Avx512F.ShiftRightLogical(v, 24).AsInt32());
-                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
-                    a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 32), w2, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 48), w3, a1);
-                    b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
-                    b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 32), w2, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 48), w3, b1);
-                    c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
-                    c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 32), w2, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 48), w3, c1);
-                    d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
-                    d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 32), w2, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 48), w3, d1);
+                    Codes8(v, out var w0, out var w1, out var w2, out var w3);
+                    Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                    Fma4Rows(x0, x1, x2, x3, o + 32, w2, w3, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
                 }
                 p += gs;
                 var sg = Vector512.Create(s[g]);
@@ -727,10 +721,7 @@ internal static unsafe class QuantGemm
                 if ((i & 63) == 0) Sse.Prefetch0(p + i + pf);
                 var w0 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i)));
                 var w1 = Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Vector128.Load(p + i + 16)));
-                a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o), w0, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x0 + o + 16), w1, a1);
-                b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o), w0, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x1 + o + 16), w1, b1);
-                c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o), w0, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x2 + o + 16), w1, c1);
-                d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o), w0, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(x3 + o + 16), w1, d1);
+                Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
             }
             p += gs;
             var sg = Vector512.Create(s[g]);
