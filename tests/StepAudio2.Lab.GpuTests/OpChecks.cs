@@ -120,9 +120,15 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         var lv = new LinearWeights(Rand(24, 256).To(DType.BF16), null, null);
         var lg = new LinearWeights(Rand(300, 256).To(DType.BF16), null, null);
         var lu = new LinearWeights(Rand(300, 256).To(DType.BF16), null, Rand(300));
-        LinearWeights Q(int bits, int group, int n, bool withBias) { var qw = AffineQuantizer.Quantize(Rand(n, 256), bits, group); return new(qw.Weight, qw, withBias ? Rand(n) : null); }
+        // (a bf16 source keeps scales and biases in bf16, as MLX's converter does: the kernels then read them as packed pairs)
+        LinearWeights Q(int bits, int group, int n, bool withBias, bool bf16Source = false)
+        {
+            var qw = AffineQuantizer.Quantize(bf16Source ? Rand(n, 256).To(DType.BF16) : Rand(n, 256), bits, group);
+            return new(qw.Weight, qw, withBias ? Rand(n) : null);
+        }
         var (q4g, q4u, q8g, q8u) = (Q(4, 64, 200, false), Q(4, 64, 200, true), Q(8, 128, 72, false), Q(8, 128, 72, false));
         var (q4a, q4b, q4c) = (Q(4, 32, 64, true), Q(4, 32, 16, true), Q(4, 32, 16, true));
+        var (p4g, p4u, p8a, p8b) = (Q(4, 64, 200, false, true), Q(4, 64, 200, true, true), Q(8, 64, 40, true, true), Q(8, 64, 8, false, true));
         foreach (var g in new[] { gpu, bf16 })
         {
             Check("linear_group bf16 q/k/v, 1 row", (k, P) => k.Concatenate(k.LinearGroup(P(x1), [lq, lk, lv]), 1), F, g);
@@ -133,7 +139,11 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
             Check("swiglu bf16, 2 rows", (k, P) => k.SwiGlu(P(Rand(1, 2, 256)), lg, lu), g == bf16 ? 1e-2 : F, g);
             Check("swiglu 4-bit g64, 1 row", (k, P) => k.SwiGlu(P(x1), q4g, q4u), F, g);
             Check("swiglu 8-bit g128, 1 row", (k, P) => k.SwiGlu(P(x1), q8g, q8u), F, g);
+            Check("swiglu 4-bit g64 bf16 scales (packed), 1 row", (k, P) => k.SwiGlu(P(x1), p4g, p4u), F, g);
+            Check("linear_group 8-bit g64 bf16 scales (packed) x2, 1 row", (k, P) => k.Concatenate(k.LinearGroup(P(x1), [p8a, p8b]), 1), F, g);
         }
+        Check("quantized_matmul 4-bit g64 bf16 scales (packed), 3 rows", (k, P) => k.QuantizedMatmul(P(Rand(3, 256)), p4u.Quantized!, null), F);
+        Check("quantized_take 8-bit g64 bf16 scales (packed)", (k, P) => k.QuantizedTake(p8a.Quantized!, [39, 2, 2]), F);
         // RoPE + KV append: the rotated q, and the caches after two appends (a 3-position prefill, then one decode step)
         var rq = Rand(1, 3, 8 * 16); var rk = Rand(1, 3, 2 * 16); var rv = Rand(1, 3, 2 * 16);
         var rq1 = Rand(1, 1, 8 * 16); var rk1 = Rand(1, 1, 2 * 16); var rv1 = Rand(1, 1, 2 * 16);
@@ -237,6 +247,16 @@ public sealed class OpChecks(CudaBackend gpu, TextWriter log)
         var wWide = Rand(37, 18944).To(DType.BF16);
         Check("linear bf16 w, 1 row, 37 x 18944 (K slices)", (k, P) => k.Linear(P(xWide), wWide, null), 1e-5, bf16);
         Check("quantized_take 3-bit", (k, P) => k.QuantizedTake(qw3, [1, 39, 0]), F);
+        // the lane-interleaved layout of 4/8-bit matrices (qpack_lanes): a tail block of 4L < 128 words (k 2080: 260
+        // 4-bit words), 8-bit group 32, the prefill dequantisation and the embedding take reading it, an unaligned x row
+        var qw4t = AffineQuantizer.Quantize(Rand(45, 2080), 4, 32);
+        var qw8t = AffineQuantizer.Quantize(Rand(19, 2080), 8, 32);
+        Check("quantized_matmul 4-bit g32 1 row, k 2080 (tail block)", (k, P) => k.QuantizedMatmul(P(Rand(1, 2080)), qw4t, null), F);
+        Check("quantized_matmul 8-bit g32 1 row, k 2080 (tail block)", (k, P) => k.QuantizedMatmul(P(Rand(1, 2080)), qw8t, Rand(19)), F);
+        Check("quantized_matmul 4-bit g32 5 rows, k 2080 (dequantised)", (k, P) => k.QuantizedMatmul(P(Rand(5, 2080)), qw4t, null), F);
+        Check("quantized_matmul 4-bit g64 1 unaligned row (x copied)", (k, P) => k.QuantizedMatmul(P(Rand(2, 257)).Slice(1, 1, 256).Slice(0, 1, 1), qw4, null), F);
+        Check("quantized_take 8-bit g32 (lanes)", (k, P) => k.QuantizedTake(qw8t, [18, 0, 7]), F);
+        Check("quantized_take 4-bit g64 (lanes)", (k, P) => k.QuantizedTake(qw4, [63, 1]), F);
 
         var xp = Rand(2, 3, 10);
         foreach (PadMode m in Enum.GetValues<PadMode>())

@@ -84,12 +84,13 @@ public sealed unsafe partial class CudaBackend
         if (gate.Quantized is { } gq && up.Quantized is { } uq)
         {
             if (gq.Bits != uq.Bits || !FastQGemv(gq) || gq.GroupSize != uq.GroupSize || Addr(xd) % 16 != 0) return ComposedSwiGlu();
-            var (gw, gs, gb) = QuantParts(gq);
-            var (uw, us, ub) = QuantParts(uq);
+            var (gw, gs, gb, gp) = QuantParts(gq);
+            var (uw, us, ub, up2) = QuantParts(uq);
+            if (gp != up2) return ComposedSwiGlu();
             var (bg, bu) = (Bias(gate), Bias(up));
             var y = NewF32(shape);
-            Device.LaunchGrid(gq.Bits == 4 ? CudaKernels.Names.QGemv4SwiGlu : CudaKernels.Names.QGemv8SwiGlu, GemvBlocks(n, 1), 256,
-                [Addr(gw), Addr(gs), Addr(gb), Addr(uw), Addr(us), Addr(ub), AddrOrZero(bg), AddrOrZero(bu), Addr(xd), Addr(y), n, k, gq.GroupSize]);
+            Device.LaunchGrid(gq.Bits == 4 ? CudaKernels.Names.QGemv4SwiGlu : CudaKernels.Names.QGemv8SwiGlu, QGemvBlocks(n, 1), 256,
+                [Addr(gw), Addr(gs), Addr(gb), Addr(uw), Addr(us), Addr(ub), AddrOrZero(bg), AddrOrZero(bu), Addr(xd), Addr(y), n, k, gq.GroupSize, gp]);
             Keep(xd, gw, gs, gb, uw, us, ub, bg, bu);
             return y;
         }
@@ -135,7 +136,7 @@ public sealed unsafe partial class CudaBackend
         var keep = new List<object?> { xd };
         ulong[] w = new ulong[3], s = new ulong[3], qb = new ulong[3], bias = new ulong[3], y = new ulong[3];
         int[] n = new int[3];
-        int total = 0;
+        int total = 0, packed = 0;
         for (int i = 0; i < count; i++)
         {
             var l = layers[i];
@@ -143,7 +144,9 @@ public sealed unsafe partial class CudaBackend
             shape[^1] = l.OutFeatures;
             if (quantized)
             {
-                var (wq, sc, bi) = QuantParts(l.Quantized!);
+                var (wq, sc, bi, pk) = QuantParts(l.Quantized!);
+                if (i > 0 && pk != packed) return ComposedGroup();
+                packed = pk;
                 (w[i], s[i], qb[i]) = (Addr(wq), Addr(sc), Addr(bi));
                 keep.AddRange([wq, sc, bi]);
             }
@@ -162,12 +165,11 @@ public sealed unsafe partial class CudaBackend
             n[i] = l.OutFeatures;
             total += n[i];
         }
-        uint blocks = GemvBlocks(total, 2);
         if (quantized)
-            Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, blocks, 256,
-                [w[0], w[1], w[2], s[0], s[1], s[2], qb[0], qb[1], qb[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k, layers[0].Quantized!.GroupSize]);
+            Device.LaunchGrid(layers[0].Quantized!.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, QGemvBlocks(total, 2), 256,
+                [w[0], w[1], w[2], s[0], s[1], s[2], qb[0], qb[1], qb[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k, layers[0].Quantized!.GroupSize, packed]);
         else
-            Device.LaunchGrid(CudaKernels.Names.GemvBf16, blocks, 256, [w[0], w[1], w[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k]);
+            Device.LaunchGrid(CudaKernels.Names.GemvBf16, GemvBlocks(total, 2), 256, [w[0], w[1], w[2], bias[0], bias[1], bias[2], y[0], y[1], y[2], n[0], n[1], n[2], Addr(xd), k]);
         Keep(keep);
         return ys;
 

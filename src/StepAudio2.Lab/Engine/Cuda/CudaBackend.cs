@@ -28,15 +28,16 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     /// <summary>Which view of a host storage a cached device weight holds. Compared by value without allocating: the
     /// lookup runs for every weight of every op (~300 per decoded token); a formatted string key cost a few µs each.</summary>
-    private readonly record struct WeightKey(long Offset, DType Source, DType Target, int[] Shape, long[] Strides)
+    /// <summary>Layout: 0 as the tensor is, 1 lane-interleaved words (<see cref="WeightUse.Lanes"/>), 2 bf16 scale/bias pairs.</summary>
+    private readonly record struct WeightKey(long Offset, DType Source, DType Target, int[] Shape, long[] Strides, byte Layout = 0)
     {
-        public bool Equals(WeightKey o) => Offset == o.Offset && Source == o.Source && Target == o.Target
+        public bool Equals(WeightKey o) => Offset == o.Offset && Source == o.Source && Target == o.Target && Layout == o.Layout
             && Shape.AsSpan().SequenceEqual(o.Shape) && Strides.AsSpan().SequenceEqual(o.Strides);
 
         public override int GetHashCode()
         {
             var h = new HashCode();
-            h.Add(Offset); h.Add(Source); h.Add(Target);
+            h.Add(Offset); h.Add(Source); h.Add(Target); h.Add(Layout);
             foreach (int d in Shape) h.Add(d);
             return h.ToHashCode();
         }
@@ -121,12 +122,16 @@ public sealed unsafe partial class CudaBackend : IBackend
         F32,
         /// <summary>As stored when f32 or bf16 (embedding tables), else f32; u32 packed codes as they are.</summary>
         Raw,
+        /// <summary>u32 packed 4/8-bit codes [out, words] rearranged once into the decode GEMVs' lane-interleaved layout
+        /// (<c>qpack_lanes</c>; <see cref="FastQGemv"/> matrices only, which every device kernel then reads that way).</summary>
+        Lanes,
     }
 
     /// <summary>A weight on the device, uploaded once per weight (cached by its host storage, offset, shape and target dtype).
     /// A device tensor is used as it is (converted when its dtype does not fit).</summary>
     private Tensor Weight(Tensor w, WeightUse use)
     {
+        if (use == WeightUse.Lanes) return LaneWords(w);
         DType target = use switch
         {
             WeightUse.Gemm => Precision == CudaPrecision.Bf16 ? DType.BF16 : DType.F32,
@@ -154,15 +159,48 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
     }
 
+    /// <summary><see cref="WeightUse.Lanes"/>: the words uploaded (or taken from the device) and rearranged by
+    /// <c>qpack_lanes</c> into a buffer of their own, cached like any weight (the stored order is not kept on the device).</summary>
+    private Tensor LaneWords(Tensor w)
+    {
+        if (w.DType != DType.U32 || w.Rank != 2 || w.Shape[1] % 4 != 0)
+            throw new ArgumentException($"quantized words {w.DType} {Tensor.ShapeString(w.Shape)}: expected u32 [out, words] with a multiple of 4 words a row");
+        if (!w.IsHost && !Mine(w)) w = w.ToHost();
+        var cache = _weights.GetOrCreateValue(w.Storage);
+        var key = new WeightKey(w.Offset, w.DType, DType.U32, w.Shape, w.Strides, Layout: 1);
+        lock (cache)
+        {
+            if (cache.TryGetValue(key, out var hit)) return hit;
+            Tensor src;
+            if (Mine(w)) src = w.IsContiguous ? w : Contiguous(w);
+            else
+            {
+                var h = w.Contiguous();
+                src = New(DType.U32, h.Shape);
+                Device.Upload(Addr(src), h.ContiguousBytes());
+                Stats.CountWeightUpload(h.ByteCount);
+            }
+            var d = New(DType.U32, w.Shape);
+            Device.Launch(CudaKernels.Names.QPackLanes, w.ElementCount, [Addr(src), Addr(d), (long)w.Shape[0], w.Shape[1]]);
+            Keep(src);
+            cache[key with { Shape = (int[])w.Shape.Clone(), Strides = (long[])w.Strides.Clone() }] = d;
+            return d;
+        }
+    }
 
     private static int Rows(Tensor x, int d) => (int)(x.ElementCount / Math.Max(d, 1));
 
-    /// <summary>The 4/8-bit decode GEMVs apply: those widths, and a power-of-two group (MLX's 32, 64, 128).</summary>
-    private static bool FastQGemv(QuantizedWeight w) => w.Bits is (4 or 8) && System.Numerics.BitOperations.IsPow2(w.GroupSize);
+    /// <summary>The 16-byte-vector 4/8-bit GEMVs apply: a power-of-two group (its vector index is a shift) and rows of
+    /// whole 32-code blocks (every row starts 16-byte aligned; MLX's group sizes are 32, 64 and 128).</summary>
+    private static bool FastQGemv(QuantizedWeight w) => w.Bits is (4 or 8) && System.Numerics.BitOperations.IsPow2(w.GroupSize) && w.InFeatures % 32 == 0;
 
     /// <summary>Blocks of the decode GEMV kernels (256 threads): two tasks a block — a task is <paramref name="rowsPerTask"/>
     /// output rows (2: a row pair; 1: a SwiGLU row), each split over four warps (GEMV_SLICES in the kernel source).</summary>
     private static uint GemvBlocks(int rows, int rowsPerTask) => (uint)((rows + 2 * rowsPerTask - 1) / (2 * rowsPerTask));
+
+    /// <summary>Blocks of the 4/8-bit decode GEMVs (256 threads): four tasks a block, each split over two warps
+    /// (QGEMV_SLICES in the kernel source; with 16-byte code loads two warps already cover a 3584-wide 4-bit row).</summary>
+    private static uint QGemvBlocks(int rows, int rowsPerTask) => (uint)((rows + 4 * rowsPerTask - 1) / (4 * rowsPerTask));
 
     /// <summary>The 16-byte-load bf16 GEMV applies: rows of whole 16-byte groups, aligned weight and input.</summary>
     private static bool VecGemv(int k, ulong w, ulong x) => k % 8 == 0 && w % 16 == 0 && x % 16 == 0;
@@ -508,22 +546,30 @@ public sealed unsafe partial class CudaBackend : IBackend
         if (x.Rank < 1 || x.Shape[^1] != k) throw new ArgumentException($"quantized_matmul: input {Tensor.ShapeString(x.Shape)} does not end in {k} ({weight})");
         if (bias is not null && bias.ElementCount != n) throw new ArgumentException($"quantized_matmul: bias has {bias.ElementCount} elements, expected {n}");
         var xd = Dev(x);
-        var (wq, sc, bi) = QuantParts(weight);
+        // the fast GEMV reads x as float4s; its matrix is stored for it alone (lanes), so an unaligned row is copied
+        if (FastQGemv(weight) && Addr(xd) % 16 != 0)
+        {
+            var aligned = NewF32((int[])xd.Shape.Clone());
+            Device.CopyDevice(Addr(aligned), Addr(xd), xd.ByteCount);
+            Keep(xd);
+            xd = aligned;
+        }
+        var (wq, sc, bi, packed) = QuantParts(weight);
         var b = bias is null ? null : Weight(bias, WeightUse.F32);
         int m = Rows(xd, k);
         var shape = x.Shape.ToArray();
         shape[^1] = n;
         var y = NewF32(shape);
-        if (m == 1 && FastQGemv(weight) && Addr(xd) % 16 == 0)
-            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, GemvBlocks(n, 2), 256,
-                [Addr(wq), 0UL, 0UL, Addr(sc), 0UL, 0UL, Addr(bi), 0UL, 0UL, AddrOrZero(b), 0UL, 0UL, Addr(y), 0UL, 0UL, n, 0, 0, Addr(xd), k, weight.GroupSize]);
+        if (m == 1 && FastQGemv(weight))
+            Device.LaunchGrid(weight.Bits == 4 ? CudaKernels.Names.QGemv4 : CudaKernels.Names.QGemv8, QGemvBlocks(n, 2), 256,
+                [Addr(wq), 0UL, 0UL, Addr(sc), 0UL, 0UL, Addr(bi), 0UL, 0UL, AddrOrZero(b), 0UL, 0UL, Addr(y), 0UL, 0UL, n, 0, 0, Addr(xd), k, weight.GroupSize, packed]);
         else if (m == 1)
             Device.LaunchGrid(CudaKernels.Names.QGemv, (uint)((n + 7) / 8), 256, [Addr(wq), Addr(sc), Addr(bi), Addr(xd), AddrOrZero(b), Addr(y), n, k, weight.Bits, weight.GroupSize]);
         else if (m > 1)
         {
             // several rows: dequantise once into a float32 scratch matrix, then one GEMM
             var wf = NewF32([n, k]);
-            Device.Launch(CudaKernels.Names.Dequant, (long)n * k, [Addr(wq), Addr(sc), Addr(bi), 0UL, Addr(wf), n, k, weight.Bits, weight.GroupSize]);
+            Device.Launch(CudaKernels.Names.Dequant, (long)n * k, [Addr(wq), Addr(sc), Addr(bi), 0UL, Addr(wf), n, k, weight.Bits, weight.GroupSize, FastQGemv(weight) ? 1 : 0, packed]);
             Device.Gemm(true, false, n, m, k, Addr(wf), CudaApi.R32F, k, 0, Addr(xd), k, 0, Addr(y), n, 0, 1, GemmCompute);
             if (b is not null) Device.Launch(CudaKernels.Names.RowBias, (long)m * n, [Addr(y), Addr(b), (long)m * n, n]);
             Keep(wf);
@@ -532,16 +578,57 @@ public sealed unsafe partial class CudaBackend : IBackend
         return y;
     }
 
-    private (Tensor Words, Tensor Scales, Tensor Biases) QuantParts(QuantizedWeight w) =>
-        (Weight(w.Weight, WeightUse.Raw), Weight(w.Scales, WeightUse.F32), Weight(w.Biases, WeightUse.F32));
+    /// <summary>A quantized matrix's device parts. For <see cref="FastQGemv"/> matrices the words are lane-interleaved
+    /// (<see cref="WeightUse.Lanes"/>) and, where the checkpoint stores scales and biases in bf16, both come as one u32 a
+    /// group (<c>sb_pack</c>; Biases is then the same tensor and Packed 1): the kernels' <c>group_sb</c> reads either form.</summary>
+    private (Tensor Words, Tensor Scales, Tensor Biases, int Packed) QuantParts(QuantizedWeight w)
+    {
+        if (!FastQGemv(w)) return (Weight(w.Weight, WeightUse.Raw), Weight(w.Scales, WeightUse.F32), Weight(w.Biases, WeightUse.F32), 0);
+        var words = Weight(w.Weight, WeightUse.Lanes);
+        if (w.Scales.DType != DType.BF16 || w.Biases.DType != DType.BF16 || !w.Scales.Shape.SequenceEqual(w.Biases.Shape))
+            return (words, Weight(w.Scales, WeightUse.F32), Weight(w.Biases, WeightUse.F32), 0);
+        var sb = ScaleBiasPairs(w.Scales, w.Biases);
+        return (words, sb, sb, 1);
+    }
+
+    /// <summary>bf16 scales and biases as one u32 a group (scale low, bias high), made on the device once per matrix and
+    /// cached under the scales' storage.</summary>
+    private Tensor ScaleBiasPairs(Tensor scales, Tensor biases)
+    {
+        var s = scales.IsHost || Mine(scales) ? scales : scales.ToHost();
+        var cache = _weights.GetOrCreateValue(s.Storage);
+        var key = new WeightKey(s.Offset, s.DType, DType.U32, s.Shape, s.Strides, Layout: 2);
+        lock (cache)
+        {
+            if (cache.TryGetValue(key, out var hit)) return hit;
+            var sd = Bf16Operand(s);
+            var bd = Bf16Operand(biases);
+            var d = New(DType.U32, (int[])s.Shape.Clone());
+            Device.Launch(CudaKernels.Names.SbPack, d.ElementCount, [Addr(sd), Addr(bd), Addr(d), d.ElementCount]);
+            Keep(sd, bd);
+            cache[key with { Shape = (int[])s.Shape.Clone(), Strides = (long[])s.Strides.Clone() }] = d;
+            return d;
+        }
+
+        // a contiguous bf16 copy on the device (uploaded, not cached: only the packed pairs stay)
+        Tensor Bf16Operand(Tensor t)
+        {
+            if (Mine(t)) return t.IsContiguous ? t : Contiguous(t);
+            var h = (t.IsHost ? t : t.ToHost()).Contiguous();
+            var d = New(DType.BF16, h.Shape);
+            Device.Upload(Addr(d), h.ContiguousBytes());
+            Stats.CountWeightUpload(h.ByteCount);
+            return d;
+        }
+    }
 
     public Tensor QuantizedTake(QuantizedWeight table, ReadOnlySpan<int> ids)
     {
         Begin();
         var idsD = Ids(ids, table.OutFeatures, "quantized_take");
-        var (wq, sc, bi) = QuantParts(table);
+        var (wq, sc, bi, packed) = QuantParts(table);
         var y = NewF32([ids.Length, table.InFeatures]);
-        Device.Launch(CudaKernels.Names.Dequant, y.ElementCount, [Addr(wq), Addr(sc), Addr(bi), AddrOrZero(idsD), Addr(y), ids.Length, table.InFeatures, table.Bits, table.GroupSize]);
+        Device.Launch(CudaKernels.Names.Dequant, y.ElementCount, [Addr(wq), Addr(sc), Addr(bi), AddrOrZero(idsD), Addr(y), ids.Length, table.InFeatures, table.Bits, table.GroupSize, FastQGemv(table) ? 1 : 0, packed]);
         Keep(idsD, wq, sc, bi);
         return y;
     }

@@ -20,7 +20,7 @@ public static class CudaKernels
         public const string AvgPool = "avgpool1d_f32", Im2col = "im2col_f32", ConvDirect = "conv1d_direct_f32", Col2im = "col2im_transpose_f32";
         public const string ChannelBias = "add_channel_bias", RowBias = "add_row_bias";
         public const string GemvBf16 = "gemv_bf16_vec", GemvBf16Scalar = "gemv_bf16_scalar", GemvBf16SwiGlu = "gemv_bf16_swiglu";
-        public const string QGemv = "qgemv", QGemv4 = "qgemv4", QGemv8 = "qgemv8", Dequant = "dequant_rows";
+        public const string QGemv = "qgemv", QGemv4 = "qgemv4", QGemv8 = "qgemv8", Dequant = "dequant_rows", QPackLanes = "qpack_lanes", SbPack = "sb_pack";
         public const string QGemv4SwiGlu = "qgemv4_swiglu", QGemv8SwiGlu = "qgemv8_swiglu";
         public const string AddRmsNorm = "add_rmsnorm_rows", AttnDecode = "attn_decode", RopeAppend = "rope_append";
         public const string FillUniform = "fill_uniform";
@@ -29,7 +29,7 @@ public static class CudaKernels
         [
             Copy1, Copy2, Copy4, Copy8, ToF32, F32ToBf16, Unary, Binary, BinarySame, Scale, Softmax, LayerNorm, RmsNorm, MaskSoftmax,
             Take, Pad, Reduce, Argmax, Rope, Cumsum, Repeat, Where, Snake, AvgPool, Im2col, ConvDirect, Col2im, ChannelBias, RowBias,
-            GemvBf16, GemvBf16Scalar, GemvBf16SwiGlu, QGemv, QGemv4, QGemv8, Dequant, QGemv4SwiGlu, QGemv8SwiGlu, AddRmsNorm,
+            GemvBf16, GemvBf16Scalar, GemvBf16SwiGlu, QGemv, QGemv4, QGemv8, Dequant, QPackLanes, SbPack, QGemv4SwiGlu, QGemv8SwiGlu, AddRmsNorm,
             AttnDecode, RopeAppend, FillUniform,
         ];
     }
@@ -628,12 +628,13 @@ __device__ __forceinline__ void gemv_bf16_rows2(const uint4* __restrict__ wa, co
 // enough loads in flight where a matrix has few rows for its width (down_proj: 3584 rows of 18944; one warp per row
 // pair left ~14 warps on each of an H100's 132 SMs and the 4-bit kernel at ~0.5 TB/s).
 #define GEMV_SLICES 4
+template <int SLICES = GEMV_SLICES>
 __device__ __forceinline__ void gemv_join(float va, float vb, float* sh, int warp, int lane, float& outA, float& outB) {
   if (lane == 0) { sh[2 * warp] = va; sh[2 * warp + 1] = vb; }
   __syncthreads();
-  int first = warp - warp % GEMV_SLICES;
+  int first = warp - warp % SLICES;
   outA = 0.f; outB = 0.f;
-  for (int t = 0; t < GEMV_SLICES; ++t) { outA += sh[2 * (first + t)]; outB += sh[2 * (first + t) + 1]; }
+  for (int t = 0; t < SLICES; ++t) { outA += sh[2 * (first + t)]; outB += sh[2 * (first + t) + 1]; }
 }
 // Global row index → (segment, row within it) for up to three matrices read with the same x (q/k/v projections in one
 // launch); a plain GEMV passes n1 = n2 = 0. Returns -1 past the last row.
@@ -760,28 +761,85 @@ __device__ __forceinline__ float qword_dot(unsigned q, float4 a, float4 b) {
     return (__uint_as_float(q & 0xFFu) * a.x + __uint_as_float(q & 0xFF00u) * a.y) + (__uint_as_float(h & 0xFFu) * a.z + __uint_as_float(h & 0xFF00u) * a.w);
   }
 }
-// Σ_k w_r[k]·x[k] for two packed rows r = 0, 1 (words, scales, biases) over slice `slice` of the row's words (word
-// w goes to slice (w / 32) % GEMV_SLICES), summed over the warp (every lane gets both).
+// The 4/8-bit GEMVs read their matrices in a lane-interleaved layout (made once per weight by qpack_lanes): a row's
+// words in blocks of 128 (the last block holds the remaining 4L words, L ≤ 32), and in a block of 4L words logical word
+// i·L + l stored at 4l + i. Lane l's one 16-byte load then brings words l, L + l, 2L + l, 3L + l: for each of the four,
+// the warp's words are consecutive, so its x loads stay coalesced as well. Loading one 4-byte word a lane held these
+// GEMVs at ~1 TB/s on an H100 (every arithmetic form tried); 16-byte loads of 32 consecutive codes a lane (the stored
+// order) made each x load touch 32 cache lines and ran at ~0.6–0.9 TB/s (Nsight Compute).
+__device__ __forceinline__ int lane_word(int j, int wpr) {
+  int c = j & ~127, r = j - c, L = min(128, wpr - c) >> 2;
+  int i = r / L;
+  return c + 4 * (r - i * L) + i;
+}
+// dst = src with every row (wpr words, a multiple of 4) put in the lane-interleaved layout
+extern "C" __global__ void qpack_lanes(const unsigned* __restrict__ src, unsigned* __restrict__ dst, i64 rows, int wpr) {
+  GRID_LOOP(i, rows * wpr) {
+    i64 r = i / wpr; int j = (int)(i - r * wpr);
+    dst[r * wpr + lane_word(j, wpr)] = src[i];
+  }
+}
+// Scale and bias of group g of a row: two f32 arrays, or (packed) one u32 a group holding both as bf16 — the scale in
+// the low half, the bias in the high half (sb_pack; exact where the checkpoint stores them in bf16, as MLX's converter
+// does from a bf16 model), which halves their share of a 4-bit matrix's bytes (1/8 → 1/16 at group 64) and their loads.
+__device__ __forceinline__ void group_sb(const float* __restrict__ s, const float* __restrict__ b, int packed, i64 g, float& sv, float& bv) {
+  if (packed) { unsigned p = __ldg(reinterpret_cast<const unsigned*>(s) + g); sv = __uint_as_float(p << 16); bv = __uint_as_float(p & 0xffff0000u); }
+  else { sv = __ldg(s + g); bv = __ldg(b + g); }
+}
+// the packed form of group_sb from the stored bf16 scales and biases
+extern "C" __global__ void sb_pack(const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned* __restrict__ y, i64 n) {
+  GRID_LOOP(i, n) y[i] = (unsigned)s[i] | ((unsigned)b[i] << 16);
+}
+// One logical word j of two rows (their words u0, u1) against x: s·Σq·x + b·Σx into each row's sums (a word never
+// straddles a group).
 template <int BITS>
-__device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, const float* __restrict__ s0, const float* __restrict__ b0,
-                                            const unsigned* __restrict__ w1, const float* __restrict__ s1, const float* __restrict__ b1,
-                                            const float4* __restrict__ x4, int K, int group, int lane, int slice, float& out0, float& out1) {
+__device__ __forceinline__ void qword_pair(unsigned u0, unsigned u1, int j, const float4* __restrict__ x4, int lgw,
+                                           const float* __restrict__ s0, const float* __restrict__ b0, const float* __restrict__ s1,
+                                           const float* __restrict__ b1, int packed, float& q0, float& c0, float& q1, float& c1) {
   const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
   // x's pre-scaling by the code's place j in its 16-bit half: 2^(80 − BITS·j)
   const float4 pre = BITS == 4 ? make_float4(0x1p80f, 0x1p76f, 0x1p72f, 0x1p68f) : make_float4(0x1p80f, 0x1p72f, 0x1p80f, 0x1p72f);
-  int wpr = K / per, lgw = 31 - __clz(group / per);  // words per group: a power of two (the host checks), so w >> lgw is
+  float4 a = __ldg(x4 + j * (per / 4)), b = per == 8 ? __ldg(x4 + j * (per / 4) + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
+  float sx = per == 8 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
+  float4 as = make_float4(a.x * pre.x, a.y * pre.y, a.z * pre.z, a.w * pre.w);
+  float4 bs = make_float4(b.x * pre.x, b.y * pre.y, b.z * pre.z, b.w * pre.w);
+  int g = j >> lgw;
+  float sa, ba, sb, bb;
+  group_sb(s0, b0, packed, g, sa, ba);
+  group_sb(s1, b1, packed, g, sb, bb);
+  q0 += sa * qword_dot<BITS>(u0, as, bs); c0 += ba * sx;
+  q1 += sb * qword_dot<BITS>(u1, as, bs); c1 += bb * sx;
+}
+// Σ_k w_r[k]·x[k] for two lane-interleaved rows r = 0, 1 (words, scales, biases) over slice `slice` of QGEMV_SLICES
+// (block c of 128 words goes to slice c % QGEMV_SLICES; two blocks a row in flight before any arithmetic), summed over
+// the warp (every lane gets both).
+#define QGEMV_SLICES 2
+template <int BITS>
+__device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, const float* __restrict__ s0, const float* __restrict__ b0,
+                                            const unsigned* __restrict__ w1, const float* __restrict__ s1, const float* __restrict__ b1,
+                                            const float4* __restrict__ x4, int K, int group, int packed, int lane, int slice, float& out0, float& out1) {
+  const int per = 32 / BITS;
+  int wpr = K / per, lgw = 31 - __clz(group / per);  // words per group: a power of two (the host checks), so j >> lgw is
   float q0 = 0.f, q1 = 0.f, c0 = 0.f, c1 = 0.f;      // the group (a division by a runtime value costs ~20 instructions)
-  #pragma unroll 4
-  for (int w = lane + 32 * slice; w < wpr; w += 32 * GEMV_SLICES) {
-    unsigned u0 = __ldg(w0 + w), u1 = __ldg(w1 + w);
-    float4 a = __ldg(x4 + w * (per / 4)), b = per == 8 ? __ldg(x4 + w * (per / 4) + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
-    float sx = per == 8 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
-    float4 as = make_float4(a.x * pre.x, a.y * pre.y, a.z * pre.z, a.w * pre.w);
-    float4 bs = make_float4(b.x * pre.x, b.y * pre.y, b.z * pre.z, b.w * pre.w);
-    float qx0 = qword_dot<BITS>(u0, as, bs), qx1 = qword_dot<BITS>(u1, as, bs);
-    int g = w >> lgw;
-    q0 += __ldg(s0 + g) * qx0; c0 += __ldg(b0 + g) * sx;
-    q1 += __ldg(s1 + g) * qx1; c1 += __ldg(b1 + g) * sx;
+  const int step = 128 * QGEMV_SLICES;
+  for (int c = 128 * slice; c < wpr; c += 2 * step) {
+    int c2 = c + step;
+    int L = min(128, wpr - c) >> 2, L2 = c2 < wpr ? min(128, wpr - c2) >> 2 : 0;
+    uint4 a0 = make_uint4(0u, 0u, 0u, 0u), a1 = a0, a2 = a0, a3 = a0;
+    if (lane < L) { a0 = __ldg(reinterpret_cast<const uint4*>(w0 + c) + lane); a1 = __ldg(reinterpret_cast<const uint4*>(w1 + c) + lane); }
+    if (lane < L2) { a2 = __ldg(reinterpret_cast<const uint4*>(w0 + c2) + lane); a3 = __ldg(reinterpret_cast<const uint4*>(w1 + c2) + lane); }
+    if (lane < L) {
+      qword_pair<BITS>(a0.x, a1.x, c + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a0.y, a1.y, c + L + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a0.z, a1.z, c + 2 * L + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a0.w, a1.w, c + 3 * L + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+    }
+    if (lane < L2) {
+      qword_pair<BITS>(a2.x, a3.x, c2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a2.y, a3.y, c2 + L2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a2.z, a3.z, c2 + 2 * L2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a2.w, a3.w, c2 + 3 * L2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+    }
   }
   float acc0 = q0 * 0x1p69f + c0, acc1 = q1 * 0x1p69f + c1;
   for (int o = 16; o > 0; o >>= 1) { acc0 += __shfl_xor_sync(0xffffffffu, acc0, o); acc1 += __shfl_xor_sync(0xffffffffu, acc1, o); }
@@ -790,58 +848,62 @@ __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, con
 // Row r of a packed matrix: its words, scales and biases.
 #define QROW(BITS, Wq, S, B, r) (Wq) + (i64)(r) * (K / (32 / (BITS))), (S) + (i64)(r) * (K / group), (B) + (i64)(r) * (K / group)
 // Up to three packed matrices read with the same x (q/k/v in one launch): task t = global rows 2t and 2t + 1, each
-// mapped to its matrix (a row past the end recomputes a valid one and is not written); K split over GEMV_SLICES warps.
+// mapped to its matrix (a row past the end recomputes a valid one and is not written); K split over QGEMV_SLICES warps.
 template <int BITS>
 __device__ __forceinline__ void qgemv_seg(const unsigned* Wq0, const unsigned* Wq1, const unsigned* Wq2, const float* s0, const float* s1, const float* s2,
                                           const float* q0, const float* q1, const float* q2, const float* b0, const float* b1, const float* b2,
-                                          float* y0, float* y1, float* y2, int n0, int n1, int n2, const float* x, int K, int group) {
+                                          float* y0, float* y1, float* y2, int n0, int n1, int n2, const float* x, int K, int group, int packed) {
   __shared__ float sh[16];
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  RowPair p = row_pair(blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES, n0, n1, n2);
+  RowPair p = row_pair(blockIdx.x * (8 / QGEMV_SLICES) + warp / QGEMV_SLICES, n0, n1, n2);
   float ya, yb;
   qgemv_rows2<BITS>(QROW(BITS, pick3(p.sa, Wq0, Wq1, Wq2), pick3(p.sa, s0, s1, s2), pick3(p.sa, q0, q1, q2), p.ra),
                     QROW(BITS, pick3(p.sb, Wq0, Wq1, Wq2), pick3(p.sb, s0, s1, s2), pick3(p.sb, q0, q1, q2), p.rb),
-                    reinterpret_cast<const float4*>(x), K, group, lane, warp % GEMV_SLICES, ya, yb);
-  gemv_join(ya, yb, sh, warp, lane, ya, yb);
-  if (lane == 0 && warp % GEMV_SLICES == 0) write_pair(p, ya, yb, b0, b1, b2, y0, y1, y2);
+                    reinterpret_cast<const float4*>(x), K, group, packed, lane, warp % QGEMV_SLICES, ya, yb);
+  gemv_join<QGEMV_SLICES>(ya, yb, sh, warp, lane, ya, yb);
+  if (lane == 0 && warp % QGEMV_SLICES == 0) write_pair(p, ya, yb, b0, b1, b2, y0, y1, y2);
 }
 #define QGEMV_SEG_ARGS const unsigned* __restrict__ Wq0, const unsigned* __restrict__ Wq1, const unsigned* __restrict__ Wq2, \
   const float* __restrict__ s0, const float* __restrict__ s1, const float* __restrict__ s2, \
   const float* __restrict__ q0, const float* __restrict__ q1, const float* __restrict__ q2, \
   const float* __restrict__ b0, const float* __restrict__ b1, const float* __restrict__ b2, \
-  float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2, int n0, int n1, int n2, const float* __restrict__ x, int K, int group
-extern "C" __global__ void qgemv4(QGEMV_SEG_ARGS) { qgemv_seg<4>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
-extern "C" __global__ void qgemv8(QGEMV_SEG_ARGS) { qgemv_seg<8>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group); }
+  float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2, int n0, int n1, int n2, const float* __restrict__ x, int K, int group, int packed
+extern "C" __global__ void qgemv4(QGEMV_SEG_ARGS) { qgemv_seg<4>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group, packed); }
+extern "C" __global__ void qgemv8(QGEMV_SEG_ARGS) { qgemv_seg<8>(Wq0, Wq1, Wq2, s0, s1, s2, q0, q1, q2, b0, b1, b2, y0, y1, y2, n0, n1, n2, x, K, group, packed); }
 // SwiGLU's first half over two packed matrices of the same width and group size (see gemv_bf16_swiglu): task = one
 // output row, its gate and up rows as the task's two rows.
 template <int BITS>
 __device__ __forceinline__ void qgemv_swiglu(const unsigned* Wg, const float* sg, const float* qg, const unsigned* Wu, const float* su, const float* qu,
-                                             const float* bg, const float* bu, const float* x, float* y, int N, int K, int group) {
+                                             const float* bg, const float* bu, const float* x, float* y, int N, int K, int group, int packed) {
   __shared__ float sh[16];
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int row = blockIdx.x * (8 / GEMV_SLICES) + warp / GEMV_SLICES;
+  int row = blockIdx.x * (8 / QGEMV_SLICES) + warp / QGEMV_SLICES;
   bool valid = row < N;
   if (!valid) row = 0;
   float g, u;
-  qgemv_rows2<BITS>(QROW(BITS, Wg, sg, qg, row), QROW(BITS, Wu, su, qu, row), reinterpret_cast<const float4*>(x), K, group, lane,
-                    warp % GEMV_SLICES, g, u);
-  gemv_join(g, u, sh, warp, lane, g, u);
-  if (valid && lane == 0 && warp % GEMV_SLICES == 0) swiglu_write(g, u, bg, bu, y, row);
+  qgemv_rows2<BITS>(QROW(BITS, Wg, sg, qg, row), QROW(BITS, Wu, su, qu, row), reinterpret_cast<const float4*>(x), K, group, packed, lane,
+                    warp % QGEMV_SLICES, g, u);
+  gemv_join<QGEMV_SLICES>(g, u, sh, warp, lane, g, u);
+  if (valid && lane == 0 && warp % QGEMV_SLICES == 0) swiglu_write(g, u, bg, bu, y, row);
 }
 #define QSWIGLU_ARGS const unsigned* __restrict__ Wg, const float* __restrict__ sg, const float* __restrict__ qg, \
   const unsigned* __restrict__ Wu, const float* __restrict__ su, const float* __restrict__ qu, const float* __restrict__ bg, \
-  const float* __restrict__ bu, const float* __restrict__ x, float* __restrict__ y, int N, int K, int group
-extern "C" __global__ void qgemv4_swiglu(QSWIGLU_ARGS) { qgemv_swiglu<4>(Wg, sg, qg, Wu, su, qu, bg, bu, x, y, N, K, group); }
-extern "C" __global__ void qgemv8_swiglu(QSWIGLU_ARGS) { qgemv_swiglu<8>(Wg, sg, qg, Wu, su, qu, bg, bu, x, y, N, K, group); }
+  const float* __restrict__ bu, const float* __restrict__ x, float* __restrict__ y, int N, int K, int group, int packed
+extern "C" __global__ void qgemv4_swiglu(QSWIGLU_ARGS) { qgemv_swiglu<4>(Wg, sg, qg, Wu, su, qu, bg, bu, x, y, N, K, group, packed); }
+extern "C" __global__ void qgemv8_swiglu(QSWIGLU_ARGS) { qgemv_swiglu<8>(Wg, sg, qg, Wu, su, qu, bg, bu, x, y, N, K, group, packed); }
 // rows ids[i] (or i when ids is null) dequantised to f32 [n, K]
 extern "C" __global__ void dequant_rows(const unsigned* __restrict__ Wq, const float* __restrict__ scales, const float* __restrict__ biases,
-                                        const int* __restrict__ ids, float* __restrict__ y, int n, int K, int bits, int group) {
+                                        const int* __restrict__ ids, float* __restrict__ y, int n, int K, int bits, int group, int lanes, int packed) {
   int wpr = K / 32 * bits, groups = K / group;
   GRID_LOOP(i, (i64)n * K) {
     int k = (int)(i % K); i64 r = i / K; i64 row = ids ? ids[r] : r;
-    unsigned q = code_at(Wq + row * wpr + (k / 32) * bits, k % 32, bits);
+    // lanes: a 4/8-bit matrix in the GEMVs' lane-interleaved layout (a code never straddles a word there)
+    unsigned q = lanes ? (Wq[row * wpr + lane_word(k * bits / 32, wpr)] >> (k * bits % 32)) & ((1u << bits) - 1u)
+                       : code_at(Wq + row * wpr + (k / 32) * bits, k % 32, bits);
     int g = k / group;
-    y[i] = scales[row * groups + g] * (float)q + biases[row * groups + g];
+    float sv, bv;
+    group_sb(scales, biases, packed, row * groups + g, sv, bv);
+    y[i] = sv * (float)q + bv;
   }
 }
 

@@ -10,6 +10,7 @@ struct float4 { float x, y, z, w; };
 struct uint4 { unsigned x, y, z, w; };
 struct float2 { float x, y; };
 float4 make_float4(float, float, float, float);
+uint4 make_uint4(unsigned, unsigned, unsigned, unsigned);
 void __threadfence();
 struct dim3 { unsigned x, y, z; };
 extern dim3 threadIdx, blockIdx, blockDim, gridDim;
