@@ -75,6 +75,14 @@ esac
 case ",$WANT," in *,model,*)
   timeout 300 "$RUN" --out "$OUT" --sections model --model .gpu/model --wav .gpu/speech.wav || status=1 ;;
 esac
+case ",$WANT," in *,qvariants,*)
+  # the 4/8-bit GEMVs' K split (STEPLAB_QGEMV_SLICES) timed side by side on the int4 model, same call, same card
+  for sl in 1 2 4; do
+    STEPLAB_QGEMV_SLICES=$sl timeout 120 "$RUN" --out /tmp/steplab-qv$sl --sections model --model .gpu/model --wav .gpu/speech.wav --weights int4 --steps 24 \
+      > "$OUT/qvariant-slices$sl.log" 2>&1
+    echo "QGEMV_SLICES=$sl: $(grep -o 'decode [0-9.]* tok/s[^;]*;[^;]*;[^;]*; host busy [0-9.]* ms and waiting for the device [0-9.]* ms' "$OUT/qvariant-slices$sl.log" | head -1)" | tee -a "$OUT/qvariants.txt"
+  done ;;
+esac
 case ",$WANT," in *,ncu,*)
   # Nsight Compute over two decoding steps of each model (the runner opens the profiler range for its last two steps)
   NCU=$(command -v ncu || echo /usr/local/cuda/bin/ncu)

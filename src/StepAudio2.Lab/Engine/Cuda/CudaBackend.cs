@@ -198,9 +198,14 @@ public sealed unsafe partial class CudaBackend : IBackend
     /// output rows (2: a row pair; 1: a SwiGLU row), each split over four warps (GEMV_SLICES in the kernel source).</summary>
     private static uint GemvBlocks(int rows, int rowsPerTask) => (uint)((rows + 2 * rowsPerTask - 1) / (2 * rowsPerTask));
 
-    /// <summary>Blocks of the 4/8-bit decode GEMVs (256 threads): four tasks a block, each split over two warps
-    /// (QGEMV_SLICES in the kernel source; with 16-byte code loads two warps already cover a 3584-wide 4-bit row).</summary>
-    private static uint QGemvBlocks(int rows, int rowsPerTask) => (uint)((rows + 4 * rowsPerTask - 1) / (4 * rowsPerTask));
+    /// <summary>Blocks of the 4/8-bit decode GEMVs (256 threads = 8 warps): 8 / QGEMV_SLICES tasks a block, each split
+    /// over QGEMV_SLICES warps (<see cref="CudaKernels.QGemvSlices"/>, default 2: with 16-byte code loads two warps cover
+    /// a 3584-wide 4-bit row in two blocks of 128 words).</summary>
+    private static uint QGemvBlocks(int rows, int rowsPerTask)
+    {
+        int perBlock = 8 / CudaKernels.QGemvSlices * rowsPerTask;
+        return (uint)((rows + perBlock - 1) / perBlock);
+    }
 
     /// <summary>The 16-byte-load bf16 GEMV applies: rows of whole 16-byte groups, aligned weight and input.</summary>
     private static bool VecGemv(int k, ulong w, ulong x) => k % 8 == 0 && w % 16 == 0 && x % 16 == 0;

@@ -18,7 +18,8 @@ internal static unsafe class CudaCompiler
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile) is { Length: > 0 } h ? h : Path.GetTempPath(), ".cache", "steplab", "cuda");
 
     /// <summary>Options NVRTC gets (NVRTC takes no -O3; its default optimisation is full).</summary>
-    public static string[] Options(int major, int minor) => [$"--gpu-architecture=sm_{major}{minor}", "--std=c++17", "-default-device"];
+    public static string[] Options(int major, int minor) =>
+        [$"--gpu-architecture=sm_{major}{minor}", "--std=c++17", "-default-device", $"-DQGEMV_SLICES={CudaKernels.QGemvSlices}"];
 
     public static (byte[] Cubin, bool FromCache, string Path) Compile(CudaApi api, string source, int major, int minor)
     {

@@ -8,6 +8,21 @@ namespace StepAudio2.Lab.Engine.Cuda;
 /// </summary>
 public static class CudaKernels
 {
+    /// <summary>Environment variable choosing how many warps split K in the 4/8-bit decode GEMVs (1, 2, 4 or 8; default
+    /// 2): a tuning knob, so one device call can time the variants side by side. The backend passes it to NVRTC as
+    /// <c>-DQGEMV_SLICES</c> (part of the cubin cache key) and sizes its grids with the same value.</summary>
+    public const string QGemvSlicesVariable = "STEPLAB_QGEMV_SLICES";
+
+    public static int QGemvSlices { get; } = ReadSlices();
+
+    private static int ReadSlices()
+    {
+        string? v = Environment.GetEnvironmentVariable(QGemvSlicesVariable);
+        if (string.IsNullOrEmpty(v)) return 2;
+        return int.TryParse(v, out int n) && n is 1 or 2 or 4 or 8 ? n
+            : throw new ArgumentException($"{QGemvSlicesVariable}={v}: expected 1, 2, 4 or 8 (warps splitting K in the 4/8-bit GEMVs)");
+    }
+
     /// <summary>Kernel names the backend launches; a test checks each is defined in <see cref="Source"/>.</summary>
     public static class Names
     {
@@ -813,7 +828,9 @@ __device__ __forceinline__ void qword_pair(unsigned u0, unsigned u1, int j, cons
 // Σ_k w_r[k]·x[k] for two lane-interleaved rows r = 0, 1 (words, scales, biases) over slice `slice` of QGEMV_SLICES
 // (block c of 128 words goes to slice c % QGEMV_SLICES; two blocks a row in flight before any arithmetic), summed over
 // the warp (every lane gets both).
+#ifndef QGEMV_SLICES
 #define QGEMV_SLICES 2
+#endif
 template <int BITS>
 __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, const float* __restrict__ s0, const float* __restrict__ b0,
                                             const unsigned* __restrict__ w1, const float* __restrict__ s1, const float* __restrict__ b1,
