@@ -18,7 +18,8 @@ internal enum QuantPath { Scalar, Portable, Avx2, Avx512 }
 /// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call); the
 /// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values. The x86
 /// kernels prefetch 4 KB ahead; with one x row (group size 64, AVX-512) a thread walks its rows as two streams
-/// (<see cref="GemvRangeTwoStreams"/>); for 2–4 rows (batched decoding) the AVX-512 kernels unpack each code once for all rows.
+/// (<see cref="GemvRangeTwoStreams"/>); for 2–4 rows (batched decoding) the AVX-512 kernels unpack each code once for all rows,
+/// the x rows interleaved per 64 elements (<see cref="Interleaved"/>).
 /// Prefill (m &gt; 4) dequantises tiles of rows into a small f32 panel and runs the packed f32 GEMM on it.
 /// Other bit widths (2, 3, 5, 6) take the panel route for every m: correct, not tuned.
 /// </summary>
