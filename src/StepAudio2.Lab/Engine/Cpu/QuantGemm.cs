@@ -18,7 +18,8 @@ internal enum QuantPath { Scalar, Portable, Avx2, Avx512 }
 /// group: y = Σ_g scale_g·Σ_{i∈g} x_i·q_i + bias_g·Σ_{i∈g} x_i (the x group sums are computed once per call); the
 /// AVX-512 4-bit kernel instead looks each code up in a 16-entry table of the group's dequantised values. The x86
 /// kernels prefetch 4 KB ahead; with one x row (group size 64, AVX-512) a thread walks its rows as two streams
-/// (<see cref="GemvRangeTwoStreams"/>); for 2–4 rows (batched decoding) the AVX-512 kernels unpack each code once for all rows.
+/// (<see cref="GemvRangeTwoStreams"/>); for 2–4 rows (batched decoding) the AVX-512 kernels unpack each code once for all rows,
+/// the x rows interleaved per 64 elements (<see cref="Interleaved"/>).
 /// Prefill (m &gt; 4) dequantises tiles of rows into a small f32 panel and runs the packed f32 GEMM on it.
 /// Other bit widths (2, 3, 5, 6) take the panel route for every m: correct, not tuned.
 /// </summary>
@@ -125,15 +126,21 @@ internal static unsafe class QuantGemm
         int k = w.K, groups = w.Groups, gs = w.GroupSize;
         // x rows in the order the path's unpacking produces codes (a permutation inside each block), and their group
         // sums, in this thread's reusable pinned scratch (a decoding step makes ~200 of these calls)
-        float* xp = Scratch(m * k + m * groups);
-        float* sp = xp + (long)m * k;
+        bool interleaved = Interleaved(path, m, gs);
+        int xRows = interleaved ? MaxGemvRows : m;
+        float* xp = Scratch((long)xRows * k + m * groups);
+        float* sp = xp + (long)xRows * k;
         for (int r = 0; r < m; r++)
         {
             var row = new ReadOnlySpan<float>(a + (long)r * lda, k);
-            PermuteX(path, w.Bits, gs, row, new Span<float>(xp + (long)r * k, k));
+            if (interleaved) PermuteQuad(row, xp + r * 64, MaxGemvRows * 64);
+            else PermuteX(path, w.Bits, gs, row, new Span<float>(xp + (long)r * k, k));
             if (!BiasInDot(path, w.Bits))
                 for (int g = 0; g < groups; g++) sp[r * groups + g] = System.Numerics.Tensors.TensorPrimitives.Sum(row.Slice(g * gs, gs));
         }
+        // rows past m (2 or 3 x rows) are computed and dropped: they take row 0's values, never stale scratch (a
+        // subnormal or NaN there would only cost time, but finite data keeps the FMAs at full speed)
+        for (int r = m; interleaved && r < MaxGemvRows; r++) PermuteQuad(new ReadOnlySpan<float>(a, k), xp + r * 64, MaxGemvRows * 64);
         int n = w.N;
         long bytes = (long)n * w.RowBytes;
         int threads = bytes < ParallelThreshold ? 1 : Math.Max(1, maxThreads);
@@ -164,13 +171,16 @@ internal static unsafe class QuantGemm
 
     [ThreadStatic] private static float[]? _scratch;
 
-    /// <summary>This thread's pinned scratch of at least <paramref name="count"/> floats (valid until its next call).</summary>
+    /// <summary>This thread's pinned scratch of at least <paramref name="count"/> floats (valid until its next call),
+    /// 64-byte aligned: the kernels read x as whole 64-byte vectors, and the array's data (at 40 mod 64 here) made
+    /// every one of them a cache-line split. Aligned, the batched int4 kernel ran ~40% faster (hot, one thread);
+    /// with the old per-row x pointers the alignment alone showed no gain beside the noise.</summary>
     private static float* Scratch(long count)
     {
         var s = _scratch;
-        if (s is null || s.Length < count)
-            _scratch = s = GC.AllocateUninitializedArray<float>((int)Math.Max(count, 1024), pinned: true);
-        return (float*)Unsafe.AsPointer(ref s[0]);
+        if (s is null || s.Length < count + 16)
+            _scratch = s = GC.AllocateUninitializedArray<float>((int)Math.Max(count + 16, 1024), pinned: true);
+        return (float*)(((nint)Unsafe.AsPointer(ref s[0]) + 63) & ~(nint)63);
     }
 
     /// <summary>Lays x out in the code order of the path. The AVX-512 4-bit kernel (group sizes 64, 128) widens 32
@@ -186,38 +196,55 @@ internal static unsafe class QuantGemm
         if (bits != 4 && !(bits == 8 && QuadLayout(path, gs))) { x.CopyTo(dst); return; }
         if (QuadLayout(path, gs))
         {
-            if (Avx512F.IsSupported)
-            {
-                // a 4×16 transpose per 64 elements in registers (a decode step permutes ~1.1 M elements; element by
-                // element that was ~1–2 ms of a ~200 ms int4 step, on the calling thread while the workers wait)
-                fixed (float* ps = x, pd = dst)
-                {
-                    var lo = Vector512.Create(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-                    for (int b = 0; b < k; b += 64)
-                    {
-                        var v0 = Vector512.Load(ps + b); var v1 = Vector512.Load(ps + b + 16);
-                        var v2 = Vector512.Load(ps + b + 32); var v3 = Vector512.Load(ps + b + 48);
-                        for (int t = 0; t < 4; t++)
-                        {
-                            var idx = lo + Vector512.Create(t);
-                            // elements 4j + t of v0:v1 (j < 8) in the low half, of v2:v3 (j ≥ 8) in the high half
-                            var a = Avx512F.PermuteVar16x32x2(v0, idx, v1);
-                            var c = Avx512F.PermuteVar16x32x2(v2, idx, v3);
-                            Avx512F.Shuffle4x128(a, c, 0b01_00_01_00).Store(pd + b + t * 16);
-                        }
-                    }
-                }
-                return;
-            }
-            for (int b = 0; b < k; b += 64)
-                for (int t = 0; t < 4; t++)
-                    for (int j = 0; j < 16; j++) dst[b + t * 16 + j] = x[b + 4 * j + t];
+            fixed (float* pd = dst) PermuteQuad(x, pd, 64);
             return;
         }
         int block = path == QuantPath.Avx2 ? 16 : 32, half = block / 2;
         for (int b = 0; b < k; b += block)
             for (int t = 0; t < half; t++) { dst[b + t] = x[b + 2 * t]; dst[b + half + t] = x[b + 2 * t + 1]; }
     }
+
+    /// <summary>The AVX-512 quad order (per 64 elements, position t·16 + j holds element 4j + t) of x, block b of 64
+    /// written at dst + b·<paramref name="stride"/>: 64 for one x row alone, 256 for the batched kernels' interleaved
+    /// rows (<see cref="Interleaved"/>).</summary>
+    private static void PermuteQuad(ReadOnlySpan<float> x, float* dst, int stride)
+    {
+        int k = x.Length;
+        if (Avx512F.IsSupported)
+        {
+            // a 4×16 transpose per 64 elements in registers (a decode step permutes ~1.1 M elements; element by
+            // element that was ~1–2 ms of a ~200 ms int4 step, on the calling thread while the workers wait)
+            fixed (float* ps = x)
+            {
+                var lo = Vector512.Create(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+                float* pd = dst;
+                for (int b = 0; b < k; b += 64, pd += stride)
+                {
+                    var v0 = Vector512.Load(ps + b); var v1 = Vector512.Load(ps + b + 16);
+                    var v2 = Vector512.Load(ps + b + 32); var v3 = Vector512.Load(ps + b + 48);
+                    for (int t = 0; t < 4; t++)
+                    {
+                        var idx = lo + Vector512.Create(t);
+                        // elements 4j + t of v0:v1 (j < 8) in the low half, of v2:v3 (j ≥ 8) in the high half
+                        var a = Avx512F.PermuteVar16x32x2(v0, idx, v1);
+                        var c = Avx512F.PermuteVar16x32x2(v2, idx, v3);
+                        Avx512F.Shuffle4x128(a, c, 0b01_00_01_00).Store(pd + t * 16);
+                    }
+                }
+            }
+            return;
+        }
+        for (int b = 0, o = 0; b < k; b += 64, o += stride)
+            for (int t = 0; t < 4; t++)
+                for (int j = 0; j < 16; j++) dst[o + t * 16 + j] = x[b + 4 * j + t];
+    }
+
+    /// <summary>Batched decoding (2–4 x rows) on the AVX-512 quad layout keeps the four permuted x rows interleaved per
+    /// 64 elements (row r of block b at 256·b + 64·r): the four-row kernels then read all sixteen x vectors of a block at
+    /// fixed offsets from one pointer. With a pointer per row and a shared index, every FMA had an indexed memory
+    /// operand, which the core splits into two uops (unlamination): 16 of ~52 uops per block were such splits, and
+    /// the x reads walk one sequential stream instead of four.</summary>
+    private static bool Interleaved(QuantPath path, int m, int gs) => m > 1 && QuadLayout(path, gs);
 
     /// <summary>When groups hold whole 64s, the AVX-512 kernels read 64 codes per step as 16 lanes of four codes each
     /// (4 bits: 32 bytes widened u16 → u32; 8 bits: 64 bytes as u32), x in the matching order.</summary>
@@ -279,7 +306,15 @@ internal static unsafe class QuantGemm
                                 : w.Packed + (long)(jt + tile) * w.RowBytes;
                             pf = (nint)(next - row);
                         }
-                        if (m > 1 && path == QuantPath.Avx512)
+                        if (Interleaved(path, m, gs))
+                        {
+                            // batched decode, quad layout: the x rows interleaved per 64 elements (missing rows hold row 0)
+                            float* xq = xs + (long)g0 * gs * MaxGemvRows;
+                            float* acc = pp + t * MaxGemvRows;
+                            if (bits == 4) Dot4Avx512Quad(gs, ng, row, xq, s, b, acc, pf);
+                            else Dot8Avx512Quad(gs, ng, row, xq, s, acc, pf);
+                        }
+                        else if (m > 1 && path == QuantPath.Avx512)
                         {
                             // batched decode: unpack each code once for all m rows of x (missing rows alias row 0)
                             float* x1 = x0 + k, x2 = m > 2 ? x0 + 2L * k : x0, x3 = m > 3 ? x0 + 3L * k : x0;
@@ -614,8 +649,76 @@ internal static unsafe class QuantGemm
         return SumLanes(acc);
     }
 
-    /// <summary><see cref="Dot4Avx512"/> for four rows of x at once (batched decoding): each looked-up vector of
-    /// dequantised weights feeds four FMAs, two accumulators per x row; adds each row's dot to acc[r].</summary>
+    /// <summary>The four-row step on interleaved x (<see cref="Interleaved"/>): weight vectors wLo and wHi (elements
+    /// o…o+15 and o+16…o+31 of a 64-element block, x at q = block + o) into each x row's two accumulators (row 0: a,
+    /// 1: b, 2: c, 3: d). Every x read is a fixed displacement from q (no index register, so each FMA stays one fused uop).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Fma4Quad(float* q, Vector512<float> wLo, Vector512<float> wHi,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> b0, ref Vector512<float> b1,
+        ref Vector512<float> c0, ref Vector512<float> c1, ref Vector512<float> d0, ref Vector512<float> d1)
+    {
+        a0 = Avx512F.FusedMultiplyAdd(Vector512.Load(q), wLo, a0); a1 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 16), wHi, a1);
+        b0 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 64), wLo, b0); b1 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 80), wHi, b1);
+        c0 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 128), wLo, c0); c1 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 144), wHi, c1);
+        d0 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 192), wLo, d0); d1 = Avx512F.FusedMultiplyAdd(Vector512.Load(q + 208), wHi, d1);
+    }
+
+    /// <summary><see cref="Dot4Avx512"/> for four rows of x at once (batched decoding, group sizes 64/128, x interleaved):
+    /// each looked-up vector of dequantised weights feeds four FMAs; four accumulators per row (chain t takes codes
+    /// 4j + t of every 64) so no FMA waits on its own chain; adds each row's dot to acc[r]. Per 64 codes: 16 FMAs, four
+    /// lookups, three shifts, one widening (and the table, once per group): ~25 uops on the two 512-bit ports, the bound.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot4Avx512Quad(int gs, int groups, byte* p, float* q, float* s, float* b, float* acc, nint pf)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, d0 = default, d1 = default, d2 = default, d3 = default;
+        var iota = Iota16;
+        // flat loops, pointers stepped (a one-trip inner loop per group ran much slower, see Dot4Avx512); group size 128
+        // takes its two blocks in one trip with one table (the same FMAs into the same chains in the same order)
+        int blocks = gs / 64;
+        float* end = s + groups;
+        if (blocks == 1)
+            for (; s < end; s++, b++, p += 32, q += 256)
+            {
+                var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(*s), iota, Vector512.Create(*b));
+                Sse.Prefetch0(p + pf);
+                Block4(p, q, lut, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, ref c0, ref c1, ref c2, ref c3, ref d0, ref d1, ref d2, ref d3);
+            }
+        else
+            for (; s < end; s++, b++)
+            {
+                var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(*s), iota, Vector512.Create(*b));
+                for (int i = 0; i < blocks; i++, p += 32, q += 256)
+                {
+                    Sse.Prefetch0(p + pf);
+                    Block4(p, q, lut, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1, ref b2, ref b3, ref c0, ref c1, ref c2, ref c3, ref d0, ref d1, ref d2, ref d3);
+                }
+            }
+        acc[0] += SumLanes((a0 + a1) + (a2 + a3)); acc[1] += SumLanes((b0 + b1) + (b2 + b3));
+        acc[2] += SumLanes((c0 + c1) + (c2 + c3)); acc[3] += SumLanes((d0 + d1) + (d2 + d3));
+    }
+
+    /// <summary>One 64-code block of <see cref="Dot4Avx512Quad"/>: 32 bytes widened to 16 u16 lanes of four codes,
+    /// four table lookups (nibble t of every lane), each into four rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block4(byte* p, float* q, Vector512<float> lut,
+        ref Vector512<float> a0, ref Vector512<float> a1, ref Vector512<float> a2, ref Vector512<float> a3,
+        ref Vector512<float> b0, ref Vector512<float> b1, ref Vector512<float> b2, ref Vector512<float> b3,
+        ref Vector512<float> c0, ref Vector512<float> c1, ref Vector512<float> c2, ref Vector512<float> c3,
+        ref Vector512<float> d0, ref Vector512<float> d1, ref Vector512<float> d2, ref Vector512<float> d3)
+    {
+        var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
+        var w0 = Avx512F.PermuteVar16x32(lut, v);
+        var w1 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
+        var w2 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8));
+        var w3 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12));
+        Fma4Quad(q, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+        Fma4Quad(q + 32, w2, w3, ref a2, ref a3, ref b2, ref b3, ref c2, ref c3, ref d2, ref d3);
+    }
+
+    /// <summary><see cref="Dot4Avx512"/> for four rows of x at once, group size 32 (x rows apart, each in the even/odd
+    /// order of that group size): each looked-up vector feeds four FMAs, two accumulators per x row; adds each row's
+    /// dot to acc[r].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* b, float* acc, nint pf)
     {
@@ -623,33 +726,6 @@ internal static unsafe class QuantGemm
         var iota = Iota16;
         byte* p = row;
         nint o = 0;
-        if (gs % 64 == 0)
-        {
-            // 64 codes a step (u16 lanes, see Dot4Avx512): four looked-up vectors, each feeding four rows; four
-            // accumulators per row so no FMA waits on its own chain (16 FMAs per step are the bound here)
-            Vector512<float> a2 = default, a3 = default, b2 = default, b3 = default, c2 = default, c3 = default, d2 = default, d3 = default;
-            // one flat loop over 64-code blocks (a one-trip inner loop per group ran much slower, see Dot4Avx512); the
-            // table is rebuilt per block (group size 128: twice per group, one FMA)
-            int shift = gs == 64 ? 0 : 1;
-            for (int blk = 0, blocks = groups << shift; blk < blocks; blk++, p += 32, o += 64)
-            {
-                int g = blk >> shift;
-                var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
-                {
-                    Sse.Prefetch0(p + pf);
-                    var v = Avx512F.ConvertToVector512Int32(Vector256.Load((ushort*)p));
-                    var w0 = Avx512F.PermuteVar16x32(lut, v);
-                    var w1 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 4));
-                    var w2 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 8));
-                    var w3 = Avx512F.PermuteVar16x32(lut, Avx512F.ShiftRightLogical(v, 12));
-                    Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Fma4Rows(x0, x1, x2, x3, o + 32, w2, w3, ref a2, ref a3, ref b2, ref b3, ref c2, ref c3, ref d2, ref d3);
-                }
-            }
-            acc[0] += SumLanes((a0 + a1) + (a2 + a3)); acc[1] += SumLanes((b0 + b1) + (b2 + b3));
-            acc[2] += SumLanes((c0 + c1) + (c2 + c3)); acc[3] += SumLanes((d0 + d1) + (d2 + d3));
-            return;
-        }
         for (int g = 0; g < groups; g++)
         {
             var lut = Avx512F.FusedMultiplyAdd(Vector512.Create(s[g]), iota, Vector512.Create(b[g]));
@@ -665,54 +741,58 @@ internal static unsafe class QuantGemm
         acc[0] += SumLanes(a0 + a1); acc[1] += SumLanes(b0 + b1); acc[2] += SumLanes(c0 + c1); acc[3] += SumLanes(d0 + d1);
     }
 
-    /// <summary><see cref="Dot8Avx512"/> for four rows of x at once: each widened code vector feeds four FMAs; the
-    /// group sums are scaled per row (the bias term is added by the caller, as for one row).</summary>
+    /// <summary><see cref="Dot8Avx512"/> for four rows of x at once (group sizes 64/128, x interleaved): each widened
+    /// code vector feeds four FMAs, two chains per row (codes 4j, 4j + 2 and 4j + 1, 4j + 3 of every 64); the group
+    /// sums are scaled per row (the bias term is added by the caller, as for one row).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Dot8Avx512Quad(int gs, int groups, byte* p, float* q, float* s, float* acc, nint pf)
+    {
+        Vector512<float> ta = default, tb = default, tc = default, td = default;
+        float* end = s + groups;
+        if (gs == 64)
+        {
+            // one 64-code step per group, no one-trip inner loop (see Dot4Avx512)
+            for (; s < end; s++, p += 64, q += 256)
+            {
+                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+                Sse.Prefetch0(p + pf);
+                Codes8(Vector512.Load((uint*)p), out var w0, out var w1, out var w2, out var w3);
+                Fma4Quad(q, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                Fma4Quad(q + 32, w2, w3, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                var sg = Vector512.Create(*s);
+                ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
+                tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
+            }
+        }
+        else
+        {
+            int blocks = gs / 64;
+            for (; s < end; s++)
+            {
+                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
+                for (int i = 0; i < blocks; i++, p += 64, q += 256)
+                {
+                    Sse.Prefetch0(p + pf);
+                    Codes8(Vector512.Load((uint*)p), out var w0, out var w1, out var w2, out var w3);
+                    Fma4Quad(q, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                    Fma4Quad(q + 32, w2, w3, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
+                }
+                var sg = Vector512.Create(*s);
+                ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
+                tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
+            }
+        }
+        acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
+    }
+
+    /// <summary><see cref="Dot8Avx512"/> for four rows of x at once, group size 32 (x rows apart, in order): each widened
+    /// code vector feeds four FMAs; the group sums are scaled per row (the bias term is added by the caller).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot8Avx512x4(int gs, int groups, byte* row, float* x0, float* x1, float* x2, float* x3, float* s, float* acc, nint pf)
     {
         Vector512<float> ta = default, tb = default, tc = default, td = default;
         byte* p = row;
         nint o = 0;
-        if (gs == 64)
-        {
-            // one 64-code step per group, no one-trip inner loop (see Dot4Avx512)
-            for (int g = 0; g < groups; g++, p += 64, o += 64)
-            {
-                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
-                Sse.Prefetch0(p + pf);
-                var v = Vector512.Load((uint*)p);
-                Codes8(v, out var w0, out var w1, out var w2, out var w3);
-                Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                Fma4Rows(x0, x1, x2, x3, o + 32, w2, w3, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                var sg = Vector512.Create(s[g]);
-                ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
-                tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
-            }
-            acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
-            return;
-        }
-        if (gs % 64 == 0)
-        {
-            // the u32-lane layout of Dot8Avx512: four converted vectors per 64 codes, each feeding four rows
-            for (int g = 0; g < groups; g++)
-            {
-                Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
-                for (int i = 0; i < gs; i += 64, o += 64)
-                {
-                    Sse.Prefetch0(p + i + pf);
-                    var v = Vector512.Load((uint*)(p + i));
-                    Codes8(v, out var w0, out var w1, out var w2, out var w3);
-                    Fma4Rows(x0, x1, x2, x3, o, w0, w1, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Fma4Rows(x0, x1, x2, x3, o + 32, w2, w3, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                }
-                p += gs;
-                var sg = Vector512.Create(s[g]);
-                ta = Avx512F.FusedMultiplyAdd(sg, a0 + a1, ta); tb = Avx512F.FusedMultiplyAdd(sg, b0 + b1, tb);
-                tc = Avx512F.FusedMultiplyAdd(sg, c0 + c1, tc); td = Avx512F.FusedMultiplyAdd(sg, d0 + d1, td);
-            }
-            acc[0] += SumLanes(ta); acc[1] += SumLanes(tb); acc[2] += SumLanes(tc); acc[3] += SumLanes(td);
-            return;
-        }
         for (int g = 0; g < groups; g++)
         {
             Vector512<float> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
