@@ -9,8 +9,9 @@ namespace StepAudio2.Lab.Engine.Cuda;
 public static class CudaKernels
 {
     /// <summary>Environment variable choosing how many warps split K in the 4/8-bit decode GEMVs (1, 2, 4 or 8; default
-    /// 1, the fastest of 1/2/4 on an H100: 198.5 / 186.5 / 187.1 int4 tok/s in one call): a tuning knob, so one device call can time the variants side by side. The backend passes it to NVRTC as
-    /// <c>-DQGEMV_SLICES</c> (part of the cubin cache key) and sizes its grids with the same value.</summary>
+    /// 1, the fastest of 1/2/4 on an H100: 198.5 / 186.5 / 187.1 int4 tok/s in one call): a tuning knob, so one device
+    /// call can time the variants side by side. The backend passes it to NVRTC as <c>-DQGEMV_SLICES</c> (part of the
+    /// cubin cache key) and sizes its grids with the same value.</summary>
     public const string QGemvSlicesVariable = "STEPLAB_QGEMV_SLICES";
 
     public static int QGemvSlices { get; } = ReadKnob(QGemvSlicesVariable, 1, [1, 2, 4, 8], "warps splitting K in the 4/8-bit GEMVs");
