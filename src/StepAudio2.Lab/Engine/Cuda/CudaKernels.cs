@@ -9,25 +9,18 @@ namespace StepAudio2.Lab.Engine.Cuda;
 public static class CudaKernels
 {
     /// <summary>Environment variable choosing how many warps split K in the 4/8-bit decode GEMVs (1, 2, 4 or 8; default
-    /// 1, the fastest of 1/2/4 on an H100: 198.5 / 186.5 / 187.1 int4 tok/s in one call): a tuning knob, so one device
-    /// call can time the variants side by side. The backend passes it to NVRTC as <c>-DQGEMV_SLICES</c> (part of the
-    /// cubin cache key) and sizes its grids with the same value.</summary>
+    /// 2, the form the op checks ran on an H100; 1 / 2 / 4 timed 198.5 / 186.5 / 187.1 int4 tok/s in one call): a tuning knob, so one device call can time the variants side by side. The backend passes it to NVRTC as
+    /// <c>-DQGEMV_SLICES</c> (part of the cubin cache key) and sizes its grids with the same value.</summary>
     public const string QGemvSlicesVariable = "STEPLAB_QGEMV_SLICES";
 
-    public static int QGemvSlices { get; } = ReadKnob(QGemvSlicesVariable, 1, [1, 2, 4, 8], "warps splitting K in the 4/8-bit GEMVs");
+    public static int QGemvSlices { get; } = ReadSlices();
 
-    /// <summary>Environment variable: 1 = the 4/8-bit GEMVs load a block's x before its arithmetic (default 0; a timing
-    /// variant, passed to NVRTC as <c>-DQGEMV_XPRE</c>).</summary>
-    public const string QGemvXPreVariable = "STEPLAB_QGEMV_XPRE";
-
-    public static int QGemvXPre { get; } = ReadKnob(QGemvXPreVariable, 0, [0, 1], "load x before the arithmetic in the 4/8-bit GEMVs");
-
-    private static int ReadKnob(string name, int fallback, int[] allowed, string what)
+    private static int ReadSlices()
     {
-        string? v = Environment.GetEnvironmentVariable(name);
-        if (string.IsNullOrEmpty(v)) return fallback;
-        return int.TryParse(v, out int n) && Array.IndexOf(allowed, n) >= 0 ? n
-            : throw new ArgumentException($"{name}={v}: expected {string.Join(", ", allowed)} ({what})");
+        string? v = Environment.GetEnvironmentVariable(QGemvSlicesVariable);
+        if (string.IsNullOrEmpty(v)) return 2;
+        return int.TryParse(v, out int n) && n is 1 or 2 or 4 or 8 ? n
+            : throw new ArgumentException($"{QGemvSlicesVariable}={v}: expected 1, 2, 4 or 8 (warps splitting K in the 4/8-bit GEMVs)");
     }
 
     /// <summary>Kernel names the backend launches; a test checks each is defined in <see cref="Source"/>.</summary>
@@ -812,15 +805,17 @@ __device__ __forceinline__ void group_sb(const float* __restrict__ s, const floa
 extern "C" __global__ void sb_pack(const unsigned short* __restrict__ s, const unsigned short* __restrict__ b, unsigned* __restrict__ y, i64 n) {
   GRID_LOOP(i, n) y[i] = (unsigned)s[i] | ((unsigned)b[i] << 16);
 }
-// One logical word j of two rows (their words u0, u1) against its x (xa, xb: the word's codes' x values, xb unused
-// for 8 bits): s·Σq·x + b·Σx into each row's sums (a word never straddles a group).
+// One logical word j of two rows (their words u0, u1) against x: s·Σq·x + b·Σx into each row's sums (a word never
+// straddles a group).
 template <int BITS>
-__device__ __forceinline__ void qword_pair(unsigned u0, unsigned u1, int j, float4 a, float4 b, int lgw,
+__device__ __forceinline__ void qword_pair(unsigned u0, unsigned u1, int j, const float4* __restrict__ x4, int lgw,
                                            const float* __restrict__ s0, const float* __restrict__ b0, const float* __restrict__ s1,
                                            const float* __restrict__ b1, int packed, float& q0, float& c0, float& q1, float& c1) {
+  const int per = 32 / BITS;                 // codes per word: 8 (4-bit) or 4 (8-bit), i.e. 2 or 1 float4 of x
   // x's pre-scaling by the code's place j in its 16-bit half: 2^(80 − BITS·j)
   const float4 pre = BITS == 4 ? make_float4(0x1p80f, 0x1p76f, 0x1p72f, 0x1p68f) : make_float4(0x1p80f, 0x1p72f, 0x1p80f, 0x1p72f);
-  float sx = BITS == 4 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
+  float4 a = __ldg(x4 + j * (per / 4)), b = per == 8 ? __ldg(x4 + j * (per / 4) + 1) : make_float4(0.f, 0.f, 0.f, 0.f);
+  float sx = per == 8 ? ((a.x + a.y) + (a.z + a.w)) + ((b.x + b.y) + (b.z + b.w)) : (a.x + a.y) + (a.z + a.w);
   float4 as = make_float4(a.x * pre.x, a.y * pre.y, a.z * pre.z, a.w * pre.w);
   float4 bs = make_float4(b.x * pre.x, b.y * pre.y, b.z * pre.z, b.w * pre.w);
   int g = j >> lgw;
@@ -830,37 +825,11 @@ __device__ __forceinline__ void qword_pair(unsigned u0, unsigned u1, int j, floa
   q0 += sa * qword_dot<BITS>(u0, as, bs); c0 += ba * sx;
   q1 += sb * qword_dot<BITS>(u1, as, bs); c1 += bb * sx;
 }
-__device__ __forceinline__ unsigned word_of(uint4 v, int w) { return w == 0 ? v.x : w == 1 ? v.y : w == 2 ? v.z : v.w; }
-#ifndef QGEMV_XPRE
-#define QGEMV_XPRE 0
-#endif
-// The four words lane `lane` holds of block c (4L words) of two rows: logical words c + w·L + lane. QGEMV_XPRE = 1
-// loads the block's x (8 or 4 float4s) before any arithmetic (a timing variant: STEPLAB_QGEMV_XPRE).
-template <int BITS>
-__device__ __forceinline__ void qblock_pair(uint4 u0, uint4 u1, int c, int L, int lane, const float4* __restrict__ x4, int lgw,
-                                            const float* __restrict__ s0, const float* __restrict__ b0, const float* __restrict__ s1,
-                                            const float* __restrict__ b1, int packed, float& q0, float& c0, float& q1, float& c1) {
-  const int n4 = 8 / BITS;                   // float4s of x per word: 2 (4-bit) or 1 (8-bit)
-  const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
-#if QGEMV_XPRE
-  float4 xa[4], xb[4];
-  #pragma unroll
-  for (int w = 0; w < 4; ++w) { int j = c + w * L + lane; xa[w] = __ldg(x4 + j * n4); xb[w] = n4 == 2 ? __ldg(x4 + j * n4 + 1) : z; }
-  #pragma unroll
-  for (int w = 0; w < 4; ++w) qword_pair<BITS>(word_of(u0, w), word_of(u1, w), c + w * L + lane, xa[w], xb[w], lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
-#else
-  #pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    int j = c + w * L + lane;
-    qword_pair<BITS>(word_of(u0, w), word_of(u1, w), j, __ldg(x4 + j * n4), n4 == 2 ? __ldg(x4 + j * n4 + 1) : z, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
-  }
-#endif
-}
 // Σ_k w_r[k]·x[k] for two lane-interleaved rows r = 0, 1 (words, scales, biases) over slice `slice` of QGEMV_SLICES
 // (block c of 128 words goes to slice c % QGEMV_SLICES; two blocks a row in flight before any arithmetic), summed over
 // the warp (every lane gets both).
 #ifndef QGEMV_SLICES
-#define QGEMV_SLICES 1
+#define QGEMV_SLICES 2
 #endif
 template <int BITS>
 __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, const float* __restrict__ s0, const float* __restrict__ b0,
@@ -876,8 +845,18 @@ __device__ __forceinline__ void qgemv_rows2(const unsigned* __restrict__ w0, con
     uint4 a0 = make_uint4(0u, 0u, 0u, 0u), a1 = a0, a2 = a0, a3 = a0;
     if (lane < L) { a0 = __ldg(reinterpret_cast<const uint4*>(w0 + c) + lane); a1 = __ldg(reinterpret_cast<const uint4*>(w1 + c) + lane); }
     if (lane < L2) { a2 = __ldg(reinterpret_cast<const uint4*>(w0 + c2) + lane); a3 = __ldg(reinterpret_cast<const uint4*>(w1 + c2) + lane); }
-    if (lane < L) qblock_pair<BITS>(a0, a1, c, L, lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
-    if (lane < L2) qblock_pair<BITS>(a2, a3, c2, L2, lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+    if (lane < L) {
+      qword_pair<BITS>(a0.x, a1.x, c + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a0.y, a1.y, c + L + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a0.z, a1.z, c + 2 * L + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a0.w, a1.w, c + 3 * L + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+    }
+    if (lane < L2) {
+      qword_pair<BITS>(a2.x, a3.x, c2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a2.y, a3.y, c2 + L2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a2.z, a3.z, c2 + 2 * L2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+      qword_pair<BITS>(a2.w, a3.w, c2 + 3 * L2 + lane, x4, lgw, s0, b0, s1, b1, packed, q0, c0, q1, c1);
+    }
   }
   float acc0 = q0 * 0x1p69f + c0, acc1 = q1 * 0x1p69f + c1;
   for (int o = 16; o > 0; o >>= 1) { acc0 += __shfl_xor_sync(0xffffffffu, acc0, o); acc1 += __shfl_xor_sync(0xffffffffu, acc1, o); }
