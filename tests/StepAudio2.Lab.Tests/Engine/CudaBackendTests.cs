@@ -30,6 +30,19 @@ public sealed class CudaBackendTests
         .ToArray();
 
     [Fact]
+    public void QGemvSlicesKnobTakesItsValuesAndNamesItselfOnABadOne()
+    {
+        Assert.Equal(2, CudaKernels.ParseSlices(null));
+        Assert.Equal(2, CudaKernels.ParseSlices(""));
+        foreach (int n in new[] { 1, 2, 4, 8 }) Assert.Equal(n, CudaKernels.ParseSlices(n.ToString()));
+        foreach (string bad in new[] { "3", "0", "-2", "16", "two", "NaN" })
+        {
+            var e = Assert.Throws<ArgumentException>(() => CudaKernels.ParseSlices(bad));
+            Assert.Contains($"STEPLAB_QGEMV_SLICES={bad}", e.Message);
+        }
+    }
+
+    [Fact]
     public void DeviceBlockSizeClassesHoldTheRequestWithAtMostAnEighthToSpare()
     {
         // the caching allocator reuses a dropped block for any request of its class: a class must hold the request,

@@ -126,7 +126,6 @@ internal static unsafe class Gemv
         for (; p < k; p++) { r0 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b0, p), r0); r1 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b1, p), r1); r2 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b2, p), r2); r3 = MathF.FusedMultiplyAdd(a[p], TRow.Load1(b3, p), r3); }
     }
 
-    /// <summary>Four A rows against one B row: each widened B vector feeds four multiply-adds.</summary>
     /// <summary>The scalar tail of the four-row kernels: elements p..k−1 of B's row into each row's sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Tail4<TRow>(nint p, int k, float* a0, float* a1, float* a2, float* a3, byte* b,
@@ -142,6 +141,7 @@ internal static unsafe class Gemv
         }
     }
 
+    /// <summary>Four A rows against one B row: each widened B vector feeds four multiply-adds.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Dot4x1Portable<TRow>(int k, float* a0, float* a1, float* a2, float* a3, byte* b,
         out float r0, out float r1, out float r2, out float r3) where TRow : struct, IRowFormat

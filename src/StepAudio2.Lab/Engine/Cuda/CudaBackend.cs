@@ -150,10 +150,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         lock (cache)
         {
             if (cache.TryGetValue(key, out var hit)) return hit;
-            var h = (w.DType == target ? w : w.To(target)).Contiguous();
-            var d = New(target, h.Shape);
-            Device.Upload(Addr(d), h.ContiguousBytes());
-            Stats.CountWeightUpload(h.ByteCount);
+            var d = UploadWeight((w.DType == target ? w : w.To(target)).Contiguous());
             cache[key with { Shape = (int[])w.Shape.Clone(), Strides = (long[])w.Strides.Clone() }] = d; // the key keeps its own copies
             return d;
         }
@@ -171,15 +168,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         lock (cache)
         {
             if (cache.TryGetValue(key, out var hit)) return hit;
-            Tensor src;
-            if (Mine(w)) src = w.IsContiguous ? w : Contiguous(w);
-            else
-            {
-                var h = w.Contiguous();
-                src = New(DType.U32, h.Shape);
-                Device.Upload(Addr(src), h.ContiguousBytes());
-                Stats.CountWeightUpload(h.ByteCount);
-            }
+            var src = Mine(w) ? (w.IsContiguous ? w : Contiguous(w)) : UploadWeight(w.Contiguous());
             var d = New(DType.U32, w.Shape);
             Device.Launch(CudaKernels.Names.QPackLanes, w.ElementCount, [Addr(src), Addr(d), (long)w.Shape[0], w.Shape[1]]);
             Keep(src);
@@ -616,15 +605,17 @@ public sealed unsafe partial class CudaBackend : IBackend
         }
 
         // a contiguous bf16 copy on the device (uploaded, not cached: only the packed pairs stay)
-        Tensor Bf16Operand(Tensor t)
-        {
-            if (Mine(t)) return t.IsContiguous ? t : Contiguous(t);
-            var h = (t.IsHost ? t : t.ToHost()).Contiguous();
-            var d = New(DType.BF16, h.Shape);
-            Device.Upload(Addr(d), h.ContiguousBytes());
-            Stats.CountWeightUpload(h.ByteCount);
-            return d;
-        }
+        Tensor Bf16Operand(Tensor t) =>
+            Mine(t) ? (t.IsContiguous ? t : Contiguous(t)) : UploadWeight((t.IsHost ? t : t.ToHost()).Contiguous());
+    }
+
+    /// <summary>A contiguous host tensor copied into a new device tensor of its dtype, counted as a weight upload.</summary>
+    private Tensor UploadWeight(Tensor h)
+    {
+        var d = New(h.DType, h.Shape);
+        Device.Upload(Addr(d), h.ContiguousBytes());
+        Stats.CountWeightUpload(h.ByteCount);
+        return d;
     }
 
     public Tensor QuantizedTake(QuantizedWeight table, ReadOnlySpan<int> ids)

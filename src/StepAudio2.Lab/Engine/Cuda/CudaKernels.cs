@@ -9,15 +9,20 @@ namespace StepAudio2.Lab.Engine.Cuda;
 public static class CudaKernels
 {
     /// <summary>Environment variable choosing how many warps split K in the 4/8-bit decode GEMVs (1, 2, 4 or 8; default
-    /// 2, the form the op checks ran on an H100; 1 / 2 / 4 timed 198.5 / 186.5 / 187.1 int4 tok/s in one call): a tuning knob, so one device call can time the variants side by side. The backend passes it to NVRTC as
+    /// 2, the form the op checks ran on an H100; 1 / 2 / 4 timed 198.5 / 186.5 / 187.1 int4 tok/s in one call): a tuning
+    /// knob, so one device call can time the variants side by side. The backend passes it to NVRTC as
     /// <c>-DQGEMV_SLICES</c> (part of the cubin cache key) and sizes its grids with the same value.</summary>
     public const string QGemvSlicesVariable = "STEPLAB_QGEMV_SLICES";
 
-    public static int QGemvSlices { get; } = ReadSlices();
+    private static int s_qgemvSlices;
 
-    private static int ReadSlices()
+    /// <summary>The variable's value, read on first use (not in a static initializer: a bad value is then an
+    /// <see cref="ArgumentException"/> naming it, not a type-initialisation failure); every grid launch asks.</summary>
+    public static int QGemvSlices => s_qgemvSlices != 0 ? s_qgemvSlices
+        : s_qgemvSlices = ParseSlices(Environment.GetEnvironmentVariable(QGemvSlicesVariable));
+
+    internal static int ParseSlices(string? v)
     {
-        string? v = Environment.GetEnvironmentVariable(QGemvSlicesVariable);
         if (string.IsNullOrEmpty(v)) return 2;
         return int.TryParse(v, out int n) && n is 1 or 2 or 4 or 8 ? n
             : throw new ArgumentException($"{QGemvSlicesVariable}={v}: expected 1, 2, 4 or 8 (warps splitting K in the 4/8-bit GEMVs)");
